@@ -1,0 +1,77 @@
+"""The one ASGI app, `chorus.api:app`, used by uvicorn locally and behind the Lambda Web Adapter."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from chorus import __version__
+from chorus.api import errors
+from chorus.api.deps import Services, parse_api_keys
+from chorus.api.routes import agents, group_messages, groups, health, runs
+from chorus.runs.driver import ModelResolver
+from chorus.runs.service import RunService
+from chorus.settings import Settings, get_settings
+from chorus.store.base import Store
+
+logger = logging.getLogger("chorus")
+
+
+def build_store(settings: Settings) -> Store:
+    if settings.store == "sqlite":
+        from chorus.store.sqlite import SQLiteStore
+
+        return SQLiteStore(settings.db_path)
+    raise NotImplementedError(f"store {settings.store!r} is not available in this build")
+
+
+def create_app(
+    settings: Settings | None = None, store: Store | None = None, resolver: ModelResolver | None = None
+) -> FastAPI:
+    """Build the app. Tests inject a `store` (opened and closed by the app) and a model `resolver`.
+
+    Without explicit `settings`, they are read when the app starts (its lifespan), not when it
+    is built, so the module-level `chorus.api:app` follows the environment of the process
+    that serves it.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config = settings or get_settings()
+        the_store = store or build_store(config)
+        await the_store.open()
+        run_service = RunService(the_store, config, resolver=resolver)
+        app.state.services = Services(config, the_store, run_service, parse_api_keys(config.api_keys))
+        _announce(config)
+        try:
+            yield
+        finally:
+            await run_service.shutdown()
+            await the_store.close()
+
+    app = FastAPI(
+        title="Chorus",
+        version=__version__,
+        description="Serverless multi-agent orchestrator speaking the Letta groups API.",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    errors.install(app)
+    for module in (health, agents, groups, group_messages, runs):
+        app.include_router(module.router)
+    return app
+
+
+def _announce(settings: Settings) -> None:
+    model = settings.default_model or "scripted/default"
+    if settings.default_model is None:
+        logger.warning(
+            "No model provider configured: agents created without a model use the offline "
+            "'scripted' model (deterministic replies). Set CHORUS_DEFAULT_MODEL to use a real one."
+        )
+    logger.info("Chorus %s: store=%s, default model=%s", __version__, settings.store, model)
+    if not settings.api_keys and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("No API keys configured while bound to %s: anyone who can reach it can use it.", settings.host)

@@ -1,0 +1,70 @@
+"""Request-scoped dependencies: services from the app's state, the caller's tenant, path ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+
+from chorus.errors import Unauthorized
+from chorus.ids import example, pattern
+from chorus.runs.service import RunService
+from chorus.settings import Settings
+from chorus.store.base import Store
+
+ANONYMOUS_TENANT = "default"
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    runs: RunService
+    api_keys: dict[str, str]
+    """Bearer key → tenant; empty means the single anonymous local tenant."""
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def parse_api_keys(raw: str | None) -> dict[str, str]:
+    """`key=tenant,key2=tenant2` → mapping; a bare `key` maps to the anonymous tenant."""
+    keys: dict[str, str] = {}
+    for item in (raw or "").split(","):
+        key, _, tenant = item.strip().partition("=")
+        if key:
+            keys[key] = tenant.strip() or ANONYMOUS_TENANT
+    return keys
+
+
+def tenant(
+    svc: Annotated[Services, Depends(services)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    """The caller's tenant. Without configured keys every caller is the anonymous local tenant."""
+    if not svc.api_keys:
+        return ANONYMOUS_TENANT
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or key.strip() not in svc.api_keys:
+        raise Unauthorized("Missing or invalid API key: send 'Authorization: Bearer <key>'.")
+    return svc.api_keys[key.strip()]
+
+
+def _id_path(prefix: str) -> object:
+    return Path(
+        pattern=pattern(prefix),
+        min_length=len(example(prefix)),
+        max_length=len(example(prefix)),
+        description=f"The id in the format '{prefix}-<uuid4>'",
+        examples=[example(prefix)],
+    )
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+TenantDep = Annotated[str, Depends(tenant)]
+AgentIdPath = Annotated[str, _id_path("agent")]
+GroupIdPath = Annotated[str, _id_path("group")]
+RunIdPath = Annotated[str, _id_path("run")]

@@ -1,0 +1,105 @@
+"""`/v1/agents`: create, list, read, update, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from chorus.api.deps import AgentIdPath, ServicesDep, TenantDep
+from chorus.ids import new_id
+from chorus.llm.resolve import check_handle, default_model_handle, split_handle
+from chorus.runs.driver import now_iso
+from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate, LlmConfig
+from chorus.store.records import AgentRecord, Page
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+DEFAULT_SYSTEM = "You are a helpful agent taking part in a group conversation."
+_ENDPOINT_TYPES = frozenset({"openai", "anthropic", "bedrock", "ollama", "vllm"})
+
+
+def agent_state(agent: AgentRecord) -> AgentState:
+    """The Letta `AgentState` view of an agent.
+
+    Letta clients require `llm_config.model_endpoint_type` from a fixed list;
+    providers outside it (the `scripted` model) report `openai`, the wire
+    format they imitate, and name themselves in `provider_name`.
+    """
+    provider, name = split_handle(agent.model)
+    return AgentState(
+        id=agent.id,
+        name=agent.name,
+        system=agent.system,
+        description=agent.description,
+        model=agent.model,
+        llm_config=LlmConfig(
+            model=name,
+            model_endpoint_type=provider if provider in _ENDPOINT_TYPES else "openai",
+            context_window=128_000,
+            handle=agent.model,
+            provider_name=provider,
+        ),
+        tags=agent.tags,
+        metadata=agent.metadata,
+        created_at=agent.created_at,
+        updated_at=agent.updated_at,
+    )
+
+
+@router.post("", response_model=AgentState)
+@router.post("/", response_model=AgentState, include_in_schema=False)
+async def create_agent(body: AgentCreate, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
+    model = body.model or default_model_handle(svc.settings.default_model)
+    check_handle(model, body.metadata)
+    agent_id = new_id("agent")
+    now = now_iso()
+    agent = AgentRecord(
+        tenant_id=tenant_id,
+        id=agent_id,
+        created_at=now,
+        updated_at=now,
+        name=body.name or f"agent-{agent_id[6:14]}",
+        system=body.system or DEFAULT_SYSTEM,
+        model=model,
+        description=body.description,
+        tags=body.tags,
+        metadata=body.metadata,
+    )
+    await svc.store.put_agent(agent)
+    return agent_state(agent)
+
+
+@router.get("", response_model=list[AgentState])
+@router.get("/", response_model=list[AgentState], include_in_schema=False)
+async def list_agents(
+    svc: ServicesDep,
+    tenant_id: TenantDep,
+    before: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    order: Literal["asc", "desc"] = "desc",
+) -> list[AgentState]:
+    page = Page(before=before, after=after, limit=limit, order=order)
+    return [agent_state(a) for a in await svc.store.list_agents(tenant_id, page)]
+
+
+@router.get("/{agent_id}", response_model=AgentState)
+async def get_agent(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
+    return agent_state(await svc.store.get_agent(tenant_id, agent_id))
+
+
+@router.patch("/{agent_id}", response_model=AgentState)
+async def update_agent(agent_id: AgentIdPath, body: AgentUpdate, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
+    agent = await svc.store.get_agent(tenant_id, agent_id)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    updated = agent.model_copy(update={**changes, "updated_at": now_iso()})
+    check_handle(updated.model, updated.metadata)
+    await svc.store.put_agent(updated)
+    return agent_state(updated)
+
+
+@router.delete("/{agent_id}")
+async def delete_agent(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep) -> dict[str, str]:
+    await svc.store.delete_agent(tenant_id, agent_id)
+    return {"message": f"Agent id={agent_id} successfully deleted"}

@@ -1,0 +1,129 @@
+"""`/v1/groups`: create, list, read, update, delete.
+
+All five manager types are validated at create/update time, even those this
+build cannot run yet (their sends answer 501).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from chorus.api.deps import GroupIdPath, ServicesDep, TenantDep
+from chorus.errors import BadRequest
+from chorus.ids import new_id
+from chorus.runs.driver import now_iso
+from chorus.schemas.resources import GroupCreate, GroupState, GroupUpdate
+from chorus.store.base import Store
+from chorus.store.records import GroupRecord, Page
+
+router = APIRouter(prefix="/v1/groups", tags=["groups"])
+
+
+def group_state(group: GroupRecord) -> GroupState:
+    config = {k: v for k, v in group.manager_config.items() if k != "manager_type"}
+    return GroupState(
+        id=group.id,
+        manager_type=group.manager_type,
+        agent_ids=group.agent_ids,
+        description=group.description,
+        shared_block_ids=group.shared_block_ids,
+        hidden=group.hidden,
+        project_id=group.project_id,
+        **config,
+    )
+
+
+async def _validate(store: Store, tenant_id: str, agent_ids: list[str], config: dict[str, Any]) -> None:
+    """Membership rules shared by create and update; referenced agents must exist (404 otherwise)."""
+    if not agent_ids:
+        raise BadRequest("A group needs at least one agent in agent_ids.")
+    if len(set(agent_ids)) != len(agent_ids):
+        raise BadRequest("agent_ids lists an agent more than once.")
+    agents = [await store.get_agent(tenant_id, agent_id) for agent_id in agent_ids]
+    manager_id = config.get("manager_agent_id")
+    if manager_id is not None:
+        await store.get_agent(tenant_id, manager_id)
+    low, high = config.get("min_message_buffer_length"), config.get("max_message_buffer_length")
+    if low is not None and low <= 4:
+        raise BadRequest("min_message_buffer_length must be greater than 4.")
+    if low is not None and high is not None and high <= low:
+        raise BadRequest("max_message_buffer_length must be greater than min_message_buffer_length.")
+    if config["manager_type"] == "dynamic":
+        names = [a.name for a in agents]
+        if len(set(names)) != len(names):
+            raise BadRequest("Agents of a dynamic group must have distinct names: the manager picks speakers by name.")
+
+
+@router.post("", response_model=GroupState)
+@router.post("/", response_model=GroupState, include_in_schema=False)
+async def create_group(body: GroupCreate, svc: ServicesDep, tenant_id: TenantDep) -> GroupState:
+    config = body.manager_config.model_dump()
+    await _validate(svc.store, tenant_id, body.agent_ids, config)
+    now = now_iso()
+    group = GroupRecord(
+        tenant_id=tenant_id,
+        id=new_id("group"),
+        created_at=now,
+        updated_at=now,
+        agent_ids=body.agent_ids,
+        description=body.description,
+        manager_config=config,
+        shared_block_ids=body.shared_block_ids,
+        hidden=body.hidden,
+        project_id=body.project_id,
+    )
+    await svc.store.put_group(group)
+    return group_state(group)
+
+
+@router.get("", response_model=list[GroupState])
+@router.get("/", response_model=list[GroupState], include_in_schema=False)
+async def list_groups(
+    svc: ServicesDep,
+    tenant_id: TenantDep,
+    before: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    order: Literal["asc", "desc"] = "desc",
+) -> list[GroupState]:
+    page = Page(before=before, after=after, limit=limit, order=order)
+    return [group_state(g) for g in await svc.store.list_groups(tenant_id, page)]
+
+
+@router.get("/{group_id}", response_model=GroupState)
+async def get_group(group_id: GroupIdPath, svc: ServicesDep, tenant_id: TenantDep) -> GroupState:
+    return group_state(await svc.store.get_group(tenant_id, group_id))
+
+
+@router.patch("/{group_id}", response_model=GroupState)
+async def update_group(group_id: GroupIdPath, body: GroupUpdate, svc: ServicesDep, tenant_id: TenantDep) -> GroupState:
+    group = await svc.store.get_group(tenant_id, group_id)
+    config = dict(group.manager_config)
+    if body.manager_config is not None:
+        new = body.manager_config.model_dump(exclude_unset=True)
+        new_type = body.manager_config.manager_type
+        if new_type != group.manager_type:
+            raise BadRequest(f"A group's manager type cannot change (it is {group.manager_type!r}).")
+        config.update(new)
+    agent_ids = body.agent_ids if body.agent_ids is not None else group.agent_ids
+    await _validate(svc.store, tenant_id, agent_ids, config)
+    updated = group.model_copy(
+        update={
+            "agent_ids": agent_ids,
+            "manager_config": config,
+            "description": body.description if body.description is not None else group.description,
+            "shared_block_ids": body.shared_block_ids if body.shared_block_ids is not None else group.shared_block_ids,
+            "project_id": body.project_id if body.project_id is not None else group.project_id,
+            "updated_at": now_iso(),
+        }
+    )
+    await svc.store.put_group(updated)
+    return group_state(updated)
+
+
+@router.delete("/{group_id}")
+async def delete_group(group_id: GroupIdPath, svc: ServicesDep, tenant_id: TenantDep) -> dict[str, str]:
+    await svc.store.delete_group(tenant_id, group_id)
+    return {"message": f"Group id={group_id} successfully deleted"}

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from chorus import __version__
+from chorus.schemas.resources import Health
+
+router = APIRouter(prefix="/v1/health", tags=["health"])
+
+
+@router.get("", response_model=Health)
+@router.get("/", response_model=Health, include_in_schema=False)
+async def health() -> Health:
+    """Liveness and version; also the Lambda Web Adapter's readiness check."""
+    return Health(status="ok", version=__version__)

@@ -1,0 +1,1 @@
+"""Pure orchestration: agent turns, context, managers. No I/O."""

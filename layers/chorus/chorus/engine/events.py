@@ -1,0 +1,101 @@
+"""Builders of the events a run emits, as plain dicts in Letta's field order.
+
+The streaming hot path builds one dict per token chunk, so these avoid
+pydantic; `chorus.schemas.messages` documents the same shapes and the tests
+validate every event against it. Dates are second-precision `+00:00`, ids
+are deterministic (see `chorus.engine.identity`), `seq_id` is filled by the
+run log when the event is appended.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+Event = dict[str, Any]
+
+MESSAGE_TYPES = frozenset(
+    {
+        "system_message",
+        "user_message",
+        "assistant_message",
+        "reasoning_message",
+        "hidden_reasoning_message",
+        "tool_call_message",
+        "tool_return_message",
+        "approval_request_message",
+        "approval_response_message",
+    }
+)
+
+
+def wire_date(moment: datetime | None = None) -> str:
+    """Letta's message date format: `2026-11-24T06:33:05+00:00`."""
+    return (moment or datetime.now(UTC)).replace(microsecond=0).isoformat()
+
+
+def message(
+    message_type: str,
+    *,
+    id: str,
+    date: str,
+    otid: str,
+    run_id: str,
+    step_id: str | None,
+    name: str | None = None,
+    sender_id: str | None = None,
+    **fields: Any,
+) -> Event:
+    """A `LettaMessage` dict; `fields` are the type's own (`content`, `reasoning`, …)."""
+    event: Event = {
+        "id": id,
+        "date": date,
+        "name": name,
+        "message_type": message_type,
+        "otid": otid,
+        "sender_id": sender_id,
+        "step_id": step_id,
+        "is_err": None,
+        "seq_id": None,
+        "run_id": run_id,
+    }
+    event.update(fields)
+    return event
+
+
+def stop_reason(reason: str) -> Event:
+    return {"message_type": "stop_reason", "stop_reason": reason}
+
+
+def usage_statistics(
+    *,
+    prompt_tokens: int,
+    completion_tokens: int,
+    step_count: int,
+    run_ids: list[str] | None,
+    cached_input_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
+) -> Event:
+    return {
+        "message_type": "usage_statistics",
+        "completion_tokens": completion_tokens,
+        "prompt_tokens": prompt_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "step_count": step_count,
+        "run_ids": run_ids,
+        "cached_input_tokens": cached_input_tokens,
+        "cache_write_tokens": cache_write_tokens,
+        "reasoning_tokens": reasoning_tokens,
+    }
+
+
+def error_message(*, run_id: str, error_type: str, message: str, detail: str | None) -> Event:
+    """The payload of `event: error`. Starts with `message_type` so log readers can spot it by prefix."""
+    return {
+        "message_type": "error_message",
+        "run_id": run_id,
+        "error_type": error_type,
+        "message": message,
+        "detail": detail,
+    }

@@ -1,0 +1,37 @@
+"""Deterministic ids for what a step writes.
+
+A message's id is derived from (run, step, index), so a retried step (crash,
+Lambda retry, Step Functions retry) produces the very same ids: a duplicate
+write is a key collision the store refuses, never a second message
+(invariant 2). Ids keep Letta's `<prefix>-<uuid4>` shape so clients'
+validators accept them.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+_NAMESPACE = uuid.UUID("0b6f6c1e-3c5e-4f0a-9a57-6c686f727573")
+
+
+def _uuid4_shaped(*parts: str) -> uuid.UUID:
+    digest = uuid.uuid5(_NAMESPACE, "\x1f".join(parts))
+    return uuid.UUID(bytes=digest.bytes, version=4)
+
+
+def step_key(index: int) -> str:
+    """Sortable key of a run's step; step 0 holds the run's input messages."""
+    return f"{index:05d}"
+
+
+def step_id(run_id: str, key: str) -> str:
+    return f"step-{_uuid4_shaped(run_id, key)}"
+
+
+def message_id(run_id: str, key: str, index: int) -> str:
+    return f"message-{_uuid4_shaped(run_id, key, str(index))}"
+
+
+def otid(message_id: str) -> str:
+    """Letta's offline threading id: the message uuid with its last byte replaced."""
+    return message_id.removeprefix("message-")[:-2] + "80"

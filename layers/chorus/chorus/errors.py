@@ -1,0 +1,95 @@
+"""The exception tree of Chorus, each class carrying its HTTP status.
+
+    ChorusError (500)
+    ├── BadRequest (400)
+    │   └── ModelNotAvailable (400)      a handle whose provider is not installed or configured
+    ├── Unauthorized (401)
+    ├── NotFound (404)
+    ├── Conflict (409)
+    │   └── AlreadyCommitted (409)       a step's messages were written before (retry)
+    ├── RunExpired (410)
+    ├── NotImplementedYet (501)          a manager type this build cannot run yet
+    └── ModelError (502)                 the model failed; carries a stop reason
+        ├── ModelRateLimited (429)
+        └── ModelTimeout (504)
+
+Adapters translate their backend's errors into these at the edge, so the
+engine and the API never see `sqlite3` or `botocore` types. One handler on
+`ChorusError` renders `{"detail": ...}` (plus any `extra` fields).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChorusError(Exception):
+    """Base of every error Chorus raises on purpose."""
+
+    status_code = 500
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class BadRequest(ChorusError):
+    status_code = 400
+
+
+class ModelNotAvailable(BadRequest):
+    """A model handle names a provider that is not installed or not configured."""
+
+
+class Unauthorized(ChorusError):
+    status_code = 401
+
+
+class NotFound(ChorusError):
+    status_code = 404
+
+
+class Conflict(ChorusError):
+    status_code = 409
+
+
+class AlreadyCommitted(Conflict):
+    """A step's output is already in the store: the caller is a retry and must not write again."""
+
+
+class RunExpired(ChorusError):
+    status_code = 410
+
+
+class NotImplementedYet(ChorusError):
+    status_code = 501
+
+
+class ModelError(ChorusError):
+    """The model call failed. `stop_reason` is what the run ends with."""
+
+    status_code = 502
+    stop_reason = "llm_api_error"
+    retryable = False
+
+    def __init__(self, detail: str, *, stop_reason: str | None = None, retryable: bool | None = None) -> None:
+        super().__init__(detail)
+        if stop_reason is not None:
+            self.stop_reason = stop_reason
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ModelRateLimited(ModelError):
+    status_code = 429
+    retryable = True
+
+
+class ModelTimeout(ModelError):
+    status_code = 504
+    retryable = True
+
+
+class InvalidModelResponse(ModelError):
+    stop_reason = "invalid_llm_response"

@@ -1,0 +1,1 @@
+"""The `llm` port and its adapters."""

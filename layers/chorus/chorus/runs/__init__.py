@@ -1,0 +1,1 @@
+"""Run lifecycle: the event log, the tailer, the driver, the executor."""

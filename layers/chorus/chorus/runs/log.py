@@ -1,0 +1,151 @@
+"""The run event log: one writer per run, gapless `seq_id`, coalesced durable writes.
+
+`RunLog.emit` is the only way an event leaves a run. It numbers the event
+(1..N, one total order), serialises it once, keeps the SSE frame in memory
+for live readers in this process, and queues the JSON for the store. A
+flusher task writes queued events as one log record every
+`flush_events` events or `flush_interval_s` seconds, whichever comes first,
+so a 600-token run costs a handful of writes, not 600 (what clients see is
+unchanged: readers here take frames from memory, readers elsewhere poll
+the store). `close()` flushes everything and appends the `[DONE]` sentinel
+last, so a log that ends in `[DONE]` is complete wherever it is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+
+from chorus.engine.events import MESSAGE_TYPES, Event
+from chorus.runs.frames import DONE, frame
+from chorus.store.base import Store
+
+logger = logging.getLogger(__name__)
+
+
+class RunLog:
+    def __init__(
+        self,
+        store: Store,
+        tenant_id: str,
+        run_id: str,
+        *,
+        include_types: frozenset[str] | None = None,
+        flush_events: int = 64,
+        flush_interval_s: float = 0.05,
+    ) -> None:
+        self.store = store
+        self.tenant_id = tenant_id
+        self.run_id = run_id
+        self._include = include_types
+        self._flush_events = flush_events
+        self._flush_interval = flush_interval_s
+        self.frames: list[bytes] = []
+        """`frames[i]` is the SSE frame of `seq_id` i + 1."""
+        self.events: list[Event] = []
+        """The events as emitted (with `seq_id`), for non-streaming responses."""
+        self._json: list[bytes] = []
+        self._durable = 0
+        """How many events the store holds."""
+        self._waiter: asyncio.Future[None] | None = None
+        self._dirty = asyncio.Event()
+        self._full = asyncio.Event()
+        self._closing = False
+        self.closed = False
+        self._flusher: asyncio.Task[None] | None = None
+
+    @property
+    def last_seq(self) -> int:
+        return len(self.frames)
+
+    def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.run_id}")
+
+    def emit(self, event: Event) -> None:
+        """Append one event; filtered message types are dropped before they get a number."""
+        if self.closed or self._closing:
+            raise RuntimeError(f"event log of {self.run_id} is closed")
+        kind = event["message_type"]
+        if self._include is not None and kind in MESSAGE_TYPES and kind not in self._include:
+            return
+        seq = len(self.frames) + 1
+        event["seq_id"] = seq
+        data = orjson.dumps(event)
+        self.events.append(event)
+        self._append(seq, data)
+
+    def _append(self, seq: int, data: bytes) -> None:
+        self.frames.append(frame(seq, data))
+        self._json.append(data)
+        if not self._dirty.is_set():
+            self._dirty.set()
+        if len(self._json) - self._durable >= self._flush_events:
+            self._full.set()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_beyond(self, count: int, wait_s: float | None = None) -> bool:
+        """Wait until more than `count` frames exist or the log closes; False on timeout."""
+        while len(self.frames) <= count and not self.closed:
+            if self._waiter is None or self._waiter.done():
+                self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                if wait_s is None:
+                    await asyncio.shield(self._waiter)
+                else:
+                    await asyncio.wait_for(asyncio.shield(self._waiter), wait_s)
+            except TimeoutError:
+                return False
+        return True
+
+    async def close(self) -> None:
+        """Write everything, then the `[DONE]` sentinel; the log is complete after this returns."""
+        if self.closed:
+            return
+        self._append(len(self.frames) + 1, DONE)
+        self._closing = True
+        self._dirty.set()
+        self._full.set()
+        try:
+            if self._flusher is not None:
+                await self._flusher
+            else:
+                await self._write_pending()
+        finally:
+            self.closed = True
+            waiter, self._waiter = self._waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def abort(self) -> None:
+        """Stop the flusher without closing (the process is going away)."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            if not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self._flush_interval)
+            self._dirty.clear()
+            self._full.clear()
+            await self._write_pending()
+            if self._closing and self._durable == len(self._json):
+                return
+
+    async def _write_pending(self) -> None:
+        start, end = self._durable, len(self._json)
+        if start == end:
+            return
+        batch = [data.decode() for data in self._json[start:end]]
+        await self.store.append_events(self.tenant_id, self.run_id, start + 1, batch)
+        self._durable = end

@@ -1,0 +1,66 @@
+"""The one reader of run event logs, for live streams and resumes alike.
+
+A run executing in this process is read from its `RunLog` in memory (no
+store round trip per token); any other run is read from the store in
+batches, polling until the `[DONE]` sentinel. Both paths start at a cursor
+and yield SSE frames in `seq_id` order, so a resume returns exactly what the
+live stream sent after that cursor (invariant 1). Pings are interleaved only
+on request and carry no `seq_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from chorus.runs.frames import DONE, PING_FRAME, frame
+from chorus.runs.log import RunLog
+from chorus.store.base import Store
+
+
+async def tail_memory(log: RunLog, after_seq: int, ping_interval: float | None) -> AsyncIterator[bytes]:
+    """Frames after `after_seq` from a live log, as they are emitted, ending with `[DONE]`."""
+    sent = after_seq
+    while True:
+        frames = log.frames
+        if len(frames) > sent:
+            batch = frames[sent:]
+            sent = len(frames)
+            yield b"".join(batch)
+            if log.closed and sent == len(log.frames):
+                return
+            continue
+        if log.closed:
+            return
+        arrived = await log.wait_beyond(sent, ping_interval)
+        if not arrived:
+            yield PING_FRAME
+
+
+async def tail_store(
+    store: Store,
+    tenant_id: str,
+    run_id: str,
+    after_seq: int,
+    *,
+    batch_size: int,
+    poll_interval: float,
+    ping_interval: float | None,
+) -> AsyncIterator[bytes]:
+    """Frames after `after_seq` read from the store, polling for more until `[DONE]`."""
+    cursor = after_seq
+    last_output = time.monotonic()
+    while True:
+        rows = await store.read_events(tenant_id, run_id, cursor, batch_size)
+        if rows:
+            cursor = rows[-1][0]
+            yield b"".join(frame(seq, data.encode()) for seq, data in rows)
+            last_output = time.monotonic()
+            if rows[-1][1].encode() == DONE:
+                return
+            continue
+        if ping_interval is not None and time.monotonic() - last_output >= ping_interval:
+            yield PING_FRAME
+            last_output = time.monotonic()
+        await asyncio.sleep(poll_interval)

@@ -1,0 +1,1 @@
+"""Pydantic v2 wire models of the Letta-compatible API. No I/O."""

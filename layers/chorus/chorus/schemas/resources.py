@@ -1,0 +1,172 @@
+"""Agents, groups and runs as the API accepts and returns them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chorus.ids import pattern
+from chorus.schemas.content import WireModel
+
+AgentId = Annotated[str, Field(pattern=pattern("agent"), examples=["agent-123e4567-e89b-42d3-8456-426614174000"])]
+
+ManagerType = Literal["round_robin", "supervisor", "dynamic", "sleeptime", "voice_sleeptime"]
+
+
+class RoundRobinManager(WireModel):
+    manager_type: Literal["round_robin"] = "round_robin"
+    max_turns: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class SupervisorManager(WireModel):
+    manager_type: Literal["supervisor"]
+    manager_agent_id: AgentId
+
+
+class DynamicManager(WireModel):
+    manager_type: Literal["dynamic"]
+    manager_agent_id: AgentId
+    termination_token: str | None = Field(default="DONE!", min_length=1)
+    max_turns: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class SleeptimeManager(WireModel):
+    manager_type: Literal["sleeptime"]
+    manager_agent_id: AgentId
+    sleeptime_agent_frequency: int | None = Field(default=None, ge=1)
+
+
+class VoiceSleeptimeManager(WireModel):
+    manager_type: Literal["voice_sleeptime"]
+    manager_agent_id: AgentId
+    max_message_buffer_length: int | None = None
+    min_message_buffer_length: int | None = None
+
+
+ManagerConfig = Annotated[
+    RoundRobinManager | SupervisorManager | DynamicManager | SleeptimeManager | VoiceSleeptimeManager,
+    Field(discriminator="manager_type"),
+]
+
+
+class AgentCreate(WireModel):
+    """Body of `POST /v1/agents`. Letta's many other fields are accepted and ignored."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    system: str | None = None
+    model: str | None = Field(default=None, description="Model handle `provider/model`.")
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+
+
+class AgentUpdate(WireModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    system: str | None = None
+    model: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class LlmConfig(BaseModel):
+    model: str
+    model_endpoint_type: str
+    context_window: int
+    handle: str
+    provider_name: str
+
+
+class AgentState(BaseModel):
+    """An agent as returned by the API, shaped to satisfy Letta clients' `AgentState`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name: str
+    agent_type: str = "letta_v1_agent"
+    system: str
+    description: str | None = None
+    model: str
+    llm_config: LlmConfig
+    tags: list[str]
+    metadata: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    blocks: list[dict[str, Any]] = Field(default_factory=list)
+    memory: dict[str, Any] = Field(default_factory=lambda: {"blocks": []})
+    created_at: str
+    updated_at: str
+
+
+class GroupCreate(WireModel):
+    agent_ids: list[AgentId]
+    description: str = ""
+    manager_config: ManagerConfig = Field(default_factory=RoundRobinManager)
+    shared_block_ids: list[str] = Field(default_factory=list)
+    hidden: bool | None = None
+    project_id: str | None = None
+
+
+class GroupUpdate(WireModel):
+    agent_ids: list[AgentId] | None = None
+    description: str | None = None
+    manager_config: ManagerConfig | None = None
+    shared_block_ids: list[str] | None = None
+    project_id: str | None = None
+
+
+class GroupState(BaseModel):
+    """A group as returned by the API (Letta's `Group`: the config fields are flattened)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    manager_type: ManagerType
+    agent_ids: list[str]
+    description: str
+    manager_agent_id: str | None = None
+    termination_token: str | None = None
+    max_turns: int | None = None
+    sleeptime_agent_frequency: int | None = None
+    turns_counter: int | None = None
+    last_processed_message_id: str | None = None
+    max_message_buffer_length: int | None = None
+    min_message_buffer_length: int | None = None
+    shared_block_ids: list[str] = Field(default_factory=list)
+    hidden: bool | None = None
+    project_id: str | None = None
+
+
+RunStatus = Literal["created", "running", "completed", "failed", "cancelled"]
+
+
+class RunState(BaseModel):
+    """A run as returned by `GET /v1/runs/{run_id}` (fields of Letta's `Run`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    status: RunStatus
+    created_at: str
+    completed_at: str | None = None
+    agent_id: str
+    group_id: str | None = None
+    conversation_id: str | None = None
+    base_template_id: str | None = None
+    background: bool = False
+    metadata: dict[str, Any] | None = None
+    request_config: dict[str, Any] | None = None
+    stop_reason: str | None = None
+    callback_url: str | None = None
+    callback_sent_at: str | None = None
+    callback_status_code: int | None = None
+    callback_error: str | None = None
+    ttft_ns: int | None = None
+    total_duration_ns: int | None = None
+
+
+class Health(BaseModel):
+    status: str
+    version: str

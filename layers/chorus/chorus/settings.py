@@ -1,0 +1,51 @@
+"""One settings object, read once at start-up.
+
+Every knob has a default that works on a laptop, so `make run` needs no
+configuration; AWS deployments set the same names through the SAM template.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration taken from `CHORUS_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CHORUS_", extra="ignore")
+
+    store: Literal["sqlite", "dynamodb"] = "sqlite"
+    """Which `store` adapter holds agents, groups, messages and run logs."""
+    db_path: Path = Path("./.chorus/chorus.db")
+    """SQLite file of the embedded default."""
+    table_name: str = "chorus"
+    """DynamoDB table of the AWS deployment."""
+    executor: Literal["inprocess", "stepfunctions"] = "inprocess"
+    """Who executes background runs."""
+    state_machine_arn: str | None = None
+    default_model: str | None = None
+    """Model handle (`provider/model`) used when an agent names none."""
+    event_retention_s: int = Field(default=10_800, ge=60)
+    """How long a finished run's event log stays resumable."""
+    ping_interval_s: float = Field(default=30.0, gt=0)
+    """Seconds between keep-alive pings on a stream that asked for them."""
+    fanout_concurrency: int = Field(default=50, ge=1)
+    log_flush_events: int = Field(default=64, ge=1)
+    """Token chunks coalesced into one durable log record at most."""
+    log_flush_interval_s: float = Field(default=0.05, gt=0)
+    """Longest time an event waits in memory before its log record is written."""
+    api_keys: str | None = None
+    """`key=tenant,key2=tenant2` pairs; unset means one anonymous local tenant."""
+    host: str = "127.0.0.1"
+    port: int = 8283
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, parsed on first use."""
+    return Settings()

@@ -1,0 +1,298 @@
+"""`SQLiteStore`: the embedded default adapter of the `store` port.
+
+One file, WAL mode, versioned migrations. Every call runs on one dedicated
+worker thread that owns the only connection: the event loop never blocks on
+SQLite (invariant 5) and writes are serialised, so the read-then-insert of
+`append_events` cannot race. Records are stored as their JSON beside the
+columns that index them. The event log keeps one row per appended batch (a
+coalesced log record); `read_events` splits rows back into single events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound
+from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, Record, RunRecord
+from chorus.store.sqlite_migrations import MIGRATIONS
+
+T = TypeVar("T")
+R = TypeVar("R", bound=Record)
+
+_KINDS: dict[str, str] = {"agents": "Agent", "groups": "Group", "runs": "Run", "messages": "Message"}
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    # plumbing
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError("SQLiteStore is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except ChorusError:
+            raise
+        except sqlite3.Error as exc:
+            raise ChorusError(f"Storage error: {exc}") from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        assert self._conn is not None, "SQLiteStore is not open"
+        return self._conn
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chorus-sqlite")
+        await self._call(self._open_sync)
+
+    def _open_sync(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        self._conn = conn
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for version, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {int(version)}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        await self._call(self._close_sync)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    # generic records
+    def _put_sync(self, table: str, record: Record, extra: dict[str, Any]) -> None:
+        columns = ["tenant_id", "id", "created_at", "data", *extra]
+        values = [record.tenant_id, record.id, record.created_at, record.model_dump_json(), *extra.values()]
+        marks = ", ".join("?" for _ in columns)
+        self._db.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
+
+    def _get_sync(self, table: str, tenant_id: str, record_id: str) -> str:
+        row = self._db.execute(
+            f"SELECT data FROM {table} WHERE tenant_id = ? AND id = ?", (tenant_id, record_id)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"{_KINDS[table]} not found: {record_id}")
+        return str(row[0])
+
+    def _delete_sync(self, table: str, tenant_id: str, record_id: str) -> None:
+        cursor = self._db.execute(f"DELETE FROM {table} WHERE tenant_id = ? AND id = ?", (tenant_id, record_id))
+        if cursor.rowcount == 0:
+            raise NotFound(f"{_KINDS[table]} not found: {record_id}")
+
+    def _list_sync(
+        self, table: str, tenant_id: str, page: Page, filters: dict[str, str | None], order_col: str
+    ) -> list[str]:
+        """Keyset pagination on (`order_col`, id); cursors are ids of the same table."""
+        where = ["tenant_id = ?"]
+        params: list[Any] = [tenant_id]
+        for column, value in filters.items():
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        for cursor_id, op in (
+            (page.after, ">" if page.order == "asc" else "<"),
+            (page.before, "<" if page.order == "asc" else ">"),
+        ):
+            if cursor_id is None:
+                continue
+            row = self._db.execute(
+                f"SELECT {order_col}, id FROM {table} WHERE tenant_id = ? AND id = ?", (tenant_id, cursor_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"{_KINDS[table]} not found: {cursor_id}")
+            where.append(f"({order_col}, id) {op} (?, ?)")
+            params.extend(row)
+        direction = "ASC" if page.order == "asc" else "DESC"
+        sql = (
+            f"SELECT data FROM {table} WHERE {' AND '.join(where)} "
+            f"ORDER BY {order_col} {direction}, id {direction} LIMIT ?"
+        )
+        return [str(r[0]) for r in self._db.execute(sql, [*params, page.limit]).fetchall()]
+
+    async def _list(
+        self, model: type[R], table: str, tenant_id: str, page: Page, filters: dict[str, str | None], order_col: str
+    ) -> list[R]:
+        rows = await self._call(self._list_sync, table, tenant_id, page, filters, order_col)
+        return [model.model_validate_json(r) for r in rows]
+
+    # agents
+    async def put_agent(self, agent: AgentRecord) -> None:
+        await self._call(self._put_sync, "agents", agent, {})
+
+    async def get_agent(self, tenant_id: str, agent_id: str) -> AgentRecord:
+        return AgentRecord.model_validate_json(await self._call(self._get_sync, "agents", tenant_id, agent_id))
+
+    async def list_agents(self, tenant_id: str, page: Page) -> list[AgentRecord]:
+        return await self._list(AgentRecord, "agents", tenant_id, page, {}, "created_at")
+
+    async def delete_agent(self, tenant_id: str, agent_id: str) -> None:
+        await self._call(self._delete_sync, "agents", tenant_id, agent_id)
+
+    # groups
+    async def put_group(self, group: GroupRecord) -> None:
+        await self._call(self._put_sync, "groups", group, {})
+
+    async def get_group(self, tenant_id: str, group_id: str) -> GroupRecord:
+        return GroupRecord.model_validate_json(await self._call(self._get_sync, "groups", tenant_id, group_id))
+
+    async def list_groups(self, tenant_id: str, page: Page) -> list[GroupRecord]:
+        return await self._list(GroupRecord, "groups", tenant_id, page, {}, "created_at")
+
+    async def delete_group(self, tenant_id: str, group_id: str) -> None:
+        await self._call(self._delete_sync, "groups", tenant_id, group_id)
+
+    # runs
+    async def put_run(self, run: RunRecord) -> None:
+        await self._call(self._put_sync, "runs", run, {"group_id": run.group_id, "agent_id": run.agent_id})
+
+    async def get_run(self, tenant_id: str, run_id: str) -> RunRecord:
+        return RunRecord.model_validate_json(await self._call(self._get_sync, "runs", tenant_id, run_id))
+
+    async def list_runs(
+        self, tenant_id: str, page: Page, *, group_id: str | None = None, agent_id: str | None = None
+    ) -> list[RunRecord]:
+        filters = {"group_id": group_id, "agent_id": agent_id}
+        return await self._list(RunRecord, "runs", tenant_id, page, filters, "created_at")
+
+    # history
+    async def commit_step(self, tenant_id: str, run_id: str, step_key: str, messages: list[MessageRecord]) -> None:
+        await self._call(self._commit_sync, tenant_id, run_id, step_key, messages)
+
+    def _commit_sync(self, tenant_id: str, run_id: str, step_key: str, messages: list[MessageRecord]) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO step_commits (tenant_id, run_id, step_key) VALUES (?, ?, ?)",
+                    (tenant_id, run_id, step_key),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyCommitted(f"Step {step_key} of run {run_id} is already committed.") from None
+            db.executemany(
+                "INSERT INTO messages (tenant_id, id, run_id, step_key, idx, group_id, agent_id, position, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        tenant_id,
+                        m.id,
+                        run_id,
+                        step_key,
+                        m.index,
+                        m.group_id,
+                        m.agent_id,
+                        m.position,
+                        m.model_dump_json(),
+                    )
+                    for m in messages
+                ],
+            )
+
+        self._tx(write)
+
+    async def list_messages(
+        self,
+        tenant_id: str,
+        page: Page,
+        *,
+        group_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> list[MessageRecord]:
+        filters = {"group_id": group_id, "agent_id": agent_id, "run_id": run_id}
+        return await self._list(MessageRecord, "messages", tenant_id, page, filters, "position")
+
+    async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
+        def delete() -> int:
+            cursor = self._db.execute(
+                "DELETE FROM messages WHERE tenant_id = ? AND group_id = ?", (tenant_id, group_id)
+            )
+            return int(cursor.rowcount)
+
+        return await self._call(delete)
+
+    # the run event log
+    async def append_events(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
+        if events:
+            await self._call(self._append_sync, tenant_id, run_id, first_seq, events)
+
+    def _last_seq_sync(self, tenant_id: str, run_id: str) -> int:
+        row = self._db.execute(
+            "SELECT MAX(last_seq) FROM run_events WHERE tenant_id = ? AND run_id = ?", (tenant_id, run_id)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def _append_sync(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            last = self._last_seq_sync(tenant_id, run_id)
+            if first_seq != last + 1:
+                raise Conflict(f"Event log of run {run_id} ends at seq_id {last}; cannot append at {first_seq}.")
+            db.execute(
+                "INSERT INTO run_events (tenant_id, run_id, first_seq, last_seq, data) VALUES (?, ?, ?, ?, ?)",
+                (tenant_id, run_id, first_seq, first_seq + len(events) - 1, "\n".join(events)),
+            )
+
+        self._tx(write)
+
+    async def read_events(self, tenant_id: str, run_id: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
+        def read() -> list[tuple[int, str]]:
+            out: list[tuple[int, str]] = []
+            rows = self._db.execute(
+                "SELECT first_seq, data FROM run_events WHERE tenant_id = ? AND run_id = ? AND last_seq > ? "
+                "ORDER BY first_seq",
+                (tenant_id, run_id, after_seq),
+            )
+            for first_seq, data in rows:
+                for offset, event in enumerate(str(data).split("\n")):
+                    seq = first_seq + offset
+                    if seq > after_seq:
+                        out.append((seq, event))
+                        if len(out) >= limit:
+                            return out
+            return out
+
+        return await self._call(read)
+
+    async def last_seq(self, tenant_id: str, run_id: str) -> int:
+        return await self._call(self._last_seq_sync, tenant_id, run_id)

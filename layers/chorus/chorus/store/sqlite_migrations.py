@@ -1,0 +1,47 @@
+"""Versioned schema of the SQLite store; `PRAGMA user_version` records the last one applied."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE agents (
+            tenant_id TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, id)
+        );
+        CREATE INDEX agents_by_time ON agents (tenant_id, created_at, id);
+        CREATE TABLE groups (
+            tenant_id TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, id)
+        );
+        CREATE INDEX groups_by_time ON groups (tenant_id, created_at, id);
+        CREATE TABLE runs (
+            tenant_id TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL,
+            group_id TEXT, agent_id TEXT, data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, id)
+        );
+        CREATE INDEX runs_by_time ON runs (tenant_id, created_at, id);
+        CREATE INDEX runs_by_group ON runs (tenant_id, group_id, created_at, id);
+        CREATE INDEX runs_by_agent ON runs (tenant_id, agent_id, created_at, id);
+        CREATE TABLE step_commits (
+            tenant_id TEXT NOT NULL, run_id TEXT NOT NULL, step_key TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, run_id, step_key)
+        );
+        CREATE TABLE messages (
+            tenant_id TEXT NOT NULL, id TEXT NOT NULL, run_id TEXT NOT NULL, step_key TEXT NOT NULL,
+            idx INTEGER NOT NULL, group_id TEXT, agent_id TEXT, position TEXT NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, id),
+            UNIQUE (tenant_id, run_id, step_key, idx)
+        );
+        CREATE INDEX messages_by_group ON messages (tenant_id, group_id, position);
+        CREATE INDEX messages_by_agent ON messages (tenant_id, agent_id, position);
+        CREATE INDEX messages_by_run ON messages (tenant_id, run_id, position);
+        CREATE TABLE run_events (
+            tenant_id TEXT NOT NULL, run_id TEXT NOT NULL, first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, run_id, first_seq)
+        );
+        """,
+    ),
+]

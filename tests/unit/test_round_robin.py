@@ -1,0 +1,63 @@
+"""Round robin as a pure function: state in, decision out."""
+
+from __future__ import annotations
+
+import pytest
+
+from chorus.engine.managers import AgentCall, Finish, GroupView, RunAgents, RunProgress, TurnRecord, manager_for
+from chorus.errors import NotImplementedYet
+
+RR = manager_for("round_robin")
+
+
+def view(n: int, max_turns: int | None = None) -> GroupView:
+    return GroupView("group-x", "round_robin", tuple(f"a{i}" for i in range(n)), {"max_turns": max_turns})
+
+
+def progress(*turns: tuple[str, str]) -> RunProgress:
+    return RunProgress(tuple(TurnRecord(agent, stop) for agent, stop in turns))
+
+
+@pytest.mark.parametrize(
+    ("group", "done", "expected"),
+    [
+        (view(3), (), RunAgents((AgentCall("a0"),))),
+        (view(3), (("a0", "end_turn"),), RunAgents((AgentCall("a1"),))),
+        (view(3), (("a0", "end_turn"), ("a1", "end_turn")), RunAgents((AgentCall("a2"),))),
+        (view(3), (("a0", "end_turn"), ("a1", "end_turn"), ("a2", "end_turn")), Finish("end_turn")),
+        (view(1), (), RunAgents((AgentCall("a0"),))),
+        (view(1), (("a0", "end_turn"),), Finish("end_turn")),
+        (view(2, max_turns=3), (("a0", "end_turn"), ("a1", "end_turn")), RunAgents((AgentCall("a0"),))),
+        (view(2, max_turns=1), (("a0", "end_turn"),), Finish("end_turn")),
+        (view(3), (("a0", "max_steps"),), RunAgents((AgentCall("a1"),))),
+        (view(2), (("a0", "end_turn"), ("a1", "max_steps")), Finish("max_steps")),
+        (view(3), (("a0", "llm_api_error"),), Finish("llm_api_error")),
+        (view(3), (("a0", "end_turn"), ("a1", "requires_approval")), Finish("requires_approval")),
+        (view(3), (("a0", "cancelled"),), Finish("cancelled")),
+    ],
+)
+def test_round_robin_decisions(group: GroupView, done: tuple[tuple[str, str], ...], expected: object) -> None:
+    assert RR.next(group, progress(*done)) == expected
+
+
+def test_round_robin_is_deterministic() -> None:
+    state = progress(("a0", "end_turn"))
+    assert RR.next(view(3), state) == RR.next(view(3), state)
+
+
+def test_full_rotation_with_wraparound() -> None:
+    group, turns = view(3, max_turns=7), []
+    while True:
+        decision = RR.next(group, progress(*turns))
+        if isinstance(decision, Finish):
+            break
+        assert isinstance(decision, RunAgents)
+        turns.append((decision.calls[0].agent_id, "end_turn"))
+    assert [t[0] for t in turns] == ["a0", "a1", "a2", "a0", "a1", "a2", "a0"]
+
+
+@pytest.mark.parametrize("manager_type", ["supervisor", "dynamic", "sleeptime", "voice_sleeptime"])
+def test_unbuilt_managers_are_501(manager_type: str) -> None:
+    with pytest.raises(NotImplementedYet) as info:
+        manager_for(manager_type)
+    assert info.value.status_code == 501

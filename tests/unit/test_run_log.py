@@ -1,0 +1,128 @@
+"""The run log: gapless numbering, coalesced durable writes, live readers, `[DONE]` last."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from chorus.runs.frames import DONE_FRAME, PING_FRAME, frame
+from chorus.runs.log import RunLog
+from chorus.runs.tailer import tail_memory, tail_store
+from chorus.store.sqlite import SQLiteStore
+
+
+class CountingStore(SQLiteStore):
+    """The real SQLite adapter, counting log writes (a spy, not a fake)."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+        self.appends: list[int] = []
+
+    async def append_events(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
+        self.appends.append(len(events))
+        await super().append_events(tenant_id, run_id, first_seq, events)
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[CountingStore]:
+    s = CountingStore()
+    await s.open()
+    yield s
+    await s.close()
+
+
+def chunk(i: int) -> dict[str, Any]:
+    return {"message_type": "assistant_message", "id": "message-1", "content": f" tok{i}", "seq_id": None}
+
+
+async def test_numbers_gapless_and_coalesces_writes(store: CountingStore) -> None:
+    log = RunLog(store, "t", "run-1", flush_events=64, flush_interval_s=60)
+    log.start()
+    for i in range(600):
+        log.emit(chunk(i))
+    await log.close()
+    assert log.last_seq == 601 and log.frames[-1] == DONE_FRAME
+    assert [e["seq_id"] for e in log.events] == list(range(1, 601))
+    assert len(store.appends) <= 600 // 64 + 2, store.appends
+    assert sum(store.appends) == 601
+    rows = await store.read_events("t", "run-1", 0, 10_000)
+    assert [seq for seq, _ in rows] == list(range(1, 602))
+    assert rows[-1][1] == "[DONE]"
+
+
+async def test_interval_flush_makes_slow_events_durable_without_close(store: CountingStore) -> None:
+    log = RunLog(store, "t", "run-2", flush_events=1000, flush_interval_s=0.01)
+    log.start()
+    log.emit(chunk(0))
+    for _ in range(200):
+        if store.appends:
+            break
+        await asyncio.sleep(0.01)
+    assert store.appends == [1]
+    await log.close()
+
+
+async def test_filtered_types_get_no_number(store: CountingStore) -> None:
+    log = RunLog(store, "t", "run-3", include_types=frozenset({"reasoning_message"}))
+    log.start()
+    log.emit(chunk(0))
+    log.emit({"message_type": "reasoning_message", "id": "m", "reasoning": "r", "seq_id": None})
+    log.emit({"message_type": "stop_reason", "stop_reason": "end_turn"})
+    await log.close()
+    assert [(e["message_type"], e["seq_id"]) for e in log.events] == [("reasoning_message", 1), ("stop_reason", 2)]
+
+
+async def test_live_and_store_readers_see_identical_frames(store: CountingStore) -> None:
+    log = RunLog(store, "t", "run-4", flush_events=7, flush_interval_s=60)
+    log.start()
+
+    async def read_live(after: int) -> bytes:
+        return b"".join([part async for part in tail_memory(log, after, None)])
+
+    readers = [asyncio.create_task(read_live(after)) for after in (0, 0, 5)]
+    for i in range(50):
+        log.emit(chunk(i))
+        await asyncio.sleep(0)
+    log.emit({"message_type": "stop_reason", "stop_reason": "end_turn"})
+    await log.close()
+    live = [await r for r in readers]
+    assert live[0] == live[1] == b"".join(log.frames)
+    assert live[2] == b"".join(log.frames[5:])
+    for after in (0, 5, 50, 51):
+        stored = b"".join(
+            [
+                p
+                async for p in tail_store(
+                    store, "t", "run-4", after, batch_size=8, poll_interval=0.01, ping_interval=None
+                )
+            ]
+        )
+        assert stored == b"".join(log.frames[after:])
+
+
+async def test_emit_after_close_is_refused(store: CountingStore) -> None:
+    log = RunLog(store, "t", "run-5")
+    log.start()
+    await log.close()
+    with pytest.raises(RuntimeError):
+        log.emit(chunk(0))
+
+
+async def test_live_reader_pings_while_waiting(store: CountingStore) -> None:
+    log = RunLog(store, "t", "run-6")
+    log.start()
+    reader = tail_memory(log, 0, 0.01)
+    assert await reader.__anext__() == PING_FRAME
+    log.emit(chunk(0))
+    assert (await reader.__anext__()).startswith(b"id: 1\ndata: ")
+    await log.close()
+    assert await reader.__anext__() == DONE_FRAME
+
+
+def test_frames() -> None:
+    assert frame(3, b'{"a":1}') == b'id: 3\ndata: {"a":1}\n\n'
+    assert frame(4, b'{"message_type":"error_message","x":1}').startswith(b"event: error\nid: 4\ndata: ")
+    assert frame(5, b"[DONE]") == b"data: [DONE]\n\n"

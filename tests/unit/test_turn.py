@@ -1,0 +1,79 @@
+"""The agent turn fold: model events in, stream events and committed messages out."""
+
+from __future__ import annotations
+
+from pydantic import TypeAdapter
+
+from chorus.engine import identity
+from chorus.engine.turn import AgentTurn, TurnContext
+from chorus.llm.base import Finish, ReasoningDelta, TextDelta, Usage
+from chorus.schemas.messages import StreamEvent
+
+VALID = TypeAdapter(StreamEvent)
+
+
+def ctx(stream_tokens: bool) -> TurnContext:
+    return TurnContext("run-1", identity.step_key(1), "agent-a", "Ada", "2026-11-24T06:33:05+00:00", stream_tokens)
+
+
+def feed_all(turn: AgentTurn) -> list[dict[str, object]]:
+    out = []
+    for event in [
+        ReasoningDelta("think"),
+        ReasoningDelta(" more"),
+        TextDelta("hi"),
+        TextDelta(" there"),
+        Usage(10, 2),
+        Finish("end_turn"),
+    ]:
+        out += turn.feed(event)
+    rest, outcome = turn.finish()
+    return [*out, *rest, {"outcome": outcome}]
+
+
+def test_token_streaming_emits_chunks_sharing_ids() -> None:
+    *emitted, last = feed_all(AgentTurn(ctx(stream_tokens=True)))
+    outcome = last["outcome"]
+    assert [e["message_type"] for e in emitted] == ["reasoning_message"] * 2 + ["assistant_message"] * 2
+    assert emitted[0]["id"] == emitted[1]["id"] != emitted[2]["id"] == emitted[3]["id"]
+    assert [e.get("content") or e.get("reasoning") for e in emitted] == ["think", " more", "hi", " there"]
+    assert [m["message_type"] for m in outcome.messages] == ["reasoning_message", "assistant_message"]
+    assert outcome.messages[1]["content"] == "hi there"
+    assert outcome.messages[0]["reasoning"] == "think more"
+    assert outcome.usage == Usage(10, 2)
+    assert outcome.chunks == 4
+    for event in emitted + outcome.messages:
+        VALID.validate_python(event)
+        assert event["name"] == "Ada" and event["sender_id"] == "agent-a"
+
+
+def test_step_streaming_emits_whole_messages_once() -> None:
+    *emitted, last = feed_all(AgentTurn(ctx(stream_tokens=False)))
+    assert emitted == last["outcome"].messages
+    assert [e["message_type"] for e in emitted] == ["reasoning_message", "assistant_message"]
+
+
+def test_ids_are_deterministic_per_run_step_and_index() -> None:
+    first = feed_all(AgentTurn(ctx(True)))[-1]["outcome"].messages
+    again = feed_all(AgentTurn(ctx(True)))[-1]["outcome"].messages
+    assert [m["id"] for m in first] == [m["id"] for m in again]
+    assert first[0]["id"] == identity.message_id("run-1", "00001", 0)
+    assert identity.message_id("run-1", "00001", 0) != identity.message_id("run-1", "00002", 0)
+    assert identity.message_id("run-1", "00001", 0) != identity.message_id("run-2", "00001", 0)
+
+
+def test_ids_have_letta_shape() -> None:
+    import re
+
+    from chorus.ids import pattern
+
+    assert re.fullmatch(pattern("message"), identity.message_id("run-1", "00001", 3))
+    assert re.fullmatch(pattern("step"), identity.step_id("run-1", "00001"))
+    assert identity.otid(identity.message_id("r", "k", 0)).endswith("80")
+
+
+def test_empty_model_answer_commits_nothing() -> None:
+    turn = AgentTurn(ctx(True))
+    assert turn.feed(Finish("end_turn")) == []
+    rest, outcome = turn.finish()
+    assert rest == [] and outcome.messages == [] and outcome.finish_reason == "end_turn"
