@@ -46,6 +46,7 @@ def create_app(
         run_service = RunService(the_store, config, resolver=resolver)
         app.state.services = Services(config, the_store, run_service, parse_api_keys(config.api_keys))
         _announce(config)
+        run_service.start_sweeper()
         try:
             yield
         finally:

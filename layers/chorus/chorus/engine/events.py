@@ -99,3 +99,16 @@ def error_message(*, run_id: str, error_type: str, message: str, detail: str | N
         "message": message,
         "detail": detail,
     }
+
+
+def abandoned_attempt(*, run_id: str, step_id: str | None, message_ids: list[str], reason: str) -> Event:
+    """Marks output of an attempt that will never complete (its worker crashed or was retried).
+
+    Sent as a `ping` so every Letta client tolerates it (they ignore pings); Chorus-aware clients
+    drop the listed messages. Unlike keep-alive pings it is logged, with a `seq_id`.
+    """
+    return {
+        "message_type": "ping",
+        "run_id": run_id,
+        "abandoned": {"step_id": step_id, "message_ids": message_ids, "reason": reason},
+    }

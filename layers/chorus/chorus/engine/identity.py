@@ -28,8 +28,12 @@ def step_id(run_id: str, key: str) -> str:
     return f"step-{_uuid4_shaped(run_id, key)}"
 
 
-def message_id(run_id: str, key: str, index: int) -> str:
-    return f"message-{_uuid4_shaped(run_id, key, str(index))}"
+def message_id(run_id: str, key: str, index: int, incarnation: int = 1) -> str:
+    """The id of a step's `index`-th message. A run re-driven after a crash (incarnation > 1)
+    names its messages afresh, so clients never splice an abandoned attempt's chunks into them."""
+    if incarnation == 1:
+        return f"message-{_uuid4_shaped(run_id, key, str(index))}"
+    return f"message-{_uuid4_shaped(run_id, key, str(index), str(incarnation))}"
 
 
 def otid(message_id: str) -> str:

@@ -28,6 +28,7 @@ class TurnContext:
     agent_name: str
     date: str
     stream_tokens: bool
+    incarnation: int = 1
 
 
 @dataclass(slots=True)
@@ -93,7 +94,7 @@ class AgentTurn:
 
     def _header(self, kind: str, extra: dict[str, Any]) -> Event:
         index = len(self._done)
-        mid = identity.message_id(self.ctx.run_id, self.ctx.step_key, index)
+        mid = identity.message_id(self.ctx.run_id, self.ctx.step_key, index, self.ctx.incarnation)
         header = events.message(
             kind,
             id=mid,

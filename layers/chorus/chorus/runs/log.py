@@ -36,6 +36,7 @@ class RunLog:
         include_types: frozenset[str] | None = None,
         flush_events: int = 64,
         flush_interval_s: float = 0.05,
+        base_seq: int = 0,
     ) -> None:
         self.store = store
         self.tenant_id = tenant_id
@@ -43,8 +44,10 @@ class RunLog:
         self._include = include_types
         self._flush_events = flush_events
         self._flush_interval = flush_interval_s
+        self.base_seq = base_seq
+        """Events already in the store when this writer took over (a recovered run)."""
         self.frames: list[bytes] = []
-        """`frames[i]` is the SSE frame of `seq_id` i + 1."""
+        """`frames[i]` is the SSE frame of `seq_id` base_seq + i + 1."""
         self.events: list[Event] = []
         """The events as emitted (with `seq_id`), for non-streaming responses."""
         self._json: list[bytes] = []
@@ -53,13 +56,14 @@ class RunLog:
         self._waiter: asyncio.Future[None] | None = None
         self._dirty = asyncio.Event()
         self._full = asyncio.Event()
+        self._write_lock = asyncio.Lock()
         self._closing = False
         self.closed = False
         self._flusher: asyncio.Task[None] | None = None
 
     @property
     def last_seq(self) -> int:
-        return len(self.frames)
+        return self.base_seq + len(self.frames)
 
     def start(self) -> None:
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.run_id}")
@@ -71,7 +75,7 @@ class RunLog:
         kind = event["message_type"]
         if self._include is not None and kind in MESSAGE_TYPES and kind not in self._include:
             return
-        seq = len(self.frames) + 1
+        seq = self.base_seq + len(self.frames) + 1
         event["seq_id"] = seq
         data = orjson.dumps(event)
         self.events.append(event)
@@ -90,8 +94,12 @@ class RunLog:
             if not waiter.done():
                 waiter.set_result(None)
 
+    async def flush(self) -> None:
+        """Make every event emitted so far durable before returning (a step commits only after this)."""
+        await self._write_pending()
+
     async def wait_beyond(self, count: int, wait_s: float | None = None) -> bool:
-        """Wait until more than `count` frames exist or the log closes; False on timeout."""
+        """Wait until more than `count` frames (this writer's) exist or the log closes; False on timeout."""
         while len(self.frames) <= count and not self.closed:
             if self._waiter is None or self._waiter.done():
                 self._waiter = asyncio.get_running_loop().create_future()
@@ -108,7 +116,7 @@ class RunLog:
         """Write everything, then the `[DONE]` sentinel; the log is complete after this returns."""
         if self.closed:
             return
-        self._append(len(self.frames) + 1, DONE)
+        self._append(self.last_seq + 1, DONE)
         self._closing = True
         self._dirty.set()
         self._full.set()
@@ -143,9 +151,10 @@ class RunLog:
                 return
 
     async def _write_pending(self) -> None:
-        start, end = self._durable, len(self._json)
-        if start == end:
-            return
-        batch = [data.decode() for data in self._json[start:end]]
-        await self.store.append_events(self.tenant_id, self.run_id, start + 1, batch)
-        self._durable = end
+        async with self._write_lock:
+            start, end = self._durable, len(self._json)
+            if start == end:
+                return
+            batch = [data.decode() for data in self._json[start:end]]
+            await self.store.append_events(self.tenant_id, self.run_id, self.base_seq + start + 1, batch)
+            self._durable = end

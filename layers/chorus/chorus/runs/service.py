@@ -1,37 +1,75 @@
-"""Starting, following and cancelling runs: what the API routes call.
+"""Starting, following, cancelling and recovering runs: what the API routes call.
 
 Everything that can fail with an HTTP error (unknown group, manager type
-not runnable yet, an agent whose model cannot run) is checked in `start`,
-before the response begins; after the first byte, failures travel as stop
-reasons inside the stream.
+not runnable yet, an agent whose model cannot run, a busy group, a reused
+idempotency key with another body) is decided in `start_group_run`, before
+the response begins; after the first byte, failures travel as stop reasons
+inside the stream.
+
+Order of a send, and why:
+1. the run record is created (`created`);
+2. the `Idempotency-Key`, if any, is remembered atomically for it; a key
+   already pointing at another run means this is a retry: our record is
+   dropped and the caller follows that run instead (invariant 8);
+3. the group is claimed for the run; a group held by another live run is a
+   409 naming it (invariant 7), and our record and key are dropped, so a
+   retry later may start afresh;
+4. the driver is submitted to the executor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from chorus.engine.managers import manager_for
-from chorus.errors import BadRequest, NotFound
+from chorus.errors import BadRequest, ChorusError, Conflict, NotFound, RunExpired
 from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
-from chorus.runs.driver import ModelResolver, RunDriver, RunPlan, now_iso
+from chorus.runs.driver import Lease, ModelResolver, RunDriver, RunPlan, now_iso, status_for
 from chorus.runs.executor import InProcessExecutor
+from chorus.runs.frames import DONE, frame
 from chorus.runs.log import RunLog
 from chorus.runs.tailer import tail_memory, tail_store
 from chorus.schemas.requests import MessageCreate, MessageRequest
 from chorus.settings import Settings
 from chorus.store.base import Store
-from chorus.store.records import AgentRecord, RunRecord
+from chorus.store.records import AgentRecord, IdempotencyRecord, Page, RunRecord
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_STATUSES = ["created", "running"]
+
+
+class IdempotencyKeyReused(ChorusError):
+    status_code = 422
 
 
 @dataclass(slots=True)
 class ActiveRun:
-    plan: RunPlan
+    """A run executing in this process: its live log and its cancel switch."""
+
+    run: RunRecord
     log: RunLog
+    cancel: asyncio.Event
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """What a send produced: the run, and whether this request started it or retried an earlier one."""
+
+    run: RunRecord
+    replay: bool = False
 
 
 class RunService:
@@ -41,12 +79,17 @@ class RunService:
         settings: Settings,
         executor: InProcessExecutor | None = None,
         resolver: ModelResolver | None = None,
+        *,
+        lease_ttl_s: float = 30.0,
+        heartbeat_s: float = 1.0,
     ) -> None:
         self.store = store
         self.settings = settings
-        self._resolver = resolver
         self.executor = executor or InProcessExecutor()
+        self._resolver = resolver
+        self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=lease_ttl_s, heartbeat_s=heartbeat_s)
         self._active: dict[str, ActiveRun] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     def resolve(self, agent: AgentRecord) -> Model:
         """The agent's model: the injected resolver's (tests) or the handle's provider."""
@@ -54,20 +97,21 @@ class RunService:
             return self._resolver(agent)
         return resolve_model(agent.model, agent.metadata)
 
+    # starting
     async def start_group_run(
-        self, tenant_id: str, group_id: str, request: MessageRequest, *, streaming: bool
-    ) -> ActiveRun:
-        """Validate, create the run record and start executing it; returns once the run exists."""
+        self,
+        tenant_id: str,
+        group_id: str,
+        request: MessageRequest,
+        *,
+        streaming: bool,
+        idempotency_key: str | None = None,
+    ) -> Started:
+        """Validate and start a run, or find the run an earlier request with the same key started."""
         group = await self.store.get_group(tenant_id, group_id)
         manager_for(group.manager_type)
-        agents = {}
         for agent_id in group.agent_ids:
-            try:
-                agent = await self.store.get_agent(tenant_id, agent_id)
-            except NotFound:
-                raise BadRequest(f"Group {group_id} names agent {agent_id}, which no longer exists.") from None
-            self.resolve(agent)
-            agents[agent_id] = agent
+            await self._load_agent(tenant_id, group_id, agent_id)
         inputs = request.input_messages()
         if not all(isinstance(m, MessageCreate) for m in inputs):
             raise BadRequest("No approval request is pending in this group: approvals cannot be applied.")
@@ -78,50 +122,173 @@ class RunService:
             agent_id=group.agent_ids[0],
             group_id=group.id,
             background=request.background,
-            metadata={
-                "run_type": "send_message_streaming" if streaming else "send_message",
-                "group_id": group.id,
-            },
+            metadata={"run_type": "send_message_streaming" if streaming else "send_message", "group_id": group.id},
             request_config={
                 "use_assistant_message": request.use_assistant_message,
                 "assistant_message_tool_name": request.assistant_message_tool_name,
                 "assistant_message_tool_kwarg": request.assistant_message_tool_kwarg,
                 "include_return_message_types": request.include_return_message_types,
             },
-            expires_at=time.time() + self.settings.event_retention_s,
+            idempotency_key=idempotency_key,
+            inputs=[m.model_dump(mode="json") for m in inputs if isinstance(m, MessageCreate)],
+            options={
+                "stream_tokens": request.stream_tokens and streaming,
+                "max_steps": request.max_steps,
+                "include_return_message_types": request.include_return_message_types,
+            },
         )
         await self.store.put_run(run)
-        plan = RunPlan(
-            run=run,
-            group=group,
-            agents=agents,
-            inputs=[m for m in inputs if isinstance(m, MessageCreate)],
-            stream_tokens=request.stream_tokens and streaming,
-            max_steps=request.max_steps,
+        if idempotency_key is not None:
+            earlier = await self._remember_key(run, idempotency_key, _fingerprint(group_id, request))
+            if earlier is not None:
+                return Started(earlier, replay=True)
+        holder = await self.store.claim_group(tenant_id, group_id, run.id)
+        if holder is not None:
+            await self.store.delete_run(tenant_id, run.id)
+            if idempotency_key is not None:
+                await self.store.forget_idempotency_key(tenant_id, idempotency_key, run.id)
+            raise Conflict(
+                f"Group {group_id} already has an active run ({holder}); resume or cancel it first.", run_id=holder
+            )
+        self._submit(run)
+        return Started(run)
+
+    async def _load_agent(self, tenant_id: str, group_id: str, agent_id: str) -> AgentRecord:
+        try:
+            agent = await self.store.get_agent(tenant_id, agent_id)
+        except NotFound:
+            raise BadRequest(f"Group {group_id} names agent {agent_id}, which no longer exists.") from None
+        self.resolve(agent)
+        return agent
+
+    async def _remember_key(self, run: RunRecord, key: str, fingerprint: str) -> RunRecord | None:
+        record = IdempotencyRecord(
+            tenant_id=run.tenant_id,
+            key=key,
+            fingerprint=fingerprint,
+            run_id=run.id,
+            expires_at=time.time() + self.settings.event_retention_s,
         )
-        include = request.include_return_message_types
+        stored = await self.store.remember_idempotency_key(record)
+        if stored.run_id == run.id:
+            return None
+        await self.store.delete_run(run.tenant_id, run.id)
+        if stored.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was used with a different request; use a new key for a new request."
+            )
+        return await self.store.get_run(run.tenant_id, stored.run_id)
+
+    def _submit(self, run: RunRecord, base_seq: int = 0) -> None:
+        """Create the run's log and hand its driver to the executor (loading group and agents there)."""
+        options = run.options
+        include = options.get("include_return_message_types")
         log = RunLog(
             self.store,
-            tenant_id,
+            run.tenant_id,
             run.id,
             include_types=frozenset(include) if include is not None else None,
             flush_events=self.settings.log_flush_events,
             flush_interval_s=self.settings.log_flush_interval_s,
+            base_seq=base_seq,
         )
         log.start()
-        active = ActiveRun(plan, log)
+        active = ActiveRun(run, log, asyncio.Event())
         self._active[run.id] = active
         self.executor.submit(run.id, self._execute(active))
-        return active
 
     async def _execute(self, active: ActiveRun) -> None:
+        run = active.run
         try:
-            await RunDriver(self.store, self.resolve, active.plan, active.log).execute()
+            try:
+                group = await self.store.get_group(run.tenant_id, run.group_id or "")
+                agents = {a: await self.store.get_agent(run.tenant_id, a) for a in group.agent_ids}
+            except NotFound as exc:
+                await self._fail_unrunnable(active, f"The run cannot continue: {exc.detail}")
+                return
+            plan = RunPlan(run=run, group=group, agents=agents, cancel=active.cancel)
+            driver = RunDriver(
+                self.store,
+                self.resolve,
+                plan,
+                active.log,
+                lease=self.lease,
+                retention_s=self.settings.event_retention_s,
+            )
+            await driver.execute()
         finally:
-            self._active.pop(active.plan.run.id, None)
+            self._active.pop(run.id, None)
 
-    async def wait(self, active: ActiveRun) -> None:
-        await self.executor.wait(active.plan.run.id)
+    async def _fail_unrunnable(self, active: ActiveRun, detail: str) -> None:
+        from chorus.engine import events
+
+        log, run = active.log, active.run
+        log.emit(events.stop_reason("error"))
+        log.emit(events.error_message(run_id=run.id, error_type="internal_error", message=detail, detail=None))
+        await log.close()
+        await self._set_terminal(run, "error")
+
+    async def _set_terminal(self, run: RunRecord, stop: str) -> None:
+        for _ in range(20):
+            current = await self.store.get_run(run.tenant_id, run.id)
+            update = {
+                "status": status_for(stop),
+                "stop_reason": stop,
+                "completed_at": now_iso(),
+                "lease_owner": None,
+                "lease_expires_at": 0.0,
+                "expires_at": time.time() + self.settings.event_retention_s,
+            }
+            try:
+                await self.store.update_run(current.model_copy(update=update), expect_version=current.version)
+                break
+            except Conflict:
+                continue
+        if run.group_id is not None:
+            await self.store.release_group(run.tenant_id, run.group_id, run.id)
+
+    # waiting and following
+    async def wait_terminal(self, tenant_id: str, run_id: str, poll_s: float = 0.05) -> RunRecord:
+        """Wait until the run is terminal: on its task if it runs here, else by polling the store."""
+        active = self._active.get(run_id)
+        if active is not None:
+            with contextlib.suppress(Exception):
+                await self.executor.wait(run_id)
+        while True:
+            run = await self.store.get_run(tenant_id, run_id)
+            if run.is_terminal:
+                return run
+            await asyncio.sleep(poll_s)
+
+    async def events_of(self, tenant_id: str, run_id: str) -> list[dict[str, Any]]:
+        """All events of a finished run's log (the `[DONE]` sentinel left out)."""
+        rows = await self.store.read_events(tenant_id, run_id, 0, 1_000_000)
+        return [orjson.loads(data) for _, data in rows if data.encode() != DONE]
+
+    async def resume(
+        self,
+        tenant_id: str,
+        run_id: str,
+        *,
+        after_seq: int,
+        include_pings: bool,
+        poll_interval: float,
+        batch_size: int,
+    ) -> AsyncIterator[bytes]:
+        """Check the run may be resumed (404 / 400 / 410), then follow it from `after_seq`."""
+        run = await self.store.get_run(tenant_id, run_id)
+        if not run.background:
+            raise BadRequest("Run was not created in background mode, so it cannot be resumed.")
+        if run.is_terminal and run.expires_at is not None and run.expires_at < time.time():
+            raise RunExpired(f"The event log of run {run_id} has expired.")
+        return self.follow(
+            tenant_id,
+            run_id,
+            after_seq,
+            include_pings=include_pings,
+            poll_interval=poll_interval,
+            batch_size=batch_size,
+        )
 
     def follow(
         self,
@@ -133,11 +300,11 @@ class RunService:
         poll_interval: float = 0.1,
         batch_size: int = 100,
     ) -> AsyncIterator[bytes]:
-        """SSE frames of a run after `after_seq`, live from memory if it runs here, else from the store."""
+        """SSE frames of a run after `after_seq`: live from memory if it runs here, else from the store."""
         ping = self.settings.ping_interval_s if include_pings else None
         active = self._active.get(run_id)
-        if active is not None and active.plan.run.tenant_id == tenant_id:
-            return tail_memory(active.log, after_seq, ping)
+        if active is not None and active.run.tenant_id == tenant_id:
+            return self._follow_local(active.log, tenant_id, run_id, after_seq, ping, batch_size)
         return tail_store(
             self.store,
             tenant_id,
@@ -148,14 +315,124 @@ class RunService:
             ping_interval=ping,
         )
 
+    async def _follow_local(
+        self, log: RunLog, tenant_id: str, run_id: str, after_seq: int, ping: float | None, batch_size: int
+    ) -> AsyncIterator[bytes]:
+        cursor = after_seq
+        while cursor < log.base_seq:
+            rows = await self.store.read_events(tenant_id, run_id, cursor, min(batch_size, log.base_seq - cursor))
+            if not rows:
+                break
+            cursor = rows[-1][0]
+            yield b"".join(frame(seq, data.encode()) for seq, data in rows)
+        async for chunk in tail_memory(log, max(cursor, log.base_seq), ping):
+            yield chunk
+
+    # cancelling
+    async def cancel(self, tenant_id: str, runs: list[RunRecord]) -> dict[str, str]:
+        """Flag each run cancelled; runs executing here stop at their next chunk, orphans are finished now."""
+        out = {}
+        for run in runs:
+            await self._flag_cancel(run)
+            out[run.id] = "cancelled"
+            if not self.cancel_local(run.id):
+                current = await self.store.get_run(tenant_id, run.id)
+                if not current.is_terminal and current.lease_expires_at < time.time():
+                    await self._recover(current)
+        return out
+
+    async def _flag_cancel(self, run: RunRecord) -> None:
+        current = run
+        for _ in range(50):
+            if current.is_terminal or current.cancel_requested:
+                return
+            try:
+                await self.store.update_run(
+                    current.model_copy(update={"cancel_requested": True}), expect_version=current.version
+                )
+                return
+            except Conflict:
+                current = await self.store.get_run(run.tenant_id, run.id)
+
+    async def active_runs(
+        self, tenant_id: str, *, group_id: str | None = None, agent_id: str | None = None
+    ) -> list[RunRecord]:
+        page = Page(limit=1000, order="asc")
+        return await self.store.list_runs(
+            tenant_id, page, group_id=group_id, agent_id=agent_id, statuses=ACTIVE_STATUSES
+        )
+
     def cancel_local(self, run_id: str) -> bool:
         """Ask a run executing here to stop; False if it is not running here."""
         active = self._active.get(run_id)
         if active is None:
             return False
-        active.plan.cancel.set()
+        active.cancel.set()
         return True
 
+    # recovery
+    async def recover(self) -> int:
+        """Re-drive unfinished runs whose worker is gone (lease expired); returns how many."""
+        now = time.time()
+        count = 0
+        for run in await self.store.list_unfinished_runs(limit=1000):
+            if run.id in self._active or run.lease_expires_at > now:
+                continue
+            if run.lease_owner is None and run.status == "created" and _age_s(run) < self.lease.ttl_s:
+                continue
+            await self._recover(run)
+            count += 1
+        return count
+
+    async def _recover(self, run: RunRecord) -> None:
+        last = await self.store.last_seq(run.tenant_id, run.id)
+        if last:
+            tail = await self.store.read_events(run.tenant_id, run.id, max(0, last - 3), 3)
+            if tail and tail[-1][1].encode() == DONE:
+                stop = next(
+                    (orjson.loads(d)["stop_reason"] for _, d in tail if d.startswith('{"message_type":"stop_reason"')),
+                    "error",
+                )
+                await self._set_terminal(run, stop)
+                return
+        try:
+            run = await self.store.update_run(
+                run.model_copy(update={"incarnation": run.incarnation + 1, "lease_owner": None}),
+                expect_version=run.version,
+            )
+        except Conflict:
+            return
+        logger.warning("recovering run %s (incarnation %d) from its last committed step", run.id, run.incarnation)
+        self._submit(run, base_seq=last)
+
+    def start_sweeper(self, interval_s: float | None = None) -> None:
+        """Recover orphaned runs now and then periodically (other workers may die too)."""
+
+        async def sweep() -> None:
+            while True:
+                try:
+                    await self.recover()
+                except Exception:
+                    logger.exception("recovery sweep failed")
+                await asyncio.sleep(interval_s or self.lease.ttl_s)
+
+        self._sweeper = asyncio.create_task(sweep(), name="chorus-recovery")
+
     async def shutdown(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self.executor.shutdown()
         await asyncio.gather(*(a.log.abort() for a in list(self._active.values())), return_exceptions=True)
+
+
+def _fingerprint(group_id: str, request: MessageRequest) -> str:
+    body = request.model_dump(mode="json", exclude={"streaming"})
+    return hashlib.sha256(orjson.dumps([group_id, body], option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _age_s(run: RunRecord) -> float:
+    from datetime import datetime
+
+    return time.time() - datetime.fromisoformat(run.created_at).timestamp()

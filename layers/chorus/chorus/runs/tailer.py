@@ -20,8 +20,9 @@ from chorus.store.base import Store
 
 
 async def tail_memory(log: RunLog, after_seq: int, ping_interval: float | None) -> AsyncIterator[bytes]:
-    """Frames after `after_seq` from a live log, as they are emitted, ending with `[DONE]`."""
-    sent = after_seq
+    """Frames after `after_seq` (>= the log's `base_seq`) from a live log, as emitted, ending with `[DONE]`."""
+    sent = after_seq - log.base_seq
+    assert sent >= 0, "read the stored part of a recovered log from the store first"
     while True:
         frames = log.frames
         if len(frames) > sent:

@@ -1,6 +1,23 @@
 """The `store` port and its adapters."""
 
 from chorus.store.base import Store
-from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, RunRecord
+from chorus.store.records import (
+    AgentRecord,
+    GroupRecord,
+    IdempotencyRecord,
+    MessageRecord,
+    Page,
+    RunRecord,
+    StepRecord,
+)
 
-__all__ = ["AgentRecord", "GroupRecord", "MessageRecord", "Page", "RunRecord", "Store"]
+__all__ = [
+    "AgentRecord",
+    "GroupRecord",
+    "IdempotencyRecord",
+    "MessageRecord",
+    "Page",
+    "RunRecord",
+    "StepRecord",
+    "Store",
+]

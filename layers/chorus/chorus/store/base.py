@@ -7,7 +7,13 @@ test suite runs against each. Rules every adapter must keep:
   `NotFound`, exactly like a missing one.
 - No method blocks the event loop: synchronous drivers run in a thread.
 - `commit_step` is idempotent by `(run_id, step_key)`: the second commit of
-  the same step raises `AlreadyCommitted` and writes nothing.
+  the same step raises `AlreadyCommitted` and writes nothing (step record and
+  messages go in one transaction).
+- `update_run` is a compare-and-set on `version`: it writes only if the stored
+  version equals `expect_version`, else `Conflict`; the stored copy gets
+  `version + 1`. Leases, the cancel flag and status changes all go through it.
+- `claim_group` makes at most one non-terminal run per group the holder;
+  `remember_idempotency_key` keeps the first run stored for a key.
 - `append_events` keeps the run's event log gapless: the batch must start at
   the log's last `seq_id + 1`, else `Conflict` and nothing is written.
 - Listings order by (`created_at`, `id`) for resources and by `position` for
@@ -18,7 +24,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, RunRecord
+from chorus.store.records import (
+    AgentRecord,
+    GroupRecord,
+    IdempotencyRecord,
+    MessageRecord,
+    Page,
+    RunRecord,
+    StepRecord,
+)
 
 
 class Store(Protocol):
@@ -53,13 +67,46 @@ class Store(Protocol):
 
     async def get_run(self, tenant_id: str, run_id: str) -> RunRecord: ...
 
+    async def update_run(self, run: RunRecord, *, expect_version: int) -> RunRecord:
+        """Compare-and-set: store `run` with `version = expect_version + 1` if the stored version is
+        `expect_version`; returns what was stored; `Conflict` otherwise; `NotFound` if absent."""
+
     async def list_runs(
-        self, tenant_id: str, page: Page, *, group_id: str | None = None, agent_id: str | None = None
+        self,
+        tenant_id: str,
+        page: Page,
+        *,
+        group_id: str | None = None,
+        agent_id: str | None = None,
+        statuses: list[str] | None = None,
+        background: bool | None = None,
     ) -> list[RunRecord]: ...
 
+    async def list_unfinished_runs(self, limit: int) -> list[RunRecord]:
+        """Runs of every tenant whose status is `created` or `running`, oldest first (crash recovery)."""
+
+    async def delete_run(self, tenant_id: str, run_id: str) -> None:
+        """Delete a run with its event log and step records (history stays)."""
+
+    async def claim_group(self, tenant_id: str, group_id: str, run_id: str) -> str | None:
+        """Make `run_id` the group's active run. Returns None on success, else the id of the
+        active run holding the group. A holder whose run is terminal or gone is replaced."""
+
+    async def release_group(self, tenant_id: str, group_id: str, run_id: str) -> None:
+        """Release the group if `run_id` holds it (no-op otherwise)."""
+
+    async def remember_idempotency_key(self, record: IdempotencyRecord) -> IdempotencyRecord:
+        """Store `record` unless an unexpired one exists for (tenant, key); return the stored one."""
+
+    async def forget_idempotency_key(self, tenant_id: str, key: str, run_id: str) -> None:
+        """Drop the key if it still points at `run_id` (its request was refused, so a retry may start afresh)."""
+
     # history
-    async def commit_step(self, tenant_id: str, run_id: str, step_key: str, messages: list[MessageRecord]) -> None:
-        """Write a step's messages once; `AlreadyCommitted` if this step was committed before."""
+    async def commit_step(self, step: StepRecord, messages: list[MessageRecord]) -> None:
+        """Write a step record and its messages once; `AlreadyCommitted` if the step was committed before."""
+
+    async def list_steps(self, tenant_id: str, run_id: str) -> list[StepRecord]:
+        """A run's committed steps, in step order."""
 
     async def list_messages(
         self,

@@ -62,7 +62,20 @@ class RunRecord(Record):
     total_duration_ns: int | None = None
     usage: dict[str, Any] | None = None
     expires_at: float | None = None
-    """Epoch seconds after which the run's event log is gone (resume answers 410)."""
+    """Epoch seconds after which the run's event log is gone (resume answers 410); set when the run ends."""
+    version: int = 0
+    """Bumped by every `update_run`; the compare-and-set token of leases and the cancel flag."""
+    cancel_requested: bool = False
+    lease_owner: str | None = None
+    """The worker executing the run; with `lease_expires_at`, who may write its log."""
+    lease_expires_at: float = 0.0
+    incarnation: int = 1
+    """How many workers have executed the run; a recovered run's new messages get fresh ids."""
+    idempotency_key: str | None = None
+    inputs: list[dict[str, Any]] = Field(default_factory=list)
+    """The request's input messages (`MessageCreate` dumps), so another worker can re-drive the run."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """How the run streams: `stream_tokens`, `max_steps`, `include_return_message_types`."""
 
     @property
     def is_terminal(self) -> bool:
@@ -83,6 +96,30 @@ class MessageRecord(Record):
     """Sortable key ordering the history: `<created ns>:<step_key>:<index>`."""
     message: dict[str, Any]
     """The `LettaMessage` JSON as the API returns it."""
+
+
+class StepRecord(Record):
+    """One committed agent step (`id` is the step id); written with its messages, once."""
+
+    run_id: str
+    step_key: str
+    agent_id: str | None = None
+    """None for step 0, the run's input."""
+    stop_reason: str = "end_turn"
+    text: str = ""
+    """The step's assistant text, for managers that read it."""
+    usage: dict[str, int] = Field(default_factory=dict)
+    log_seq: int = 0
+    """The run log's last `seq_id` when the step committed: its events are all at or before it."""
+
+
+class IdempotencyRecord(BaseModel):
+    tenant_id: str
+    key: str
+    fingerprint: str
+    """Hash of the request the key was first used with; the same key with another body is refused."""
+    run_id: str
+    expires_at: float
 
 
 class Page(BaseModel):

@@ -12,13 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound
-from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, Record, RunRecord
+from chorus.store.records import (
+    TERMINAL_STATUSES,
+    AgentRecord,
+    GroupRecord,
+    IdempotencyRecord,
+    MessageRecord,
+    Page,
+    Record,
+    RunRecord,
+    StepRecord,
+)
 from chorus.store.sqlite_migrations import MIGRATIONS
 
 T = TypeVar("T")
@@ -122,14 +133,15 @@ class SQLiteStore:
         if cursor.rowcount == 0:
             raise NotFound(f"{_KINDS[table]} not found: {record_id}")
 
-    def _list_sync(
-        self, table: str, tenant_id: str, page: Page, filters: dict[str, str | None], order_col: str
-    ) -> list[str]:
+    def _list_sync(self, table: str, tenant_id: str, page: Page, filters: dict[str, Any], order_col: str) -> list[str]:
         """Keyset pagination on (`order_col`, id); cursors are ids of the same table."""
         where = ["tenant_id = ?"]
         params: list[Any] = [tenant_id]
         for column, value in filters.items():
-            if value is not None:
+            if isinstance(value, list):
+                where.append(f"{column} IN ({', '.join('?' for _ in value) or 'NULL'})")
+                params.extend(value)
+            elif value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
         for cursor_id, op in (
@@ -153,7 +165,7 @@ class SQLiteStore:
         return [str(r[0]) for r in self._db.execute(sql, [*params, page.limit]).fetchall()]
 
     async def _list(
-        self, model: type[R], table: str, tenant_id: str, page: Page, filters: dict[str, str | None], order_col: str
+        self, model: type[R], table: str, tenant_id: str, page: Page, filters: dict[str, Any], order_col: str
     ) -> list[R]:
         rows = await self._call(self._list_sync, table, tenant_id, page, filters, order_col)
         return [model.model_validate_json(r) for r in rows]
@@ -185,51 +197,164 @@ class SQLiteStore:
         await self._call(self._delete_sync, "groups", tenant_id, group_id)
 
     # runs
+    @staticmethod
+    def _run_columns(run: RunRecord) -> dict[str, Any]:
+        return {
+            "group_id": run.group_id,
+            "agent_id": run.agent_id,
+            "status": run.status,
+            "background": int(run.background),
+            "version": run.version,
+        }
+
     async def put_run(self, run: RunRecord) -> None:
-        await self._call(self._put_sync, "runs", run, {"group_id": run.group_id, "agent_id": run.agent_id})
+        await self._call(self._put_sync, "runs", run, self._run_columns(run))
 
     async def get_run(self, tenant_id: str, run_id: str) -> RunRecord:
         return RunRecord.model_validate_json(await self._call(self._get_sync, "runs", tenant_id, run_id))
 
+    async def update_run(self, run: RunRecord, *, expect_version: int) -> RunRecord:
+        stored = run.model_copy(update={"version": expect_version + 1})
+
+        def write(db: sqlite3.Connection) -> None:
+            row = db.execute(
+                "SELECT version FROM runs WHERE tenant_id = ? AND id = ?", (run.tenant_id, run.id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"Run not found: {run.id}")
+            if row[0] != expect_version:
+                raise Conflict(f"Run {run.id} changed (version {row[0]}, expected {expect_version}).")
+            self._put_sync("runs", stored, self._run_columns(stored))
+
+        await self._call(self._tx, write)
+        return stored
+
     async def list_runs(
-        self, tenant_id: str, page: Page, *, group_id: str | None = None, agent_id: str | None = None
+        self,
+        tenant_id: str,
+        page: Page,
+        *,
+        group_id: str | None = None,
+        agent_id: str | None = None,
+        statuses: list[str] | None = None,
+        background: bool | None = None,
     ) -> list[RunRecord]:
-        filters = {"group_id": group_id, "agent_id": agent_id}
+        filters: dict[str, Any] = {"group_id": group_id, "agent_id": agent_id}
+        if background is not None:
+            filters["background"] = int(background)
+        if statuses is not None:
+            filters["status"] = list(statuses)
         return await self._list(RunRecord, "runs", tenant_id, page, filters, "created_at")
 
-    # history
-    async def commit_step(self, tenant_id: str, run_id: str, step_key: str, messages: list[MessageRecord]) -> None:
-        await self._call(self._commit_sync, tenant_id, run_id, step_key, messages)
+    async def list_unfinished_runs(self, limit: int) -> list[RunRecord]:
+        def read() -> list[str]:
+            rows = self._db.execute(
+                "SELECT data FROM runs WHERE status IN ('created', 'running') ORDER BY created_at LIMIT ?", (limit,)
+            )
+            return [str(r[0]) for r in rows]
 
-    def _commit_sync(self, tenant_id: str, run_id: str, step_key: str, messages: list[MessageRecord]) -> None:
-        def write(db: sqlite3.Connection) -> None:
-            try:
-                db.execute(
-                    "INSERT INTO step_commits (tenant_id, run_id, step_key) VALUES (?, ?, ?)",
-                    (tenant_id, run_id, step_key),
-                )
-            except sqlite3.IntegrityError:
-                raise AlreadyCommitted(f"Step {step_key} of run {run_id} is already committed.") from None
-            db.executemany(
-                "INSERT INTO messages (tenant_id, id, run_id, step_key, idx, group_id, agent_id, position, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        tenant_id,
-                        m.id,
-                        run_id,
-                        step_key,
-                        m.index,
-                        m.group_id,
-                        m.agent_id,
-                        m.position,
-                        m.model_dump_json(),
-                    )
-                    for m in messages
-                ],
+        return [RunRecord.model_validate_json(r) for r in await self._call(read)]
+
+    async def delete_run(self, tenant_id: str, run_id: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            self._delete_sync("runs", tenant_id, run_id)
+            db.execute("DELETE FROM run_events WHERE tenant_id = ? AND run_id = ?", (tenant_id, run_id))
+            db.execute("DELETE FROM steps WHERE tenant_id = ? AND run_id = ?", (tenant_id, run_id))
+
+        await self._call(self._tx, delete)
+
+    async def claim_group(self, tenant_id: str, group_id: str, run_id: str) -> str | None:
+        def claim(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "SELECT c.run_id, r.status FROM group_claims c LEFT JOIN runs r "
+                "ON r.tenant_id = c.tenant_id AND r.id = c.run_id WHERE c.tenant_id = ? AND c.group_id = ?",
+                (tenant_id, group_id),
+            ).fetchone()
+            if row is not None and row[0] != run_id and row[1] is not None and row[1] not in TERMINAL_STATUSES:
+                return str(row[0])
+            db.execute(
+                "INSERT OR REPLACE INTO group_claims (tenant_id, group_id, run_id) VALUES (?, ?, ?)",
+                (tenant_id, group_id, run_id),
+            )
+            return None
+
+        return await self._call(self._tx, claim)
+
+    async def release_group(self, tenant_id: str, group_id: str, run_id: str) -> None:
+        def release() -> None:
+            self._db.execute(
+                "DELETE FROM group_claims WHERE tenant_id = ? AND group_id = ? AND run_id = ?",
+                (tenant_id, group_id, run_id),
             )
 
-        self._tx(write)
+        await self._call(release)
+
+    async def remember_idempotency_key(self, record: IdempotencyRecord) -> IdempotencyRecord:
+        def remember(db: sqlite3.Connection) -> str:
+            row = db.execute(
+                "SELECT data FROM idempotency_keys WHERE tenant_id = ? AND key = ? AND expires_at > ?",
+                (record.tenant_id, record.key, time.time()),
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+            data = record.model_dump_json()
+            db.execute(
+                "INSERT OR REPLACE INTO idempotency_keys (tenant_id, key, expires_at, data) VALUES (?, ?, ?, ?)",
+                (record.tenant_id, record.key, record.expires_at, data),
+            )
+            return data
+
+        return IdempotencyRecord.model_validate_json(await self._call(self._tx, remember))
+
+    async def forget_idempotency_key(self, tenant_id: str, key: str, run_id: str) -> None:
+        def forget() -> None:
+            self._db.execute(
+                "DELETE FROM idempotency_keys WHERE tenant_id = ? AND key = ? AND json_extract(data, '$.run_id') = ?",
+                (tenant_id, key, run_id),
+            )
+
+        await self._call(forget)
+
+    # history
+    async def commit_step(self, step: StepRecord, messages: list[MessageRecord]) -> None:
+        await self._call(self._tx, lambda db: self._commit_sync(db, step, messages))
+
+    async def list_steps(self, tenant_id: str, run_id: str) -> list[StepRecord]:
+        def read() -> list[str]:
+            rows = self._db.execute(
+                "SELECT data FROM steps WHERE tenant_id = ? AND run_id = ? ORDER BY step_key", (tenant_id, run_id)
+            )
+            return [str(r[0]) for r in rows]
+
+        return [StepRecord.model_validate_json(r) for r in await self._call(read)]
+
+    def _commit_sync(self, db: sqlite3.Connection, step: StepRecord, messages: list[MessageRecord]) -> None:
+        tenant_id, run_id = step.tenant_id, step.run_id
+        try:
+            db.execute(
+                "INSERT INTO steps (tenant_id, run_id, step_key, data) VALUES (?, ?, ?, ?)",
+                (tenant_id, run_id, step.step_key, step.model_dump_json()),
+            )
+        except sqlite3.IntegrityError:
+            raise AlreadyCommitted(f"Step {step.step_key} of run {run_id} is already committed.") from None
+        db.executemany(
+            "INSERT INTO messages (tenant_id, id, run_id, step_key, idx, group_id, agent_id, position, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    tenant_id,
+                    m.id,
+                    run_id,
+                    step.step_key,
+                    m.index,
+                    m.group_id,
+                    m.agent_id,
+                    m.position,
+                    m.model_dump_json(),
+                )
+                for m in messages
+            ],
+        )
 
     async def list_messages(
         self,
@@ -240,7 +365,7 @@ class SQLiteStore:
         agent_id: str | None = None,
         run_id: str | None = None,
     ) -> list[MessageRecord]:
-        filters = {"group_id": group_id, "agent_id": agent_id, "run_id": run_id}
+        filters: dict[str, Any] = {"group_id": group_id, "agent_id": agent_id, "run_id": run_id}
         return await self._list(MessageRecord, "messages", tenant_id, page, filters, "position")
 
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:

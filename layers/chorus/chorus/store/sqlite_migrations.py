@@ -18,15 +18,25 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX groups_by_time ON groups (tenant_id, created_at, id);
         CREATE TABLE runs (
             tenant_id TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL,
-            group_id TEXT, agent_id TEXT, data TEXT NOT NULL,
+            group_id TEXT, agent_id TEXT, status TEXT NOT NULL, background INTEGER NOT NULL,
+            version INTEGER NOT NULL, data TEXT NOT NULL,
             PRIMARY KEY (tenant_id, id)
         );
+        CREATE INDEX runs_unfinished ON runs (status, created_at);
         CREATE INDEX runs_by_time ON runs (tenant_id, created_at, id);
         CREATE INDEX runs_by_group ON runs (tenant_id, group_id, created_at, id);
         CREATE INDEX runs_by_agent ON runs (tenant_id, agent_id, created_at, id);
-        CREATE TABLE step_commits (
-            tenant_id TEXT NOT NULL, run_id TEXT NOT NULL, step_key TEXT NOT NULL,
+        CREATE TABLE steps (
+            tenant_id TEXT NOT NULL, run_id TEXT NOT NULL, step_key TEXT NOT NULL, data TEXT NOT NULL,
             PRIMARY KEY (tenant_id, run_id, step_key)
+        );
+        CREATE TABLE group_claims (
+            tenant_id TEXT NOT NULL, group_id TEXT NOT NULL, run_id TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, group_id)
+        );
+        CREATE TABLE idempotency_keys (
+            tenant_id TEXT NOT NULL, key TEXT NOT NULL, expires_at REAL NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, key)
         );
         CREATE TABLE messages (
             tenant_id TEXT NOT NULL, id TEXT NOT NULL, run_id TEXT NOT NULL, step_key TEXT NOT NULL,

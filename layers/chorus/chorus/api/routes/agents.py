@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
 from chorus.api.deps import AgentIdPath, ServicesDep, TenantDep
+from chorus.errors import Conflict
 from chorus.ids import new_id
 from chorus.llm.resolve import check_handle, default_model_handle, split_handle
 from chorus.runs.driver import now_iso
+from chorus.schemas.requests import CancelRequest
 from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate, LlmConfig
 from chorus.store.records import AgentRecord, Page
 
@@ -97,6 +99,20 @@ async def update_agent(agent_id: AgentIdPath, body: AgentUpdate, svc: ServicesDe
     check_handle(updated.model, updated.metadata)
     await svc.store.put_agent(updated)
     return agent_state(updated)
+
+
+@router.post("/{agent_id}/messages/cancel")
+async def cancel_agent_runs(
+    agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep, body: CancelRequest | None = None
+) -> dict[str, Any]:
+    """Cancel the agent's active runs (or the listed ones); 409 when none is active."""
+    await svc.store.get_agent(tenant_id, agent_id)
+    active = await svc.runs.active_runs(tenant_id, agent_id=agent_id)
+    if body is not None and body.run_ids:
+        active = [r for r in active if r.id in set(body.run_ids)]
+    if not active:
+        raise Conflict(f"CONFLICT: No active runs to cancel for agent {agent_id}")
+    return await svc.runs.cancel(tenant_id, active)
 
 
 @router.delete("/{agent_id}")

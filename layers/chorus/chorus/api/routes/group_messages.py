@@ -1,61 +1,80 @@
-"""`/v1/groups/{group_id}/messages…`: the main endpoint, its non-streaming twin, and history.
+"""`/v1/groups/{group_id}/messages…`: the main endpoint, its non-streaming and async twins, cancel, history.
 
 Like Letta, the dedicated `/messages/stream` route always streams (it forces
 `streaming=true`), while `/messages` returns one `LettaResponse` unless the
 body says `streaming=true`; streaming-only options on a non-streaming
 request are a 422 naming them.
+
+Beyond Letta: an `Idempotency-Key` header makes a retried send return the
+run the first one started (streaming: replayed from the start, or after
+`Last-Event-ID`, then followed live; non-streaming: the same result), and a
+send to a group whose previous run is still active is a 409 naming it.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from chorus.api.deps import GroupIdPath, ServicesDep, TenantDep
+from chorus.api.routes.runs import run_state
 from chorus.api.sse import sse_response
 from chorus.engine.events import MESSAGE_TYPES
-from chorus.errors import ModelError
-from chorus.runs.service import ActiveRun
+from chorus.errors import Conflict
+from chorus.runs.driver import ERROR_STATUS
+from chorus.runs.service import Started
 from chorus.schemas.messages import LettaMessage, LettaResponse
-from chorus.schemas.requests import MessageRequest
+from chorus.schemas.requests import CancelRequest, MessageRequest
+from chorus.schemas.resources import RunState
 from chorus.store.records import Page
 
 router = APIRouter(prefix="/v1/groups/{group_id}", tags=["groups"])
 
 _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {"text/event-stream": {}},
-        "description": "Server-Sent Events, one LettaMessage per `data:`",
-    }
+    200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events, one LettaMessage per `data:`"}
 }
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+LastEventId = Annotated[int | None, Header(alias="Last-Event-ID", ge=0)]
 
 
-def _stream(svc: ServicesDep, tenant_id: str, active: ActiveRun, request: MessageRequest) -> Response:
-    run = active.plan.run
-    frames = svc.runs.follow(tenant_id, run.id, include_pings=request.include_pings)
+def _stream(svc: ServicesDep, tenant_id: str, started: Started, include_pings: bool, after: int | None) -> Response:
+    run = started.run
+    frames = svc.runs.follow(tenant_id, run.id, after or 0, include_pings=include_pings)
+    if run.background or started.replay:
+        return sse_response(frames)
 
     def cancel_orphaned_run() -> None:
         svc.runs.cancel_local(run.id)
 
-    return sse_response(frames, on_disconnect=None if request.background else cancel_orphaned_run)
+    return sse_response(frames, on_disconnect=cancel_orphaned_run)
 
 
 @router.post("/messages/stream", responses=_STREAM_RESPONSES, response_model=None)
 async def send_group_message_streaming(
-    group_id: GroupIdPath, body: MessageRequest, svc: ServicesDep, tenant_id: TenantDep
+    group_id: GroupIdPath,
+    body: MessageRequest,
+    svc: ServicesDep,
+    tenant_id: TenantDep,
+    idempotency_key: IdempotencyKey = None,
+    last_event_id: LastEventId = None,
 ) -> Response:
     """Process a user message and stream every step of the group's responses (and tokens with `stream_tokens`)."""
     body.streaming = True
-    active = await svc.runs.start_group_run(tenant_id, group_id, body, streaming=True)
-    return _stream(svc, tenant_id, active, body)
+    started = await svc.runs.start_group_run(tenant_id, group_id, body, streaming=True, idempotency_key=idempotency_key)
+    return _stream(svc, tenant_id, started, body.include_pings, last_event_id if started.replay else None)
 
 
 @router.post("/messages", response_model=LettaResponse, responses=_STREAM_RESPONSES)
 async def send_group_message(
-    group_id: GroupIdPath, body: MessageRequest, svc: ServicesDep, tenant_id: TenantDep
+    group_id: GroupIdPath,
+    body: MessageRequest,
+    svc: ServicesDep,
+    tenant_id: TenantDep,
+    idempotency_key: IdempotencyKey = None,
+    last_event_id: LastEventId = None,
 ) -> Response:
     """Process a user message and return the group's whole response (or stream it with `streaming=true`)."""
     if not body.streaming:
@@ -69,15 +88,48 @@ async def send_group_message(
                 },
                 status_code=422,
             )
-    active = await svc.runs.start_group_run(tenant_id, group_id, body, streaming=body.streaming)
+    started = await svc.runs.start_group_run(
+        tenant_id, group_id, body, streaming=body.streaming, idempotency_key=idempotency_key
+    )
     if body.streaming:
-        return _stream(svc, tenant_id, active, body)
-    await svc.runs.wait(active)
-    failure = active.plan.failure
+        return _stream(svc, tenant_id, started, body.include_pings, last_event_id if started.replay else None)
+    run = await svc.runs.wait_terminal(tenant_id, started.run.id)
+    events = await svc.runs.events_of(tenant_id, run.id)
+    failure = next((e for e in events if e["message_type"] == "error_message"), None)
     if failure is not None:
-        detail = f"The model failed: {failure.detail}" if isinstance(failure, ModelError) else failure.detail
-        return JSONResponse({"detail": detail, "run_id": active.plan.run.id}, status_code=failure.status_code)
-    return JSONResponse(letta_response(active.log.events))
+        status = ERROR_STATUS.get(failure["error_type"], 500)
+        return JSONResponse({"detail": failure["message"], "run_id": run.id}, status_code=status)
+    return JSONResponse(letta_response(events))
+
+
+@router.post("/messages/async", response_model=RunState)
+async def send_group_message_async(
+    group_id: GroupIdPath,
+    body: MessageRequest,
+    svc: ServicesDep,
+    tenant_id: TenantDep,
+    idempotency_key: IdempotencyKey = None,
+) -> RunState:
+    """Start the group run in the background and return it at once; poll `GET /v1/runs/{id}` or resume it."""
+    body.streaming, body.background, body.stream_tokens = False, True, False
+    started = await svc.runs.start_group_run(
+        tenant_id, group_id, body, streaming=False, idempotency_key=idempotency_key
+    )
+    return run_state(await svc.store.get_run(tenant_id, started.run.id))
+
+
+@router.post("/messages/cancel")
+async def cancel_group_runs(
+    group_id: GroupIdPath, svc: ServicesDep, tenant_id: TenantDep, body: CancelRequest | None = None
+) -> dict[str, Any]:
+    """Cancel the group's active runs (or the listed ones); 409 when none is active."""
+    await svc.store.get_group(tenant_id, group_id)
+    active = await svc.runs.active_runs(tenant_id, group_id=group_id)
+    if body is not None and body.run_ids:
+        active = [r for r in active if r.id in set(body.run_ids)]
+    if not active:
+        raise Conflict(f"CONFLICT: No active runs to cancel for group {group_id}")
+    return await svc.runs.cancel(tenant_id, active)
 
 
 def letta_response(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -111,7 +163,10 @@ async def list_group_messages(
 
 @router.patch("/reset-messages")
 async def reset_group_messages(group_id: GroupIdPath, svc: ServicesDep, tenant_id: TenantDep) -> dict[str, Any]:
-    """Forget the group's history."""
+    """Forget the group's history (409 while a run is active: it would write into the void)."""
     await svc.store.get_group(tenant_id, group_id)
+    active = await svc.runs.active_runs(tenant_id, group_id=group_id)
+    if active:
+        raise Conflict(f"Group {group_id} has an active run ({active[0].id}).", run_id=active[0].id)
     deleted = await svc.store.delete_group_messages(tenant_id, group_id)
     return {"message": f"Reset {deleted} messages of group {group_id}"}
