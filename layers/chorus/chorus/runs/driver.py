@@ -385,15 +385,20 @@ class RunDriver:
         log = self.log
         try:
             log.emit(events.stop_reason(stop))
-            if error is None:
-                log.emit(self._usage_event())
-            else:
+            if error is not None:
                 error_type, message, detail = error
                 log.emit(events.error_message(run_id=run.id, error_type=error_type, message=message, detail=detail))
-            await log.close()
+            elif stop != "cancelled":
+                log.emit(self._usage_event())
         except Exception:
-            logger.exception("could not complete the event log of run %s", run.id)
+            logger.exception("could not write the end of run %s", run.id)
             stop = stop if stop in FAILED_STOP_REASONS else "error"
+        finally:
+            try:
+                await log.close()
+            except Exception:
+                logger.exception("could not complete the event log of run %s", run.id)
+                stop = stop if stop in FAILED_STOP_REASONS else "error"
         usage = self._usage_event()
         duration = time.perf_counter_ns() - self._started_ns
 

@@ -14,9 +14,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from chorus.runs.frames import DONE, PING_FRAME, frame
+from chorus.runs.frames import DONE, DONE_FRAME, PING_FRAME, frame
 from chorus.runs.log import RunLog
 from chorus.store.base import Store
+
+STATUS_CHECK_S = 1.0
+"""How often a store reader with nothing new checks whether the run ended without `[DONE]`."""
 
 
 async def tail_memory(log: RunLog, after_seq: int, ping_interval: float | None) -> AsyncIterator[bytes]:
@@ -51,7 +54,7 @@ async def tail_store(
 ) -> AsyncIterator[bytes]:
     """Frames after `after_seq` read from the store, polling for more until `[DONE]`."""
     cursor = after_seq
-    last_output = time.monotonic()
+    last_output = last_check = time.monotonic()
     while True:
         rows = await store.read_events(tenant_id, run_id, cursor, batch_size)
         if rows:
@@ -61,6 +64,12 @@ async def tail_store(
             if rows[-1][1].encode() == DONE:
                 return
             continue
+        if time.monotonic() - last_check >= STATUS_CHECK_S:
+            last_check = time.monotonic()
+            run = await store.get_run(tenant_id, run_id)
+            if run.is_terminal and not await store.read_events(tenant_id, run_id, cursor, 1):
+                yield DONE_FRAME  # the run ended without completing its log (its writer died); end the stream
+                return
         if ping_interval is not None and time.monotonic() - last_output >= ping_interval:
             yield PING_FRAME
             last_output = time.monotonic()
