@@ -82,12 +82,15 @@ class RunService:
         *,
         lease_ttl_s: float = 30.0,
         heartbeat_s: float = 1.0,
+        orphan_grace_s: float = 10.0,
     ) -> None:
         self.store = store
         self.settings = settings
         self.executor = executor or InProcessExecutor()
         self._resolver = resolver
         self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=lease_ttl_s, heartbeat_s=heartbeat_s)
+        self.orphan_grace_s = orphan_grace_s
+        """How old a never-leased `created` run must be before another worker adopts it."""
         self._active: dict[str, ActiveRun] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -378,7 +381,7 @@ class RunService:
         for run in await self.store.list_unfinished_runs(limit=1000):
             if run.id in self._active or run.lease_expires_at > now:
                 continue
-            if run.lease_owner is None and run.status == "created" and _age_s(run) < self.lease.ttl_s:
+            if run.lease_owner is None and run.status == "created" and _age_s(run) < self.orphan_grace_s:
                 continue
             await self._recover(run)
             count += 1

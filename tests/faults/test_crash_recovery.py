@@ -1,0 +1,325 @@
+"""Fault injection: crash a worker at a random point of a run, recover it with another, check invariants.
+
+The crash is real in the sense that matters: from the chosen store write or
+model token on, the dead worker writes nothing at all (its store raises a
+`Crash` that no `except Exception` catches, like a killed process), and its
+lease is left to expire. A second worker on the same SQLite file then runs
+its recovery sweep. Every case asserts, against an uninterrupted reference
+run of the same configuration:
+
+- the run reaches a terminal status (completed);
+- its event log is `seq_id` 1..N with no gap, ending in `[DONE]`;
+- history holds the input and one message per turn, no duplicates, with the
+  reference's texts;
+- the stream, reassembled by message id while dropping the messages an
+  `abandoned` marker names, says exactly what the reference said;
+- two readers racing the recovering writer read the identical log.
+
+Seeded: `CHORUS_FAULT_CASES` (default 200) cases from seed 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chorus.llm.base import Model, ModelEvent, ModelRequest
+from chorus.llm.resolve import resolve_model
+from chorus.runs.service import RunService
+from chorus.runs.tailer import tail_store
+from chorus.schemas.requests import MessageRequest
+from chorus.settings import Settings
+from chorus.store.records import AgentRecord, GroupRecord, Page, RunRecord
+from chorus.store.sqlite import SQLiteStore
+
+CASES = int(os.environ.get("CHORUS_FAULT_CASES", "200"))
+TENANT = "default"
+NOW = "2026-11-24T06:33:05.000000+00:00"
+WRITES = {
+    "put_run",
+    "update_run",
+    "commit_step",
+    "append_events",
+    "claim_group",
+    "release_group",
+    "remember_idempotency_key",
+    "forget_idempotency_key",
+    "delete_run",
+}
+
+
+class Crash(BaseException):
+    """The worker process died here."""
+
+
+class Switch:
+    def __init__(self, at_write: int | None = None, at_token: int | None = None) -> None:
+        self.at_write, self.at_token = at_write, at_token
+        self.writes = self.tokens = 0
+        self.dead = False
+
+    def check(self) -> None:
+        if self.dead:
+            raise Crash
+
+    def write(self) -> None:
+        self.check()
+        self.writes += 1
+        if self.writes == self.at_write:
+            self.dead = True
+            raise Crash
+
+    def token(self) -> None:
+        self.check()
+        self.tokens += 1
+        if self.tokens == self.at_token:
+            self.dead = True
+            raise Crash
+
+
+class CrashingStore:
+    """The real SQLite adapter behind a switch: after the crash point, every call raises `Crash`."""
+
+    def __init__(self, inner: SQLiteStore, switch: Switch) -> None:
+        self.inner, self.switch = inner, switch
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.inner, name)
+        if not callable(target) or name in {"open", "close"}:
+            return target
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if name in WRITES:
+                self.switch.write()
+            else:
+                self.switch.check()
+            return await target(*args, **kwargs)
+
+        return call
+
+
+class CrashingModel:
+    def __init__(self, inner: Model, switch: Switch) -> None:
+        self.inner, self.switch = inner, switch
+
+    @property
+    def handle(self) -> str:
+        return self.inner.handle
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        async for event in self.inner.stream(request):
+            self.switch.token()
+            yield event
+
+
+@dataclass
+class Config:
+    agents: int
+    tokens: list[int]
+    max_turns: int
+    stream_tokens: bool
+    crash_on_token: bool
+    crash_fraction: float
+    flush_events: int = 5
+
+
+def config_for(seed: int) -> Config:
+    rng = random.Random(seed)
+    agents = rng.randint(1, 3)
+    return Config(
+        agents=agents,
+        tokens=[rng.randint(1, 6) for _ in range(agents)],
+        max_turns=rng.randint(1, 5),
+        stream_tokens=rng.random() < 0.6,
+        crash_on_token=rng.random() < 0.4,
+        crash_fraction=rng.random(),
+    )
+
+
+async def seed_group(store: SQLiteStore, cfg: Config) -> str:
+    ids = [f"agent-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e5{i}" for i in range(cfg.agents)]
+    for i, agent_id in enumerate(ids):
+        await store.put_agent(
+            AgentRecord(
+                tenant_id=TENANT,
+                id=agent_id,
+                created_at=NOW,
+                updated_at=NOW,
+                name=f"Agent{i}",
+                system="s",
+                model="scripted/default",
+                metadata={"scripted": {"tokens": cfg.tokens[i]}},
+            )
+        )
+    group_id = "group-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e5f"
+    await store.put_group(
+        GroupRecord(
+            tenant_id=TENANT,
+            id=group_id,
+            created_at=NOW,
+            updated_at=NOW,
+            agent_ids=ids,
+            manager_config={"manager_type": "round_robin", "max_turns": cfg.max_turns},
+        )
+    )
+    return group_id
+
+
+def request(cfg: Config) -> MessageRequest:
+    return MessageRequest(input="go", background=True, stream_tokens=cfg.stream_tokens)
+
+
+def settings(db: Path, cfg: Config) -> Settings:
+    return Settings(db_path=db, log_flush_interval_s=60, log_flush_events=cfg.flush_events)
+
+
+async def read_log(store: SQLiteStore, run_id: str) -> list[tuple[int, str]]:
+    return await store.read_events(TENANT, run_id, 0, 1_000_000)
+
+
+def spoken(log: list[tuple[int, str]]) -> list[tuple[str, str]]:
+    """(speaker, text) of each message the stream delivered, abandoned attempts dropped."""
+    abandoned: set[str] = set()
+    texts: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for _, data in log:
+        if data == "[DONE]":
+            continue
+        event = json.loads(data)
+        if event["message_type"] == "ping" and "abandoned" in event:
+            abandoned.update(event["abandoned"]["message_ids"])
+        elif event["message_type"] == "assistant_message":
+            texts.setdefault(event["id"], []).append(event["content"])
+            names[event["id"]] = event["name"]
+    return [(names[i], "".join(parts)) for i, parts in texts.items() if i not in abandoned]
+
+
+async def reference(tmp: Path, cfg: Config) -> tuple[list[tuple[str, str]], int, int]:
+    """An uninterrupted run: what it said, and how many writes and tokens it took."""
+    store = SQLiteStore(tmp / "reference.db")
+    await store.open()
+    group_id = await seed_group(store, cfg)
+    switch = Switch()
+    service = RunService(
+        CrashingStore(store, switch),
+        settings(tmp / "reference.db", cfg),
+        lease_ttl_s=0.05,
+        heartbeat_s=60,  # type: ignore[arg-type]
+        resolver=lambda a: CrashingModel(resolve_model(a.model, a.metadata), switch),
+    )
+    started = await service.start_group_run(TENANT, group_id, request(cfg), streaming=True)
+    run = await service.wait_terminal(TENANT, started.run.id)
+    assert run.status == "completed"
+    said = spoken(await read_log(store, run.id))
+    await service.shutdown()
+    await store.close()
+    return said, switch.writes, switch.tokens
+
+
+async def crash_and_recover(tmp: Path, seed: int, cfg: Config | None = None) -> list[tuple[int, str]]:
+    cfg = cfg or config_for(seed)
+    expected, writes, tokens = await reference(tmp, cfg)
+    db = tmp / "crash.db"
+    store_a = SQLiteStore(db)
+    await store_a.open()
+    group_id = await seed_group(store_a, cfg)
+    if cfg.crash_on_token:
+        switch = Switch(at_token=1 + int(cfg.crash_fraction * tokens))
+    else:
+        switch = Switch(at_write=1 + int(cfg.crash_fraction * writes))
+    worker_a = RunService(
+        CrashingStore(store_a, switch),
+        settings(db, cfg),
+        lease_ttl_s=0.05,
+        heartbeat_s=60,  # type: ignore[arg-type]
+        resolver=lambda a: CrashingModel(resolve_model(a.model, a.metadata), switch),
+    )
+    run_id: str | None = None
+    flusher: asyncio.Task[None] | None = None
+    try:
+        started = await worker_a.start_group_run(TENANT, group_id, request(cfg), streaming=True)
+        run_id = started.run.id
+        flusher = worker_a._active[run_id].log._flusher
+        await worker_a.executor.wait(run_id)
+    except Crash:
+        pass
+    if run_id is not None and flusher is not None:
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)
+    for task in list(worker_a.executor._tasks.values()):
+        task.cancel()
+    await asyncio.gather(*(a.log.abort() for a in worker_a._active.values()), return_exceptions=True)
+    await store_a.close()
+    await asyncio.sleep(0.06)  # the dead worker's lease expires
+
+    store_b = SQLiteStore(db)
+    await store_b.open()
+    worker_b = RunService(store_b, settings(db, cfg), lease_ttl_s=5, heartbeat_s=1, orphan_grace_s=0.05)
+    runs: list[RunRecord] = await store_b.list_runs(TENANT, Page(limit=10))
+    if not runs:
+        assert switch.writes == 1 and switch.dead, "only a crash at the very first write leaves no run"
+        await store_b.close()
+        return []
+    (run,) = runs
+    await worker_b.recover()
+    readers = [asyncio.create_task(_read_all(store_b, run.id)) for _ in range(2)]
+    final = await asyncio.wait_for(worker_b.wait_terminal(TENANT, run.id), 10)
+    raced = await asyncio.wait_for(asyncio.gather(*readers), 10)
+    log = await read_log(store_b, run.id)
+
+    assert final.status == "completed", (seed, final.status, final.stop_reason)
+    assert [seq for seq, _ in log] == list(range(1, len(log) + 1)), f"seed {seed}: gap in the log"
+    assert log[-1][1] == "[DONE]"
+    for seq, data in log[:-1]:
+        assert json.loads(data)["seq_id"] == seq
+    assert raced[0] == raced[1] == b"".join(_frames(log)), f"seed {seed}: racing readers disagree"
+    history = await store_b.list_messages(TENANT, Page(limit=1000, order="asc"), run_id=run.id)
+    assert len({m.id for m in history}) == len(history)
+    assert [m.message["message_type"] for m in history] == ["user_message"] + ["assistant_message"] * cfg.max_turns
+    assert [(m.message["name"], m.message["content"]) for m in history[1:]] == expected, f"seed {seed}: history"
+    assert spoken(log) == expected, f"seed {seed}: the stream says something else"
+    await worker_b.shutdown()
+    await store_b.close()
+    return log
+
+
+async def _read_all(store: SQLiteStore, run_id: str) -> bytes:
+    parts = [
+        p async for p in tail_store(store, TENANT, run_id, 0, batch_size=4, poll_interval=0.005, ping_interval=None)
+    ]
+    return b"".join(parts)
+
+
+def _frames(log: list[tuple[int, str]]) -> list[bytes]:
+    from chorus.runs.frames import frame
+
+    return [frame(seq, data.encode()) for seq, data in log]
+
+
+@pytest.mark.parametrize("seed", range(CASES))
+async def test_crash_anywhere_then_recover(tmp_path: Path, seed: int) -> None:
+    await crash_and_recover(tmp_path, seed)
+
+
+async def test_a_crash_mid_message_is_marked_abandoned_and_redone(tmp_path: Path) -> None:
+    """Early tokens of the only message reach the log (flushed every 2 events), then the worker dies at token 6."""
+    cfg = Config(
+        agents=1, tokens=[6], max_turns=1, stream_tokens=True, crash_on_token=True, crash_fraction=0.9, flush_events=2
+    )
+    log = await crash_and_recover(tmp_path, -1, cfg)
+    events = [json.loads(d) for _, d in log[:-1]]
+    markers = [e for e in events if e["message_type"] == "ping"]
+    assert len(markers) == 1
+    (abandoned_id,) = markers[0]["abandoned"]["message_ids"]
+    before = [e for e in events[: events.index(markers[0])] if e["message_type"] == "assistant_message"]
+    after = [e for e in events[events.index(markers[0]) :] if e["message_type"] == "assistant_message"]
+    assert before and {e["id"] for e in before} == {abandoned_id}
+    assert len(after) == 6 and {e["id"] for e in after} != {abandoned_id}, "the redone message has a new id"
