@@ -221,3 +221,50 @@ async def test_delete_run(api: tuple[httpx.AsyncClient, Store]) -> None:
     assert (await client.delete(f"/v1/runs/{run['id']}")).status_code == 200
     assert (await client.get(f"/v1/runs/{run['id']}")).status_code == 404
     assert (await client.post(f"/v1/runs/{run['id']}/stream", json={})).status_code == 404
+
+
+async def _orphan(store: Store, group: dict[str, Any]) -> str:
+    """A run a dead server left `running`, its lease long expired and its log empty."""
+    from chorus.ids import new_id
+    from chorus.store.records import RunRecord
+
+    run = RunRecord(
+        tenant_id="default",
+        id=new_id("run"),
+        created_at="2026-11-24T06:33:05.000000+00:00",
+        agent_id=group["agent_ids"][0],
+        group_id=group["id"],
+        status="running",
+        background=True,
+        lease_owner="worker-dead",
+        lease_expires_at=1.0,
+        inputs=[{"role": "user", "content": "are you there?"}],
+        options={"stream_tokens": False, "max_steps": 50, "include_return_message_types": None},
+    )
+    await store.put_run(run)
+    return run.id
+
+
+@pytest.mark.parametrize("delete_group", [False, True])
+async def test_server_start_recovers_orphaned_runs(make_app: Callable[..., FastAPI], delete_group: bool) -> None:
+    first = make_app()
+    async with first.router.lifespan_context(first):
+        transport = httpx.ASGITransport(app=first)
+        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+            group = await _group(client, tokens=2)
+            run_id = await _orphan(first.state.services.store, group)
+            if delete_group:
+                await client.delete(f"/v1/groups/{group['id']}")
+    second = make_app()
+    async with second.router.lifespan_context(second):
+        transport = httpx.ASGITransport(app=second)
+        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+            final = await _wait_status(client, run_id, {"completed", "failed"})
+            events = payloads(parse_sse((await client.post(f"/v1/runs/{run_id}/stream", json={})).text))
+    if delete_group:
+        assert final["status"] == "failed" and final["stop_reason"] == "error"
+        assert events[-1]["message_type"] == "error_message"
+        assert "cannot continue" in events[-1]["message"]
+    else:
+        assert final["status"] == "completed" and final["stop_reason"] == "end_turn"
+        assert [e.get("name") for e in events if e["message_type"] == "assistant_message"] == ["Ada", "Brook"]
