@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import httpx
-from _server import chorus_server
 
+from _server import chorus_server
 from chorus.runs.tailer import tail_store
 from chorus.store.sqlite import SQLiteStore
 
