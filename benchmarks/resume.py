@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from _server import chorus_server
+from chorus.devserver import running_server
 from chorus.runs.tailer import tail_store
 from chorus.store.sqlite import SQLiteStore
 
@@ -82,7 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
-    with chorus_server() as (url, db):
+    with running_server() as server:
+        url, db = server.url, server.db_path
         run_id = make_run(url)
         replay_http(url, run_id)
         http_times, store_times = [], []

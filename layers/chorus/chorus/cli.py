@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import uvicorn
 
+from chorus.devserver import running_server
 from chorus.settings import get_settings
 
 PERSONAS = [
@@ -33,36 +29,6 @@ PERSONAS = [
 
 def serve(host: str, port: int, reload: bool) -> None:
     uvicorn.run("chorus.api:app", host=host, port=port, reload=reload, log_level="info")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _embedded_server() -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config("chorus.api:app", host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:
-        raise SystemExit("the embedded Chorus server did not start")
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -125,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.url:
         return demo(args.url, args.message)
-    with _embedded_server() as url:
-        return demo(url, args.message)
+    with running_server() as server:
+        return demo(server.url, args.message)
 
 
 if __name__ == "__main__":
