@@ -61,10 +61,21 @@ class Crash(BaseException):
 
 
 class Switch:
-    def __init__(self, at_write: int | None = None, at_token: int | None = None) -> None:
-        self.at_write, self.at_token = at_write, at_token
+    def __init__(
+        self, at_write: int | None = None, at_token: int | None = None, at_call: tuple[str, int] | None = None
+    ) -> None:
+        self.at_write, self.at_token, self.at_call = at_write, at_token, at_call
         self.writes = self.tokens = 0
+        self.calls: dict[str, int] = {}
         self.dead = False
+
+    def call(self, name: str) -> None:
+        """Crash at the n-th call of a named store method (deterministic crash points)."""
+        self.check()
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if self.at_call == (name, self.calls[name]):
+            self.dead = True
+            raise Crash
 
     def check(self) -> None:
         if self.dead:
@@ -97,6 +108,7 @@ class CrashingStore:
             return target
 
         async def call(*args: Any, **kwargs: Any) -> Any:
+            self.switch.call(name)
             if name in WRITES:
                 self.switch.write()
             else:
@@ -129,6 +141,7 @@ class Config:
     crash_on_token: bool
     crash_fraction: float
     flush_events: int = 5
+    crash_at_call: tuple[str, int] | None = None
 
 
 def config_for(seed: int) -> Config:
@@ -231,7 +244,9 @@ async def crash_and_recover(tmp: Path, seed: int, cfg: Config | None = None) -> 
     store_a = SQLiteStore(db)
     await store_a.open()
     group_id = await seed_group(store_a, cfg)
-    if cfg.crash_on_token:
+    if cfg.crash_at_call is not None:
+        switch = Switch(at_call=cfg.crash_at_call)
+    elif cfg.crash_on_token:
         switch = Switch(at_token=1 + int(cfg.crash_fraction * tokens))
     else:
         switch = Switch(at_write=1 + int(cfg.crash_fraction * writes))
@@ -310,10 +325,11 @@ async def test_crash_anywhere_then_recover(tmp_path: Path, seed: int) -> None:
 
 
 async def test_a_crash_mid_message_is_marked_abandoned_and_redone(tmp_path: Path) -> None:
-    """Early tokens of the only message reach the log (flushed every 2 events), then the worker dies at token 6."""
+    """Step 1 streamed all of its tokens and made them durable, then the worker died before committing it."""
     cfg = Config(
-        agents=1, tokens=[6], max_turns=1, stream_tokens=True, crash_on_token=True, crash_fraction=0.9, flush_events=2
-    )
+        agents=1, tokens=[6], max_turns=1, stream_tokens=True, crash_on_token=False, crash_fraction=0.0,
+        crash_at_call=("commit_step", 2),
+    )  # fmt: skip
     log = await crash_and_recover(tmp_path, -1, cfg)
     events = [json.loads(d) for _, d in log[:-1]]
     markers = [e for e in events if e["message_type"] == "ping"]

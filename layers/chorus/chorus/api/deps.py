@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, Path, Query, Request
 
 from chorus.errors import Unauthorized
 from chorus.ids import example, pattern
 from chorus.runs.service import RunService
 from chorus.settings import Settings
 from chorus.store.base import Store
+from chorus.store.records import Page
 
 ANONYMOUS_TENANT = "default"
 
@@ -68,3 +69,27 @@ TenantDep = Annotated[str, Depends(tenant)]
 AgentIdPath = Annotated[str, _id_path("agent")]
 GroupIdPath = Annotated[str, _id_path("group")]
 RunIdPath = Annotated[str, _id_path("run")]
+
+
+def page(
+    before: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    order: Literal["asc", "desc"] = "desc",
+) -> Page:
+    """Letta's cursor pagination: `before`/`after` are ids of the listed kind, exclusive."""
+    return Page(before=before, after=after, limit=limit, order=order)
+
+
+def ascending_page(
+    before: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    order: Literal["asc", "desc"] = "asc",
+) -> Page:
+    """Pagination for what reads oldest first by default (a run's messages)."""
+    return Page(before=before, after=after, limit=limit, order=order)
+
+
+PageDep = Annotated[Page, Depends(page)]
+AscendingPageDep = Annotated[Page, Depends(ascending_page)]

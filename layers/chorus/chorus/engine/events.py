@@ -10,23 +10,14 @@ run log when the event is appended.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
+
+from chorus.schemas.requests import MessageType
 
 Event = dict[str, Any]
 
-MESSAGE_TYPES = frozenset(
-    {
-        "system_message",
-        "user_message",
-        "assistant_message",
-        "reasoning_message",
-        "hidden_reasoning_message",
-        "tool_call_message",
-        "tool_return_message",
-        "approval_request_message",
-        "approval_response_message",
-    }
-)
+MESSAGE_TYPES: frozenset[str] = frozenset(get_args(MessageType))
+"""The `LettaMessage` types (what `include_return_message_types` may name)."""
 
 
 def wire_date(moment: datetime | None = None) -> str:

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -356,6 +356,18 @@ class RunService:
                 return
             except Conflict:
                 current = await self.store.get_run(run.tenant_id, run.id)
+
+    async def cancel_active(
+        self, tenant_id: str, owner: Literal["group", "agent"], owner_id: str, run_ids: list[str] | None
+    ) -> dict[str, str]:
+        """Cancel the group's or agent's active runs (only `run_ids` if given); 409 when there are none."""
+        key = {"group_id": owner_id} if owner == "group" else {"agent_id": owner_id}
+        active = await self.active_runs(tenant_id, **key)
+        if run_ids:
+            active = [r for r in active if r.id in set(run_ids)]
+        if not active:
+            raise Conflict(f"CONFLICT: No active runs to cancel for {owner} {owner_id}")
+        return await self.cancel(tenant_id, active)
 
     async def active_runs(
         self, tenant_id: str, *, group_id: str | None = None, agent_id: str | None = None

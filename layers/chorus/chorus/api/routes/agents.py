@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from chorus.api.deps import AgentIdPath, ServicesDep, TenantDep
-from chorus.errors import Conflict
+from chorus.api.deps import AgentIdPath, PageDep, ServicesDep, TenantDep
 from chorus.ids import new_id
 from chorus.llm.resolve import check_handle, default_model_handle, split_handle
 from chorus.runs.driver import now_iso
 from chorus.schemas.requests import CancelRequest
 from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate, LlmConfig
-from chorus.store.records import AgentRecord, Page
+from chorus.store.records import AgentRecord
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
@@ -74,15 +73,7 @@ async def create_agent(body: AgentCreate, svc: ServicesDep, tenant_id: TenantDep
 
 @router.get("", response_model=list[AgentState])
 @router.get("/", response_model=list[AgentState], include_in_schema=False)
-async def list_agents(
-    svc: ServicesDep,
-    tenant_id: TenantDep,
-    before: str | None = None,
-    after: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    order: Literal["asc", "desc"] = "desc",
-) -> list[AgentState]:
-    page = Page(before=before, after=after, limit=limit, order=order)
+async def list_agents(svc: ServicesDep, tenant_id: TenantDep, page: PageDep) -> list[AgentState]:
     return [agent_state(a) for a in await svc.store.list_agents(tenant_id, page)]
 
 
@@ -107,12 +98,7 @@ async def cancel_agent_runs(
 ) -> dict[str, Any]:
     """Cancel the agent's active runs (or the listed ones); 409 when none is active."""
     await svc.store.get_agent(tenant_id, agent_id)
-    active = await svc.runs.active_runs(tenant_id, agent_id=agent_id)
-    if body is not None and body.run_ids:
-        active = [r for r in active if r.id in set(body.run_ids)]
-    if not active:
-        raise Conflict(f"CONFLICT: No active runs to cancel for agent {agent_id}")
-    return await svc.runs.cancel(tenant_id, active)
+    return await svc.runs.cancel_active(tenant_id, "agent", agent_id, body.run_ids if body else None)
 
 
 @router.delete("/{agent_id}")

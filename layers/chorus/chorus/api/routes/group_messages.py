@@ -13,13 +13,13 @@ send to a group whose previous run is still active is a 409 naming it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from chorus.api.deps import GroupIdPath, ServicesDep, TenantDep
+from chorus.api.deps import GroupIdPath, PageDep, ServicesDep, TenantDep
 from chorus.api.routes.runs import run_state
 from chorus.api.sse import sse_response
 from chorus.engine.events import MESSAGE_TYPES
@@ -29,7 +29,6 @@ from chorus.runs.service import Started
 from chorus.schemas.messages import LettaMessage, LettaResponse
 from chorus.schemas.requests import CancelRequest, MessageRequest
 from chorus.schemas.resources import RunState
-from chorus.store.records import Page
 
 router = APIRouter(prefix="/v1/groups/{group_id}", tags=["groups"])
 
@@ -124,12 +123,7 @@ async def cancel_group_runs(
 ) -> dict[str, Any]:
     """Cancel the group's active runs (or the listed ones); 409 when none is active."""
     await svc.store.get_group(tenant_id, group_id)
-    active = await svc.runs.active_runs(tenant_id, group_id=group_id)
-    if body is not None and body.run_ids:
-        active = [r for r in active if r.id in set(body.run_ids)]
-    if not active:
-        raise Conflict(f"CONFLICT: No active runs to cancel for group {group_id}")
-    return await svc.runs.cancel(tenant_id, active)
+    return await svc.runs.cancel_active(tenant_id, "group", group_id, body.run_ids if body else None)
 
 
 def letta_response(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -146,17 +140,10 @@ def letta_response(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 @router.get("/messages", response_model=list[LettaMessage])
 async def list_group_messages(
-    group_id: GroupIdPath,
-    svc: ServicesDep,
-    tenant_id: TenantDep,
-    before: str | None = None,
-    after: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    order: Literal["asc", "desc"] = "desc",
+    group_id: GroupIdPath, svc: ServicesDep, tenant_id: TenantDep, page: PageDep
 ) -> JSONResponse:
     """The group's history, newest first by default; `before`/`after` are message ids."""
     await svc.store.get_group(tenant_id, group_id)
-    page = Page(before=before, after=after, limit=limit, order=order)
     records = await svc.store.list_messages(tenant_id, page, group_id=group_id)
     return JSONResponse([r.message for r in records])
 

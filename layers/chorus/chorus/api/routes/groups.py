@@ -6,17 +6,17 @@ build cannot run yet (their sends answer 501).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from chorus.api.deps import GroupIdPath, ServicesDep, TenantDep
+from chorus.api.deps import GroupIdPath, PageDep, ServicesDep, TenantDep
 from chorus.errors import BadRequest
 from chorus.ids import new_id
 from chorus.runs.driver import now_iso
 from chorus.schemas.resources import GroupCreate, GroupState, GroupUpdate
 from chorus.store.base import Store
-from chorus.store.records import GroupRecord, Page
+from chorus.store.records import GroupRecord
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 
@@ -80,15 +80,7 @@ async def create_group(body: GroupCreate, svc: ServicesDep, tenant_id: TenantDep
 
 @router.get("", response_model=list[GroupState])
 @router.get("/", response_model=list[GroupState], include_in_schema=False)
-async def list_groups(
-    svc: ServicesDep,
-    tenant_id: TenantDep,
-    before: str | None = None,
-    after: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    order: Literal["asc", "desc"] = "desc",
-) -> list[GroupState]:
-    page = Page(before=before, after=after, limit=limit, order=order)
+async def list_groups(svc: ServicesDep, tenant_id: TenantDep, page: PageDep) -> list[GroupState]:
     return [group_state(g) for g in await svc.store.list_groups(tenant_id, page)]
 
 

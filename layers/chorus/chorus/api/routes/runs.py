@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from chorus.api.deps import RunIdPath, ServicesDep, TenantDep
+from chorus.api.deps import AscendingPageDep, PageDep, RunIdPath, ServicesDep, TenantDep
 from chorus.api.sse import sse_response
 from chorus.errors import Conflict
 from chorus.schemas.messages import LettaMessage
 from chorus.schemas.requests import ResumeRequest
 from chorus.schemas.resources import RunState
-from chorus.store.records import Page, RunRecord
+from chorus.store.records import RunRecord
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -37,15 +37,12 @@ def _split(values: list[str] | None) -> list[str] | None:
 async def list_runs(
     svc: ServicesDep,
     tenant_id: TenantDep,
+    page: PageDep,
     agent_id: str | None = None,
     group_id: str | None = None,
     statuses: Annotated[list[str] | None, Query()] = None,
     background: bool | None = None,
     active: bool | None = None,
-    before: str | None = None,
-    after: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    order: Literal["asc", "desc"] = "desc",
 ) -> list[RunState]:
     """Runs, newest first; `active=true` keeps created and running ones, `active=false` the finished."""
     wanted = _split(statuses)
@@ -53,7 +50,6 @@ async def list_runs(
         live = {"created", "running"}
         allowed = live if active else {"completed", "failed", "cancelled"}
         wanted = [s for s in (wanted or sorted(allowed)) if s in allowed]
-    page = Page(before=before, after=after, limit=limit, order=order)
     runs = await svc.store.list_runs(
         tenant_id, page, group_id=group_id, agent_id=agent_id, statuses=wanted, background=background
     )
@@ -99,17 +95,10 @@ async def resume_run_stream(
 
 @router.get("/{run_id}/messages", response_model=list[LettaMessage])
 async def list_run_messages(
-    run_id: RunIdPath,
-    svc: ServicesDep,
-    tenant_id: TenantDep,
-    before: str | None = None,
-    after: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    order: Literal["asc", "desc"] = "asc",
+    run_id: RunIdPath, svc: ServicesDep, tenant_id: TenantDep, page: AscendingPageDep
 ) -> JSONResponse:
     """The messages a run committed to history (its input and every finished step)."""
     await svc.store.get_run(tenant_id, run_id)
-    page = Page(before=before, after=after, limit=limit, order=order)
     return JSONResponse([r.message for r in await svc.store.list_messages(tenant_id, page, run_id=run_id)])
 
 
