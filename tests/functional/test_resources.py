@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from support import create_agent, create_group
+from support import create_agent, create_group, payloads, stream
 
 MISSING_AGENT = "agent-00000000-0000-4000-8000-000000000000"
 MISSING_GROUP = "group-00000000-0000-4000-8000-000000000000"
@@ -125,17 +125,18 @@ async def test_group_crud_round_robin_default(client: httpx.AsyncClient) -> None
         },
     ],
 )
-async def test_every_manager_type_validates_but_unbuilt_ones_answer_501(
-    client: httpx.AsyncClient, config: dict[str, object]
-) -> None:
+async def test_every_manager_type_validates_and_runs(client: httpx.AsyncClient, config: dict[str, object]) -> None:
     manager, worker = await create_agent(client, "M"), await create_agent(client, "W")
     config = {k: (manager["id"] if v == "{m}" else v) for k, v in config.items()}
     group = await create_group(client, [worker["id"]], config)
     assert group["manager_type"] == config["manager_type"]
     assert group["manager_agent_id"] == manager["id"]
-    response = await client.post(f"/v1/groups/{group['id']}/messages/stream", json={"input": "hi"})
-    assert response.status_code == 501
-    assert config["manager_type"] in response.json()["detail"]
+    events = payloads(await stream(client, group["id"], {"input": "hi"}))
+    assert events[-2]["message_type"] == "stop_reason" and events[-2]["stop_reason"] in ("end_turn", "max_steps")
+    assert {e.get("sender_id") for e in events if e["message_type"] == "assistant_message"} <= {
+        manager["id"],
+        worker["id"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -161,6 +162,9 @@ async def test_every_manager_type_validates_but_unbuilt_ones_answer_501(
             400,
             "max_message_buffer_length",
         ),
+        ({"manager_type": "voice_sleeptime", "manager_agent_id": "{m}", "max_message_buffer_length": 12}, 400, "(15)"),
+        ({"manager_type": "supervisor", "manager_agent_id": "{m}"}, 400, "besides its manager"),
+        ({"manager_type": "sleeptime", "manager_agent_id": "{m}"}, 400, "sleeptime agents"),
     ],
 )
 async def test_group_config_errors(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from chorus.engine.managers import AgentCall, Finish, GroupView, RunAgents, RunProgress, TurnRecord, manager_for
-from chorus.errors import NotImplementedYet
 
 RR = manager_for("round_robin")
 
@@ -54,10 +53,3 @@ def test_full_rotation_with_wraparound() -> None:
         assert isinstance(decision, RunAgents)
         turns.append((decision.calls[0].agent_id, "end_turn"))
     assert [t[0] for t in turns] == ["a0", "a1", "a2", "a0", "a1", "a2", "a0"]
-
-
-@pytest.mark.parametrize("manager_type", ["supervisor", "dynamic", "sleeptime", "voice_sleeptime"])
-def test_unbuilt_managers_are_501(manager_type: str) -> None:
-    with pytest.raises(NotImplementedYet) as info:
-        manager_for(manager_type)
-    assert info.value.status_code == 501

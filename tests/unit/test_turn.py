@@ -13,7 +13,9 @@ VALID = TypeAdapter(StreamEvent)
 
 
 def ctx(stream_tokens: bool) -> TurnContext:
-    return TurnContext("run-1", identity.step_key(1), "agent-a", "Ada", "2026-11-24T06:33:05+00:00", stream_tokens)
+    return TurnContext(
+        "run-1", identity.step_key(1, 0, 1), "agent-a", "Ada", "2026-11-24T06:33:05+00:00", stream_tokens
+    )
 
 
 def feed_all(turn: AgentTurn) -> list[dict[str, object]]:
@@ -57,9 +59,9 @@ def test_ids_are_deterministic_per_run_step_and_index() -> None:
     first = feed_all(AgentTurn(ctx(True)))[-1]["outcome"].messages
     again = feed_all(AgentTurn(ctx(True)))[-1]["outcome"].messages
     assert [m["id"] for m in first] == [m["id"] for m in again]
-    assert first[0]["id"] == identity.message_id("run-1", "00001", 0)
-    assert identity.message_id("run-1", "00001", 0) != identity.message_id("run-1", "00002", 0)
-    assert identity.message_id("run-1", "00001", 0) != identity.message_id("run-2", "00001", 0)
+    assert first[0]["id"] == identity.message_id("run-1", "00001.0000.001", 0)
+    assert identity.message_id("run-1", "00001.0000.001", 0) != identity.message_id("run-1", "00002.0000.001", 0)
+    assert identity.message_id("run-1", "00001.0000.001", 0) != identity.message_id("run-2", "00001.0000.001", 0)
 
 
 def test_ids_have_letta_shape() -> None:
@@ -67,8 +69,8 @@ def test_ids_have_letta_shape() -> None:
 
     from chorus.ids import pattern
 
-    assert re.fullmatch(pattern("message"), identity.message_id("run-1", "00001", 3))
-    assert re.fullmatch(pattern("step"), identity.step_id("run-1", "00001"))
+    assert re.fullmatch(pattern("message"), identity.message_id("run-1", "00001.0000.001", 3))
+    assert re.fullmatch(pattern("step"), identity.step_id("run-1", "00001.0000.001"))
     assert identity.otid(identity.message_id("r", "k", 0)).endswith("80")
 
 

@@ -11,10 +11,14 @@ speaker's name, which every provider accepts (Anthropic rejects mid-chat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
-from chorus.llm.base import ModelMessage, ModelRequest
+import orjson
+
+from chorus.engine.tools import BROADCAST
+from chorus.llm.base import ModelMessage, ModelRequest, ToolCallRequest, ToolSpec
 from chorus.schemas.content import content_text
 from chorus.schemas.requests import MessageCreate
 
@@ -35,12 +39,31 @@ def _text(content: Any) -> str:
     return content_text(MessageCreate(role="user", content=content).content)
 
 
-def render(history: Iterable[dict[str, Any]], agent_id: str) -> list[ModelMessage]:
-    """Turn history messages (LettaMessage dicts, oldest first) into `agent_id`'s model context."""
+def render(
+    history: Iterable[dict[str, Any]],
+    agent_id: str,
+    *,
+    hidden_senders: Collection[str] = (),
+) -> list[ModelMessage]:
+    """Turn history messages (LettaMessage dicts, oldest first) into `agent_id`'s model context.
+
+    - the agent's own words are `assistant` messages, with its tool calls attached to the
+      message of the same step, and its tool returns `tool` messages right after;
+    - a broadcast another agent sent (the supervisor's tool call) reaches it as that
+      agent's `user` message; others' other tool traffic and everyone's reasoning stay private;
+    - while the agent waits for a tool's return, others' messages are left out: the return
+      reports them (the broadcast's replies), and providers want a return right after its call;
+    - messages of `hidden_senders` are left out.
+    """
     out: list[ModelMessage] = []
+    awaiting: set[str] = set()
+    own_step: str | None = None
     for msg in history:
         kind = msg.get("message_type")
         sender = msg.get("sender_id")
+        own = sender == agent_id
+        if not own and (awaiting or (sender is not None and sender in hidden_senders)):
+            continue
         if kind == "user_message":
             name = msg.get("name")
             text = _text(msg["content"])
@@ -49,12 +72,53 @@ def render(history: Iterable[dict[str, Any]], agent_id: str) -> list[ModelMessag
             out.append(ModelMessage("system", _text(msg["content"])))
         elif kind == "assistant_message":
             text = _text(msg["content"])
-            if sender == agent_id:
+            if own:
                 out.append(ModelMessage("assistant", text))
-            else:
+                own_step = msg.get("step_id")
+                continue
+            speaker = msg.get("name") or sender or "another agent"
+            out.append(ModelMessage("user", f"{speaker}: {text}", name=msg.get("name")))
+        elif kind == "tool_call_message":
+            call = msg.get("tool_call") or {}
+            if own:
+                request = ToolCallRequest(
+                    call.get("tool_call_id") or "", call.get("name") or "", call.get("arguments") or ""
+                )
+                awaiting.add(request.id)
+                previous = out[-1] if out else None
+                if previous is not None and previous.role == "assistant" and own_step == msg.get("step_id"):
+                    out[-1] = replace(previous, tool_calls=(*previous.tool_calls, request))
+                else:
+                    out.append(ModelMessage("assistant", "", tool_calls=(request,)))
+                own_step = msg.get("step_id")
+                continue
+            if call.get("name") == BROADCAST:
                 speaker = msg.get("name") or sender or "another agent"
-                out.append(ModelMessage("user", f"{speaker}: {text}", name=msg.get("name")))
+                out.append(ModelMessage("user", f"{speaker}: {_broadcast_text(call)}", name=msg.get("name")))
+        elif kind == "tool_return_message" and own:
+            awaiting.discard(msg.get("tool_call_id") or "")
+            out.append(ModelMessage("tool", str(msg.get("tool_return", "")), tool_call_id=msg.get("tool_call_id")))
+        own_step = None
     return out
+
+
+def _broadcast_text(call: dict[str, Any]) -> str:
+    try:
+        arguments = orjson.loads(call.get("arguments") or "{}")
+    except orjson.JSONDecodeError:
+        return str(call.get("arguments") or "")
+    return str(arguments.get("message", "")) if isinstance(arguments, dict) else str(arguments)
+
+
+def buffer(history: Sequence[dict[str, Any]], limit: int | None) -> Sequence[dict[str, Any]]:
+    """The newest `limit` messages of `history`, not starting inside a tool exchange."""
+    if limit is None or len(history) <= limit:
+        return history
+    window = history[-limit:]
+    start = 0
+    while start < len(window) and window[start].get("message_type") == "tool_return_message":
+        start += 1
+    return window[start:]
 
 
 def build_request(
@@ -64,11 +128,19 @@ def build_request(
     agent_name: str,
     system: str,
     history: Sequence[dict[str, Any]],
+    tools: Sequence[ToolSpec] = (),
+    instruction: str | None = None,
+    hidden_senders: Collection[str] = (),
+    context_limit: int | None = None,
 ) -> ModelRequest:
+    messages = render(buffer(history, context_limit), agent_id, hidden_senders=hidden_senders)
+    if instruction is not None:
+        messages.append(ModelMessage("user", instruction))
     return ModelRequest(
         model=model,
         agent_id=agent_id,
         agent_name=agent_name,
         system=system,
-        messages=tuple(render(history, agent_id)),
+        messages=tuple(messages),
+        tools=tuple(tools),
     )

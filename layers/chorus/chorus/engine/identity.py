@@ -19,9 +19,26 @@ def _uuid4_shaped(*parts: str) -> uuid.UUID:
     return uuid.UUID(bytes=digest.bytes, version=4)
 
 
-def step_key(index: int) -> str:
-    """Sortable key of a run's step; step 0 holds the run's input messages."""
-    return f"{index:05d}"
+INPUT_STEP = "00000"
+"""The key of the step holding a run's input messages."""
+
+
+def step_key(round_index: int, call: int = 0, step: int = 1) -> str:
+    """Sortable key of one model step: the `step`-th step (1-based) of call `call` in round `round_index`.
+
+    Parallel calls of a round get their keys from their place in the plan, not from when
+    they finish, so a retried or recovered round writes under the very same keys."""
+    return f"{round_index:05d}.{call:04d}.{step:03d}"
+
+
+def tool_call_id(run_id: str, key: str, index: int) -> str:
+    """An id for a tool call whose model gave none (providers differ; some omit it)."""
+    return f"call_{_uuid4_shaped(run_id, key, 'tool', str(index)).hex[:24]}"
+
+
+def child_run_id(run_id: str, agent_id: str) -> str:
+    """The id of the background run `run_id` starts for `agent_id` (sleeptime): a retry finds it."""
+    return f"run-{_uuid4_shaped(run_id, 'child', agent_id)}"
 
 
 def step_id(run_id: str, key: str) -> str:

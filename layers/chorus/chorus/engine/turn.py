@@ -6,6 +6,9 @@ through it; the Step Functions Step task will pump the same way, so both
 produce identical events. With `stream_tokens`, each text/reasoning delta is
 a chunk sharing its message's `id` (clients concatenate by id) and complete
 messages are not re-sent; without it, each message is emitted once, whole.
+Tool calls are emitted whole when the model's answer ends (their arguments
+arrive in pieces that mean nothing alone), and `append` adds the messages the
+step writes after the model call, such as tool returns, under the step's ids.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from chorus.engine import events, identity
 from chorus.engine.events import Event
-from chorus.llm.base import Finish, ModelEvent, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from chorus.llm.base import Finish, ModelEvent, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallRequest, Usage
 
 _FIELD = {"assistant_message": "content", "reasoning_message": "reasoning"}
 
@@ -39,6 +42,8 @@ class TurnOutcome:
     finish_reason: str
     chunks: int = 0
     """Deltas received, a measure of how far the model got."""
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
+    """The calls the model made, in order; each has its `tool_call_message` in `messages`."""
 
 
 @dataclass(slots=True)
@@ -57,6 +62,9 @@ class AgentTurn:
         self._usage = Usage()
         self._finish = "end_turn"
         self._chunks = 0
+        self._calls: dict[int, list[str]] = {}
+        """Tool calls being streamed, by index: `[id, name, arguments so far]`."""
+        self._emitted: list[str] = []
 
     def feed(self, event: ModelEvent) -> list[Event]:
         if isinstance(event, TextDelta):
@@ -68,15 +76,42 @@ class AgentTurn:
             self._usage = self._usage + event
         elif isinstance(event, Finish):
             self._finish = event.reason
-        elif isinstance(event, ToolCallDelta):  # pragma: no cover - tools arrive with issue 5
-            raise NotImplementedError("tool calls are not supported by this build")
+        elif isinstance(event, ToolCallDelta):
+            self._chunks += 1
+            call = self._calls.setdefault(event.index, ["", "", ""])
+            call[0] = call[0] or event.id or ""
+            call[1] = call[1] or event.name or ""
+            call[2] += event.arguments
         return []
 
     def finish(self) -> tuple[list[Event], TurnOutcome]:
-        """Close the step: the events still to emit, and the outcome to commit."""
+        """Close the model's answer: the events still to emit, and the outcome to commit."""
         emitted = self._close()
-        outcome = TurnOutcome(list(self._done), self._usage, self._finish, self._chunks)
+        requests = []
+        for index in sorted(self._calls):
+            call_id, name, arguments = self._calls[index]
+            call_id = call_id or identity.tool_call_id(self.ctx.run_id, self.ctx.step_key, index)
+            requests.append(ToolCallRequest(call_id, name, arguments))
+            tool_call = {"name": name, "arguments": arguments, "tool_call_id": call_id}
+            emitted.append(self.append("tool_call_message", tool_call=tool_call, tool_calls=[tool_call]))
+        outcome = TurnOutcome(self._done, self._usage, self._finish, self._chunks, requests)
         return emitted, outcome
+
+    def append(self, kind: str, **fields: Any) -> Event:
+        """Add a whole message to the step (a tool call or return) and return it, to emit."""
+        message = self._header(kind, {})
+        message.update(fields)
+        self._done.append(message)
+        return message
+
+    @property
+    def messages(self) -> list[Event]:
+        """The step's complete messages so far."""
+        return self._done
+
+    def emitted_ids(self) -> list[str]:
+        """Ids of the messages this step has sent so far (whole or as chunks), oldest first."""
+        return list(self._emitted)
 
     def _delta(self, kind: str, text: str, extra: dict[str, Any]) -> list[Event]:
         self._chunks += 1
@@ -85,6 +120,8 @@ class AgentTurn:
         if current is None or current.kind != kind:
             out = self._close()
             current = self._open = _Open(kind, self._header(kind, extra))
+            if self.ctx.stream_tokens:
+                self._emitted.append(current.header["id"])
         current.parts.append(text)
         if self.ctx.stream_tokens:
             chunk = dict(current.header)
@@ -106,6 +143,8 @@ class AgentTurn:
             sender_id=self.ctx.agent_id,
         )
         header.update(extra)
+        if kind not in _FIELD:
+            self._emitted.append(mid)
         return header
 
     def _close(self) -> list[Event]:
@@ -115,4 +154,7 @@ class AgentTurn:
         whole = dict(current.header)
         whole[_FIELD[current.kind]] = "".join(current.parts)
         self._done.append(whole)
-        return [] if self.ctx.stream_tokens else [whole]
+        if self.ctx.stream_tokens:
+            return []
+        self._emitted.append(whole["id"])
+        return [whole]

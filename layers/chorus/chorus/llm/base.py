@@ -126,3 +126,6 @@ class Script:
     reasoning: str | None = None
     error: str | None = None
     error_after_tokens: int = 0
+    calls: list[tuple[str, dict[str, Any]]] | None = None
+    """Tool calls of each turn's first step; None: call each offered tool once (see `use_tools`)."""
+    use_tools: bool = True

@@ -10,10 +10,16 @@ over plain HTTP:
      "delay_s": 0.0,       # pause before each token (a real model's pace)
      "reasoning": "...",   # streamed as reasoning before the reply
      "error": "llm_api_error" | "rate_limit" | "timeout" | "invalid_llm_response",
-     "error_after_tokens": 0}
+     "error_after_tokens": 0,
+     "calls": [{"name": "send_message_to_all_agents_in_group",
+                "arguments": {"message": "..."}}],   # tool calls of a turn's first step
+     "use_tools": true}    # with no `calls`: call each offered tool once (false: never)
 
-With no script the reply names the agent and counts its turn, like
-pydantic-ai's `TestModel`. Tool-calling scripts arrive with tools (issue 5).
+With no script it behaves like pydantic-ai's `TestModel`: a step whose
+context does not end in a tool's return calls each offered tool once, with
+arguments valid for the tool's schema (so a supervisor broadcasts); the next
+step, or any step without tools, replies with text that names the agent and
+counts its turn.
 Even with zero delay the stream yields to the event loop after each token,
 as a network stream does, so streaming is measured honestly.
 """
@@ -24,8 +30,19 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import orjson
+
 from chorus.errors import InvalidModelResponse, ModelError, ModelRateLimited, ModelTimeout
-from chorus.llm.base import Finish, ModelEvent, ModelRequest, ReasoningDelta, Script, TextDelta, Usage
+from chorus.llm.base import (
+    Finish,
+    ModelEvent,
+    ModelRequest,
+    ReasoningDelta,
+    Script,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 _ERRORS: dict[str, type[ModelError]] = {
     "llm_api_error": ModelError,
@@ -47,12 +64,41 @@ def parse_script(metadata: Mapping[str, Any] | None) -> Script:
         reasoning=raw.get("reasoning"),
         error=raw.get("error"),
         error_after_tokens=int(raw.get("error_after_tokens", 0)),
+        calls=_calls(raw.get("calls")),
+        use_tools=bool(raw.get("use_tools", True)),
     )
     if script.tokens < 1 or script.delay_s < 0 or script.error_after_tokens < 0:
         raise ValueError("metadata.scripted: tokens must be >= 1, delays and counts >= 0")
     if script.error is not None and script.error not in _ERRORS:
         raise ValueError(f"metadata.scripted.error must be one of {sorted(_ERRORS)}")
     return script
+
+
+def _calls(raw: Any) -> list[tuple[str, dict[str, Any]]] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise ValueError("metadata.scripted.calls must be a list of {name, arguments}")
+    calls = []
+    for call in raw:
+        if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
+            raise ValueError("each of metadata.scripted.calls needs a string name")
+        arguments = call.get("arguments", {})
+        if not isinstance(arguments, Mapping):
+            raise ValueError("metadata.scripted.calls[].arguments must be an object")
+        calls.append((call["name"], dict(arguments)))
+    return calls
+
+
+def _example(schema: Mapping[str, Any], text: str) -> Any:
+    """A value valid for a (simple) JSON schema; strings carry `text` so a broadcast says something."""
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: _example(props.get(name, {}), text) for name in schema.get("required", list(props))}
+    return {"integer": 0, "number": 0, "boolean": True, "array": [], "null": None}.get(str(kind), text)
 
 
 def _tokens_of(text: str) -> list[str]:
@@ -76,16 +122,32 @@ class ScriptedModel:
 
     def reply_tokens(self, request: ModelRequest) -> list[str]:
         """The tokens this agent answers `request` with."""
-        turn = sum(1 for m in request.messages if m.role == "assistant")
+        turn = sum(1 for m in request.messages if m.role == "assistant" and not m.tool_calls)
         if self.script.replies:
             return _tokens_of(self.script.replies[turn % len(self.script.replies)])
         first = f"{request.agent_name} (turn {turn + 1}):"
         return [first] + [f" tok{i}" for i in range(self.script.tokens - 1)]
 
+    def tool_calls(self, request: ModelRequest) -> list[tuple[str, dict[str, Any]]]:
+        """The calls this step makes: none once a tool has answered, else the script's or one per tool."""
+        if request.messages and request.messages[-1].role == "tool":
+            return []
+        if self.script.calls is not None:
+            return self.script.calls
+        if not self.script.use_tools:
+            return []
+        task = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        return [(tool.name, _example(tool.parameters, task)) for tool in request.tools]
+
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         self.last_request = request
         script = self.script
         prompt_tokens = len(request.system.split()) + sum(len(m.content.split()) for m in request.messages)
+        calls = self.tool_calls(request)
+        if calls:
+            async for event in self._call_tools(request, calls, prompt_tokens):
+                yield event
+            return
         sent = 0
         if script.reasoning:
             for piece in _tokens_of(script.reasoning):
@@ -101,6 +163,24 @@ class ScriptedModel:
             raise _ERRORS[script.error](f"scripted {script.error} after {sent} tokens")
         yield Usage(prompt_tokens=prompt_tokens, completion_tokens=sent)
         yield Finish("end_turn")
+
+    async def _call_tools(
+        self, request: ModelRequest, calls: list[tuple[str, dict[str, Any]]], prompt_tokens: int
+    ) -> AsyncIterator[ModelEvent]:
+        """Stream tool calls as providers do: id and name first, the arguments in pieces."""
+        if self.script.error is not None and self.script.error_after_tokens == 0:
+            raise _ERRORS[self.script.error](f"scripted {self.script.error} before any token")
+        step = len(request.messages)
+        for index, (name, arguments) in enumerate(calls):
+            await self._pace()
+            yield ToolCallDelta(index, id=f"call_{request.agent_id[-12:]}_{step}_{index}", name=name)
+            payload = orjson.dumps(arguments).decode()
+            half = len(payload) // 2
+            for piece in (payload[:half], payload[half:]):
+                await self._pace()
+                yield ToolCallDelta(index, arguments=piece)
+        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=3 * len(calls))
+        yield Finish("tool_use")
 
     async def _pace(self) -> None:
         await asyncio.sleep(self.script.delay_s)

@@ -31,12 +31,23 @@ from typing import Any
 import orjson
 
 from chorus.engine import events, identity
-from chorus.engine.context import build_request, group_system_prompt
-from chorus.engine.managers import Finish, GroupView, RunAgents, RunProgress, TurnRecord, manager_for
-from chorus.engine.turn import AgentTurn, TurnContext, TurnOutcome
+from chorus.engine.context import group_system_prompt
+from chorus.engine.managers import (
+    AgentCall,
+    Finish,
+    GroupView,
+    PendingTool,
+    RunAgents,
+    RunProgress,
+    TurnRecord,
+    manager_for,
+)
+from chorus.engine.sleeptime import transcript
 from chorus.errors import AlreadyCommitted, ChorusError, Conflict, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.base import Model, Usage
+from chorus.runs.lanes import DirectLane, OrderedLanes
 from chorus.runs.log import RunLog
+from chorus.runs.turn_runner import Resume, Slot, StepCommit, TurnRunner, TurnSettings
 from chorus.schemas.requests import MessageCreate
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, RunRecord, StepRecord
@@ -44,7 +55,8 @@ from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, 
 logger = logging.getLogger(__name__)
 
 ModelResolver = Callable[[AgentRecord], Model]
-_FINISH_STOP = {"end_turn": "end_turn", "tool_use": "end_turn", "max_tokens": "max_tokens_exceeded"}
+Spawn = Callable[[RunRecord], None]
+"""Hands a run the driver started (a sleeptime agent's) to whoever executes runs."""
 FAILED_STOP_REASONS = frozenset(
     {"error", "llm_api_error", "invalid_llm_response", "invalid_tool_call", "no_tool_call", "max_tokens_exceeded"}
 )
@@ -63,7 +75,8 @@ class RunPlan:
     """Everything a run needs, loaded and validated before the first byte is sent."""
 
     run: RunRecord
-    group: GroupRecord
+    group: GroupRecord | None
+    """None for a run of one agent outside any group's history (a sleeptime agent's run)."""
     agents: dict[str, AgentRecord]
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     failure: ChorusError | None = None
@@ -76,6 +89,15 @@ class RunPlan:
     @property
     def inputs(self) -> list[MessageCreate]:
         return [MessageCreate.model_validate(m) for m in self.run.inputs]
+
+    @property
+    def view(self) -> GroupView:
+        names = {a.id: a.name for a in self.agents.values()}
+        group = self.group
+        if group is None:
+            config = {"manager_type": "round_robin", "max_turns": 1}
+            return GroupView("", "round_robin", (self.run.agent_id,), config, names)
+        return GroupView(group.id, group.manager_type, tuple(group.agent_ids), dict(group.manager_config), names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +140,8 @@ class RunDriver:
         *,
         lease: Lease,
         retention_s: float = 10_800,
+        fanout_concurrency: int = 50,
+        spawn: Spawn | None = None,
     ) -> None:
         self.store = store
         self.resolve = resolve
@@ -125,10 +149,20 @@ class RunDriver:
         self.log = log
         self.lease = lease
         self.retention_s = retention_s
+        self.fanout_concurrency = fanout_concurrency
+        self.spawn = spawn
         self.run = plan.run
         self.tenant = plan.run.tenant_id
         self.history: list[dict[str, Any]] = []
+        self.slots: dict[str, tuple[int, int]] = {}
+        """`(round, call)` of each history message this run wrote, to snapshot a round's context."""
         self.turns: list[TurnRecord] = []
+        self.rounds = 0
+        """Rounds (manager decisions) completed."""
+        self.partial: dict[int, list[StepRecord]] = {}
+        """Committed steps of the unfinished round, by call (a recovered run finishes that round)."""
+        self.children: list[str] = []
+        """Background runs this run started (sleeptime agents), announced in `run_ids`."""
         self.usage = Usage()
         self.step_count = 0
         self._started_ns = 0
@@ -208,31 +242,44 @@ class RunDriver:
 
     # progress
     async def _load_history(self) -> list[dict[str, Any]]:
+        """The conversation this run continues: its group's history, or its own messages (no group)."""
         out: list[dict[str, Any]] = []
         after: str | None = None
+        group = self.plan.group
+        key = {"group_id": group.id} if group is not None else {"run_id": self.run.id}
         while True:
             page = Page(after=after, limit=1000, order="asc")
-            batch = await self.store.list_messages(self.tenant, page, group_id=self.plan.group.id)
-            out.extend(m.message for m in batch)
+            batch = await self.store.list_messages(self.tenant, page, **key)
+            for record in batch:
+                out.append(record.message)
+                if record.run_id == self.run.id and record.step_key != identity.INPUT_STEP:
+                    self.slots[record.id] = _slot_of(record.step_key)
             if len(batch) < page.limit:
                 return out
             after = batch[-1].id
 
     async def _restore_progress(self) -> None:
-        """Rebuild the manager's progress from committed steps; mark an unfinished attempt abandoned."""
+        """Rebuild the manager's progress from committed steps; mark an unfinished attempt abandoned.
+
+        Rounds whose every call has a final step are done; the first round that is not holds
+        the work to finish (its finished calls are kept, its unfinished ones continue from
+        their last committed step)."""
         steps = await self.store.list_steps(self.tenant, self.run.id)
+        rounds: dict[int, dict[int, list[StepRecord]]] = {}
         for step in steps:
             if step.agent_id is None:
                 continue
-            self.turns.append(TurnRecord(step.agent_id, step.stop_reason, step.text))
-            self.usage = self.usage + Usage(
-                prompt_tokens=step.usage.get("prompt_tokens", 0),
-                completion_tokens=step.usage.get("completion_tokens", 0),
-                cached_input_tokens=step.usage.get("cached_input_tokens", 0),
-                cache_write_tokens=step.usage.get("cache_write_tokens", 0),
-                reasoning_tokens=step.usage.get("reasoning_tokens", 0),
-            )
-            self.step_count += 1
+            rounds.setdefault(step.round, {}).setdefault(step.call, []).append(step)
+            self._account(step.usage)
+        for index in sorted(rounds):
+            calls = rounds[index]
+            size = next(iter(calls.values()))[0].calls
+            finals = {c: s[-1] for c, s in calls.items() if s[-1].final}
+            if len(finals) < size:
+                self.partial = calls
+                break
+            self.turns.extend(_turn_of(finals[c]) for c in range(size))
+            self.rounds = index
         committed_seq = max((s.log_seq for s in steps), default=0)
         if self.log.base_seq > committed_seq:
             rows = await self.store.read_events(self.tenant, self.run.id, committed_seq, self.log.base_seq)
@@ -249,8 +296,18 @@ class RunDriver:
                 )
             )
 
+    def _account(self, usage: dict[str, int]) -> None:
+        self.usage = self.usage + Usage(
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+            cached_input_tokens=usage.get("cached_input_tokens", 0),
+            cache_write_tokens=usage.get("cache_write_tokens", 0),
+            reasoning_tokens=usage.get("reasoning_tokens", 0),
+        )
+        self.step_count += 1
+
     async def _commit_inputs(self) -> None:
-        key = identity.step_key(0)
+        key = identity.INPUT_STEP
         date = events.wire_date()
         step_id = identity.step_id(self.run.id, key)
         messages = []
@@ -273,79 +330,140 @@ class RunDriver:
                     content=content,
                 )
             )
-        await self._commit(key, None, messages, "end_turn", "", Usage())
+        records, step = self._records(key, None, messages)
+        await self._write(records, step.model_copy(update={"step": 0}))
 
     async def _loop(self) -> str:
-        group = self.plan.group
-        view = GroupView(group.id, group.manager_type, tuple(group.agent_ids), dict(group.manager_config))
-        manager = manager_for(group.manager_type)
+        view = self.plan.view
+        manager = manager_for(view.manager_type)
+        runner = self._runner()
         while True:
             self._check_cancel()
-            decision = manager.next(view, RunProgress(tuple(self.turns)))
+            decision = manager.next(view, self._progress())
             if isinstance(decision, Finish):
+                await self._start_background(decision)
                 return decision.stop_reason
             assert isinstance(decision, RunAgents)
-            for call in decision.calls:
-                self.turns.append(await self._agent_turn(call.agent_id, len(self.turns) + 1))
+            self.turns.extend(await self._round(runner, self.rounds + 1, decision.calls))
+            self.rounds += 1
+            self.partial = {}
 
-    async def _agent_turn(self, agent_id: str, index: int) -> TurnRecord:
-        agent = self.plan.agents[agent_id]
-        key = identity.step_key(index)
-        model = self.resolve(agent)
-        system = group_system_prompt(
-            agent.system, participants=len(self.plan.group.agent_ids), description=self.plan.group.description
+    def _progress(self) -> RunProgress:
+        options = self.run.options
+        return RunProgress(
+            tuple(self.turns),
+            turn_number=int(options.get("turn_number") or 1),
+            backlog=len(self._unprocessed()),
+            max_steps=int(options.get("max_steps") or 50),
         )
-        request = build_request(
-            model=model.handle.partition("/")[2],
-            agent_id=agent.id,
-            agent_name=agent.name,
-            system=system,
-            history=self.history,
-        )
-        context = TurnContext(
-            self.run.id, key, agent.id, agent.name, events.wire_date(), self.plan.stream_tokens, self.run.incarnation
-        )
-        turn = AgentTurn(context)
-        emit = self._emit
-        cancel = self.plan.cancel
-        async for model_event in model.stream(request):
-            for event in turn.feed(model_event):
-                emit(event)
-            if cancel.is_set():
-                self._check_cancel()
-        rest, outcome = turn.finish()
-        for event in rest:
-            emit(event)
-        record = self._record(agent.id, outcome)
-        self.step_count += 1
-        self.usage = self.usage + outcome.usage
-        await self._commit(key, agent.id, outcome.messages, record.stop_reason, record.text, outcome.usage)
-        return record
 
-    def _record(self, agent_id: str, outcome: TurnOutcome) -> TurnRecord:
-        text = "".join(str(m.get("content", "")) for m in outcome.messages if m["message_type"] == "assistant_message")
-        return TurnRecord(agent_id, _FINISH_STOP.get(outcome.finish_reason, "end_turn"), text)
+    def _runner(self) -> TurnRunner:
+        group = self.plan.group
+
+        def system_prompt(agent: AgentRecord) -> str:
+            if group is None:
+                return agent.system
+            members = {
+                *group.agent_ids,
+                *([self.plan.view.manager_agent_id] if self.plan.view.manager_agent_id else []),
+            }
+            return group_system_prompt(agent.system, participants=len(members), description=group.description)
+
+        settings = TurnSettings(
+            run_id=self.run.id,
+            stream_tokens=self.plan.stream_tokens,
+            max_steps=int(self.run.options.get("max_steps") or 50),
+            incarnation=self.run.incarnation,
+            system_prompt=system_prompt,
+            cancelled=self._check_cancel,
+        )
+        return TurnRunner(settings, self.plan.agents, self.resolve, self.plan.cancel)
+
+    async def _round(self, runner: TurnRunner, index: int, calls: tuple[AgentCall, ...]) -> list[TurnRecord]:
+        """Run one decision's calls: one directly, several at once (bounded) in ordered lanes."""
+        sink = DirectLane(self._emit, self._commit)
+        snapshot = [m for m in self.history if self.slots.get(m["id"], (0, 0))[0] != index]
+
+        def context(call: int) -> list[dict[str, Any]]:
+            own = [m for m in self.history if self.slots.get(m["id"]) == (index, call)]
+            return snapshot + own
+
+        def resume(call: int) -> Resume | None:
+            steps = self.partial.get(call)
+            return Resume(len(steps), steps[-1].text) if steps else None
+
+        def finished(call: int) -> TurnRecord | None:
+            steps = self.partial.get(call)
+            return _turn_of(steps[-1]) if steps and steps[-1].final else None
+
+        if len(calls) == 1:
+            done = finished(0)
+            if done is not None:
+                return [done]
+            return [await runner.run(calls[0], Slot(index), sink, context(0), resume=resume(0))]
+        lanes = OrderedLanes(len(calls), sink)
+        limit = asyncio.Semaphore(self.fanout_concurrency)
+
+        async def one(i: int, call: AgentCall) -> TurnRecord:
+            record = finished(i)
+            if record is None:
+                async with limit:
+                    slot = Slot(index, i, len(calls))
+                    lane = lanes.lanes[i]
+                    record = await runner.run(call, slot, lane, context(i), resume=resume(i), tolerate_failure=True)
+            await lanes.finished(i)
+            return record
+
+        tasks = [asyncio.create_task(one(i, call), name=f"{self.run.id}-{index}-{i}") for i, call in enumerate(calls)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     def _emit(self, event: dict[str, Any]) -> None:
         if self._ttft_ns is None:
             self._ttft_ns = time.perf_counter_ns() - self._started_ns
         self.log.emit(event)
 
-    async def _commit(
-        self, key: str, agent_id: str | None, messages: list[dict[str, Any]], stop: str, text: str, usage: Usage
-    ) -> None:
+    async def _commit(self, commit: StepCommit) -> None:
         """Make the step's events durable, then write its record and messages once."""
-        if self._lost:
-            raise LeaseLost
-        await self.log.flush()
+        records, step = self._records(commit.key, commit.agent_id, commit.messages)
+        step = step.model_copy(
+            update={
+                "stop_reason": commit.stop_reason,
+                "text": commit.text,
+                "usage": _usage_dict(commit.usage),
+                "round": commit.slot.round,
+                "call": commit.slot.call,
+                "calls": commit.slot.calls,
+                "step": commit.step,
+                "final": commit.final,
+                "purpose": commit.purpose,
+                "pending": commit.pending,
+                "reply_to": commit.reply_to,
+                "error": commit.error,
+            }
+        )
+        if await self._write(records, step):
+            self._account(step.usage)
+            for record in records:
+                self.slots[record.id] = (commit.slot.round, commit.slot.call)
+
+    def _records(
+        self, key: str, agent_id: str | None, messages: list[dict[str, Any]]
+    ) -> tuple[list[MessageRecord], StepRecord]:
         created = now_iso()
         stamp = time.time_ns()
+        group_id = self.plan.group.id if self.plan.group is not None else None
         records = [
             MessageRecord(
                 tenant_id=self.tenant,
                 id=msg["id"],
                 created_at=created,
-                group_id=self.plan.group.id,
+                group_id=group_id,
                 agent_id=agent_id,
                 run_id=self.run.id,
                 step_key=key,
@@ -362,23 +480,81 @@ class RunDriver:
             run_id=self.run.id,
             step_key=key,
             agent_id=agent_id,
-            stop_reason=stop,
-            text=text,
-            usage={
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "cached_input_tokens": usage.cached_input_tokens,
-                "cache_write_tokens": usage.cache_write_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-            },
-            log_seq=self.log.last_seq,
+            log_seq=0,
         )
+        return records, step
+
+    async def _write(self, records: list[MessageRecord], step: StepRecord) -> bool:
+        """Flush the log, then commit; False if the step was committed before (a retry)."""
+        if self._lost:
+            raise LeaseLost
+        await self.log.flush()
+        step = step.model_copy(update={"log_seq": self.log.last_seq})
         try:
             await self.store.commit_step(step, records)
         except AlreadyCommitted:
-            logger.info("step %s of run %s was committed before; not writing it again", key, self.run.id)
-            return
+            logger.info("step %s of run %s was committed before; not writing it again", step.step_key, self.run.id)
+            return False
         self.history.extend(r.message for r in records)
+        return True
+
+    # sleeptime
+    def _unprocessed(self) -> list[dict[str, Any]]:
+        """History the group's sleeptime agents have not been given yet."""
+        group = self.plan.group
+        marker = group.last_processed_message_id if group is not None else None
+        if marker is None:
+            return self.history
+        for i, message in enumerate(self.history):
+            if message.get("id") == marker:
+                return self.history[i + 1 :]
+        return self.history
+
+    async def _start_background(self, decision: Finish) -> None:
+        """Start the sleeptime agents' runs over the unprocessed history (ids fixed by this run)."""
+        group = self.plan.group
+        if not decision.background or group is None:
+            return
+        pending = self._unprocessed()
+        if decision.keep_recent is not None:
+            pending = pending[: max(0, len(pending) - decision.keep_recent)]
+        if not pending:
+            return
+        text = transcript(pending)
+        for agent_id in decision.background:
+            child = await self._child_run(agent_id, text)
+            self.children.append(child.id)
+        current = await self.store.get_group(self.tenant, group.id)
+        await self.store.put_group(
+            current.model_copy(update={"last_processed_message_id": pending[-1]["id"], "updated_at": now_iso()})
+        )
+
+    async def _child_run(self, agent_id: str, text: str) -> RunRecord:
+        run_id = identity.child_run_id(self.run.id, agent_id)
+        try:
+            return await self.store.get_run(self.tenant, run_id)
+        except ChorusError:
+            pass
+        assert self.plan.group is not None
+        child = RunRecord(
+            tenant_id=self.tenant,
+            id=run_id,
+            created_at=now_iso(),
+            agent_id=agent_id,
+            background=True,
+            metadata={
+                "run_type": "sleeptime_agent_send_message_async",
+                "agent_id": agent_id,
+                "group_id": self.plan.group.id,
+                "parent_run_id": self.run.id,
+            },
+            inputs=[{"role": "user", "content": text}],
+            options={"stream_tokens": False, "max_steps": int(self.run.options.get("max_steps") or 50)},
+        )
+        await self.store.put_run(child)
+        if self.spawn is not None:
+            self.spawn(child)
+        return child
 
     async def _finish(self, stop: str, error: tuple[str, str, str | None] | None) -> None:
         run = self.run
@@ -429,8 +605,36 @@ class RunDriver:
             prompt_tokens=u.prompt_tokens,
             completion_tokens=u.completion_tokens,
             step_count=self.step_count,
-            run_ids=[self.run.id],
+            run_ids=[self.run.id, *self.children],
             cached_input_tokens=u.cached_input_tokens,
             cache_write_tokens=u.cache_write_tokens,
             reasoning_tokens=u.reasoning_tokens,
         )
+
+
+def _slot_of(key: str) -> tuple[int, int]:
+    round_index, call, _ = key.split(".")
+    return int(round_index), int(call)
+
+
+def _turn_of(step: StepRecord) -> TurnRecord:
+    pending = step.pending
+    return TurnRecord(
+        step.agent_id or "",
+        step.stop_reason,
+        step.text,
+        "choose" if step.purpose == "choose" else "reply" if step.purpose == "reply" else "speak",
+        PendingTool(pending["tool_call_id"], pending["name"], pending["arguments"]) if pending else None,
+        step.reply_to,
+        step.error,
+    )
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+    }

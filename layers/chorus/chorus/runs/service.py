@@ -31,7 +31,6 @@ from typing import Any, Literal
 
 import orjson
 
-from chorus.engine.managers import manager_for
 from chorus.errors import BadRequest, ChorusError, Conflict, NotFound, RunExpired
 from chorus.ids import new_id
 from chorus.llm.base import Model
@@ -44,11 +43,19 @@ from chorus.runs.tailer import tail_memory, tail_store
 from chorus.schemas.requests import MessageCreate, MessageRequest
 from chorus.settings import Settings
 from chorus.store.base import Store
-from chorus.store.records import AgentRecord, IdempotencyRecord, Page, RunRecord
+from chorus.store.records import AgentRecord, GroupRecord, IdempotencyRecord, Page, RunRecord
 
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = ["created", "running"]
+COUNTED_TURNS = frozenset({"sleeptime", "voice_sleeptime"})
+"""Manager types whose groups count their runs (`turns_counter`), as Letta does."""
+
+
+def members(group: GroupRecord) -> list[str]:
+    """Every agent a group's runs may call: its `agent_ids` and its manager agent."""
+    manager = group.manager_config.get("manager_agent_id")
+    return [*group.agent_ids, *([manager] if manager and manager not in group.agent_ids else [])]
 
 
 class IdempotencyKeyReused(ChorusError):
@@ -112,8 +119,7 @@ class RunService:
     ) -> Started:
         """Validate and start a run, or find the run an earlier request with the same key started."""
         group = await self.store.get_group(tenant_id, group_id)
-        manager_for(group.manager_type)
-        for agent_id in group.agent_ids:
+        for agent_id in members(group):
             await self._load_agent(tenant_id, group_id, agent_id)
         inputs = request.input_messages()
         if not all(isinstance(m, MessageCreate) for m in inputs):
@@ -122,7 +128,7 @@ class RunService:
             tenant_id=tenant_id,
             id=new_id("run"),
             created_at=now_iso(),
-            agent_id=group.agent_ids[0],
+            agent_id=group.manager_config.get("manager_agent_id") or group.agent_ids[0],
             group_id=group.id,
             background=request.background,
             metadata={"run_type": "send_message_streaming" if streaming else "send_message", "group_id": group.id},
@@ -153,8 +159,19 @@ class RunService:
             raise Conflict(
                 f"Group {group_id} already has an active run ({holder}); resume or cancel it first.", run_id=holder
             )
+        if group.manager_type in COUNTED_TURNS:
+            run = await self._count_turn(run, group)
         self._submit(run)
         return Started(run)
+
+    async def _count_turn(self, run: RunRecord, group: GroupRecord) -> RunRecord:
+        """Bump the group's `turns_counter` for this run (the group is claimed: no other run races it)
+        and remember the run's number, so a re-driven run paces its sleeptime agents the same way."""
+        current = await self.store.get_group(group.tenant_id, group.id)
+        number = current.turns_counter + 1
+        await self.store.put_group(current.model_copy(update={"turns_counter": number}))
+        run = run.model_copy(update={"options": {**run.options, "turn_number": number}})
+        return await self.store.update_run(run, expect_version=run.version)
 
     async def _load_agent(self, tenant_id: str, group_id: str, agent_id: str) -> AgentRecord:
         try:
@@ -204,8 +221,9 @@ class RunService:
         run = active.run
         try:
             try:
-                group = await self.store.get_group(run.tenant_id, run.group_id or "")
-                agents = {a: await self.store.get_agent(run.tenant_id, a) for a in group.agent_ids}
+                group = await self.store.get_group(run.tenant_id, run.group_id) if run.group_id else None
+                ids = members(group) if group is not None else [run.agent_id]
+                agents = {a: await self.store.get_agent(run.tenant_id, a) for a in ids}
             except NotFound as exc:
                 await self._fail_unrunnable(active, f"The run cannot continue: {exc.detail}")
                 return
@@ -217,6 +235,8 @@ class RunService:
                 active.log,
                 lease=self.lease,
                 retention_s=self.settings.event_retention_s,
+                fanout_concurrency=self.settings.fanout_concurrency,
+                spawn=self._submit,
             )
             await driver.execute()
         finally:

@@ -35,6 +35,10 @@ class AgentRecord(Record):
 
 class GroupRecord(Record):
     agent_ids: list[str]
+    turns_counter: int = 0
+    """Runs started in the group (sleeptime groups count them to pace their background agents)."""
+    last_processed_message_id: str | None = None
+    """The newest history message the sleeptime agents were given."""
     description: str = ""
     manager_config: dict[str, Any]
     """The validated `ManagerConfig`, dumped; `manager_type` is always present."""
@@ -99,18 +103,39 @@ class MessageRecord(Record):
 
 
 class StepRecord(Record):
-    """One committed agent step (`id` is the step id); written with its messages, once."""
+    """One committed model step (`id` is the step id); written with its messages, once.
+
+    Steps are where a run's progress lives: `round`/`call`/`step` place the step in the
+    manager's plan, and the last step of a turn (`final`) carries what the manager needs of
+    that turn, so a worker that takes a run over rebuilds the manager's view from them.
+    """
 
     run_id: str
     step_key: str
     agent_id: str | None = None
-    """None for step 0, the run's input."""
+    """None for the run's input (step key `00000`)."""
     stop_reason: str = "end_turn"
     text: str = ""
-    """The step's assistant text, for managers that read it."""
+    """The turn's assistant text so far, for managers that read it."""
     usage: dict[str, int] = Field(default_factory=dict)
     log_seq: int = 0
     """The run log's last `seq_id` when the step committed: its events are all at or before it."""
+    round: int = 0
+    """Which manager decision (1-based) the step belongs to; 0 for the input."""
+    call: int = 0
+    """The call's place in that decision (parallel calls are numbered in plan order)."""
+    calls: int = 1
+    """How many calls that decision made: a round is complete when each has a final step."""
+    step: int = 0
+    """The step's place in its turn (1-based)."""
+    final: bool = True
+    """Whether this step ended its turn."""
+    purpose: str = "speak"
+    pending: dict[str, Any] | None = None
+    """The orchestrated tool call the turn stopped at: `tool_call_id`, `name`, `arguments`."""
+    reply_to: str | None = None
+    error: str | None = None
+    """Why the turn failed, for failures that do not end the run (broadcast replies)."""
 
 
 class IdempotencyRecord(BaseModel):

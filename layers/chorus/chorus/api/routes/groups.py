@@ -1,7 +1,7 @@
 """`/v1/groups`: create, list, read, update, delete.
 
-All five manager types are validated at create/update time, even those this
-build cannot run yet (their sends answer 501).
+All five manager types are validated at create/update time; a group's
+manager type cannot change afterwards (400).
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from chorus.api.deps import GroupIdPath, PageDep, ServicesDep, TenantDep
+from chorus.engine.managers.sleeptime import DEFAULT_MAX_BUFFER, DEFAULT_MIN_BUFFER
 from chorus.errors import BadRequest
 from chorus.ids import new_id
 from chorus.runs.driver import now_iso
+from chorus.runs.service import COUNTED_TURNS
 from chorus.schemas.resources import GroupCreate, GroupState, GroupUpdate
 from chorus.store.base import Store
 from chorus.store.records import GroupRecord
@@ -23,6 +25,9 @@ router = APIRouter(prefix="/v1/groups", tags=["groups"])
 
 def group_state(group: GroupRecord) -> GroupState:
     config = {k: v for k, v in group.manager_config.items() if k != "manager_type"}
+    if group.manager_type in COUNTED_TURNS:
+        config["turns_counter"] = group.turns_counter
+        config["last_processed_message_id"] = group.last_processed_message_id
     return GroupState(
         id=group.id,
         manager_type=group.manager_type,
@@ -45,12 +50,20 @@ async def _validate(store: Store, tenant_id: str, agent_ids: list[str], config: 
     manager_id = config.get("manager_agent_id")
     if manager_id is not None:
         await store.get_agent(tenant_id, manager_id)
-    low, high = config.get("min_message_buffer_length"), config.get("max_message_buffer_length")
-    if low is not None and low <= 4:
-        raise BadRequest("min_message_buffer_length must be greater than 4.")
-    if low is not None and high is not None and high <= low:
-        raise BadRequest("max_message_buffer_length must be greater than min_message_buffer_length.")
-    if config["manager_type"] == "dynamic":
+    kind = config["manager_type"]
+    if kind == "voice_sleeptime":
+        low = config.get("min_message_buffer_length") or DEFAULT_MIN_BUFFER
+        high = config.get("max_message_buffer_length") or DEFAULT_MAX_BUFFER
+        if low <= 4:
+            raise BadRequest("min_message_buffer_length must be greater than 4.")
+        if high <= low:
+            raise BadRequest(
+                f"max_message_buffer_length ({high}) must be greater than min_message_buffer_length ({low})."
+            )
+    if kind in ("supervisor", "sleeptime", "voice_sleeptime") and not [a for a in agent_ids if a != manager_id]:
+        role = "workers" if kind == "supervisor" else "sleeptime agents"
+        raise BadRequest(f"A {kind} group needs agents besides its manager in agent_ids (its {role}).")
+    if kind == "dynamic":
         names = [a.name for a in agents]
         if len(set(names)) != len(names):
             raise BadRequest("Agents of a dynamic group must have distinct names: the manager picks speakers by name.")

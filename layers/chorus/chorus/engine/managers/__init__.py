@@ -3,39 +3,48 @@
 from __future__ import annotations
 
 from chorus.engine.managers.base import (
+    AWAITING_TOOL,
     AgentCall,
     Decision,
     Finish,
     GroupView,
     Manager,
+    PendingTool,
     RunAgents,
     RunProgress,
+    ToolReturn,
     TurnRecord,
 )
+from chorus.engine.managers.dynamic import Dynamic
 from chorus.engine.managers.round_robin import RoundRobin
-from chorus.errors import NotImplementedYet
+from chorus.engine.managers.sleeptime import Sleeptime, VoiceSleeptime
+from chorus.engine.managers.supervisor import Supervisor
 
-_MANAGERS: dict[str, Manager] = {"round_robin": RoundRobin()}
+_MANAGERS: dict[str, Manager] = {
+    "round_robin": RoundRobin(),
+    "supervisor": Supervisor(),
+    "dynamic": Dynamic(),
+    "sleeptime": Sleeptime(),
+    "voice_sleeptime": VoiceSleeptime(),
+}
 
 
 def manager_for(manager_type: str) -> Manager:
-    """The manager of a type; `NotImplementedYet` (501) for types this build cannot run yet."""
-    try:
-        return _MANAGERS[manager_type]
-    except KeyError:
-        raise NotImplementedYet(
-            f"Groups with manager_type {manager_type!r} can be created but not run yet by this build."
-        ) from None
+    """The manager of a `manager_type` (every type the API accepts has one)."""
+    return _MANAGERS[manager_type]
 
 
 __all__ = [
+    "AWAITING_TOOL",
     "AgentCall",
     "Decision",
     "Finish",
     "GroupView",
     "Manager",
+    "PendingTool",
     "RunAgents",
     "RunProgress",
+    "ToolReturn",
     "TurnRecord",
     "manager_for",
 ]
