@@ -9,12 +9,14 @@ run of the same configuration:
 
 - the run reaches a terminal status (completed);
 - its event log is `seq_id` 1..N with no gap, ending in `[DONE]`;
-- history holds the input and one message per turn, no duplicates, with the
-  reference's texts;
+- history holds exactly the reference's messages (input, turns, the
+  supervisor's broadcast, replies and tool return, the dynamic manager's
+  choices), no duplicates;
 - the stream, reassembled by message id while dropping the messages an
   `abandoned` marker names, says exactly what the reference said;
 - two readers racing the recovering writer read the identical log.
 
+Cases mix round robin, supervisor (parallel fan-out) and dynamic groups.
 Seeded: `CHORUS_FAULT_CASES` (default 200) cases from seed 0.
 """
 
@@ -142,6 +144,7 @@ class Config:
     crash_fraction: float
     flush_events: int = 5
     crash_at_call: tuple[str, int] | None = None
+    manager_type: str = "round_robin"
 
 
 def config_for(seed: int) -> Config:
@@ -154,24 +157,33 @@ def config_for(seed: int) -> Config:
         stream_tokens=rng.random() < 0.6,
         crash_on_token=rng.random() < 0.4,
         crash_fraction=rng.random(),
+        manager_type=rng.choice(["round_robin", "round_robin", "supervisor", "dynamic"]),
     )
 
 
+MANAGER = "agent-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e50"
+
+
 async def seed_group(store: SQLiteStore, cfg: Config) -> str:
-    ids = [f"agent-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e5{i}" for i in range(cfg.agents)]
-    for i, agent_id in enumerate(ids):
+    ids = [f"agent-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e5{i + 1}" for i in range(cfg.agents)]
+    for i, agent_id in [*enumerate(ids), (0, MANAGER)]:
         await store.put_agent(
             AgentRecord(
                 tenant_id=TENANT,
                 id=agent_id,
                 created_at=NOW,
                 updated_at=NOW,
-                name=f"Agent{i}",
+                name="Manager" if agent_id == MANAGER else f"Agent{i}",
                 system="s",
                 model="scripted/default",
                 metadata={"scripted": {"tokens": cfg.tokens[i]}},
             )
         )
+    config: dict[str, Any] = {"manager_type": cfg.manager_type, "max_turns": cfg.max_turns}
+    if cfg.manager_type == "supervisor":
+        config = {"manager_type": "supervisor", "manager_agent_id": MANAGER}
+    elif cfg.manager_type == "dynamic":
+        config["manager_agent_id"] = MANAGER
     group_id = "group-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e5f"
     await store.put_group(
         GroupRecord(
@@ -180,7 +192,7 @@ async def seed_group(store: SQLiteStore, cfg: Config) -> str:
             created_at=NOW,
             updated_at=NOW,
             agent_ids=ids,
-            manager_config={"manager_type": "round_robin", "max_turns": cfg.max_turns},
+            manager_config=config,
         )
     )
     return group_id
@@ -215,8 +227,20 @@ def spoken(log: list[tuple[int, str]]) -> list[tuple[str, str]]:
     return [(names[i], "".join(parts)) for i, parts in texts.items() if i not in abandoned]
 
 
-async def reference(tmp: Path, cfg: Config) -> tuple[list[tuple[str, str]], int, int]:
-    """An uninterrupted run: what it said, and how many writes and tokens it took."""
+def signature(message: dict[str, Any]) -> tuple[str, str | None, str]:
+    """What a history message says, whatever its ids (a re-driven step names its messages afresh)."""
+    body = message.get("content") or message.get("tool_return") or (message.get("tool_call") or {}).get("arguments")
+    return message["message_type"], message.get("name"), str(body)
+
+
+async def history_of(store: SQLiteStore, run_id: str) -> list[tuple[str, str | None, str]]:
+    history = await store.list_messages(TENANT, Page(limit=1000, order="asc"), run_id=run_id)
+    assert len({m.id for m in history}) == len(history), "a message was written twice"
+    return [signature(m.message) for m in history]
+
+
+async def reference(tmp: Path, cfg: Config) -> tuple[list[tuple[str, str]], list[Any], int, int]:
+    """An uninterrupted run: what it said and kept, and how many writes and tokens it took."""
     store = SQLiteStore(tmp / "reference.db")
     await store.open()
     group_id = await seed_group(store, cfg)
@@ -232,14 +256,15 @@ async def reference(tmp: Path, cfg: Config) -> tuple[list[tuple[str, str]], int,
     run = await service.wait_terminal(TENANT, started.run.id)
     assert run.status == "completed"
     said = spoken(await read_log(store, run.id))
+    kept = await history_of(store, run.id)
     await service.shutdown()
     await store.close()
-    return said, switch.writes, switch.tokens
+    return said, kept, switch.writes, switch.tokens
 
 
 async def crash_and_recover(tmp: Path, seed: int, cfg: Config | None = None) -> list[tuple[int, str]]:
     cfg = cfg or config_for(seed)
-    expected, writes, tokens = await reference(tmp, cfg)
+    expected, expected_history, writes, tokens = await reference(tmp, cfg)
     db = tmp / "crash.db"
     store_a = SQLiteStore(db)
     await store_a.open()
@@ -296,10 +321,9 @@ async def crash_and_recover(tmp: Path, seed: int, cfg: Config | None = None) -> 
     for seq, data in log[:-1]:
         assert json.loads(data)["seq_id"] == seq
     assert raced[0] == raced[1] == b"".join(_frames(log)), f"seed {seed}: racing readers disagree"
-    history = await store_b.list_messages(TENANT, Page(limit=1000, order="asc"), run_id=run.id)
-    assert len({m.id for m in history}) == len(history)
-    assert [m.message["message_type"] for m in history] == ["user_message"] + ["assistant_message"] * cfg.max_turns
-    assert [(m.message["name"], m.message["content"]) for m in history[1:]] == expected, f"seed {seed}: history"
+    assert await history_of(store_b, run.id) == expected_history, f"seed {seed}: history"
+    if cfg.manager_type == "round_robin":
+        assert len(expected_history) == 1 + cfg.max_turns
     assert spoken(log) == expected, f"seed {seed}: the stream says something else"
     await worker_b.shutdown()
     await store_b.close()
@@ -339,3 +363,27 @@ async def test_a_crash_mid_message_is_marked_abandoned_and_redone(tmp_path: Path
     after = [e for e in events[events.index(markers[0]) :] if e["message_type"] == "assistant_message"]
     assert before and {e["id"] for e in before} == {abandoned_id}
     assert len(after) == 6 and {e["id"] for e in after} != {abandoned_id}, "the redone message has a new id"
+
+
+async def test_a_crash_mid_fan_out_finishes_only_the_unfinished_workers(tmp_path: Path) -> None:
+    """Supervisor fan-out to 3 workers: the worker dies committing the second worker's reply.
+
+    Commits so far: the input, the manager's broadcast, the first worker's reply. The recovering
+    worker must keep that reply (same message, not re-run), re-run the other two workers, hand all
+    three replies to the manager, and end with the reference's history."""
+    cfg = Config(
+        agents=3, tokens=[3, 4, 5], max_turns=1, stream_tokens=True, crash_on_token=False, crash_fraction=0.0,
+        crash_at_call=("commit_step", 4), manager_type="supervisor",
+    )  # fmt: skip
+    log = await crash_and_recover(tmp_path, -2, cfg)
+    events = [json.loads(d) for _, d in log[:-1]]
+    (marker,) = [e for e in events if e["message_type"] == "ping"]
+    replies = {}
+    for e in events:
+        if e["message_type"] == "assistant_message":
+            replies.setdefault(e["name"], set()).add(e["id"])
+    assert len(replies["Agent0"]) == 1, "the committed reply was not run again"
+    assert len(replies["Agent1"]) == 2 and set(marker["abandoned"]["message_ids"]) < replies["Agent1"]
+    assert len(replies["Agent2"]) == 1 and len(replies["Manager"]) == 1
+    (ret,) = [e for e in events if e["message_type"] == "tool_return_message"]
+    assert [r["name"] for r in json.loads(ret["tool_return"])] == ["Agent0", "Agent1", "Agent2"]
