@@ -81,3 +81,10 @@ async def stream(client: httpx.AsyncClient, group_id: str, body: dict[str, Any])
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/event-stream")
     return parse_sse(response.text)
+
+
+def replies(tool_return: str) -> list[dict[str, Any]]:
+    """The entries of a broadcast's tool return: a JSON list of JSON strings, as Letta returns it."""
+    entries = json.loads(tool_return)
+    assert all(isinstance(e, str) for e in entries), "each reply is a JSON string, as in Letta"
+    return [json.loads(e) for e in entries]

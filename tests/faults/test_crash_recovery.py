@@ -41,6 +41,7 @@ from chorus.schemas.requests import MessageRequest
 from chorus.settings import Settings
 from chorus.store.records import AgentRecord, GroupRecord, Page, RunRecord
 from chorus.store.sqlite import SQLiteStore
+from support import replies
 
 CASES = int(os.environ.get("CHORUS_FAULT_CASES", "200"))
 TENANT = "default"
@@ -378,12 +379,12 @@ async def test_a_crash_mid_fan_out_finishes_only_the_unfinished_workers(tmp_path
     log = await crash_and_recover(tmp_path, -2, cfg)
     events = [json.loads(d) for _, d in log[:-1]]
     (marker,) = [e for e in events if e["message_type"] == "ping"]
-    replies = {}
+    ids: dict[str, set[str]] = {}
     for e in events:
         if e["message_type"] == "assistant_message":
-            replies.setdefault(e["name"], set()).add(e["id"])
-    assert len(replies["Agent0"]) == 1, "the committed reply was not run again"
-    assert len(replies["Agent1"]) == 2 and set(marker["abandoned"]["message_ids"]) < replies["Agent1"]
-    assert len(replies["Agent2"]) == 1 and len(replies["Manager"]) == 1
+            ids.setdefault(e["name"], set()).add(e["id"])
+    assert len(ids["Agent0"]) == 1, "the committed reply was not run again"
+    assert len(ids["Agent1"]) == 2 and set(marker["abandoned"]["message_ids"]) < ids["Agent1"]
+    assert len(ids["Agent2"]) == 1 and len(ids["Manager"]) == 1
     (ret,) = [e for e in events if e["message_type"] == "tool_return_message"]
-    assert [r["name"] for r in json.loads(ret["tool_return"])] == ["Agent0", "Agent1", "Agent2"]
+    assert [r["name"] for r in replies(ret["tool_return"])] == ["Agent0", "Agent1", "Agent2"]

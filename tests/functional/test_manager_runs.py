@@ -21,7 +21,7 @@ from chorus.engine.tools import BROADCAST
 from chorus.llm.base import Model, ModelRequest
 from chorus.llm.resolve import resolve_model
 from chorus.store.records import AgentRecord
-from support import create_agent, create_group, parse_sse, payloads, stream
+from support import create_agent, create_group, parse_sse, payloads, replies, stream
 
 
 class Recorder:
@@ -118,7 +118,7 @@ async def test_supervisor_broadcasts_and_answers_from_the_replies(
     call = next(e for e in events if e["message_type"] == "tool_call_message")
     ret = next(e for e in events if e["message_type"] == "tool_return_message")
     assert ret["tool_call_id"] == call["tool_call"]["tool_call_id"]
-    assert json.loads(ret["tool_return"]) == [
+    assert replies(ret["tool_return"]) == [
         {"agent_id": ids[1], "name": "Ada", "response_messages": ["Ada idea."]},
         {"agent_id": ids[2], "name": "Bo", "response_messages": ["Bo idea."]},
         {"agent_id": ids[3], "name": "Cy", "response_messages": ["Cy idea."]},
@@ -204,7 +204,7 @@ async def test_supervisor_worker_failure_is_its_reply_and_the_run_goes_on(client
     assert bo_chunks and marker["abandoned"]["message_ids"] == [bo_chunks[0]["id"]]
     assert "model failed" in marker["abandoned"]["reason"]
     ret = next(e for e in events if e["message_type"] == "tool_return_message")
-    entries = json.loads(ret["tool_return"])
+    entries = replies(ret["tool_return"])
     assert [e["name"] for e in entries] == ["Ada", "Bo", "Cy"]
     assert "error" in entries[1] and "response_messages" not in entries[1]
     assert entries[2]["response_messages"] == ["Cy idea."]

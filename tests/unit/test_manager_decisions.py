@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from chorus.engine.managers import (
 )
 from chorus.engine.managers.dynamic import choose_speaker
 from chorus.engine.tools import BROADCAST
+from support import replies
 
 NAMES = {"m": "Boss", "a": "Ada", "b": "Bo", "c": "Cy"}
 
@@ -64,7 +64,7 @@ def test_supervisor_returns_the_replies_to_the_manager_as_the_tool_result() -> N
     assert call.agent_id == "m" and call.tools == (BROADCAST,)
     assert call.tool_return is not None and call.tool_return.tool_call_id == "call-1"
     assert call.tool_return.name == BROADCAST and call.tool_return.status == "success"
-    assert json.loads(call.tool_return.content) == [
+    assert replies(call.tool_return.content) == [
         {"agent_id": "a", "name": "Ada", "response_messages": ["A says"]},
         {"agent_id": "b", "name": "Bo", "response_messages": ["<no response>"]},
         {"agent_id": "c", "name": "Cy", "response_messages": ["C says"]},
@@ -76,7 +76,7 @@ def test_supervisor_reports_a_failed_worker_as_its_reply_and_carries_on() -> Non
     turns = (broadcast(), reply("a", "ok"), failed, reply("c", "ok"))
     decision = SUP.next(view("supervisor"), RunProgress(turns))
     assert isinstance(decision, RunAgents)
-    entries = json.loads(decision.calls[0].tool_return.content)  # type: ignore[union-attr]
+    entries = replies(decision.calls[0].tool_return.content)  # type: ignore[union-attr]
     assert entries[1] == {"agent_id": "b", "name": "Bo", "error": "The model failed: boom"}
 
 
@@ -88,7 +88,7 @@ def test_supervisor_only_collects_replies_of_the_latest_broadcast() -> None:
         reply("a", "second", "call-2"),
     )
     decision = SUP.next(view("supervisor", ("a",)), RunProgress(turns))
-    content = json.loads(decision.calls[0].tool_return.content)  # type: ignore[union-attr]
+    content = replies(decision.calls[0].tool_return.content)  # type: ignore[union-attr]
     assert decision.calls[0].tool_return.tool_call_id == "call-2"  # type: ignore[union-attr]
     assert content == [{"agent_id": "a", "name": "Ada", "response_messages": ["second"]}]
 

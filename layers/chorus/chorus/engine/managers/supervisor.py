@@ -67,11 +67,12 @@ def _origin(turns: tuple[TurnRecord, ...], call_id: str) -> TurnRecord:
 
 
 def broadcast_replies(group: GroupView, replies: Iterable[TurnRecord]) -> str:
-    """The broadcast's return: one JSON object per worker, in call order.
+    """The broadcast's return, shaped as Letta's: a list of JSON strings, one per worker, in call order.
 
-    Letta returns each worker's `send_message` texts as `response_messages`
-    (`["<no response>"]` when there were none); a worker whose model failed
-    is reported with its `error` instead, so the manager can carry on.
+    Each is `{"agent_id", "name", "response_messages"}` (`["<no response>"]` when the
+    worker said nothing); a worker whose model failed has `error` instead, so the manager
+    can carry on. The list itself is JSON too, so it parses both as JSON and, as Letta's
+    own tests read it, as a Python literal.
     """
     out = []
     for turn in replies:
@@ -80,5 +81,5 @@ def broadcast_replies(group: GroupView, replies: Iterable[TurnRecord]) -> str:
             entry["error"] = turn.error
         else:
             entry["response_messages"] = [turn.text] if turn.text else ["<no response>"]
-        out.append(entry)
+        out.append(orjson.dumps(entry).decode())
     return orjson.dumps(out).decode()
