@@ -25,11 +25,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from chorus.clock import now_iso
 from chorus.engine import events, identity
 from chorus.engine.context import group_system_prompt
 from chorus.engine.managers import (
@@ -118,10 +118,6 @@ def error_type_of(exc: ModelError) -> str:
     if isinstance(exc, ModelTimeout):
         return "llm_timeout"
     return "llm_error"
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def status_for(stop_reason: str) -> str:

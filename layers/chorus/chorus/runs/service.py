@@ -31,11 +31,12 @@ from typing import Any, Literal
 
 import orjson
 
+from chorus.clock import now_iso
 from chorus.errors import BadRequest, ChorusError, Conflict, NotFound, RunExpired
 from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
-from chorus.runs.driver import Lease, ModelResolver, RunDriver, RunPlan, now_iso, status_for
+from chorus.runs.driver import Lease, ModelResolver, RunDriver, RunPlan, status_for
 from chorus.runs.executor import InProcessExecutor
 from chorus.runs.frames import DONE, frame
 from chorus.runs.log import RunLog

@@ -12,6 +12,7 @@ test suite runs against each. Rules every adapter must keep:
 - `update_run` is a compare-and-set on `version`: it writes only if the stored
   version equals `expect_version`, else `Conflict`; the stored copy gets
   `version + 1`. Leases, the cancel flag and status changes all go through it.
+  `update_block` is the same for memory blocks (agents editing shared memory).
 - `claim_group` makes at most one non-terminal run per group the holder;
   `remember_idempotency_key` keeps the first run stored for a key.
 - `append_events` keeps the run's event log gapless: the batch must start at
@@ -26,6 +27,7 @@ from typing import Protocol
 
 from chorus.store.records import (
     AgentRecord,
+    BlockRecord,
     GroupRecord,
     IdempotencyRecord,
     MessageRecord,
@@ -50,6 +52,19 @@ class Store(Protocol):
     async def list_agents(self, tenant_id: str, page: Page) -> list[AgentRecord]: ...
 
     async def delete_agent(self, tenant_id: str, agent_id: str) -> None: ...
+
+    # memory blocks
+    async def put_block(self, block: BlockRecord) -> None:
+        """Create or replace."""
+
+    async def get_block(self, tenant_id: str, block_id: str) -> BlockRecord: ...
+
+    async def list_blocks(self, tenant_id: str, page: Page, *, label: str | None = None) -> list[BlockRecord]: ...
+
+    async def update_block(self, block: BlockRecord, *, expect_version: int) -> BlockRecord:
+        """Compare-and-set on `version`, like `update_run`."""
+
+    async def delete_block(self, tenant_id: str, block_id: str) -> None: ...
 
     # groups
     async def put_group(self, group: GroupRecord) -> None:

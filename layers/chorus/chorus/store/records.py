@@ -30,7 +30,24 @@ class AgentRecord(Record):
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
+    block_ids: list[str] = Field(default_factory=list)
+    """The agent's own memory blocks, in context order (a group adds its shared blocks)."""
     updated_at: str
+
+
+class BlockRecord(Record):
+    """A memory block (Letta's `Block`): a labelled piece of text an agent keeps in its context."""
+
+    label: str
+    value: str = ""
+    limit: int = 20_000
+    """Characters the value may hold; an edit past it is refused, never truncated."""
+    description: str | None = None
+    read_only: bool = False
+    metadata: dict[str, Any] | None = None
+    updated_at: str
+    version: int = 0
+    """Bumped by every `update_block`: concurrent editors (sleeptime agents) compare and set."""
 
 
 class GroupRecord(Record):

@@ -22,6 +22,7 @@ from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound
 from chorus.store.records import (
     TERMINAL_STATUSES,
     AgentRecord,
+    BlockRecord,
     GroupRecord,
     IdempotencyRecord,
     MessageRecord,
@@ -35,7 +36,14 @@ from chorus.store.sqlite_migrations import MIGRATIONS
 T = TypeVar("T")
 R = TypeVar("R", bound=Record)
 
-_KINDS: dict[str, str] = {"agents": "Agent", "groups": "Group", "runs": "Run", "messages": "Message"}
+_KINDS: dict[str, str] = {
+    "agents": "Agent",
+    "groups": "Group",
+    "runs": "Run",
+    "messages": "Message",
+    "blocks": "Block",
+}
+V = TypeVar("V", RunRecord, BlockRecord)
 
 
 class SQLiteStore:
@@ -183,6 +191,39 @@ class SQLiteStore:
     async def delete_agent(self, tenant_id: str, agent_id: str) -> None:
         await self._call(self._delete_sync, "agents", tenant_id, agent_id)
 
+    # memory blocks
+    async def put_block(self, block: BlockRecord) -> None:
+        await self._call(self._put_sync, "blocks", block, {"label": block.label, "version": block.version})
+
+    async def get_block(self, tenant_id: str, block_id: str) -> BlockRecord:
+        return BlockRecord.model_validate_json(await self._call(self._get_sync, "blocks", tenant_id, block_id))
+
+    async def list_blocks(self, tenant_id: str, page: Page, *, label: str | None = None) -> list[BlockRecord]:
+        return await self._list(BlockRecord, "blocks", tenant_id, page, {"label": label}, "created_at")
+
+    async def update_block(self, block: BlockRecord, *, expect_version: int) -> BlockRecord:
+        return await self._cas("blocks", block, expect_version, lambda b: {"label": b.label, "version": b.version})
+
+    async def delete_block(self, tenant_id: str, block_id: str) -> None:
+        await self._call(self._delete_sync, "blocks", tenant_id, block_id)
+
+    async def _cas(self, table: str, record: V, expect_version: int, columns: Callable[[V], dict[str, Any]]) -> V:
+        """Store `record` with `version = expect_version + 1` if the stored version is `expect_version`."""
+        stored = record.model_copy(update={"version": expect_version + 1})
+
+        def write(db: sqlite3.Connection) -> None:
+            row = db.execute(
+                f"SELECT version FROM {table} WHERE tenant_id = ? AND id = ?", (record.tenant_id, record.id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"{_KINDS[table]} not found: {record.id}")
+            if row[0] != expect_version:
+                raise Conflict(f"{_KINDS[table]} {record.id} changed (version {row[0]}, expected {expect_version}).")
+            self._put_sync(table, stored, columns(stored))
+
+        await self._call(self._tx, write)
+        return stored
+
     # groups
     async def put_group(self, group: GroupRecord) -> None:
         await self._call(self._put_sync, "groups", group, {})
@@ -214,20 +255,7 @@ class SQLiteStore:
         return RunRecord.model_validate_json(await self._call(self._get_sync, "runs", tenant_id, run_id))
 
     async def update_run(self, run: RunRecord, *, expect_version: int) -> RunRecord:
-        stored = run.model_copy(update={"version": expect_version + 1})
-
-        def write(db: sqlite3.Connection) -> None:
-            row = db.execute(
-                "SELECT version FROM runs WHERE tenant_id = ? AND id = ?", (run.tenant_id, run.id)
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"Run not found: {run.id}")
-            if row[0] != expect_version:
-                raise Conflict(f"Run {run.id} changed (version {row[0]}, expected {expect_version}).")
-            self._put_sync("runs", stored, self._run_columns(stored))
-
-        await self._call(self._tx, write)
-        return stored
+        return await self._cas("runs", run, expect_version, self._run_columns)
 
     async def list_runs(
         self,

@@ -54,4 +54,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        CREATE TABLE blocks (
+            tenant_id TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL, label TEXT NOT NULL,
+            version INTEGER NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, id)
+        );
+        CREATE INDEX blocks_by_time ON blocks (tenant_id, created_at, id);
+        """,
+    ),
 ]

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from chorus.api.deps import AgentIdPath, PageDep, ServicesDep, TenantDep
+from chorus.clock import now_iso
 from chorus.ids import new_id
 from chorus.llm.resolve import check_handle, default_model_handle, split_handle
-from chorus.runs.driver import now_iso
 from chorus.schemas.requests import CancelRequest
 from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate, LlmConfig
 from chorus.store.records import AgentRecord

@@ -11,10 +11,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from chorus.api.deps import GroupIdPath, PageDep, ServicesDep, TenantDep
+from chorus.clock import now_iso
 from chorus.engine.managers.sleeptime import DEFAULT_MAX_BUFFER, DEFAULT_MIN_BUFFER
 from chorus.errors import BadRequest
 from chorus.ids import new_id
-from chorus.runs.driver import now_iso
 from chorus.runs.service import COUNTED_TURNS
 from chorus.schemas.resources import GroupCreate, GroupState, GroupUpdate
 from chorus.store.base import Store
