@@ -1,0 +1,189 @@
+"""`openai/<model>`: OpenAI-compatible Chat Completions streaming (OpenAI, Ollama, vLLM, ...).
+
+Uses the official `openai` SDK (the `chorus[openai]` extra) with its own
+retries off: `chorus.llm.retry` is the one retry loop. `OPENAI_BASE_URL`
+points the client at any compatible server; those need no API key. The
+stream asks for `stream_options.include_usage`, so usage arrives in a last
+chunk with no choices; `finish_reason` arrives before it, so `Finish` is
+yielded when the stream ends. Compatible servers that stream
+`reasoning_content` (vLLM, DeepSeek, Ollama's `reasoning`) give reasoning
+deltas. Divergence: no `name` on user messages (OpenAI restricts its
+characters; the speaker is already in the text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from functools import cache
+from typing import Any, Literal
+
+from chorus.errors import InvalidModelResponse, ModelError, ModelNotAvailable, ModelTimeout
+from chorus.llm.base import Finish, ModelEvent, ModelRequest, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from chorus.llm.messages import error_for_status, error_for_type, retry_after_s, transport_error
+from chorus.llm.retry import RetryPolicy, retrying
+
+try:
+    import openai
+    from openai.types.chat import ChatCompletionChunk
+except ImportError as _exc:  # pragma: no cover - exercised only without the extra
+    raise ModelNotAvailable("The 'openai' provider needs the OpenAI SDK: pip install 'chorus[openai]'.") from _exc
+
+_FINISH_REASON_MAP: dict[str, Literal["end_turn", "tool_use", "max_tokens"]] = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "length": "max_tokens",
+    "content_filter": "end_turn",
+}
+
+
+@cache
+def shared_client(api_key: str | None, base_url: str | None, timeout_s: float) -> openai.AsyncOpenAI:
+    """One SDK client (and connection pool) per configuration and process."""
+    return openai.AsyncOpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=timeout_s, max_retries=0)
+
+
+def map_error(exc: Exception) -> ModelError | None:
+    """Translate an OpenAI SDK, transport or decoding exception into a `ModelError`; None for anything else."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelTimeout(f"The OpenAI-compatible API timed out: {exc.message}")
+    if isinstance(exc, openai.APIStatusError):
+        detail = f"OpenAI-compatible API error {exc.status_code}: {exc.message}"
+        return error_for_status(exc.status_code, detail, retry_after_s=retry_after_s(exc.response.headers))
+    if isinstance(exc, openai.APIResponseValidationError):
+        return InvalidModelResponse(f"Malformed response from the OpenAI-compatible API: {exc.message}")
+    if isinstance(exc, openai.APIConnectionError):
+        return ModelError(f"Could not reach the OpenAI-compatible API: {exc.message}", retryable=True)
+    if isinstance(exc, openai.APIError):
+        # An `{"error": ...}` event inside a stream that began with 200.
+        body = exc.body if isinstance(exc.body, dict) else {}
+        kind = body.get("type") or body.get("code")
+        return error_for_type(str(kind) if kind else None, f"OpenAI-compatible API error in the stream: {exc.message}")
+    mapped = transport_error(exc)
+    if mapped is None and isinstance(exc, ValueError | AttributeError | TypeError | KeyError):
+        mapped = InvalidModelResponse(f"Malformed stream from the OpenAI-compatible API: {type(exc).__name__}: {exc}")
+    return mapped
+
+
+def request_params(request: ModelRequest, *, compatible: bool) -> dict[str, Any]:
+    """The Chat Completions body for `request`."""
+    messages: list[dict[str, Any]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    for msg in request.messages:
+        if msg.role == "tool":
+            messages.append({"role": "tool", "tool_call_id": msg.tool_call_id, "content": msg.content})
+        elif msg.role == "assistant" and msg.tool_calls:
+            calls = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in msg.tool_calls
+            ]
+            messages.append({"role": "assistant", "content": msg.content or None, "tool_calls": calls})
+        else:
+            messages.append({"role": msg.role, "content": msg.content})
+    params: dict[str, Any] = {
+        "model": request.model,
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if request.tools:
+        params["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in request.tools
+        ]
+    if request.max_tokens is not None:
+        # OpenAI's reasoning models refuse `max_tokens`; most compatible servers know only it.
+        params["max_tokens" if compatible else "max_completion_tokens"] = request.max_tokens
+    return params
+
+
+class OpenAIStreamState:
+    """Folds Chat Completions chunks into model events."""
+
+    def __init__(self) -> None:
+        self.finish_reason: str | None = None
+
+    def feed(self, chunk: ChatCompletionChunk) -> list[ModelEvent]:
+        out: list[ModelEvent] = []
+        for choice in chunk.choices:
+            if choice.index != 0:
+                continue
+            delta = choice.delta
+            extra = delta.model_extra or {}
+            reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:
+                out.append(ReasoningDelta(reasoning))
+            if delta.content:
+                out.append(TextDelta(delta.content))
+            for call in delta.tool_calls or ():
+                function = call.function
+                out.append(
+                    ToolCallDelta(
+                        index=call.index,
+                        id=call.id,
+                        name=function.name if function else None,
+                        arguments=(function.arguments or "") if function else "",
+                    )
+                )
+            if choice.finish_reason is not None:
+                self.finish_reason = choice.finish_reason
+        if chunk.usage is not None:
+            usage = chunk.usage
+            prompt = usage.prompt_tokens_details
+            completion = usage.completion_tokens_details
+            out.append(
+                Usage(
+                    prompt_tokens=usage.prompt_tokens or 0,
+                    completion_tokens=usage.completion_tokens or 0,
+                    cached_input_tokens=(prompt.cached_tokens or 0) if prompt else 0,
+                    reasoning_tokens=(completion.reasoning_tokens or 0) if completion else 0,
+                )
+            )
+        return out
+
+    def finish(self) -> Finish:
+        if self.finish_reason is None:
+            raise InvalidModelResponse("The OpenAI-compatible stream ended without a finish reason.")
+        return Finish(_FINISH_REASON_MAP.get(self.finish_reason, "end_turn"))
+
+
+class OpenAIModel:
+    """A Chat Completions model behind the `llm` port."""
+
+    def __init__(
+        self, name: str, client: openai.AsyncOpenAI, *, compatible: bool = False, retry: RetryPolicy | None = None
+    ) -> None:
+        """Args:
+        name: the model name the server knows (`gpt-4o`, `llama3.2`).
+        client: an SDK client built with `max_retries=0`.
+        compatible: the server is not api.openai.com (sends `max_tokens`).
+        retry: the retry policy; `RetryPolicy()` by default.
+        """
+        self._name = name
+        self._client = client
+        self._compatible = compatible
+        self._retry = retry or RetryPolicy()
+
+    @property
+    def handle(self) -> str:
+        return f"openai/{self._name}"
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        return retrying(lambda: self._stream_once(request), self._retry)
+
+    async def _stream_once(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        state = OpenAIStreamState()
+        params = request_params(request, compatible=self._compatible)
+        try:
+            stream = await self._client.chat.completions.create(**params)
+            async with stream:
+                async for chunk in stream:
+                    for event in state.feed(chunk):
+                        yield event
+        except Exception as exc:
+            mapped = map_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        yield state.finish()
