@@ -6,9 +6,10 @@ import email.utils
 import json
 import time
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
-from chorus.errors import ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
+from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.base import ModelMessage, ToolCallRequest
 
 Block = dict[str, Any]
@@ -121,3 +122,40 @@ def transport_error(exc: BaseException) -> ModelError | None:
     if "TransportError" in names or "NetworkError" in names or "ProtocolError" in names:
         return ModelError(f"The model stream broke off: {type(exc).__name__}: {exc}", retryable=True)
     return None
+
+
+def map_sdk_error(exc: Exception, sdk: ModuleType, label: str) -> ModelError | None:
+    """Translate an exception of a Stainless-generated SDK (`openai`, `anthropic`) into a `ModelError`.
+
+    Both SDKs share one exception tree: `APITimeoutError` < `APIConnectionError`
+    < `APIError`, `APIStatusError` (with `status_code`, `response`, `body`),
+    `APIResponseValidationError`. An error *event* inside a stream that began
+    with 200 arrives as a bare `APIError` (OpenAI) or an `APIStatusError` with
+    status 200 (Anthropic) and is classified by its type. Transport errors
+    while reading the body and undecodable chunks are mapped too; anything
+    else is not an SDK error and gives None.
+    """
+    if isinstance(exc, sdk.APITimeoutError):
+        return ModelTimeout(f"The {label} API timed out: {exc}")
+    if isinstance(exc, sdk.APIStatusError) and exc.status_code >= 400:
+        detail = f"{label} API error {exc.status_code}: {exc.message}"
+        return error_for_status(exc.status_code, detail, retry_after_s=retry_after_s(exc.response.headers))
+    if isinstance(exc, sdk.APIResponseValidationError):
+        return InvalidModelResponse(f"Malformed response from the {label} API: {exc.message}")
+    if isinstance(exc, sdk.APIConnectionError):
+        return ModelError(f"Could not reach the {label} API: {exc.message}", retryable=True)
+    if isinstance(exc, sdk.APIError):
+        return error_for_type(_error_kind(exc.body), f"{label} API error in the stream: {exc.message}")
+    mapped = transport_error(exc)
+    if mapped is None and isinstance(exc, ValueError | AttributeError | TypeError | KeyError):
+        mapped = InvalidModelResponse(f"Malformed stream from the {label} API: {type(exc).__name__}: {exc}")
+    return mapped
+
+
+def _error_kind(body: object) -> str | None:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    if not isinstance(body, dict):
+        return None
+    kind = body.get("type") or body.get("code")
+    return str(kind) if kind else None

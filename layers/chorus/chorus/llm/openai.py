@@ -17,9 +17,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from functools import cache
 from typing import Any, Literal
 
-from chorus.errors import InvalidModelResponse, ModelError, ModelNotAvailable, ModelTimeout
+from chorus.errors import InvalidModelResponse, ModelError, ModelNotAvailable
 from chorus.llm.base import Finish, ModelEvent, ModelRequest, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from chorus.llm.messages import error_for_status, error_for_type, retry_after_s, transport_error
+from chorus.llm.messages import map_sdk_error
 from chorus.llm.retry import RetryPolicy, retrying
 
 try:
@@ -45,24 +45,7 @@ def shared_client(api_key: str | None, base_url: str | None, timeout_s: float) -
 
 def map_error(exc: Exception) -> ModelError | None:
     """Translate an OpenAI SDK, transport or decoding exception into a `ModelError`; None for anything else."""
-    if isinstance(exc, openai.APITimeoutError):
-        return ModelTimeout(f"The OpenAI-compatible API timed out: {exc.message}")
-    if isinstance(exc, openai.APIStatusError):
-        detail = f"OpenAI-compatible API error {exc.status_code}: {exc.message}"
-        return error_for_status(exc.status_code, detail, retry_after_s=retry_after_s(exc.response.headers))
-    if isinstance(exc, openai.APIResponseValidationError):
-        return InvalidModelResponse(f"Malformed response from the OpenAI-compatible API: {exc.message}")
-    if isinstance(exc, openai.APIConnectionError):
-        return ModelError(f"Could not reach the OpenAI-compatible API: {exc.message}", retryable=True)
-    if isinstance(exc, openai.APIError):
-        # An `{"error": ...}` event inside a stream that began with 200.
-        body = exc.body if isinstance(exc.body, dict) else {}
-        kind = body.get("type") or body.get("code")
-        return error_for_type(str(kind) if kind else None, f"OpenAI-compatible API error in the stream: {exc.message}")
-    mapped = transport_error(exc)
-    if mapped is None and isinstance(exc, ValueError | AttributeError | TypeError | KeyError):
-        mapped = InvalidModelResponse(f"Malformed stream from the OpenAI-compatible API: {type(exc).__name__}: {exc}")
-    return mapped
+    return map_sdk_error(exc, openai, "OpenAI-compatible")
 
 
 def request_params(request: ModelRequest, *, compatible: bool) -> dict[str, Any]:
