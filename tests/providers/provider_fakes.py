@@ -9,8 +9,10 @@ the provider: status lines, headers, chunked SSE or AWS event-stream bodies.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import dataclasses
 import json
+import struct
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -46,6 +48,8 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int
+    """The client's port: the same for two requests means one kept-alive connection."""
 
     @property
     def json(self) -> Any:
@@ -82,7 +86,15 @@ class FakeServer:
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
-        self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
+        self.requests.append(
+            Recorded(
+                request.method,
+                request.url.path,
+                dict(request.headers),
+                body,
+                request.client.port if request.client else 0,
+            )
+        )
         if not self.replies:
             return Response(b'{"error": {"message": "no reply queued"}}', 599, media_type="application/json")
         reply = self.replies.pop(0)
@@ -147,3 +159,28 @@ async def collect_until_error(model: Model, req: ModelRequest) -> tuple[list[Mod
     except Exception as exc:
         return seen, exc
     raise AssertionError(f"the stream did not fail: {seen}")
+
+
+def eventstream_message(headers: dict[str, str], payload: bytes) -> bytes:
+    """One `application/vnd.amazon.eventstream` message: prelude, prelude CRC, string headers, payload, CRC."""
+    encoded = b""
+    for name, value in headers.items():
+        raw_name, raw_value = name.encode(), value.encode()
+        encoded += struct.pack(">B", len(raw_name)) + raw_name + struct.pack(">BH", 7, len(raw_value)) + raw_value
+    total = 12 + len(encoded) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(encoded))
+    prelude += struct.pack(">I", binascii.crc32(prelude))
+    message = prelude + encoded + payload
+    return message + struct.pack(">I", binascii.crc32(message))
+
+
+def bedrock_event(kind: str, body: dict[str, Any]) -> bytes:
+    """A ConverseStream event as Bedrock frames it."""
+    headers = {":event-type": kind, ":content-type": "application/json", ":message-type": "event"}
+    return eventstream_message(headers, json.dumps(body).encode())
+
+
+def bedrock_exception(kind: str, message: str) -> bytes:
+    """An exception event inside a ConverseStream (`throttlingException`, ...)."""
+    headers = {":exception-type": kind, ":content-type": "application/json", ":message-type": "exception"}
+    return eventstream_message(headers, json.dumps({"message": message}).encode())
