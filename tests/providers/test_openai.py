@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from provider_fakes import FakeServer, Pauses, Reply, collect, collect_until_error, json_reply, request, sse
@@ -20,8 +21,9 @@ from chorus.llm.base import (
     ToolSpec,
     Usage,
 )
-from chorus.llm.openai import OpenAIModel
+from chorus.llm.openai import OpenAIModel, shared_client
 from chorus.llm.retry import NO_RETRY, RetryPolicy
+from support import create_group, payloads, stream
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> bytes:
@@ -60,15 +62,15 @@ def text_stream(*pieces: str, finish: str = "stop") -> Reply:
 
 
 @pytest.fixture
-async def client(fake: FakeServer) -> AsyncIterator[openai.AsyncOpenAI]:
+async def sdk(fake: FakeServer) -> AsyncIterator[openai.AsyncOpenAI]:
     c = openai.AsyncOpenAI(api_key="sk-test", base_url=f"{fake.url}/v1", max_retries=0, timeout=5)
     yield c
     await c.close()
 
 
 @pytest.fixture
-def model(client: openai.AsyncOpenAI, retry: RetryPolicy) -> OpenAIModel:
-    return OpenAIModel("test-model", client, retry=retry)
+def model(sdk: openai.AsyncOpenAI, retry: RetryPolicy) -> OpenAIModel:
+    return OpenAIModel("test-model", sdk, retry=retry)
 
 
 async def test_text_reply_streams_deltas_then_usage_then_finish(fake: FakeServer, model: OpenAIModel) -> None:
@@ -170,9 +172,9 @@ async def test_request_maps_tool_history_tools_and_max_tokens(fake: FakeServer, 
 
 
 async def test_compatible_server_gets_max_tokens_and_streams_reasoning_content(
-    fake: FakeServer, client: openai.AsyncOpenAI
+    fake: FakeServer, sdk: openai.AsyncOpenAI
 ) -> None:
-    model = OpenAIModel("qwen3", client, compatible=True, retry=NO_RETRY)
+    model = OpenAIModel("qwen3", sdk, compatible=True, retry=NO_RETRY)
     fake.reply(
         Reply(
             chunks=[
@@ -205,11 +207,11 @@ async def test_compatible_server_gets_max_tokens_and_streams_reasoning_content(
     ],
 )
 async def test_http_errors_map_to_model_errors(
-    fake: FakeServer, client: openai.AsyncOpenAI, status: int, error: type[ModelError], retryable: bool
+    fake: FakeServer, sdk: openai.AsyncOpenAI, status: int, error: type[ModelError], retryable: bool
 ) -> None:
     fake.reply(json_reply(status, {"error": {"message": "nope", "type": "some_error", "code": None}}))
 
-    seen, exc = await collect_until_error(OpenAIModel("m", client, retry=NO_RETRY), request())
+    seen, exc = await collect_until_error(OpenAIModel("m", sdk, retry=NO_RETRY), request())
 
     assert seen == []
     assert type(exc) is error
@@ -218,10 +220,10 @@ async def test_http_errors_map_to_model_errors(
     assert f"error {status}" in exc.detail and "nope" in exc.detail
 
 
-async def test_rate_limit_carries_retry_after(fake: FakeServer, client: openai.AsyncOpenAI) -> None:
+async def test_rate_limit_carries_retry_after(fake: FakeServer, sdk: openai.AsyncOpenAI) -> None:
     fake.reply(json_reply(429, {"error": {"message": "slow down"}}, {"retry-after": "7"}))
 
-    _, exc = await collect_until_error(OpenAIModel("m", client, retry=NO_RETRY), request())
+    _, exc = await collect_until_error(OpenAIModel("m", sdk, retry=NO_RETRY), request())
 
     assert isinstance(exc, ModelRateLimited)
     assert exc.retry_after_s == 7.0
@@ -283,28 +285,28 @@ async def test_stream_cut_before_a_finish_reason_is_an_invalid_response(fake: Fa
 
 async def test_timeout_before_any_byte(fake: FakeServer) -> None:
     fake.reply(Reply(hang=True))
-    client = openai.AsyncOpenAI(api_key="k", base_url=f"{fake.url}/v1", max_retries=0, timeout=0.2)
+    timing_out = openai.AsyncOpenAI(api_key="k", base_url=f"{fake.url}/v1", max_retries=0, timeout=0.2)
 
-    seen, exc = await collect_until_error(OpenAIModel("m", client, retry=NO_RETRY), request())
+    seen, exc = await collect_until_error(OpenAIModel("m", timing_out, retry=NO_RETRY), request())
 
     assert seen == []
     assert isinstance(exc, ModelTimeout)
     assert exc.status_code == 504
-    await client.close()
+    await timing_out.close()
 
 
 async def test_timeout_mid_stream(fake: FakeServer) -> None:
     fake.reply(Reply(chunks=[chunk({"content": "Hi"})], hang_after_chunks=True))
-    client = openai.AsyncOpenAI(api_key="k", base_url=f"{fake.url}/v1", max_retries=0, timeout=0.2)
+    timing_out = openai.AsyncOpenAI(api_key="k", base_url=f"{fake.url}/v1", max_retries=0, timeout=0.2)
 
-    seen, exc = await collect_until_error(OpenAIModel("m", client, retry=NO_RETRY), request())
+    seen, exc = await collect_until_error(OpenAIModel("m", timing_out, retry=NO_RETRY), request())
 
     assert seen == [TextDelta("Hi")]
     assert isinstance(exc, ModelTimeout)
-    await client.close()
+    await timing_out.close()
 
 
-async def test_connection_refused_is_a_transient_error(client: openai.AsyncOpenAI) -> None:
+async def test_connection_refused_is_a_transient_error() -> None:
     from chorus.devserver import free_port
 
     dead = openai.AsyncOpenAI(api_key="k", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0)
@@ -325,3 +327,75 @@ async def test_consumer_stopping_early_closes_the_stream(fake: FakeServer, model
     await stream.aclose()  # type: ignore[attr-defined]
 
     assert await collect(model, request()) == [TextDelta("next"), Usage(31, 7, 16, 0, 2), Finish("end_turn")]
+
+
+@pytest.fixture
+def openai_env(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Agents on `openai/…` reach the fake through `OPENAI_BASE_URL`, as they would Ollama or vLLM."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{fake.url}/v1")
+    shared_client.cache_clear()
+    yield
+    shared_client.cache_clear()
+
+
+async def _openai_group(client: httpx.AsyncClient) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    agents = []
+    for name in ("Ada", "Brook"):
+        response = await client.post(
+            "/v1/agents", json={"name": name, "system": f"You are {name}.", "model": "openai/llama3.2"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["llm_config"]["model_endpoint_type"] == "openai"
+        agents.append(response.json())
+    return agents, await create_group(client, [a["id"] for a in agents])
+
+
+@pytest.mark.usefixtures("openai_env")
+async def test_group_run_streams_the_providers_text_as_agent_messages(
+    client: httpx.AsyncClient, fake: FakeServer
+) -> None:
+    agents, group = await _openai_group(client)
+    fake.reply(text_stream("Hello", " from", " Ada."), text_stream("Brook", " agrees."))
+
+    events = payloads(await stream(client, group["id"], {"input": "hi team", "stream_tokens": True}))
+
+    chunks = [e for e in events if e["message_type"] == "assistant_message"]
+    by_agent: dict[str, str] = {}
+    for c in chunks:
+        by_agent[c["name"]] = by_agent.get(c["name"], "") + c["content"]
+    assert by_agent == {"Ada": "Hello from Ada.", "Brook": "Brook agrees."}
+    assert [c["content"] for c in chunks] == ["Hello", " from", " Ada.", "Brook", " agrees."]
+    assert events[-2] == {"message_type": "stop_reason", "stop_reason": "end_turn", "seq_id": len(events) - 1}
+    usage = events[-1]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["cached_input_tokens"]) == (62, 14, 32)
+    assert usage["reasoning_tokens"] == 4
+    second = fake.requests[1].json
+    assert second["model"] == "llama3.2"
+    assert second["messages"][0]["role"] == "system" and second["messages"][0]["content"].startswith("You are Brook.")
+    assert second["messages"][1:] == [
+        {"role": "user", "content": "hi team"},
+        {"role": "user", "content": "Ada: Hello from Ada."},
+    ]
+    history = (await client.get(f"/v1/groups/{group['id']}/messages", params={"order": "asc"})).json()
+    assert [(m.get("name"), m["content"]) for m in history[1:]] == [
+        ("Ada", "Hello from Ada."),
+        ("Brook", "Brook agrees."),
+    ]
+    assert {m["sender_id"] for m in history[1:]} == {a["id"] for a in agents}
+
+
+@pytest.mark.usefixtures("openai_env")
+async def test_group_run_on_a_rate_limited_provider_fails_with_its_stop_reason(
+    client: httpx.AsyncClient, fake: FakeServer
+) -> None:
+    _, group = await _openai_group(client)
+    limited = json_reply(429, {"error": {"message": "slow down"}}, {"retry-after": "0"})
+    fake.reply(limited, limited, limited)
+
+    events = payloads(await stream(client, group["id"], {"input": "hi"}))
+
+    assert [e["message_type"] for e in events] == ["stop_reason", "error_message"]
+    assert events[0]["stop_reason"] == "llm_api_error"
+    assert events[1]["error_type"] == "llm_rate_limit"
+    assert len(fake.requests) == 3, "three attempts, then the run fails"
