@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from chorus.devserver import free_port
-from chorus.llm.base import Model, ModelEvent, ModelMessage, ModelRequest
+from chorus.llm.base import Model, ModelEvent, ModelMessage, ModelRequest, TextDelta, ToolCallDelta, ToolSpec
 
 
 @dataclass
@@ -145,6 +145,21 @@ def request(*messages: ModelMessage, **changes: object) -> ModelRequest:
         messages=messages or (ModelMessage("user", "bob: hello"),),
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+WEATHER = ToolSpec("get_weather", "Weather of a city.", {"type": "object", "properties": {"city": {}}})
+
+
+def two_tool_calls(first_id: str, second_id: str) -> list[ModelEvent]:
+    """What every adapter yields for "Checking." then get_weather({"city": "Paris"}) and get_time({})."""
+    return [
+        TextDelta("Checking."),
+        ToolCallDelta(0, first_id, "get_weather"),
+        ToolCallDelta(0, arguments='{"city": '),
+        ToolCallDelta(0, arguments='"Paris"}'),
+        ToolCallDelta(1, second_id, "get_time"),
+        ToolCallDelta(1, arguments="{}"),
+    ]
 
 
 async def collect(model: Model, req: ModelRequest) -> list[ModelEvent]:

@@ -7,7 +7,18 @@ from typing import Any
 
 import anthropic
 import pytest
-from provider_fakes import FakeServer, Pauses, Reply, collect, collect_until_error, json_reply, request, sse
+from provider_fakes import (
+    WEATHER,
+    FakeServer,
+    Pauses,
+    Reply,
+    collect,
+    collect_until_error,
+    json_reply,
+    request,
+    sse,
+    two_tool_calls,
+)
 
 from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.anthropic import AnthropicModel
@@ -16,9 +27,7 @@ from chorus.llm.base import (
     ModelMessage,
     ReasoningDelta,
     TextDelta,
-    ToolCallDelta,
     ToolCallRequest,
-    ToolSpec,
     Usage,
 )
 from chorus.llm.retry import NO_RETRY, RetryPolicy
@@ -137,16 +146,7 @@ async def test_tool_use_with_input_split_over_deltas(fake: FakeServer, model: An
 
     events = await collect(model, request())
 
-    assert events == [
-        TextDelta("Checking."),
-        ToolCallDelta(0, "toolu_a", "get_weather"),
-        ToolCallDelta(0, arguments='{"city": '),
-        ToolCallDelta(0, arguments='"Paris"}'),
-        ToolCallDelta(1, "toolu_b", "get_time"),
-        ToolCallDelta(1, arguments="{}"),
-        USAGE,
-        Finish("tool_use"),
-    ]
+    assert events == [*two_tool_calls("toolu_a", "toolu_b"), USAGE, Finish("tool_use")]
 
 
 async def test_thinking_blocks_become_reasoning_with_signature(fake: FakeServer, model: AnthropicModel) -> None:
@@ -185,7 +185,6 @@ async def test_thinking_blocks_become_reasoning_with_signature(fake: FakeServer,
 
 async def test_request_merges_turns_and_maps_tools(fake: FakeServer, model: AnthropicModel) -> None:
     fake.reply(text_stream("ok"))
-    weather = ToolSpec("get_weather", "Weather of a city.", {"type": "object", "properties": {"city": {}}})
     req = request(
         ModelMessage("user", "bob: weather?"),
         ModelMessage("user", "carol: and time?"),
@@ -200,7 +199,7 @@ async def test_request_merges_turns_and_maps_tools(fake: FakeServer, model: Anth
         ModelMessage("tool", "sunny", tool_call_id="toolu_a"),
         ModelMessage("tool", "noon", tool_call_id="toolu_b"),
         ModelMessage("system", "dave joined"),
-        tools=(weather,),
+        tools=(WEATHER,),
     )
 
     await collect(model, req)
@@ -229,7 +228,7 @@ async def test_request_merges_turns_and_maps_tools(fake: FakeServer, model: Anth
         },
     ]
     assert body["tools"] == [
-        {"name": "get_weather", "description": "Weather of a city.", "input_schema": weather.parameters}
+        {"name": "get_weather", "description": "Weather of a city.", "input_schema": WEATHER.parameters}
     ]
 
 

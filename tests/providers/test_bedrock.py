@@ -9,6 +9,7 @@ import boto3
 import botocore.config
 import pytest
 from provider_fakes import (
+    WEATHER,
     FakeServer,
     Pauses,
     Reply,
@@ -18,6 +19,7 @@ from provider_fakes import (
     collect_until_error,
     json_reply,
     request,
+    two_tool_calls,
 )
 
 from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
@@ -26,9 +28,7 @@ from chorus.llm.base import (
     ModelMessage,
     ReasoningDelta,
     TextDelta,
-    ToolCallDelta,
     ToolCallRequest,
-    ToolSpec,
     Usage,
 )
 from chorus.llm.bedrock import BedrockModel
@@ -133,16 +133,7 @@ async def test_tool_use_with_input_split_over_deltas(fake: FakeServer, model: Be
 
     events = await collect(model, request())
 
-    assert events == [
-        TextDelta("Checking."),
-        ToolCallDelta(0, "tooluse_a", "get_weather"),
-        ToolCallDelta(0, arguments='{"city": '),
-        ToolCallDelta(0, arguments='"Paris"}'),
-        ToolCallDelta(1, "tooluse_b", "get_time"),
-        ToolCallDelta(1, arguments="{}"),
-        USAGE,
-        Finish("tool_use"),
-    ]
+    assert events == [*two_tool_calls("tooluse_a", "tooluse_b"), USAGE, Finish("tool_use")]
 
 
 async def test_reasoning_content_with_signature(fake: FakeServer, model: BedrockModel) -> None:
@@ -178,13 +169,12 @@ async def test_reasoning_content_with_signature(fake: FakeServer, model: Bedrock
 
 async def test_request_maps_tool_history_and_tool_config(fake: FakeServer, model: BedrockModel) -> None:
     fake.reply(text_stream("ok"))
-    weather = ToolSpec("get_weather", "Weather of a city.", {"type": "object", "properties": {"city": {}}})
     req = request(
         ModelMessage("user", "bob: weather?"),
         ModelMessage("assistant", "", tool_calls=(ToolCallRequest("tooluse_a", "get_weather", '{"city": "Paris"}'),)),
         ModelMessage("tool", "sunny", tool_call_id="tooluse_a"),
         ModelMessage("user", "carol: thanks"),
-        tools=(weather,),
+        tools=(WEATHER,),
     )
 
     await collect(model, req)
@@ -210,7 +200,7 @@ async def test_request_maps_tool_history_and_tool_config(fake: FakeServer, model
                 "toolSpec": {
                     "name": "get_weather",
                     "description": "Weather of a city.",
-                    "inputSchema": {"json": weather.parameters},
+                    "inputSchema": {"json": WEATHER.parameters},
                 }
             }
         ]

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from provider_fakes import FakeServer, Pauses, Reply, collect, collect_until_error, json_reply, request, sse
+from provider_fakes import WEATHER, FakeServer, Pauses, Reply, collect, collect_until_error, json_reply, request, sse
 
 from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.base import (
@@ -18,7 +18,6 @@ from chorus.llm.base import (
     TextDelta,
     ToolCallDelta,
     ToolCallRequest,
-    ToolSpec,
     Usage,
 )
 from chorus.llm.openai import OpenAIModel, shared_client
@@ -133,13 +132,12 @@ async def test_tool_calls_stream_with_arguments_split_over_deltas(fake: FakeServ
 
 async def test_request_maps_tool_history_tools_and_max_tokens(fake: FakeServer, model: OpenAIModel) -> None:
     fake.reply(text_stream("ok"))
-    weather = ToolSpec("get_weather", "Weather of a city.", {"type": "object", "properties": {"city": {}}})
     req = request(
         ModelMessage("user", "bob: weather?"),
         ModelMessage("assistant", "", tool_calls=(ToolCallRequest("call_a", "get_weather", '{"city": "Paris"}'),)),
         ModelMessage("tool", "sunny", tool_call_id="call_a"),
         ModelMessage("system", "carol joined"),
-        tools=(weather,),
+        tools=(WEATHER,),
         max_tokens=256,
     )
 
@@ -165,7 +163,7 @@ async def test_request_maps_tool_history_tools_and_max_tokens(fake: FakeServer, 
     assert body["tools"] == [
         {
             "type": "function",
-            "function": {"name": "get_weather", "description": "Weather of a city.", "parameters": weather.parameters},
+            "function": {"name": "get_weather", "description": "Weather of a city.", "parameters": WEATHER.parameters},
         }
     ]
     assert body["max_completion_tokens"] == 256

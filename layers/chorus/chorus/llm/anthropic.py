@@ -13,7 +13,7 @@ readable text and are not surfaced. The SDK's retries are off;
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from functools import cache
 from typing import Any, Literal
 
@@ -30,7 +30,8 @@ from chorus.llm.base import (
     Usage,
 )
 from chorus.llm.messages import alternating_turns, map_sdk_error, tool_input
-from chorus.llm.retry import RetryPolicy, retrying
+from chorus.llm.retry import RetryPolicy
+from chorus.llm.streaming import ProviderModel
 
 try:
     import anthropic
@@ -171,40 +172,30 @@ class AnthropicStreamState:
         return [usage, Finish(_FINISH_REASON_MAP.get(self.stop_reason, "end_turn"))]
 
 
-class AnthropicModel:
+class AnthropicModel(ProviderModel[RawMessageStreamEvent]):
     """A Claude model behind the `llm` port."""
 
+    provider = "anthropic"
+
     def __init__(self, name: str, client: anthropic.AsyncAnthropic, *, retry: RetryPolicy | None = None) -> None:
-        """Args:
-        name: the model name (`claude-sonnet-4-5`).
-        client: an SDK client built with `max_retries=0`.
-        retry: the retry policy; `RetryPolicy()` by default.
+        """Wrap an SDK client.
+
+        Args:
+            name: the model name (`claude-sonnet-4-5`).
+            client: an SDK client built with `max_retries=0`.
+            retry: the retry policy; `RetryPolicy()` by default.
         """
-        self._name = name
+        super().__init__(name, retry=retry)
         self._client = client
-        self._retry = retry or RetryPolicy()
 
-    @property
-    def handle(self) -> str:
-        return f"anthropic/{self._name}"
+    async def _raw_events(self, request: ModelRequest) -> AsyncGenerator[RawMessageStreamEvent, None]:
+        stream = await self._client.messages.create(**request_params(request))
+        async with stream:
+            async for event in stream:
+                yield event
 
-    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        return retrying(lambda: self._stream_once(request), self._retry)
+    def _new_state(self) -> AnthropicStreamState:
+        return AnthropicStreamState()
 
-    async def _stream_once(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
-        state = AnthropicStreamState()
-        try:
-            stream = await self._client.messages.create(**request_params(request))
-            async with stream:
-                async for event in stream:
-                    for out in state.feed(event):
-                        yield out
-        except ModelError:
-            raise
-        except Exception as exc:
-            mapped = map_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        for out in state.finish():
-            yield out
+    def _map_error(self, exc: Exception) -> ModelError | None:
+        return map_error(exc)

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from functools import cache
 from typing import Any, Literal
 
@@ -46,7 +46,8 @@ from chorus.llm.base import (
     Usage,
 )
 from chorus.llm.messages import alternating_turns, tool_input
-from chorus.llm.retry import RetryPolicy, retrying
+from chorus.llm.retry import RetryPolicy
+from chorus.llm.streaming import ProviderModel
 
 try:
     import boto3
@@ -294,42 +295,27 @@ class _Worker:
             self.close()
 
 
-class BedrockModel:
+class BedrockModel(ProviderModel[dict[str, Any]]):
     """A Bedrock model (any that supports Converse) behind the `llm` port."""
 
+    provider = "bedrock"
+
     def __init__(self, name: str, client: Any, *, retry: RetryPolicy | None = None) -> None:
-        """Args:
-        name: the model id or inference profile (`anthropic.claude-3-5-sonnet-20240620-v1:0`).
-        client: a boto3 `bedrock-runtime` client, best built with botocore retries off.
-        retry: the retry policy; `RetryPolicy()` by default.
+        """Wrap a boto3 client.
+
+        Args:
+            name: the model id or inference profile (`anthropic.claude-3-5-sonnet-20240620-v1:0`).
+            client: a boto3 `bedrock-runtime` client, best built with botocore retries off.
+            retry: the retry policy; `RetryPolicy()` by default.
         """
-        self._name = name
+        super().__init__(name, retry=retry)
         self._client = client
-        self._retry = retry or RetryPolicy()
 
-    @property
-    def handle(self) -> str:
-        return f"bedrock/{self._name}"
+    def _raw_events(self, request: ModelRequest) -> AsyncGenerator[dict[str, Any], None]:
+        return _Worker(self._client, request_params(request)).events()
 
-    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        return retrying(lambda: self._stream_once(request), self._retry)
+    def _new_state(self) -> BedrockStreamState:
+        return BedrockStreamState()
 
-    async def _stream_once(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
-        state = BedrockStreamState()
-        worker = _Worker(self._client, request_params(request))
-        events = worker.events()
-        try:
-            async for event in events:
-                for out in state.feed(event):
-                    yield out
-        except ModelError:
-            raise
-        except Exception as exc:
-            mapped = map_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        finally:
-            await events.aclose()
-        for out in state.finish():
-            yield out
+    def _map_error(self, exc: Exception) -> ModelError | None:
+        return map_error(exc)

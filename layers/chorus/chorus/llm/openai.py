@@ -13,14 +13,15 @@ characters; the speaker is already in the text).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from functools import cache
 from typing import Any, Literal
 
 from chorus.errors import InvalidModelResponse, ModelError, ModelNotAvailable
 from chorus.llm.base import Finish, ModelEvent, ModelRequest, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from chorus.llm.messages import map_sdk_error
-from chorus.llm.retry import RetryPolicy, retrying
+from chorus.llm.retry import RetryPolicy
+from chorus.llm.streaming import ProviderModel
 
 try:
     import openai
@@ -125,48 +126,40 @@ class OpenAIStreamState:
             )
         return out
 
-    def finish(self) -> Finish:
+    def finish(self) -> list[ModelEvent]:
         if self.finish_reason is None:
             raise InvalidModelResponse("The OpenAI-compatible stream ended without a finish reason.")
-        return Finish(_FINISH_REASON_MAP.get(self.finish_reason, "end_turn"))
+        return [Finish(_FINISH_REASON_MAP.get(self.finish_reason, "end_turn"))]
 
 
-class OpenAIModel:
+class OpenAIModel(ProviderModel[ChatCompletionChunk]):
     """A Chat Completions model behind the `llm` port."""
+
+    provider = "openai"
 
     def __init__(
         self, name: str, client: openai.AsyncOpenAI, *, compatible: bool = False, retry: RetryPolicy | None = None
     ) -> None:
-        """Args:
-        name: the model name the server knows (`gpt-4o`, `llama3.2`).
-        client: an SDK client built with `max_retries=0`.
-        compatible: the server is not api.openai.com (sends `max_tokens`).
-        retry: the retry policy; `RetryPolicy()` by default.
+        """Wrap an SDK client.
+
+        Args:
+            name: the model name the server knows (`gpt-4o`, `llama3.2`).
+            client: an SDK client built with `max_retries=0`.
+            compatible: the server is not api.openai.com (sends `max_tokens`).
+            retry: the retry policy; `RetryPolicy()` by default.
         """
-        self._name = name
+        super().__init__(name, retry=retry)
         self._client = client
         self._compatible = compatible
-        self._retry = retry or RetryPolicy()
 
-    @property
-    def handle(self) -> str:
-        return f"openai/{self._name}"
+    async def _raw_events(self, request: ModelRequest) -> AsyncGenerator[ChatCompletionChunk, None]:
+        stream = await self._client.chat.completions.create(**request_params(request, compatible=self._compatible))
+        async with stream:
+            async for chunk in stream:
+                yield chunk
 
-    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        return retrying(lambda: self._stream_once(request), self._retry)
+    def _new_state(self) -> OpenAIStreamState:
+        return OpenAIStreamState()
 
-    async def _stream_once(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
-        state = OpenAIStreamState()
-        params = request_params(request, compatible=self._compatible)
-        try:
-            stream = await self._client.chat.completions.create(**params)
-            async with stream:
-                async for chunk in stream:
-                    for event in state.feed(chunk):
-                        yield event
-        except Exception as exc:
-            mapped = map_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        yield state.finish()
+    def _map_error(self, exc: Exception) -> ModelError | None:
+        return map_error(exc)
