@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 
 import pytest
 from provider_fakes import collect, request
 
-from chorus.llm import anthropic as anthropic_adapter
-from chorus.llm import bedrock as bedrock_adapter
-from chorus.llm import openai as openai_adapter
 from chorus.llm.base import Finish, ModelMessage, TextDelta, ToolCallDelta, ToolSpec, Usage
 from chorus.llm.resolve import resolve_model
 
@@ -33,14 +29,6 @@ WEATHER = ToolSpec(
     "The current weather of a city.",
     {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 )
-
-
-@pytest.fixture(autouse=True)
-def fresh_clients() -> Iterator[None]:
-    """Cached async clients belong to one event loop; every test here has its own."""
-    yield
-    for module in (openai_adapter, anthropic_adapter, bedrock_adapter):
-        module.shared_client.cache_clear()
 
 
 def live_handles() -> list[object]:

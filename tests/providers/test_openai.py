@@ -20,7 +20,7 @@ from chorus.llm.base import (
     ToolCallRequest,
     Usage,
 )
-from chorus.llm.openai import OpenAIModel, shared_client
+from chorus.llm.openai import OpenAIModel, shared_clients
 from chorus.llm.retry import NO_RETRY, RetryPolicy
 from support import create_group, payloads, stream
 
@@ -332,9 +332,9 @@ def openai_env(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     """Agents on `openai/…` reach the fake through `OPENAI_BASE_URL`, as they would Ollama or vLLM."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setenv("OPENAI_BASE_URL", f"{fake.url}/v1")
-    shared_client.cache_clear()
+    shared_clients.clear()
     yield
-    shared_client.cache_clear()
+    shared_clients.clear()
 
 
 async def _openai_group(client: httpx.AsyncClient) -> tuple[list[dict[str, Any]], dict[str, Any]]:

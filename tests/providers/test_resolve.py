@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ from chorus.llm.anthropic import AnthropicModel
 from chorus.llm.bedrock import BedrockModel
 from chorus.llm.openai import OpenAIModel
 from chorus.llm.resolve import KNOWN_PROVIDERS, resolve_model
+from chorus.llm.streaming import ClientCache
 
 PROVIDER_ENV = (
     "OPENAI_API_KEY",
@@ -33,8 +35,9 @@ def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
     yield
-    for module in (openai_adapter, anthropic_adapter, bedrock_adapter):
-        module.shared_client.cache_clear()
+    openai_adapter.shared_clients.clear()
+    anthropic_adapter.shared_clients.clear()
+    bedrock_adapter.shared_client.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -58,15 +61,26 @@ def test_openai_with_a_key_talks_to_openai(monkeypatch: pytest.MonkeyPatch) -> N
     model = resolve_model("openai/gpt-4o")
     assert isinstance(model, OpenAIModel)
     assert model.handle == "openai/gpt-4o"
-    assert openai_adapter.shared_client.cache_info().currsize == 1
+    assert len(openai_adapter.shared_clients) == 1
 
 
 def test_openai_base_url_needs_no_key_and_clients_are_shared(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
     first, second = resolve_model("openai/llama3.2"), resolve_model("openai/qwen3")
     assert isinstance(first, OpenAIModel) and isinstance(second, OpenAIModel)
-    info = openai_adapter.shared_client.cache_info()
-    assert (info.hits, info.currsize) == (1, 1)
+    assert len(openai_adapter.shared_clients) == 1
+
+
+def test_async_clients_are_shared_within_an_event_loop_not_across_loops() -> None:
+    cache = ClientCache(lambda key: object())
+
+    async def twice() -> tuple[object, object]:
+        return cache.get("k"), cache.get("k")
+
+    a, b = asyncio.run(twice())
+    c, _ = asyncio.run(twice())
+    assert a is b
+    assert c is not a, "a client whose pool belongs to a closed loop is never handed out"
 
 
 def test_anthropic_and_bedrock_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,6 @@ readable text and are not surfaced. The SDK's retries are off;
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from functools import cache
 from typing import Any, Literal
 
 from chorus.errors import InvalidModelResponse, ModelError, ModelNotAvailable
@@ -31,7 +30,7 @@ from chorus.llm.base import (
 )
 from chorus.llm.messages import alternating_turns, map_sdk_error, tool_input
 from chorus.llm.retry import RetryPolicy
-from chorus.llm.streaming import ProviderModel
+from chorus.llm.streaming import ClientCache, ProviderModel
 
 try:
     import anthropic
@@ -56,10 +55,12 @@ _FINISH_REASON_MAP: dict[str, Literal["end_turn", "tool_use", "max_tokens"]] = {
 }
 
 
-@cache
-def shared_client(api_key: str, base_url: str | None, timeout_s: float) -> anthropic.AsyncAnthropic:
-    """One SDK client (and connection pool) per configuration and process."""
+def _build_client(api_key: str, base_url: str | None, timeout_s: float) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
+
+
+shared_clients = ClientCache(_build_client)
+"""One SDK client (and connection pool) per configuration and event loop."""
 
 
 def map_error(exc: Exception) -> ModelError | None:

@@ -14,14 +14,13 @@ characters; the speaker is already in the text).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from functools import cache
 from typing import Any, Literal
 
 from chorus.errors import InvalidModelResponse, ModelError, ModelNotAvailable
 from chorus.llm.base import Finish, ModelEvent, ModelRequest, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from chorus.llm.messages import map_sdk_error
 from chorus.llm.retry import RetryPolicy
-from chorus.llm.streaming import ProviderModel
+from chorus.llm.streaming import ClientCache, ProviderModel
 
 try:
     import openai
@@ -38,10 +37,12 @@ _FINISH_REASON_MAP: dict[str, Literal["end_turn", "tool_use", "max_tokens"]] = {
 }
 
 
-@cache
-def shared_client(api_key: str | None, base_url: str | None, timeout_s: float) -> openai.AsyncOpenAI:
-    """One SDK client (and connection pool) per configuration and process."""
+def _build_client(api_key: str | None, base_url: str | None, timeout_s: float) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=timeout_s, max_retries=0)
+
+
+shared_clients = ClientCache(_build_client)
+"""One SDK client (and connection pool) per configuration and event loop."""
 
 
 def map_error(exc: Exception) -> ModelError | None:

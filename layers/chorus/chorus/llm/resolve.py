@@ -9,7 +9,7 @@ provider that is installed but not configured:
     anthropic/<model>  ANTHROPIC_API_KEY (ANTHROPIC_BASE_URL optional)
     bedrock/<model>    boto3 and AWS_REGION or AWS_DEFAULT_REGION (credentials: the AWS chain)
 
-SDK clients are built once per process and configuration, not per request.
+SDK clients are built once per configuration (and, for async clients, event loop), not per request.
 """
 
 from __future__ import annotations
@@ -78,9 +78,9 @@ def _openai(name: str) -> Model:
             "The 'openai' provider is not configured: set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible "
             "server such as Ollama or vLLM."
         )
-    from chorus.llm.openai import OpenAIModel, shared_client
+    from chorus.llm.openai import OpenAIModel, shared_clients
 
-    client = shared_client(api_key, base_url, _timeout_s())
+    client = shared_clients.get(api_key, base_url, _timeout_s())
     return OpenAIModel(name, client, compatible=base_url is not None)
 
 
@@ -88,9 +88,9 @@ def _anthropic(name: str) -> Model:
     api_key = _env("ANTHROPIC_API_KEY")
     if api_key is None:
         raise ModelNotAvailable("The 'anthropic' provider is not configured: set ANTHROPIC_API_KEY.")
-    from chorus.llm.anthropic import AnthropicModel, shared_client
+    from chorus.llm.anthropic import AnthropicModel, shared_clients
 
-    return AnthropicModel(name, shared_client(api_key, _env("ANTHROPIC_BASE_URL"), _timeout_s()))
+    return AnthropicModel(name, shared_clients.get(api_key, _env("ANTHROPIC_BASE_URL"), _timeout_s()))
 
 
 def _bedrock(name: str) -> Model:

@@ -10,7 +10,9 @@ and translates SDK exceptions at the edge with the adapter's `map_error`
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+import asyncio
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from chorus.errors import ModelError
@@ -19,6 +21,7 @@ from chorus.llm.retry import RetryPolicy, retrying
 
 RawT = TypeVar("RawT")
 RawT_contra = TypeVar("RawT_contra", contravariant=True)
+ClientT = TypeVar("ClientT")
 
 
 class StreamState(Protocol[RawT_contra]):
@@ -76,3 +79,37 @@ class ProviderModel(Generic[RawT]):
     def _map_error(self, exc: Exception) -> ModelError | None:
         """The `ModelError` for an SDK or transport exception, None for anything else (re-raised as is)."""
         raise NotImplementedError
+
+
+class ClientCache(Generic[ClientT]):
+    """Async SDK clients built once per configuration *and event loop*.
+
+    An async client's connection pool belongs to the loop that opened its
+    connections; a process that runs one loop (uvicorn, Mangum) builds one
+    client per configuration, and one that starts a loop per invocation
+    (`asyncio.run` in a Lambda handler, pytest) gets a fresh client with
+    each loop instead of a pool bound to a closed one.
+    """
+
+    def __init__(self, build: Callable[..., ClientT]) -> None:
+        self._build = build
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Hashable, ...], ClientT]]
+        self._by_loop = weakref.WeakKeyDictionary()
+        self._no_loop: dict[tuple[Hashable, ...], ClientT] = {}
+
+    def get(self, *config: Hashable) -> ClientT:
+        """The client for `config` on the running loop (or outside any loop), built on first use."""
+        try:
+            clients = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        except RuntimeError:
+            clients = self._no_loop
+        if config not in clients:
+            clients[config] = self._build(*config)
+        return clients[config]
+
+    def __len__(self) -> int:
+        return len(self._no_loop) + sum(len(c) for c in self._by_loop.values())
+
+    def clear(self) -> None:
+        self._by_loop = weakref.WeakKeyDictionary()
+        self._no_loop = {}
