@@ -191,6 +191,29 @@ async def test_compatible_server_gets_max_tokens_and_streams_reasoning_content(
     assert fake.requests[0].json["max_tokens"] == 64
 
 
+async def test_usage_repeated_on_every_chunk_counts_once(fake: FakeServer, model: OpenAIModel) -> None:
+    def with_usage(delta: dict[str, Any], completion: int, finish: str | None = None) -> bytes:
+        usage = {"prompt_tokens": 10, "completion_tokens": completion, "total_tokens": 10 + completion}
+        return chunk(delta, finish, usage=usage)
+
+    fake.reply(
+        Reply(chunks=[with_usage({"content": "a"}, 1), with_usage({"content": "b"}, 2), with_usage({}, 2, "stop")])
+    )
+
+    events = await collect(model, request())
+
+    assert events == [TextDelta("a"), TextDelta("b"), Usage(prompt_tokens=10, completion_tokens=2), Finish("end_turn")]
+
+
+async def test_tool_calls_without_an_index_are_numbered_by_position(fake: FakeServer, model: OpenAIModel) -> None:
+    call = {"id": "call_x", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    fake.reply(Reply(chunks=[chunk({"tool_calls": [call]}), chunk({}, "tool_calls"), DONE]))
+
+    events = await collect(model, request())
+
+    assert events == [ToolCallDelta(0, "call_x", "get_time", "{}"), Finish("tool_use")]
+
+
 @pytest.mark.parametrize(
     ("status", "error", "retryable"),
     [

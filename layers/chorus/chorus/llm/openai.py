@@ -4,7 +4,7 @@ Uses the official `openai` SDK (the `chorus[openai]` extra) with its own
 retries off: `chorus.llm.retry` is the one retry loop. `OPENAI_BASE_URL`
 points the client at any compatible server; those need no API key. The
 stream asks for `stream_options.include_usage`, so usage arrives in a last
-chunk with no choices; `finish_reason` arrives before it, so `Finish` is
+chunk with no choices, after `finish_reason`; `Usage` and `Finish` are
 yielded when the stream ends. Compatible servers that stream
 `reasoning_content` (vLLM, DeepSeek, Ollama's `reasoning`) give reasoning
 deltas. Divergence: no `name` on user messages (OpenAI restricts its
@@ -88,6 +88,8 @@ class OpenAIStreamState:
 
     def __init__(self) -> None:
         self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        """The last usage reported: servers that repeat cumulative usage on every chunk count once."""
 
     def feed(self, chunk: ChatCompletionChunk) -> list[ModelEvent]:
         out: list[ModelEvent] = []
@@ -101,11 +103,12 @@ class OpenAIStreamState:
                 out.append(ReasoningDelta(reasoning))
             if delta.content:
                 out.append(TextDelta(delta.content))
-            for call in delta.tool_calls or ():
+            for position, call in enumerate(delta.tool_calls or ()):
                 function = call.function
+                index = getattr(call, "index", None)  # a few compatible servers leave it out
                 out.append(
                     ToolCallDelta(
-                        index=call.index,
+                        index=index if isinstance(index, int) else position,
                         id=call.id,
                         name=function.name if function else None,
                         arguments=(function.arguments or "") if function else "",
@@ -117,20 +120,19 @@ class OpenAIStreamState:
             usage = chunk.usage
             prompt = usage.prompt_tokens_details
             completion = usage.completion_tokens_details
-            out.append(
-                Usage(
-                    prompt_tokens=usage.prompt_tokens or 0,
-                    completion_tokens=usage.completion_tokens or 0,
-                    cached_input_tokens=(prompt.cached_tokens or 0) if prompt else 0,
-                    reasoning_tokens=(completion.reasoning_tokens or 0) if completion else 0,
-                )
+            self.usage = Usage(
+                prompt_tokens=usage.prompt_tokens or 0,
+                completion_tokens=usage.completion_tokens or 0,
+                cached_input_tokens=(prompt.cached_tokens or 0) if prompt else 0,
+                reasoning_tokens=(completion.reasoning_tokens or 0) if completion else 0,
             )
         return out
 
     def finish(self) -> list[ModelEvent]:
         if self.finish_reason is None:
             raise InvalidModelResponse("The OpenAI-compatible stream ended without a finish reason.")
-        return [Finish(_FINISH_REASON_MAP.get(self.finish_reason, "end_turn"))]
+        usage: list[ModelEvent] = [self.usage] if self.usage is not None else []
+        return [*usage, Finish(_FINISH_REASON_MAP.get(self.finish_reason, "end_turn"))]
 
 
 class OpenAIModel(ProviderModel[ChatCompletionChunk]):
