@@ -144,7 +144,8 @@ def _tool_use(call: ToolCallRequest) -> dict[str, Any]:
 
 
 def _tool_result(msg: ModelMessage) -> dict[str, Any]:
-    return {"toolResult": {"toolUseId": msg.tool_call_id, "content": [{"text": msg.content}]}}
+    # Converse rejects blank text blocks, and a tool may well return nothing.
+    return {"toolResult": {"toolUseId": msg.tool_call_id, "content": [{"text": msg.content or "(no output)"}]}}
 
 
 def request_params(request: ModelRequest) -> dict[str, Any]:
