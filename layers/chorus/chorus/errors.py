@@ -10,8 +10,10 @@
     ├── RunExpired (410)
     ├── NotImplementedYet (501)          a manager type this build cannot run yet
     └── ModelError (502)                 the model failed; carries a stop reason
-        ├── ModelRateLimited (429)
-        └── ModelTimeout (504)
+        ├── ModelRateLimited (429)       retryable; may carry the provider's retry-after
+        ├── ModelTimeout (504)           retryable
+        ├── ModelAuthError (401)         the provider refused the configured credentials
+        └── InvalidModelResponse (502)   malformed output; stop reason `invalid_llm_response`
 
 Adapters translate their backend's errors into these at the edge, so the
 engine and the API never see `sqlite3` or `botocore` types. One handler on
@@ -73,12 +75,23 @@ class ModelError(ChorusError):
     stop_reason = "llm_api_error"
     retryable = False
 
-    def __init__(self, detail: str, *, stop_reason: str | None = None, retryable: bool | None = None) -> None:
+    retry_after_s: float | None = None
+    """How long the provider asked us to wait before trying again, when it said."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        stop_reason: str | None = None,
+        retryable: bool | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(detail)
         if stop_reason is not None:
             self.stop_reason = stop_reason
         if retryable is not None:
             self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
 
 class ModelRateLimited(ModelError):
@@ -89,6 +102,12 @@ class ModelRateLimited(ModelError):
 class ModelTimeout(ModelError):
     status_code = 504
     retryable = True
+
+
+class ModelAuthError(ModelError):
+    """The provider rejected the configured credentials (401/403): a configuration fault, never retried."""
+
+    status_code = 401
 
 
 class InvalidModelResponse(ModelError):

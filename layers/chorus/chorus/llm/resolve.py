@@ -2,11 +2,19 @@
 
 Providers are imported lazily inside their branch, so a missing optional SDK
 costs nothing until a handle names it, and then it is a clear 400 at agent
-create/update (`ModelNotAvailable`), not a crash mid-run.
+create/update (`ModelNotAvailable`), not a crash mid-run. The same goes for a
+provider that is installed but not configured:
+
+    openai/<model>     OPENAI_API_KEY, or OPENAI_BASE_URL (Ollama, vLLM: no key needed)
+    anthropic/<model>  ANTHROPIC_API_KEY (ANTHROPIC_BASE_URL optional)
+    bedrock/<model>    boto3 and AWS_REGION or AWS_DEFAULT_REGION (credentials: the AWS chain)
+
+SDK clients are built once per configuration (and, for async clients, event loop), not per request.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,8 +22,11 @@ from chorus.errors import ModelNotAvailable
 from chorus.llm.base import Model
 from chorus.llm.scripted import ScriptedModel, parse_script
 
-KNOWN_PROVIDERS = ("scripted",)
-"""Providers this build can run. Bedrock, OpenAI and Anthropic adapters come with issue 5."""
+KNOWN_PROVIDERS = ("scripted", "openai", "anthropic", "bedrock")
+"""Providers this build knows; each but `scripted` also needs its extra and its configuration."""
+
+MODEL_TIMEOUT_S = 120.0
+"""Default connect/read timeout of provider calls; `CHORUS_MODEL_TIMEOUT_S` overrides it."""
 
 
 def split_handle(handle: str) -> tuple[str, str]:
@@ -37,9 +48,58 @@ def resolve_model(handle: str, metadata: Mapping[str, Any] | None = None) -> Mod
             return ScriptedModel(name, parse_script(metadata))
         except (TypeError, ValueError) as exc:
             raise ModelNotAvailable(f"Invalid scripted model settings: {exc}") from exc
+    if provider == "openai":
+        return _openai(name)
+    if provider == "anthropic":
+        return _anthropic(name)
+    if provider == "bedrock":
+        return _bedrock(name)
     raise ModelNotAvailable(
         f"Model provider {provider!r} is not available in this build; known providers: {', '.join(KNOWN_PROVIDERS)}."
     )
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def _timeout_s() -> float:
+    raw = _env("CHORUS_MODEL_TIMEOUT_S")
+    try:
+        return float(raw) if raw else MODEL_TIMEOUT_S
+    except ValueError as exc:
+        raise ModelNotAvailable(f"CHORUS_MODEL_TIMEOUT_S must be a number of seconds, not {raw!r}.") from exc
+
+
+def _openai(name: str) -> Model:
+    api_key, base_url = _env("OPENAI_API_KEY"), _env("OPENAI_BASE_URL")
+    if api_key is None and base_url is None:
+        raise ModelNotAvailable(
+            "The 'openai' provider is not configured: set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible "
+            "server such as Ollama or vLLM."
+        )
+    from chorus.llm.openai import OpenAIModel, shared_clients
+
+    client = shared_clients.get(api_key, base_url, _timeout_s())
+    return OpenAIModel(name, client, compatible=base_url is not None)
+
+
+def _anthropic(name: str) -> Model:
+    api_key = _env("ANTHROPIC_API_KEY")
+    if api_key is None:
+        raise ModelNotAvailable("The 'anthropic' provider is not configured: set ANTHROPIC_API_KEY.")
+    from chorus.llm.anthropic import AnthropicModel, shared_clients
+
+    return AnthropicModel(name, shared_clients.get(api_key, _env("ANTHROPIC_BASE_URL"), _timeout_s()))
+
+
+def _bedrock(name: str) -> Model:
+    region = _env("AWS_REGION") or _env("AWS_DEFAULT_REGION")
+    if region is None:
+        raise ModelNotAvailable("The 'bedrock' provider is not configured: set AWS_REGION (or AWS_DEFAULT_REGION).")
+    from chorus.llm.bedrock import BedrockModel, shared_client
+
+    return BedrockModel(name, shared_client(region, _timeout_s()))
 
 
 def default_model_handle(configured: str | None) -> str:
