@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from pydantic import TypeAdapter
 
+from chorus.llm.base import Model, ModelRequest
+from chorus.llm.resolve import resolve_model
 from chorus.schemas.messages import StreamEvent
+from chorus.store.records import AgentRecord
 
 STREAM_EVENT = TypeAdapter(StreamEvent)
 
@@ -88,3 +92,23 @@ def replies(tool_return: str) -> list[dict[str, Any]]:
     entries = json.loads(tool_return)
     assert all(isinstance(e, str) for e in entries), "each reply is a JSON string, as in Letta"
     return [json.loads(e) for e in entries]
+
+
+class Recorder:
+    """A model resolver that keeps every request each agent was sent."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, list[ModelRequest]] = {}
+
+    def __call__(self, agent: AgentRecord) -> Model:
+        model = resolve_model(agent.model, agent.metadata)
+        requests = self.requests.setdefault(agent.name, [])
+
+        class Recording:
+            handle = model.handle
+
+            def stream(self, request: ModelRequest) -> AsyncIterator[Any]:
+                requests.append(request)
+                return model.stream(request)
+
+        return Recording()

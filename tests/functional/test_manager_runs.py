@@ -18,30 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from chorus.engine.tools import BROADCAST
-from chorus.llm.base import Model, ModelRequest
-from chorus.llm.resolve import resolve_model
-from chorus.store.records import AgentRecord
-from support import create_agent, create_group, parse_sse, payloads, replies, stream
-
-
-class Recorder:
-    """A model resolver that keeps every request each agent was sent."""
-
-    def __init__(self) -> None:
-        self.requests: dict[str, list[ModelRequest]] = {}
-
-    def __call__(self, agent: AgentRecord) -> Model:
-        model = resolve_model(agent.model, agent.metadata)
-        requests = self.requests.setdefault(agent.name, [])
-
-        class Recording:
-            handle = model.handle
-
-            def stream(self, request: ModelRequest) -> AsyncIterator[Any]:
-                requests.append(request)
-                return model.stream(request)
-
-        return Recording()
+from support import Recorder, create_agent, create_group, parse_sse, payloads, replies, stream
 
 
 @pytest.fixture

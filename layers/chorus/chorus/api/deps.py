@@ -69,6 +69,7 @@ TenantDep = Annotated[str, Depends(tenant)]
 AgentIdPath = Annotated[str, _id_path("agent")]
 GroupIdPath = Annotated[str, _id_path("group")]
 RunIdPath = Annotated[str, _id_path("run")]
+BlockIdPath = Annotated[str, _id_path("block")]
 
 
 def page(

@@ -47,6 +47,7 @@ from chorus.errors import AlreadyCommitted, ChorusError, Conflict, ModelError, M
 from chorus.llm.base import Model, Usage
 from chorus.runs.lanes import DirectLane, OrderedLanes
 from chorus.runs.log import RunLog
+from chorus.runs.memory import AgentMemory
 from chorus.runs.turn_runner import Resume, Slot, StepCommit, TurnRunner, TurnSettings
 from chorus.schemas.requests import MessageCreate
 from chorus.store.base import Store
@@ -79,6 +80,8 @@ class RunPlan:
     """None for a run of one agent outside any group's history (a sleeptime agent's run)."""
     agents: dict[str, AgentRecord]
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    shared_block_ids: list[str] = field(default_factory=list)
+    """Memory blocks every agent of the run shares: its group's (a sleeptime run: its parent group's)."""
     failure: ChorusError | None = None
     """Why the run failed, for a non-streaming response to answer with the right status."""
 
@@ -372,6 +375,7 @@ class RunDriver:
             incarnation=self.run.incarnation,
             system_prompt=system_prompt,
             cancelled=self._check_cancel,
+            memory=AgentMemory(self.store, self.tenant, self.plan.shared_block_ids),
         )
         return TurnRunner(settings, self.plan.agents, self.resolve, self.plan.cancel)
 

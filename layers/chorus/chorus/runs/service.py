@@ -228,7 +228,13 @@ class RunService:
             except NotFound as exc:
                 await self._fail_unrunnable(active, f"The run cannot continue: {exc.detail}")
                 return
-            plan = RunPlan(run=run, group=group, agents=agents, cancel=active.cancel)
+            plan = RunPlan(
+                run=run,
+                group=group,
+                agents=agents,
+                cancel=active.cancel,
+                shared_block_ids=await self._shared_blocks(run, group),
+            )
             driver = RunDriver(
                 self.store,
                 self.resolve,
@@ -242,6 +248,18 @@ class RunService:
             await driver.execute()
         finally:
             self._active.pop(run.id, None)
+
+    async def _shared_blocks(self, run: RunRecord, group: GroupRecord | None) -> list[str]:
+        """The group's shared memory; a sleeptime agent's run edits its parent group's."""
+        if group is not None:
+            return list(group.shared_block_ids)
+        parent_group = run.metadata.get("group_id")
+        if not parent_group:
+            return []
+        try:
+            return list((await self.store.get_group(run.tenant_id, str(parent_group))).shared_block_ids)
+        except NotFound:
+            return []
 
     async def _fail_unrunnable(self, active: ActiveRun, detail: str) -> None:
         from chorus.engine import events

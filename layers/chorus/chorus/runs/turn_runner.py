@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from chorus.engine import events, identity
+from chorus.engine import events, identity, memory
 from chorus.engine.context import build_request
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, PendingTool, TurnRecord
 from chorus.engine.tools import BUILT_IN, ORCHESTRATED
@@ -29,6 +29,7 @@ from chorus.engine.turn import AgentTurn, TurnContext
 from chorus.errors import ModelError
 from chorus.llm.base import Model, ToolCallRequest, Usage
 from chorus.runs.lanes import Lane
+from chorus.runs.memory import AgentMemory
 from chorus.store.records import AgentRecord
 
 FINISH_STOP = {"end_turn": "end_turn", "tool_use": "end_turn", "max_tokens": "max_tokens_exceeded"}
@@ -79,6 +80,8 @@ class TurnSettings:
     system_prompt: Callable[[AgentRecord], str]
     cancelled: Callable[[], None] = field(default=lambda: None)
     """Raises when the run must stop (checked between model chunks)."""
+    memory: AgentMemory | None = None
+    """The agents' memory blocks and the tools that edit them (none: no memory)."""
 
 
 class TurnRunner:
@@ -119,8 +122,10 @@ class TurnRunner:
         agent = self.agents[call.agent_id]
         model = self.resolve(agent)
         cfg = self.settings
-        tools = [BUILT_IN[name] for name in call.tools]
         while True:
+            blocks = await cfg.memory.blocks(agent) if cfg.memory is not None else []
+            tools = [BUILT_IN[name] for name in call.tools] + memory.tools(blocks)
+            system = "\n\n".join(p for p in (cfg.system_prompt(agent), memory.render(blocks)) if p)
             state.step += 1
             key = identity.step_key(slot.round, slot.call, state.step)
             ctx = TurnContext(
@@ -134,7 +139,7 @@ class TurnRunner:
                 model=model.handle.partition("/")[2],
                 agent_id=agent.id,
                 agent_name=agent.name,
-                system=cfg.system_prompt(agent),
+                system=system,
                 history=[*state.history, *turn.messages],
                 tools=tools,
                 instruction=call.instruction,
@@ -149,7 +154,8 @@ class TurnRunner:
             rest, outcome = turn.finish()
             for event in rest:
                 lane.emit(event)
-            pending = self._tool_calls(call, turn, outcome.tool_calls, lane)
+            offered = frozenset(t.name for t in tools)
+            pending = await self._tool_calls(call, agent, offered, turn, outcome.tool_calls, lane)
             state.text += "".join(
                 str(m.get("content", "")) for m in outcome.messages if m["message_type"] == "assistant_message"
             )
@@ -180,15 +186,21 @@ class TurnRunner:
             if final:
                 return TurnRecord(agent.id, stop, state.text, call.purpose, pending, call.reply_to)
 
-    def _tool_calls(
-        self, call: AgentCall, turn: AgentTurn, requests: list[ToolCallRequest], lane: Lane
+    async def _tool_calls(
+        self,
+        call: AgentCall,
+        agent: AgentRecord,
+        offered: frozenset[str],
+        turn: AgentTurn,
+        requests: list[ToolCallRequest],
+        lane: Lane,
     ) -> PendingTool | None:
         """Answer the step's tool calls; returns the orchestrated call the turn stops at, if any."""
         pending: PendingTool | None = None
         for request in requests:
-            if request.name not in call.tools:
-                offered = ", ".join(call.tools) or "none"
-                error = f"Tool {request.name!r} is not available to this agent (tools offered: {offered})."
+            if request.name not in offered:
+                names = ", ".join(sorted(offered)) or "none"
+                error = f"Tool {request.name!r} is not available to this agent (tools offered: {names})."
                 lane.emit(_tool_return(turn, request.id, error, "error"))
                 continue
             try:
@@ -199,7 +211,10 @@ class TurnRunner:
                 error = f"The arguments of {request.name!r} must be a JSON object, got {request.arguments!r}."
                 lane.emit(_tool_return(turn, request.id, error, "error"))
                 continue
-            if request.name in ORCHESTRATED:
+            if request.name in memory.MEMORY_TOOLS and self.settings.memory is not None:
+                content, status = await self.settings.memory.call(agent, request.name, arguments)
+                lane.emit(_tool_return(turn, request.id, content, status))
+            elif request.name in ORCHESTRATED:
                 if pending is None:
                     pending = PendingTool(request.id, request.name, arguments)
                 else:

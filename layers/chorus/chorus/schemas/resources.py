@@ -10,6 +10,44 @@ from chorus.ids import pattern
 from chorus.schemas.content import WireModel
 
 AgentId = Annotated[str, Field(pattern=pattern("agent"), examples=["agent-123e4567-e89b-42d3-8456-426614174000"])]
+BlockId = Annotated[str, Field(pattern=pattern("block"), examples=["block-123e4567-e89b-42d3-8456-426614174000"])]
+BlockLabel = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_\-]+$")]
+
+
+class BlockCreate(WireModel):
+    """Body of `POST /v1/blocks`, and each of an agent's `memory_blocks` (Letta's `CreateBlock`)."""
+
+    label: BlockLabel
+    value: str = ""
+    limit: int = Field(default=20_000, ge=1, le=1_000_000)
+    description: str | None = None
+    read_only: bool = False
+    metadata: dict[str, Any] | None = None
+
+
+class BlockUpdate(WireModel):
+    label: BlockLabel | None = None
+    value: str | None = None
+    limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    description: str | None = None
+    read_only: bool | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class BlockState(BaseModel):
+    """A block as returned by the API (Letta's `Block`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    label: str
+    value: str
+    limit: int
+    description: str | None = None
+    read_only: bool = False
+    metadata: dict[str, Any] | None = None
+    is_template: bool = False
+
 
 ManagerType = Literal["round_robin", "supervisor", "dynamic", "sleeptime", "voice_sleeptime"]
 
@@ -59,6 +97,10 @@ class AgentCreate(WireModel):
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
+    memory_blocks: list[BlockCreate] = Field(default_factory=list)
+    """New blocks created for the agent, in context order."""
+    block_ids: list[BlockId] = Field(default_factory=list)
+    """Existing blocks to attach (after `memory_blocks`)."""
 
 
 class AgentUpdate(WireModel):
@@ -68,6 +110,7 @@ class AgentUpdate(WireModel):
     description: str | None = None
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
+    block_ids: list[BlockId] | None = None
 
 
 class LlmConfig(BaseModel):
@@ -104,7 +147,7 @@ class GroupCreate(WireModel):
     agent_ids: list[AgentId]
     description: str = ""
     manager_config: ManagerConfig = Field(default_factory=RoundRobinManager)
-    shared_block_ids: list[str] = Field(default_factory=list)
+    shared_block_ids: list[BlockId] = Field(default_factory=list)
     hidden: bool | None = None
     project_id: str | None = None
 
@@ -113,7 +156,7 @@ class GroupUpdate(WireModel):
     agent_ids: list[AgentId] | None = None
     description: str | None = None
     manager_config: ManagerConfig | None = None
-    shared_block_ids: list[str] | None = None
+    shared_block_ids: list[BlockId] | None = None
     project_id: str | None = None
 
 

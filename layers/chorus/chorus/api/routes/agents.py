@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
 
 from chorus.api.deps import AgentIdPath, PageDep, ServicesDep, TenantDep
+from chorus.api.routes.blocks import block_state, new_block
 from chorus.clock import now_iso
+from chorus.errors import BadRequest, NotFound
 from chorus.ids import new_id
 from chorus.llm.resolve import check_handle, default_model_handle, split_handle
 from chorus.schemas.requests import CancelRequest
-from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate, LlmConfig
+from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate, BlockState, LlmConfig
+from chorus.store.base import Store
 from chorus.store.records import AgentRecord
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
@@ -20,7 +24,29 @@ DEFAULT_SYSTEM = "You are a helpful agent taking part in a group conversation."
 _ENDPOINT_TYPES = frozenset({"openai", "anthropic", "bedrock", "ollama", "vllm"})
 
 
-def agent_state(agent: AgentRecord) -> AgentState:
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    state: AgentState
+    blocks_state: list[BlockState]
+
+
+async def agent_view(store: Store, agent: AgentRecord) -> AgentView:
+    """The agent as the API shows it, with its memory blocks loaded (missing ones left out)."""
+    blocks = []
+    for block_id in agent.block_ids:
+        try:
+            blocks.append(block_state(await store.get_block(agent.tenant_id, block_id)))
+        except NotFound:
+            continue
+    return AgentView(agent_state(agent, blocks), blocks)
+
+
+async def _check_blocks(store: Store, tenant_id: str, block_ids: list[str]) -> None:
+    for block_id in block_ids:
+        await store.get_block(tenant_id, block_id)
+
+
+def agent_state(agent: AgentRecord, blocks: list[BlockState] | None = None) -> AgentState:
     """The Letta `AgentState` view of an agent.
 
     Letta clients require `llm_config.model_endpoint_type` from a fixed list;
@@ -43,6 +69,8 @@ def agent_state(agent: AgentRecord) -> AgentState:
         ),
         tags=agent.tags,
         metadata=agent.metadata,
+        blocks=[b.model_dump() for b in blocks or []],
+        memory={"blocks": [b.model_dump() for b in blocks or []]},
         created_at=agent.created_at,
         updated_at=agent.updated_at,
     )
@@ -53,6 +81,13 @@ def agent_state(agent: AgentRecord) -> AgentState:
 async def create_agent(body: AgentCreate, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
     model = body.model or default_model_handle(svc.settings.default_model)
     check_handle(model, body.metadata)
+    await _check_blocks(svc.store, tenant_id, body.block_ids)
+    labels = [b.label for b in body.memory_blocks]
+    if len(set(labels)) != len(labels):
+        raise BadRequest("memory_blocks names a label more than once.")
+    created = [new_block(tenant_id, b) for b in body.memory_blocks]
+    for block in created:
+        await svc.store.put_block(block)
     agent_id = new_id("agent")
     now = now_iso()
     agent = AgentRecord(
@@ -66,30 +101,32 @@ async def create_agent(body: AgentCreate, svc: ServicesDep, tenant_id: TenantDep
         description=body.description,
         tags=body.tags,
         metadata=body.metadata,
+        block_ids=list(dict.fromkeys([*(b.id for b in created), *body.block_ids])),
     )
     await svc.store.put_agent(agent)
-    return agent_state(agent)
+    return (await agent_view(svc.store, agent)).state
 
 
 @router.get("", response_model=list[AgentState])
 @router.get("/", response_model=list[AgentState], include_in_schema=False)
 async def list_agents(svc: ServicesDep, tenant_id: TenantDep, page: PageDep) -> list[AgentState]:
-    return [agent_state(a) for a in await svc.store.list_agents(tenant_id, page)]
+    return [(await agent_view(svc.store, a)).state for a in await svc.store.list_agents(tenant_id, page)]
 
 
 @router.get("/{agent_id}", response_model=AgentState)
 async def get_agent(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
-    return agent_state(await svc.store.get_agent(tenant_id, agent_id))
+    return (await agent_view(svc.store, await svc.store.get_agent(tenant_id, agent_id))).state
 
 
 @router.patch("/{agent_id}", response_model=AgentState)
 async def update_agent(agent_id: AgentIdPath, body: AgentUpdate, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
     agent = await svc.store.get_agent(tenant_id, agent_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    await _check_blocks(svc.store, tenant_id, changes.get("block_ids", []))
     updated = agent.model_copy(update={**changes, "updated_at": now_iso()})
     check_handle(updated.model, updated.metadata)
     await svc.store.put_agent(updated)
-    return agent_state(updated)
+    return (await agent_view(svc.store, updated)).state
 
 
 @router.post("/{agent_id}/messages/cancel")

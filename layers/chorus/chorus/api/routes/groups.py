@@ -40,13 +40,17 @@ def group_state(group: GroupRecord) -> GroupState:
     )
 
 
-async def _validate(store: Store, tenant_id: str, agent_ids: list[str], config: dict[str, Any]) -> None:
+async def _validate(
+    store: Store, tenant_id: str, agent_ids: list[str], config: dict[str, Any], shared_block_ids: list[str]
+) -> None:
     """Membership rules shared by create and update; referenced agents must exist (404 otherwise)."""
     if not agent_ids:
         raise BadRequest("A group needs at least one agent in agent_ids.")
     if len(set(agent_ids)) != len(agent_ids):
         raise BadRequest("agent_ids lists an agent more than once.")
     agents = [await store.get_agent(tenant_id, agent_id) for agent_id in agent_ids]
+    for block_id in shared_block_ids:
+        await store.get_block(tenant_id, block_id)
     manager_id = config.get("manager_agent_id")
     if manager_id is not None:
         await store.get_agent(tenant_id, manager_id)
@@ -73,7 +77,7 @@ async def _validate(store: Store, tenant_id: str, agent_ids: list[str], config: 
 @router.post("/", response_model=GroupState, include_in_schema=False)
 async def create_group(body: GroupCreate, svc: ServicesDep, tenant_id: TenantDep) -> GroupState:
     config = body.manager_config.model_dump()
-    await _validate(svc.store, tenant_id, body.agent_ids, config)
+    await _validate(svc.store, tenant_id, body.agent_ids, config, body.shared_block_ids)
     now = now_iso()
     group = GroupRecord(
         tenant_id=tenant_id,
@@ -113,13 +117,14 @@ async def update_group(group_id: GroupIdPath, body: GroupUpdate, svc: ServicesDe
             raise BadRequest(f"A group's manager type cannot change (it is {group.manager_type!r}).")
         config.update(new)
     agent_ids = body.agent_ids if body.agent_ids is not None else group.agent_ids
-    await _validate(svc.store, tenant_id, agent_ids, config)
+    shared = body.shared_block_ids if body.shared_block_ids is not None else group.shared_block_ids
+    await _validate(svc.store, tenant_id, agent_ids, config, shared)
     updated = group.model_copy(
         update={
             "agent_ids": agent_ids,
             "manager_config": config,
             "description": body.description if body.description is not None else group.description,
-            "shared_block_ids": body.shared_block_ids if body.shared_block_ids is not None else group.shared_block_ids,
+            "shared_block_ids": shared,
             "project_id": body.project_id if body.project_id is not None else group.project_id,
             "updated_at": now_iso(),
         }

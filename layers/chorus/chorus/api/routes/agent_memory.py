@@ -1,0 +1,82 @@
+"""`/v1/agents/{agent_id}/core-memory/blocks…`: an agent's memory blocks, by label, and attaching blocks.
+
+Letta's routes: list the agent's blocks, read or modify one by its label,
+attach or detach a block by id (both answer the agent). The agent's own
+blocks are listed; a group's shared blocks join its memory only during
+that group's runs.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from chorus.api.deps import AgentIdPath, BlockIdPath, ServicesDep, TenantDep
+from chorus.api.routes.agents import agent_view
+from chorus.api.routes.blocks import block_state, change_block
+from chorus.clock import now_iso
+from chorus.errors import NotFound
+from chorus.schemas.resources import AgentState, BlockState, BlockUpdate
+from chorus.store.base import Store
+from chorus.store.records import AgentRecord, BlockRecord
+
+router = APIRouter(prefix="/v1/agents/{agent_id}/core-memory/blocks", tags=["agents"])
+
+
+async def _by_label(store: Store, agent: AgentRecord, label: str) -> BlockRecord:
+    for block_id in agent.block_ids:
+        try:
+            block = await store.get_block(agent.tenant_id, block_id)
+        except NotFound:
+            continue
+        if block.label == label:
+            return block
+    raise NotFound(f"Agent {agent.id} has no memory block labelled {label!r}.")
+
+
+@router.get("", response_model=list[BlockState])
+@router.get("/", response_model=list[BlockState], include_in_schema=False)
+async def list_agent_blocks(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep) -> list[BlockState]:
+    return (await agent_view(svc.store, await svc.store.get_agent(tenant_id, agent_id))).blocks_state
+
+
+@router.get("/{block_label}", response_model=BlockState)
+async def get_agent_block(
+    agent_id: AgentIdPath, block_label: str, svc: ServicesDep, tenant_id: TenantDep
+) -> BlockState:
+    agent = await svc.store.get_agent(tenant_id, agent_id)
+    return block_state(await _by_label(svc.store, agent, block_label))
+
+
+@router.patch("/{block_label}", response_model=BlockState)
+async def update_agent_block(
+    agent_id: AgentIdPath, block_label: str, body: BlockUpdate, svc: ServicesDep, tenant_id: TenantDep
+) -> BlockState:
+    agent = await svc.store.get_agent(tenant_id, agent_id)
+    block = await _by_label(svc.store, agent, block_label)
+    return block_state(await change_block(svc.store, block, body))
+
+
+@router.patch("/attach/{block_id}", response_model=AgentState)
+async def attach_block(
+    agent_id: AgentIdPath, block_id: BlockIdPath, svc: ServicesDep, tenant_id: TenantDep
+) -> AgentState:
+    agent = await svc.store.get_agent(tenant_id, agent_id)
+    await svc.store.get_block(tenant_id, block_id)
+    if block_id not in agent.block_ids:
+        agent = agent.model_copy(update={"block_ids": [*agent.block_ids, block_id], "updated_at": now_iso()})
+        await svc.store.put_agent(agent)
+    return (await agent_view(svc.store, agent)).state
+
+
+@router.patch("/detach/{block_id}", response_model=AgentState)
+async def detach_block(
+    agent_id: AgentIdPath, block_id: BlockIdPath, svc: ServicesDep, tenant_id: TenantDep
+) -> AgentState:
+    agent = await svc.store.get_agent(tenant_id, agent_id)
+    if block_id not in agent.block_ids:
+        raise NotFound(f"Block {block_id} is not attached to agent {agent_id}.")
+    agent = agent.model_copy(
+        update={"block_ids": [b for b in agent.block_ids if b != block_id], "updated_at": now_iso()}
+    )
+    await svc.store.put_agent(agent)
+    return (await agent_view(svc.store, agent)).state
