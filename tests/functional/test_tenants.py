@@ -32,7 +32,17 @@ async def test_missing_or_wrong_key_is_401(clients: tuple[httpx.AsyncClient, htt
 
 async def test_objects_are_invisible_across_tenants(clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
     a, b = clients
-    agent = (await a.post("/v1/agents", json={"name": "A1", "metadata": {"scripted": {"tokens": 2}}})).json()
+    block = (await a.post("/v1/blocks", json={"label": "notes", "value": "secret"})).json()
+    agent = (
+        await a.post(
+            "/v1/agents",
+            json={
+                "name": "A1",
+                "metadata": {"scripted": {"tokens": 2, "use_tools": False}},
+                "block_ids": [block["id"]],
+            },
+        )
+    ).json()
     group = (await a.post("/v1/groups", json={"agent_ids": [agent["id"]]})).json()
     sent = await a.post(f"/v1/groups/{group['id']}/messages/stream", json={"input": "hi", "background": True})
     run_id = payloads(parse_sse(sent.text))[0]["run_id"]
@@ -42,6 +52,13 @@ async def test_objects_are_invisible_across_tenants(clients: tuple[httpx.AsyncCl
         ("PATCH", f"/v1/agents/{agent['id']}", {"name": "stolen"}),
         ("DELETE", f"/v1/agents/{agent['id']}", None),
         ("POST", f"/v1/agents/{agent['id']}/messages/cancel", {}),
+        ("GET", f"/v1/agents/{agent['id']}/core-memory/blocks", None),
+        ("GET", f"/v1/agents/{agent['id']}/core-memory/blocks/notes", None),
+        ("PATCH", f"/v1/agents/{agent['id']}/core-memory/blocks/notes", {"value": "stolen"}),
+        ("PATCH", f"/v1/agents/{agent['id']}/core-memory/blocks/detach/{block['id']}", None),
+        ("GET", f"/v1/blocks/{block['id']}", None),
+        ("PATCH", f"/v1/blocks/{block['id']}", {"value": "stolen"}),
+        ("DELETE", f"/v1/blocks/{block['id']}", None),
         ("GET", f"/v1/groups/{group['id']}", None),
         ("PATCH", f"/v1/groups/{group['id']}", {"description": "x"}),
         ("DELETE", f"/v1/groups/{group['id']}", None),
@@ -63,6 +80,15 @@ async def test_objects_are_invisible_across_tenants(clients: tuple[httpx.AsyncCl
     assert (await b.get("/v1/agents")).json() == []
     assert (await b.get("/v1/groups")).json() == []
     assert (await b.get("/v1/runs")).json() == []
+    assert (await b.get("/v1/blocks")).json() == []
     assert (await b.post("/v1/groups", json={"agent_ids": [agent["id"]]})).status_code == 404
+    b_agent = (await b.post("/v1/agents", json={"name": "B1"})).json()
+    stolen = await b.patch(f"/v1/agents/{b_agent['id']}/core-memory/blocks/attach/{block['id']}")
+    assert stolen.status_code == 404
+    assert (await b.post("/v1/agents", json={"name": "B2", "block_ids": [block["id"]]})).status_code == 404
+    assert (
+        await b.post("/v1/groups", json={"agent_ids": [b_agent["id"]], "shared_block_ids": [block["id"]]})
+    ).status_code == 404
+    assert (await a.get(f"/v1/blocks/{block['id']}")).json()["value"] == "secret"
     assert (await a.get(f"/v1/agents/{agent['id']}")).json()["name"] == "A1", "nothing of A's changed"
     assert len((await a.get(f"/v1/groups/{group['id']}/messages")).json()) == 2
