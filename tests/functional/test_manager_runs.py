@@ -392,3 +392,23 @@ async def test_patch_group_changes_members_and_config_but_not_type(client: httpx
     assert refused.status_code == 400 and "cannot change" in refused.json()["detail"]
     emptied = await client.patch(f"/v1/groups/{group['id']}", json={"agent_ids": [ids[0]]})
     assert emptied.status_code == 400
+
+
+async def test_cancel_mid_fan_out_stops_every_worker_and_commits_none(client: httpx.AsyncClient) -> None:
+    slow = {"replies": ["slow idea " * 20], "delay_s": 0.02}
+    _, group = await supervisor(client, Ada=slow, Bo=slow, Cy=slow)
+    run = (await client.post(f"/v1/groups/{group['id']}/messages/async", json={"input": "Go."})).json()
+    for _ in range(500):  # until the workers are talking
+        messages = (await client.get(f"/v1/groups/{group['id']}/messages")).json()
+        if any(m["message_type"] == "tool_call_message" for m in messages):
+            break
+        await asyncio.sleep(0.01)
+    cancelled = await client.post(f"/v1/groups/{group['id']}/messages/cancel", json={})
+    assert cancelled.json() == {run["id"]: "cancelled"}
+    final = await wait_runs(client, [run["id"]])
+    assert final[0]["status"] == "cancelled" and final[0]["stop_reason"] == "cancelled"
+    history = (await client.get(f"/v1/groups/{group['id']}/messages", params={"order": "asc"})).json()
+    assert [(m["message_type"], m["name"]) for m in history] == [("user_message", None), ("tool_call_message", "Boss")]
+    events = payloads(parse_sse((await client.post(f"/v1/runs/{run['id']}/stream", json={})).text))
+    assert events[-1]["message_type"] == "stop_reason" and events[-1]["stop_reason"] == "cancelled"
+    assert all(e.get("name") != "Bo" for e in events), "a worker behind the first never reached the stream"
