@@ -77,20 +77,22 @@ SLOW_FIRST = {
 }
 
 
+SUPERVISOR_SAID = [
+    ("tool_call_message", "Boss", BROADCAST),
+    ("assistant_message", "Ada", "Ada idea."),
+    ("assistant_message", "Bo", "Bo idea."),
+    ("assistant_message", "Cy", "Cy idea."),
+    ("tool_return_message", "Boss", "success"),
+    ("assistant_message", "Boss", "Summary from Boss."),
+]
+
+
 async def test_supervisor_broadcasts_and_answers_from_the_replies(
     client: httpx.AsyncClient, recorder: Recorder
 ) -> None:
     ids, group = await supervisor(client, **SLOW_FIRST)
     events = payloads(await stream(client, group["id"], {"input": "Brainstorm."}))
-    assert said(events) == [
-        ("tool_call_message", "Boss", BROADCAST),
-        ("assistant_message", "Ada", "Ada idea."),
-        ("assistant_message", "Bo", "Bo idea."),
-        ("assistant_message", "Cy", "Cy idea."),
-        ("tool_return_message", "Boss", "success"),
-        ("assistant_message", "Boss", "Summary from Boss."),
-        ("stop_reason", None, "end_turn"),
-    ]
+    assert said(events) == [*SUPERVISOR_SAID, ("stop_reason", None, "end_turn")]
     assert [e["sender_id"] for e in events if e["message_type"] == "assistant_message"] == [*ids[1:], ids[0]]
     call = next(e for e in events if e["message_type"] == "tool_call_message")
     ret = next(e for e in events if e["message_type"] == "tool_return_message")
@@ -143,14 +145,7 @@ async def test_supervisor_non_streaming_and_history(client: httpx.AsyncClient) -
     response = await client.post(f"/v1/groups/{group['id']}/messages", json={"input": "Go."})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert said(body["messages"]) == [
-        ("tool_call_message", "Boss", BROADCAST),
-        ("assistant_message", "Ada", "Ada idea."),
-        ("assistant_message", "Bo", "Bo idea."),
-        ("assistant_message", "Cy", "Cy idea."),
-        ("tool_return_message", "Boss", "success"),
-        ("assistant_message", "Boss", "Summary from Boss."),
-    ]
+    assert said(body["messages"]) == SUPERVISOR_SAID
     assert body["stop_reason"]["stop_reason"] == "end_turn" and body["usage"]["step_count"] == 5
     run_id = body["messages"][0]["run_id"]
     stored = (await client.get(f"/v1/runs/{run_id}/messages", params={"order": "asc"})).json()
