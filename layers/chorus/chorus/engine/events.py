@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from chorus.schemas.requests import MessageType
+from chorus.engine import identity
+from chorus.schemas.requests import MessageCreate, MessageType
 
 Event = dict[str, Any]
 
@@ -52,6 +53,33 @@ def message(
     }
     event.update(fields)
     return event
+
+
+_ROLE_TYPES = {"user": "user_message", "system": "system_message", "assistant": "assistant_message"}
+
+
+def input_messages(run_id: str, key: str, inputs: list[MessageCreate]) -> list[Event]:
+    """A run's input messages as history keeps them, under the input step's ids."""
+    date = wire_date()
+    step = identity.step_id(run_id, key)
+    out = []
+    for index, msg in enumerate(inputs):
+        mid = identity.message_id(run_id, key, index)
+        content: Any = msg.content if isinstance(msg.content, str) else [p.model_dump(mode="json") for p in msg.content]
+        out.append(
+            message(
+                _ROLE_TYPES[msg.role],
+                id=mid,
+                date=date,
+                otid=msg.otid or identity.otid(mid),
+                run_id=run_id,
+                step_id=step,
+                name=msg.name,
+                sender_id=msg.sender_id,
+                content=content,
+            )
+        )
+    return out
 
 
 def stop_reason(reason: str) -> Event:

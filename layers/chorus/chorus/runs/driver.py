@@ -36,18 +36,18 @@ from chorus.engine.managers import (
     AgentCall,
     Finish,
     GroupView,
-    PendingTool,
     RunAgents,
     RunProgress,
     TurnRecord,
     manager_for,
 )
-from chorus.engine.sleeptime import transcript
 from chorus.errors import AlreadyCommitted, ChorusError, Conflict, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.base import Model, Usage
+from chorus.runs.background import Spawn, start_background, unprocessed
 from chorus.runs.lanes import DirectLane, OrderedLanes
 from chorus.runs.log import RunLog
 from chorus.runs.memory import AgentMemory
+from chorus.runs.progress import restore, slot_of, turn_of, usage_dict
 from chorus.runs.turn_runner import Resume, Slot, StepCommit, TurnRunner, TurnSettings
 from chorus.schemas.requests import MessageCreate
 from chorus.store.base import Store
@@ -56,8 +56,6 @@ from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, 
 logger = logging.getLogger(__name__)
 
 ModelResolver = Callable[[AgentRecord], Model]
-Spawn = Callable[[RunRecord], None]
-"""Hands a run the driver started (a sleeptime agent's) to whoever executes runs."""
 FAILED_STOP_REASONS = frozenset(
     {"error", "llm_api_error", "invalid_llm_response", "invalid_tool_call", "no_tool_call", "max_tokens_exceeded"}
 )
@@ -252,36 +250,18 @@ class RunDriver:
             for record in batch:
                 out.append(record.message)
                 if record.run_id == self.run.id and record.step_key != identity.INPUT_STEP:
-                    self.slots[record.id] = _slot_of(record.step_key)
+                    self.slots[record.id] = slot_of(record.step_key)
             if len(batch) < page.limit:
                 return out
             after = batch[-1].id
 
     async def _restore_progress(self) -> None:
-        """Rebuild the manager's progress from committed steps; mark an unfinished attempt abandoned.
-
-        Rounds whose every call has a final step are done; the first round that is not holds
-        the work to finish (its finished calls are kept, its unfinished ones continue from
-        their last committed step)."""
-        steps = await self.store.list_steps(self.tenant, self.run.id)
-        rounds: dict[int, dict[int, list[StepRecord]]] = {}
-        for step in steps:
-            if step.agent_id is None:
-                continue
-            rounds.setdefault(step.round, {}).setdefault(step.call, []).append(step)
-            self._account(step.usage)
-        for index in sorted(rounds):
-            calls = rounds[index]
-            size = next(iter(calls.values()))[0].calls
-            finals = {c: s[-1] for c, s in calls.items() if s[-1].final}
-            if len(finals) < size:
-                self.partial = calls
-                break
-            self.turns.extend(_turn_of(finals[c]) for c in range(size))
-            self.rounds = index
-        committed_seq = max((s.log_seq for s in steps), default=0)
-        if self.log.base_seq > committed_seq:
-            rows = await self.store.read_events(self.tenant, self.run.id, committed_seq, self.log.base_seq)
+        """Rebuild the manager's progress from committed steps; mark an unfinished attempt abandoned."""
+        restored = restore(await self.store.list_steps(self.tenant, self.run.id))
+        self.turns, self.rounds, self.partial = restored.turns, restored.rounds, restored.partial
+        self.usage, self.step_count = restored.usage, restored.step_count
+        if self.log.base_seq > restored.log_seq:
+            rows = await self.store.read_events(self.tenant, self.run.id, restored.log_seq, self.log.base_seq)
             ids: list[str] = []
             step_id = None
             for _, data in rows:
@@ -295,40 +275,9 @@ class RunDriver:
                 )
             )
 
-    def _account(self, usage: dict[str, int]) -> None:
-        self.usage = self.usage + Usage(
-            prompt_tokens=usage.get("prompt_tokens", 0),
-            completion_tokens=usage.get("completion_tokens", 0),
-            cached_input_tokens=usage.get("cached_input_tokens", 0),
-            cache_write_tokens=usage.get("cache_write_tokens", 0),
-            reasoning_tokens=usage.get("reasoning_tokens", 0),
-        )
-        self.step_count += 1
-
     async def _commit_inputs(self) -> None:
         key = identity.INPUT_STEP
-        date = events.wire_date()
-        step_id = identity.step_id(self.run.id, key)
-        messages = []
-        for index, msg in enumerate(self.plan.inputs):
-            mid = identity.message_id(self.run.id, key, index)
-            kind = {"user": "user_message", "system": "system_message", "assistant": "assistant_message"}[msg.role]
-            content: Any = (
-                msg.content if isinstance(msg.content, str) else [p.model_dump(mode="json") for p in msg.content]
-            )
-            messages.append(
-                events.message(
-                    kind,
-                    id=mid,
-                    date=date,
-                    otid=msg.otid or identity.otid(mid),
-                    run_id=self.run.id,
-                    step_id=step_id,
-                    name=msg.name,
-                    sender_id=msg.sender_id,
-                    content=content,
-                )
-            )
+        messages = events.input_messages(self.run.id, key, self.plan.inputs)
         records, step = self._records(key, None, messages)
         await self._write(records, step.model_copy(update={"step": 0}))
 
@@ -340,7 +289,10 @@ class RunDriver:
             self._check_cancel()
             decision = manager.next(view, self._progress())
             if isinstance(decision, Finish):
-                await self._start_background(decision)
+                if self.plan.group is not None and decision.background:
+                    self.children = await start_background(
+                        self.store, self.run, self.plan.group, self.history, decision, self.spawn
+                    )
                 return decision.stop_reason
             assert isinstance(decision, RunAgents)
             self.turns.extend(await self._round(runner, self.rounds + 1, decision.calls))
@@ -352,7 +304,9 @@ class RunDriver:
         return RunProgress(
             tuple(self.turns),
             turn_number=int(options.get("turn_number") or 1),
-            backlog=len(self._unprocessed()),
+            backlog=len(
+                unprocessed(self.history, self.plan.group.last_processed_message_id if self.plan.group else None)
+            ),
             max_steps=int(options.get("max_steps") or 50),
         )
 
@@ -394,7 +348,7 @@ class RunDriver:
 
         def finished(call: int) -> TurnRecord | None:
             steps = self.partial.get(call)
-            return _turn_of(steps[-1]) if steps and steps[-1].final else None
+            return turn_of(steps[-1]) if steps and steps[-1].final else None
 
         if len(calls) == 1:
             done = finished(0)
@@ -435,7 +389,7 @@ class RunDriver:
             update={
                 "stop_reason": commit.stop_reason,
                 "text": commit.text,
-                "usage": _usage_dict(commit.usage),
+                "usage": usage_dict(commit.usage),
                 "round": commit.slot.round,
                 "call": commit.slot.call,
                 "calls": commit.slot.calls,
@@ -448,7 +402,8 @@ class RunDriver:
             }
         )
         if await self._write(records, step):
-            self._account(step.usage)
+            self.usage = self.usage + commit.usage
+            self.step_count += 1
             for record in records:
                 self.slots[record.id] = (commit.slot.round, commit.slot.call)
 
@@ -497,64 +452,6 @@ class RunDriver:
             return False
         self.history.extend(r.message for r in records)
         return True
-
-    # sleeptime
-    def _unprocessed(self) -> list[dict[str, Any]]:
-        """History the group's sleeptime agents have not been given yet."""
-        group = self.plan.group
-        marker = group.last_processed_message_id if group is not None else None
-        if marker is None:
-            return self.history
-        for i, message in enumerate(self.history):
-            if message.get("id") == marker:
-                return self.history[i + 1 :]
-        return self.history
-
-    async def _start_background(self, decision: Finish) -> None:
-        """Start the sleeptime agents' runs over the unprocessed history (ids fixed by this run)."""
-        group = self.plan.group
-        if not decision.background or group is None:
-            return
-        pending = self._unprocessed()
-        if decision.keep_recent is not None:
-            pending = pending[: max(0, len(pending) - decision.keep_recent)]
-        if not pending:
-            return
-        text = transcript(pending)
-        for agent_id in decision.background:
-            child = await self._child_run(agent_id, text)
-            self.children.append(child.id)
-        current = await self.store.get_group(self.tenant, group.id)
-        await self.store.put_group(
-            current.model_copy(update={"last_processed_message_id": pending[-1]["id"], "updated_at": now_iso()})
-        )
-
-    async def _child_run(self, agent_id: str, text: str) -> RunRecord:
-        run_id = identity.child_run_id(self.run.id, agent_id)
-        try:
-            return await self.store.get_run(self.tenant, run_id)
-        except ChorusError:
-            pass
-        assert self.plan.group is not None
-        child = RunRecord(
-            tenant_id=self.tenant,
-            id=run_id,
-            created_at=now_iso(),
-            agent_id=agent_id,
-            background=True,
-            metadata={
-                "run_type": "sleeptime_agent_send_message_async",
-                "agent_id": agent_id,
-                "group_id": self.plan.group.id,
-                "parent_run_id": self.run.id,
-            },
-            inputs=[{"role": "user", "content": text}],
-            options={"stream_tokens": False, "max_steps": int(self.run.options.get("max_steps") or 50)},
-        )
-        await self.store.put_run(child)
-        if self.spawn is not None:
-            self.spawn(child)
-        return child
 
     async def _finish(self, stop: str, error: tuple[str, str, str | None] | None) -> None:
         run = self.run
@@ -610,31 +507,3 @@ class RunDriver:
             cache_write_tokens=u.cache_write_tokens,
             reasoning_tokens=u.reasoning_tokens,
         )
-
-
-def _slot_of(key: str) -> tuple[int, int]:
-    round_index, call, _ = key.split(".")
-    return int(round_index), int(call)
-
-
-def _turn_of(step: StepRecord) -> TurnRecord:
-    pending = step.pending
-    return TurnRecord(
-        step.agent_id or "",
-        step.stop_reason,
-        step.text,
-        "choose" if step.purpose == "choose" else "reply" if step.purpose == "reply" else "speak",
-        PendingTool(pending["tool_call_id"], pending["name"], pending["arguments"]) if pending else None,
-        step.reply_to,
-        step.error,
-    )
-
-
-def _usage_dict(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-    }

@@ -1,0 +1,89 @@
+"""Sleeptime agents' background runs: what they are given and how they are started, once.
+
+When a sleeptime manager finishes a run with `background` agents, each gets
+a run of its own over the group's messages the sleeptime agents have not
+been given yet (`last_processed_message_id` marks where the last hand-over
+ended). The child run's id is derived from the parent run and the agent,
+so a parent re-driven after a crash finds its children instead of starting
+them twice; then the group's marker moves on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from chorus.clock import now_iso
+from chorus.engine import identity
+from chorus.engine.managers import Finish
+from chorus.engine.sleeptime import transcript
+from chorus.errors import NotFound
+from chorus.store.base import Store
+from chorus.store.records import GroupRecord, RunRecord
+
+Spawn = Callable[[RunRecord], None]
+"""Hands a run to whoever executes runs."""
+
+
+def unprocessed(history: Sequence[dict[str, Any]], marker: str | None) -> Sequence[dict[str, Any]]:
+    """History after the message `marker` (all of it when unset or gone)."""
+    if marker is not None:
+        for i, message in enumerate(history):
+            if message.get("id") == marker:
+                return history[i + 1 :]
+    return history
+
+
+async def start_background(
+    store: Store,
+    parent: RunRecord,
+    group: GroupRecord,
+    history: Sequence[dict[str, Any]],
+    decision: Finish,
+    spawn: Spawn | None,
+) -> list[str]:
+    """Start the decision's background runs; returns their ids (none when nothing is new)."""
+    pending = unprocessed(history, group.last_processed_message_id)
+    if decision.keep_recent is not None:
+        pending = pending[: max(0, len(pending) - decision.keep_recent)]
+    if not decision.background or not pending:
+        return []
+    text = transcript(pending)
+    ids = []
+    for agent_id in decision.background:
+        child = await _child_run(store, parent, group, agent_id, text)
+        if child is not None and spawn is not None:
+            spawn(child)
+        ids.append(identity.child_run_id(parent.id, agent_id))
+    current = await store.get_group(group.tenant_id, group.id)
+    await store.put_group(
+        current.model_copy(update={"last_processed_message_id": pending[-1]["id"], "updated_at": now_iso()})
+    )
+    return ids
+
+
+async def _child_run(store: Store, parent: RunRecord, group: GroupRecord, agent_id: str, text: str) -> RunRecord | None:
+    """Create the child run, or None if an earlier attempt of the parent already did."""
+    run_id = identity.child_run_id(parent.id, agent_id)
+    try:
+        await store.get_run(parent.tenant_id, run_id)
+        return None
+    except NotFound:
+        pass
+    child = RunRecord(
+        tenant_id=parent.tenant_id,
+        id=run_id,
+        created_at=now_iso(),
+        agent_id=agent_id,
+        background=True,
+        metadata={
+            "run_type": "sleeptime_agent_send_message_async",
+            "agent_id": agent_id,
+            "group_id": group.id,
+            "parent_run_id": parent.id,
+        },
+        inputs=[{"role": "user", "content": text}],
+        options={"stream_tokens": False, "max_steps": int(parent.options.get("max_steps") or 50)},
+    )
+    await store.put_run(child)
+    return child
