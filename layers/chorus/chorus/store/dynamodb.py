@@ -189,7 +189,9 @@ class DynamoDBStore:
             if cursor is None:
                 raise NotFound(f"{kind} not found: {cursor_id}")
             bounds[op] = cursor[ORDER_KEY]["S"]
-        names = {"#p": keys.INDEXES[index], "#o": ORDER_KEY}
+        names = {"#p": keys.INDEXES[index]}
+        if bounds:
+            names["#o"] = ORDER_KEY
         values: Item = {":p": s(partition)}
         condition = "#p = :p"
         if len(bounds) == 2:
