@@ -14,7 +14,8 @@ from chorus.api.app import create_app
 from chorus.settings import Settings
 from dynamodb_support import dynamodb_store, moto_dynamodb
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "functional"))  # the functional suites run here too
+for suite in ("functional", "faults"):  # those suites run here too, on DynamoDB
+    sys.path.insert(0, str(Path(__file__).parent.parent / suite))
 
 
 @pytest.fixture
