@@ -479,6 +479,7 @@ class DynamoDBStore:
         try:
             self.table.transact(first)
         except ClientError as exc:
+            self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in parts])
             if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
                 raise AlreadyCommitted(f"Step {step.step_key} of run {step.run_id} is already committed.") from None
             raise
@@ -583,6 +584,8 @@ class DynamoDBStore:
             try:
                 self.table.transact(chunk)
             except ClientError as exc:
+                if number == 0:
+                    self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in parts])
                 if number == 0 and cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
                     last = self._last_seq_sync(tenant_id, run_id)
                     raise Conflict(

@@ -1,0 +1,88 @@
+"""The wire of the DynamoDB store: bounded backoff on throttling, conditions never retried, error translation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from chorus.errors import ChorusError
+from chorus.store.dynamodb import DynamoDBStore
+from chorus.store.dynamodb_wire import DynamoDBTable, chunk_actions
+
+
+def error(code: str, reasons: list[str] | None = None) -> ClientError:
+    response: dict[str, Any] = {"Error": {"Code": code, "Message": code}}
+    if reasons is not None:
+        response["CancellationReasons"] = [{"Code": r} for r in reasons]
+    return ClientError(response, "Op")  # type: ignore[arg-type]
+
+
+class FlakyClient:
+    """Fails with the given errors in turn, then answers."""
+
+    def __init__(self, *errors: ClientError) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def get_item(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return {}
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        error("ProvisionedThroughputExceededException"),
+        error("ThrottlingException"),
+        error("TransactionCanceledException", ["None", "TransactionConflict"]),
+    ],
+)
+def test_throttling_is_retried_with_bounded_backoff(failure: ClientError) -> None:
+    client = FlakyClient(failure, failure, failure)
+    table = DynamoDBTable(client, "t", max_attempts=4, base_delay_s=0)
+    assert table.call("get_item") == {}
+    assert client.calls == 4
+    stubborn = FlakyClient(*[failure] * 10)
+    with pytest.raises(ClientError):
+        DynamoDBTable(stubborn, "t", max_attempts=4, base_delay_s=0).call("get_item")
+    assert stubborn.calls == 4
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        error("ConditionalCheckFailedException"),
+        error("TransactionCanceledException", ["ConditionalCheckFailed", "None"]),
+        error("TransactionCanceledException", ["ConditionalCheckFailed", "TransactionConflict"]),
+        error("ValidationException"),
+    ],
+)
+def test_answers_are_never_retried(failure: ClientError) -> None:
+    client = FlakyClient(failure)
+    with pytest.raises(ClientError):
+        DynamoDBTable(client, "t", base_delay_s=0).call("get_item")
+    assert client.calls == 1
+
+
+async def test_backend_errors_become_chorus_errors_at_the_edge() -> None:
+    store = DynamoDBStore(FlakyClient(*[error("InternalServerError")] * 20), "t")
+    store.table.base_delay_s = 0
+    await store.open()
+    with pytest.raises(ChorusError, match="Storage error: InternalServerError") as caught:
+        await store.get_agent("t1", "agent-1")
+    assert type(caught.value) is ChorusError
+    await store.close()
+    with pytest.raises(RuntimeError, match="not open"):
+        await store.get_agent("t1", "agent-1")
+
+
+def test_transactions_are_chunked_by_count_and_size() -> None:
+    small = [{"Put": {"Item": {"PK": {"S": "p"}, "data": {"S": "x" * 10}}}}] * 250
+    assert [len(c) for c in chunk_actions(small)] == [100, 100, 50]
+    big = [{"Put": {"Item": {"PK": {"S": "p"}, "data": {"S": "x" * 340_000}}}}] * 25
+    chunks = chunk_actions(big)
+    assert sum(len(c) for c in chunks) == 25 and all(len(c) <= 10 for c in chunks)
