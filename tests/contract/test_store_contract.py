@@ -314,7 +314,7 @@ async def test_a_message_over_400_kb_round_trips_intact(store: Store) -> None:
 
 async def test_a_step_beyond_one_transaction_is_written_whole(store: Store) -> None:
     r = run()
-    many = [message(r, "0001", i, position=i, text="m" * 50_000) for i in range(150)]
+    many = [message(r, "0001", i, position=i, text="m" * 2_000) for i in range(130)]
     await store.commit_step(step(r, "0001"), many)
     got = await store.list_messages("t1", Page(order="asc", limit=1000), run_id=r.id)
     assert [x.id for x in got] == [x.id for x in many]
@@ -363,8 +363,7 @@ async def test_events_over_400_kb_and_batches_over_a_transaction(store: Store) -
 async def test_racing_appenders_never_share_or_skip_a_seq_id(store: Store) -> None:
     r = run()
 
-    async def appender(name: str, count: int) -> int:
-        conflicts = 0
+    async def appender(name: str, count: int) -> None:
         for i in range(count):
             while True:
                 last = await store.last_seq("t1", r.id)
@@ -372,18 +371,16 @@ async def test_racing_appenders_never_share_or_skip_a_seq_id(store: Store) -> No
                     await store.append_events("t1", r.id, last + 1, [f"{name}-{i}"])
                     break
                 except Conflict:
-                    conflicts += 1
-        return conflicts
+                    continue
 
-    writers = [f"w{k}" for k in range(6)]
-    conflicts = await asyncio.gather(*(appender(w, 15) for w in writers))
+    writers = [f"w{k}" for k in range(5)]
+    await asyncio.gather(*(appender(w, 10) for w in writers))
     log = await store.read_events("t1", r.id, 0, 1000)
-    assert [seq for seq, _ in log] == list(range(1, 91))
-    assert sorted(data for _, data in log) == sorted(f"{w}-{i}" for w in writers for i in range(15))
+    assert [seq for seq, _ in log] == list(range(1, 51))
+    assert sorted(data for _, data in log) == sorted(f"{w}-{i}" for w in writers for i in range(10))
     for w in writers:  # each writer's own events keep its order
         mine = [data for _, data in log if data.startswith(f"{w}-")]
-        assert mine == [f"{w}-{i}" for i in range(15)]
-    assert sum(conflicts) >= 0
+        assert mine == [f"{w}-{i}" for i in range(10)]
 
 
 async def test_racing_step_commits_write_once(store: Store) -> None:
