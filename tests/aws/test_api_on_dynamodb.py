@@ -6,6 +6,7 @@ the app on moto, so each proves the same behaviour end to end on DynamoDB.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -41,6 +42,7 @@ from chorus.api.app import build_store
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.dynamodb import DynamoDBStore
+from chorus.store.records import RunRecord
 from dynamodb_support import TABLE
 from support import create_agent, create_group, parse_sse, payloads
 
@@ -67,6 +69,16 @@ __all__ = [
 ]
 
 
+async def _terminal(store: Store, run_id: str) -> RunRecord:
+    """The run once it is terminal (its stream ends with `[DONE]` a moment before the record says so)."""
+    for _ in range(500):
+        run = await store.get_run("default", run_id)
+        if run.is_terminal:
+            return run
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"run {run_id} never ended")
+
+
 def test_settings_select_the_dynamodb_store(settings: Settings, dynamodb: Any) -> None:
     store = build_store(settings.model_copy(update={"store": "dynamodb", "table_name": TABLE}))
     assert isinstance(store, DynamoDBStore)
@@ -81,8 +93,8 @@ async def test_an_expired_finished_run_answers_410(api: tuple[httpx.AsyncClient,
         (await client.post(f"/v1/groups/{group['id']}/messages/stream", json={"input": "hi", "background": True})).text
     )
     run_id = payloads(live)[0]["run_id"]
-    run = await store.get_run("default", run_id)
-    assert run.is_terminal and run.expires_at is not None and run.expires_at > time.time()
+    run = await _terminal(store, run_id)
+    assert run.expires_at is not None and run.expires_at > time.time()
     assert (await client.post(f"/v1/runs/{run_id}/stream", json={})).status_code == 200
     await store.update_run(run.model_copy(update={"expires_at": time.time() - 1}), expect_version=run.version)
     expired = await client.post(f"/v1/runs/{run_id}/stream", json={})
@@ -101,6 +113,6 @@ async def test_the_configured_retention_sets_the_run_expiry(make_app: Any, reten
             started = time.time()
             body = {"input": "x", "background": True}
             live = (await client.post(f"/v1/groups/{group['id']}/messages/stream", json=body)).text
-            stored = await app.state.services.store.get_run("default", payloads(parse_sse(live))[0]["run_id"])
+            stored = await _terminal(app.state.services.store, payloads(parse_sse(live))[0]["run_id"])
     assert stored.expires_at is not None
     assert started + retention_s <= stored.expires_at <= time.time() + retention_s

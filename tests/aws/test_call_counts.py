@@ -44,9 +44,10 @@ async def test_a_three_agent_run_of_200_tokens_each_costs_steps_plus_tokens_over
             calls = count_calls(dynamodb)
             body = {"input": "go", "stream_tokens": True, "background": True}
             live = payloads(parse_sse((await client.post(f"/v1/groups/{group['id']}/messages/stream", json=body)).text))
+            run_id = live[0]["run_id"]
+            await app.state.services.runs.wait_terminal("default", run_id)  # its last writes follow [DONE]
             writes = sum(calls[op] for op in WRITES)
             store: Store = app.state.services.store
-            run_id = live[0]["run_id"]
             steps = len(await store.list_steps("default", run_id))
             tokens = sum(1 for e in live if e["message_type"] == "assistant_message")
     assert tokens == 600 and steps == 4  # the input, then one step per agent
