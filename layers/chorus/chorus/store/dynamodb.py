@@ -1,7 +1,8 @@
 """`DynamoDBStore`: the AWS adapter of the `store` port, on one table.
 
 The key schema is in `dynamodb_keys`, the table definition in
-`dynamodb_table`, retries and large bodies in `dynamodb_wire`. Every boto3
+`dynamodb_table`, retries and large bodies in `dynamodb_wire`, listings in
+`dynamodb_listing`, the run event log in `dynamodb_log`. Every boto3
 call runs on a bounded worker pool, never on the event loop (invariant 5).
 Each record is kept as its full pydantic JSON (`data`) beside the key and
 index attributes, so a new record field needs no change here.
@@ -37,11 +38,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound
 from chorus.store import dynamodb_keys as keys
 from chorus.store.dynamodb_keys import ORDER_KEY, TTL_ATTRIBUTE, Item, n, s
+from chorus.store.dynamodb_listing import list_page
+from chorus.store.dynamodb_log import DynamoDBEventLog
 from chorus.store.dynamodb_wire import (
-    INLINE_MAX,
     DynamoDBTable,
     cancellation_codes,
     chunk_actions,
+    condition,
     error_code,
     is_condition_failure,
 )
@@ -90,6 +93,7 @@ class DynamoDBStore:
         self.log_ttl_slack_s = log_ttl_slack_s
         self.max_workers = max_workers
         self.events_per_item = events_per_item
+        self.log = DynamoDBEventLog(self.table, self._log_ttl, events_per_item)
         self._executor: ThreadPoolExecutor | None = None
 
     @classmethod
@@ -140,12 +144,12 @@ class DynamoDBStore:
                 item[name] = s(value)
         return item, parts
 
-    def _put_sync(self, item: Item, parts: list[Item], condition: dict[str, Any] | None = None) -> None:
-        """Put one item (its parts first) if `condition` (expression arguments) holds; raises its `ClientError`."""
+    def _put_sync(self, item: Item, parts: list[Item], guard: dict[str, Any] | None = None) -> None:
+        """Put one item (its parts first) if `guard` (condition arguments) holds; raises its `ClientError`."""
         self.table.write_parts(parts)
         kwargs: dict[str, Any] = {"TableName": self.table.name, "Item": item, "ReturnValues": "ALL_OLD"}
-        if condition is not None:
-            kwargs.update(condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        if guard is not None:
+            kwargs.update(guard, ReturnValuesOnConditionCheckFailure="ALL_OLD")
         try:
             old = self.table.call("put_item", **kwargs).get("Attributes")
         except ClientError:
@@ -174,68 +178,6 @@ class DynamoDBStore:
             raise
         self.table.drop_parts(response.get("Attributes"))
 
-    def _list_sync(
-        self, kind: str, tenant_id: str, page: Page, index: str, partition: str, filters: dict[str, Any]
-    ) -> list[str]:
-        """Keyset pagination on `OSK` within one GSI partition; cursors are ids of the same kind."""
-        bounds: dict[str, str] = {}
-        for cursor_id, op in (
-            (page.after, ">" if page.order == "asc" else "<"),
-            (page.before, "<" if page.order == "asc" else ">"),
-        ):
-            if cursor_id is None:
-                continue
-            cursor = self.table.get(keys.record_key(kind, tenant_id, cursor_id), projection=[ORDER_KEY])
-            if cursor is None:
-                raise NotFound(f"{kind} not found: {cursor_id}")
-            bounds[op] = cursor[ORDER_KEY]["S"]
-        names = {"#p": keys.INDEXES[index]}
-        if bounds:
-            names["#o"] = ORDER_KEY
-        values: Item = {":p": s(partition)}
-        condition = "#p = :p"
-        if len(bounds) == 2:
-            if bounds[">"] >= bounds["<"]:
-                return []
-            condition += " AND #o BETWEEN :lo AND :hi"
-            values.update({":lo": s(bounds[">"]), ":hi": s(bounds["<"])})
-        elif bounds:
-            op, bound = next(iter(bounds.items()))
-            condition += f" AND #o {op} :b"
-            values[":b"] = s(bound)
-        excluded = set(bounds.values())
-        query: dict[str, Any] = {
-            "IndexName": index,
-            "KeyConditionExpression": condition,
-            "ScanIndexForward": page.order == "asc",
-            "Limit": page.limit + len(excluded),
-        }
-        clauses = []
-        for i, (name, value) in enumerate(filters.items()):
-            if value is None:
-                continue
-            names[f"#f{i}"] = name
-            if isinstance(value, list):
-                if not value:
-                    return []
-                marks = [f":f{i}_{j}" for j in range(len(value))]
-                values.update({m: s(v) for m, v in zip(marks, value, strict=True)})
-                clauses.append(f"#f{i} IN ({', '.join(marks)})")
-            else:
-                values[f":f{i}"] = {"BOOL": value} if isinstance(value, bool) else s(value)
-                clauses.append(f"#f{i} = :f{i}")
-        if clauses:
-            query["FilterExpression"] = " AND ".join(clauses)
-        query.update(ExpressionAttributeNames=names, ExpressionAttributeValues=values)
-        out: list[str] = []
-        for item in self.table.query(**query):
-            if item[ORDER_KEY]["S"] in excluded:
-                continue
-            out.append(self.table.body(item))
-            if len(out) >= page.limit:
-                break
-        return out
-
     async def _list(
         self,
         model: type[R],
@@ -246,15 +188,18 @@ class DynamoDBStore:
         partition: str,
         filters: dict[str, Any] | None = None,
     ) -> list[R]:
-        rows = await self._call(self._list_sync, kind, tenant_id, page, index, partition, filters or {})
+        rows = await self._call(list_page, self.table, kind, tenant_id, page, index, partition, filters or {})
         return [model.model_validate_json(r) for r in rows]
+
+    def _put_resource_sync(self, kind: str, record: Record) -> None:
+        """An agent or a group: listed by tenant only."""
+        self._put_sync(
+            *self._record_item(kind, record, record.created_at, {"G1": keys.listing(kind, record.tenant_id)})
+        )
 
     # agents
     async def put_agent(self, agent: AgentRecord) -> None:
-        item, parts = self._record_item(
-            "Agent", agent, agent.created_at, {"G1": keys.listing("Agent", agent.tenant_id)}
-        )
-        await self._call(self._put_sync, item, parts)
+        await self._call(self._put_resource_sync, "Agent", agent)
 
     async def get_agent(self, tenant_id: str, agent_id: str) -> AgentRecord:
         return AgentRecord.model_validate_json(await self._call(self._get_sync, "Agent", tenant_id, agent_id))
@@ -267,10 +212,7 @@ class DynamoDBStore:
 
     # groups
     async def put_group(self, group: GroupRecord) -> None:
-        item, parts = self._record_item(
-            "Group", group, group.created_at, {"G1": keys.listing("Group", group.tenant_id)}
-        )
-        await self._call(self._put_sync, item, parts)
+        await self._call(self._put_resource_sync, "Group", group)
 
     async def get_group(self, tenant_id: str, group_id: str) -> GroupRecord:
         return GroupRecord.model_validate_json(await self._call(self._get_sync, "Group", tenant_id, group_id))
@@ -309,7 +251,7 @@ class DynamoDBStore:
         def write() -> None:
             item, parts = self._run_item(stored)
             try:
-                self._put_sync(item, parts, _condition("#v = :v", {"#v": "version"}, {":v": n(expect_version)}))
+                self._put_sync(item, parts, condition("#v = :v", {"#v": "version"}, {":v": n(expect_version)}))
             except ClientError as exc:
                 if not is_condition_failure(exc):
                     raise
@@ -381,13 +323,11 @@ class DynamoDBStore:
                     if held is not None and held["status"]["S"] not in TERMINAL_STATUSES:
                         return holder
                 if holder is None:
-                    condition = _condition("attribute_not_exists(PK)")
+                    guard = condition("attribute_not_exists(PK)")
                 else:
-                    condition = _condition("run_id = :seen", values={":seen": s(holder)})
+                    guard = condition("run_id = :seen", values={":seen": s(holder)})
                 try:
-                    self.table.call(
-                        "put_item", TableName=self.table.name, Item={**key, "run_id": s(run_id)}, **condition
-                    )
+                    self.table.call("put_item", TableName=self.table.name, Item={**key, "run_id": s(run_id)}, **guard)
                     return None
                 except ClientError as exc:
                     if not is_condition_failure(exc):
@@ -406,7 +346,7 @@ class DynamoDBStore:
                 "delete_item",
                 TableName=self.table.name,
                 Key=key,
-                **_condition("run_id = :r", values={":r": s(run_id)}),
+                **condition("run_id = :r", values={":r": s(run_id)}),
             )
         except ClientError as exc:
             if not is_condition_failure(exc):
@@ -424,16 +364,14 @@ class DynamoDBStore:
                 TTL_ATTRIBUTE: n(math.ceil(record.expires_at)),
             }
             for _ in range(self.table.max_attempts * 4):
-                condition = _condition(
-                    "attribute_not_exists(PK) OR valid_until <= :now", values={":now": n(time.time())}
-                )
+                guard = condition("attribute_not_exists(PK) OR valid_until <= :now", values={":now": n(time.time())})
                 try:
                     self.table.call(
                         "put_item",
                         TableName=self.table.name,
                         Item=item,
                         ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                        **condition,
+                        **guard,
                     )
                     return data
                 except ClientError as exc:
@@ -538,105 +476,13 @@ class DynamoDBStore:
     # the run event log
     async def append_events(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
         if events:
-            await self._call(self._append_sync, tenant_id, run_id, first_seq, events)
-
-    def _event_items(self, pk: str, first_seq: int, events: list[str]) -> tuple[list[Item], list[Item]]:
-        """Event-log items of a batch (each at most `INLINE_MAX` bytes of events, a larger event split into parts)."""
-        ttl = self._log_ttl()
-        items: list[Item] = []
-        parts: list[Item] = []
-        start, size = 0, 0
-        for i, event in enumerate([*events, None]):
-            weight = len(event.encode()) + 1 if event is not None else 0
-            if event is None or (i > start and size + weight > INLINE_MAX):
-                last = first_seq + i - 1
-                key: Item = {"PK": s(pk), "SK": s(keys.event_sk(last))}
-                body, more = self.table.pack(key, "\n".join(events[start:i]))
-                items.append({**key, **body, "first": n(first_seq + start), TTL_ATTRIBUTE: ttl})
-                parts += more
-                start, size = i, 0
-            size += weight
-        return items, parts
-
-    def _append_sync(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
-        pk = keys.run_pk(tenant_id, run_id)
-        items, parts = self._event_items(pk, first_seq, events)
-        self.table.write_parts(parts)
-        chunks = chunk_actions([self.table.put_action(item) for item in items])
-        for number, chunk in enumerate(chunks):
-            chunk_first = int(chunk[0]["Put"]["Item"]["first"]["N"])
-            chunk_last = int(chunk[-1]["Put"]["Item"]["SK"]["S"].removeprefix(keys.EVENT_PREFIX))
-            if chunk_first == 1:
-                condition = _condition("attribute_not_exists(last_seq)")
-            else:
-                condition = _condition("last_seq = :prev", values={":prev": n(chunk_first - 1)})
-            values = {**condition.pop("ExpressionAttributeValues", {}), ":last": n(chunk_last), ":ttl": self._log_ttl()}
-            head = {
-                "TableName": self.table.name,
-                "Key": keys.log_key(tenant_id, run_id),
-                "UpdateExpression": "SET last_seq = :last, #ttl = :ttl",
-                "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
-                "ExpressionAttributeValues": values,
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                **condition,
-            }
-            chunk.insert(0, {"Update": head})
-            try:
-                self.table.transact(chunk)
-            except ClientError as exc:
-                if number == 0:
-                    self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in parts])
-                if number == 0 and cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
-                    last = self._last_seq_sync(tenant_id, run_id)
-                    raise Conflict(
-                        f"Event log of run {run_id} ends at seq_id {last}; cannot append at {first_seq}."
-                    ) from None
-                raise
+            await self._call(self.log.append, tenant_id, run_id, first_seq, events)
 
     async def read_events(self, tenant_id: str, run_id: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
-        return await self._call(self._read_sync, tenant_id, run_id, after_seq, limit)
-
-    def _read_sync(self, tenant_id: str, run_id: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
-        """One Query when the writers coalesced `events_per_item` events per item (the usual case)."""
-        now = time.time()
-        query: dict[str, Any] = {
-            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": {
-                ":pk": s(keys.run_pk(tenant_id, run_id)),
-                ":lo": s(keys.event_sk(after_seq + 1)),
-                ":hi": s(f"{keys.EVENT_PREFIX}~"),
-            },
-            "ConsistentRead": True,
-            "Limit": math.ceil(limit / self.events_per_item) + 1,
-        }
-        out: list[tuple[int, str]] = []
-        for item in self.table.query(**query):
-            if float(item[TTL_ATTRIBUTE]["N"]) < now:
-                continue
-            first = int(item["first"]["N"])
-            for offset, event in enumerate(self.table.body(item).split("\n")):
-                if first + offset > after_seq:
-                    out.append((first + offset, event))
-                    if len(out) >= limit:
-                        return out
-        return out
-
-    def _last_seq_sync(self, tenant_id: str, run_id: str) -> int:
-        head = self.table.get(keys.log_key(tenant_id, run_id), projection=["last_seq"])
-        return int(head["last_seq"]["N"]) if head is not None else 0
+        return await self._call(self.log.read, tenant_id, run_id, after_seq, limit)
 
     async def last_seq(self, tenant_id: str, run_id: str) -> int:
-        return await self._call(self._last_seq_sync, tenant_id, run_id)
-
-
-def _condition(expression: str, names: dict[str, str] | None = None, values: Item | None = None) -> dict[str, Any]:
-    """`ConditionExpression` keyword arguments of one API call."""
-    out: dict[str, Any] = {"ConditionExpression": expression}
-    if names:
-        out["ExpressionAttributeNames"] = names
-    if values:
-        out["ExpressionAttributeValues"] = values
-    return out
+        return await self._call(self.log.last_seq, tenant_id, run_id)
 
 
 def _take(items: Iterator[Item], limit: int) -> Iterator[Item]:

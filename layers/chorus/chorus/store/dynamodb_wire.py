@@ -220,6 +220,16 @@ class DynamoDBTable:
         }
 
 
+def condition(expression: str, names: dict[str, str] | None = None, values: Item | None = None) -> dict[str, Any]:
+    """`ConditionExpression` keyword arguments of one API call."""
+    out: dict[str, Any] = {"ConditionExpression": expression}
+    if names:
+        out["ExpressionAttributeNames"] = names
+    if values:
+        out["ExpressionAttributeValues"] = values
+    return out
+
+
 def chunk_actions(actions: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Split transaction actions into groups that each fit one `TransactWriteItems` (count and bytes)."""
     chunks: list[list[dict[str, Any]]] = [[]]
