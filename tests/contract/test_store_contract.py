@@ -185,6 +185,13 @@ async def test_list_unfinished_runs_spans_tenants_oldest_first(store: Store) -> 
     assert [r.id for r in await store.list_unfinished_runs(2)] == [b.id, a.id]
     await store.update_run(a.model_copy(update={"status": "cancelled"}), expect_version=0)
     assert [r.id for r in await store.list_unfinished_runs(10)] == [b.id, d.id]
+    many = [run(f"t{i % 3}", created=100 + (i * 7) % 30, status="running") for i in range(30)]
+    for r in many:
+        await store.put_run(r)
+    oldest = sorted([b, d, *many], key=lambda r: r.created_at)
+    got = await store.list_unfinished_runs(12)
+    assert [r.created_at for r in got] == [r.created_at for r in oldest[:12]]
+    assert len(await store.list_unfinished_runs(1000)) == 32
 
 
 async def test_delete_run_takes_its_log_and_steps_but_not_history(store: Store) -> None:

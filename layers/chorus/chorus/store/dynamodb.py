@@ -230,7 +230,7 @@ class DynamoDBStore:
             "G1": keys.listing("Run", t),
             "G2": keys.listing("Run", t, group_id=run.group_id) if run.group_id is not None else None,
             "G3": keys.listing("Run", t, agent_id=run.agent_id),
-            "UNF": keys.UNFINISHED if run.status in UNFINISHED_STATUSES else None,
+            "UNF": keys.unfinished(run.id) if run.status in UNFINISHED_STATUSES else None,
             "status": run.status,
             "background": run.background,
             "group_id": run.group_id,
@@ -288,13 +288,17 @@ class DynamoDBStore:
 
     async def list_unfinished_runs(self, limit: int) -> list[RunRecord]:
         def read() -> list[str]:
-            query = {
-                "IndexName": "unfinished",
-                "KeyConditionExpression": "UNF = :u",
-                "ExpressionAttributeValues": {":u": s(keys.UNFINISHED)},
-                "Limit": limit,
-            }
-            return [self.table.body(item) for item in _take(self.table.query(**query), limit)]
+            oldest: list[Item] = []
+            for shard in range(keys.UNFINISHED_SHARDS):
+                query = {
+                    "IndexName": "unfinished",
+                    "KeyConditionExpression": "UNF = :u",
+                    "ExpressionAttributeValues": {":u": s(keys.unfinished_shard(shard))},
+                    "Limit": limit,
+                }
+                oldest += _take(self.table.query(**query), limit)
+            oldest.sort(key=lambda item: item[ORDER_KEY]["S"])
+            return [self.table.body(item) for item in oldest[:limit]]
 
         return [RunRecord.model_validate_json(r) for r in await self._call(read)]
 

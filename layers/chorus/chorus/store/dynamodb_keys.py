@@ -21,11 +21,13 @@ every character of an ISO timestamp or a position):
     by_group    G2 = T#t#GROUP#<g>#RUN | T#t#GROUP#<g>#MESSAGE
     by_agent    G3 = T#t#AGENT#<a>#RUN | T#t#AGENT#<a>#MESSAGE
     by_run      G4 = T#t#RUN#<r>#MESSAGE
-    unfinished  UNF = UNFINISHED, only on runs whose status is created/running
+    unfinished  UNF = UNFINISHED#<shard 0-7>, only on runs whose status is created/running
+                (sharded by run id: every running run renews its lease through it)
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Final
 
 Item = dict[str, Any]
@@ -42,7 +44,7 @@ INDEXES: Final[dict[str, str]] = {
 
 ORDER_KEY: Final = "OSK"
 TTL_ATTRIBUTE: Final = "expires_at"
-UNFINISHED: Final = "UNFINISHED"
+UNFINISHED_SHARDS: Final = 8
 SEQ_DIGITS: Final = 12
 
 RUN_SK: Final = "RUN"
@@ -116,6 +118,15 @@ def listing(kind: str, tenant_id: str, *, group_id: str | None = None, agent_id:
     elif agent_id is not None:
         scope += f"AGENT#{agent_id}#"
     return f"{scope}{_KIND_LIST[kind]}"
+
+
+def unfinished(run_id: str) -> str:
+    """The `unfinished` GSI partition of a run (spread over shards so no one partition takes every run's writes)."""
+    return unfinished_shard(zlib.crc32(run_id.encode()) % UNFINISHED_SHARDS)
+
+
+def unfinished_shard(shard: int) -> str:
+    return f"UNFINISHED#{shard}"
 
 
 def run_messages(tenant_id: str, run_id: str) -> str:
