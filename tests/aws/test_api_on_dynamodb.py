@@ -7,6 +7,7 @@ the app on moto, so each proves the same behaviour end to end on DynamoDB.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import Any
 
@@ -42,6 +43,7 @@ from chorus.api.app import build_store
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.dynamodb import DynamoDBStore
+from chorus.store.dynamodb_table import main as table_command
 from chorus.store.records import RunRecord
 from dynamodb_support import TABLE
 from support import create_agent, create_group, parse_sse, payloads
@@ -116,3 +118,11 @@ async def test_the_configured_retention_sets_the_run_expiry(make_app: Any, reten
             stored = await _terminal(app.state.services.store, payloads(parse_sse(live))[0]["run_id"])
     assert stored.expires_at is not None
     assert started + retention_s <= stored.expires_at <= time.time() + retention_s
+
+
+def test_the_table_command_creates_the_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["dynamodb_table", "chorus-local"])
+    table_command()
+    assert "chorus-local" in dynamodb.list_tables()["TableNames"]
+    ttl = dynamodb.describe_time_to_live(TableName="chorus-local")["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}

@@ -42,3 +42,20 @@ def create_table(client: Any, table_name: str) -> None:
     client.update_time_to_live(
         TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
     )
+
+
+def main() -> None:
+    """`python -m chorus.store.dynamodb_table [name]`: create the table where boto3 points (e.g. `AWS_ENDPOINT_URL`)."""
+    import sys
+
+    import boto3
+
+    from chorus.settings import get_settings
+
+    name = sys.argv[1] if len(sys.argv) > 1 else get_settings().table_name
+    create_table(boto3.client("dynamodb"), name)
+    print(f"created DynamoDB table {name}")
+
+
+if __name__ == "__main__":
+    main()
