@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from chorus.errors import ChorusError
+from chorus.errors import ChorusError, Conflict
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_wire import DynamoDBTable, chunk_actions
 
@@ -86,3 +86,29 @@ def test_transactions_are_chunked_by_count_and_size() -> None:
     big = [{"Put": {"Item": {"PK": {"S": "p"}, "data": {"S": "x" * 340_000}}}}] * 25
     chunks = chunk_actions(big)
     assert sum(len(c) for c in chunks) == 25 and all(len(c) <= 10 for c in chunks)
+
+
+async def test_a_compare_and_set_whose_lost_response_was_retried_still_succeeds(dynamodb: Any) -> None:
+    """boto3 re-sends a put whose response was lost; the re-send fails its own condition, yet the write is ours."""
+    from chorus.store.records import RunRecord
+    from dynamodb_support import TABLE
+
+    store = DynamoDBStore(dynamodb, TABLE)
+    await store.open()
+    run = RunRecord(tenant_id="t1", id="run-1", created_at="2026-01-01T00:00:00+00:00", agent_id="agent-1")
+    await store.put_run(run)
+    original = dynamodb.put_item
+
+    def landed_then_lost(**kwargs: Any) -> Any:
+        original(**kwargs)  # the first attempt lands...
+        return original(**kwargs)  # ...and the re-send is refused by the condition
+
+    dynamodb.put_item = landed_then_lost
+    try:
+        stored = await store.update_run(run.model_copy(update={"lease_owner": "w1"}), expect_version=0)
+    finally:
+        del dynamodb.put_item
+    assert (await store.get_run("t1", "run-1")) == stored and stored.version == 1
+    with pytest.raises(Conflict):
+        await store.update_run(run.model_copy(update={"lease_owner": "w2"}), expect_version=0)
+    await store.close()

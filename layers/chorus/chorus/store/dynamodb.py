@@ -145,14 +145,20 @@ class DynamoDBStore:
         return item, parts
 
     def _put_sync(self, item: Item, parts: list[Item], guard: dict[str, Any] | None = None) -> None:
-        """Put one item (its parts first) if `guard` (condition arguments) holds; raises its `ClientError`."""
+        """Put one item (its parts first) if `guard` (condition arguments) holds; raises its `ClientError`.
+
+        A refused put whose stored item is exactly `item` was ours: boto3 retried a put that had
+        landed (its response was lost) and the retry failed its own condition. That is success.
+        """
         self.table.write_parts(parts)
         kwargs: dict[str, Any] = {"TableName": self.table.name, "Item": item, "ReturnValues": "ALL_OLD"}
         if guard is not None:
             kwargs.update(guard, ReturnValuesOnConditionCheckFailure="ALL_OLD")
         try:
             old = self.table.call("put_item", **kwargs).get("Attributes")
-        except ClientError:
+        except ClientError as exc:
+            if is_condition_failure(exc) and exc.response.get("Item") == item:
+                return
             self.table.drop_parts(item)
             raise
         self.table.drop_parts(old, keep=item)
