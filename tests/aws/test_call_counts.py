@@ -66,6 +66,7 @@ async def test_resuming_10000_events_takes_one_query_per_batch(make_app: Callabl
             body = {"input": "go", "stream_tokens": True, "background": True}
             live = parse_sse((await client.post(f"/v1/groups/{group['id']}/messages/stream", json=body)).text)
             run_id = payloads(live)[0]["run_id"]
+            await app.state.services.runs.wait_terminal("default", run_id)  # nothing else calls DynamoDB now
             events = await app.state.services.store.last_seq("default", run_id)
             assert events >= 10_000
             calls = count_calls(dynamodb)

@@ -3,8 +3,8 @@
 A log lives in its run's partition: a head item (`LOG`, holding `last_seq`)
 and one record per appended batch, keyed by the batch's last `seq_id`
 (`EV#<12 digits>`) and holding `first` and the events joined by newlines (a
-record over `INLINE_MAX` bytes is split by event; one larger event becomes
-parts). Keying records by their *last* `seq_id` lets a read start at the
+batch over `RECORD_BYTES` is split into several records by event; an event
+over the item limit becomes parts). Keying records by their *last* `seq_id` lets a read start at the
 record that holds `after_seq + 1` with a plain key condition.
 
 An append is one `TransactWriteItems`: the head's update conditioned on
@@ -26,7 +26,11 @@ from botocore.exceptions import ClientError
 from chorus.errors import Conflict
 from chorus.store import dynamodb_keys as keys
 from chorus.store.dynamodb_keys import TTL_ATTRIBUTE, Item, n, s
-from chorus.store.dynamodb_wire import INLINE_MAX, DynamoDBTable, cancellation_codes, chunk_actions, condition
+from chorus.store.dynamodb_wire import DynamoDBTable, cancellation_codes, chunk_actions, condition
+
+RECORD_BYTES = 64_000
+"""Events per log record, in bytes: small next to Query's 1 MB page, so a read of a batch of events
+costs one Query even when the first and last records it touches are mostly outside the batch."""
 
 
 class DynamoDBEventLog:
@@ -37,17 +41,18 @@ class DynamoDBEventLog:
         self.ttl = ttl
         """The TTL attribute value of a log item written now."""
         self.events_per_item = events_per_item
-        """The writers' coalescing size: a read of `limit` events asks for `limit / events_per_item + 1` records."""
+        """The writers' coalescing size. A read of `limit` events asks for `1.25 * limit / events_per_item + 1`
+        records: one Query even when some batches came out short (a flush at a step's end, a write in flight)."""
 
     def _items(self, pk: str, first_seq: int, events: list[str]) -> tuple[list[Item], list[Item]]:
-        """Event-log items of a batch (each at most `INLINE_MAX` bytes of events, a larger event split into parts)."""
+        """Event-log items of a batch: runs of events up to `RECORD_BYTES`, one larger event alone (split if huge)."""
         ttl = self.ttl()
         items: list[Item] = []
         parts: list[Item] = []
         start, size = 0, 0
         for i, event in enumerate([*events, None]):
             weight = len(event.encode()) + 1 if event is not None else 0
-            if event is None or (i > start and size + weight > INLINE_MAX):
+            if event is None or (i > start and size + weight > RECORD_BYTES):
                 last = first_seq + i - 1
                 key: Item = {"PK": s(pk), "SK": s(keys.event_sk(last))}
                 body, more = self.table.pack(key, "\n".join(events[start:i]))
@@ -92,7 +97,7 @@ class DynamoDBEventLog:
                 raise
 
     def read(self, tenant_id: str, run_id: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
-        """One Query when the writers coalesced `events_per_item` events per item (the usual case)."""
+        """Up to `limit` events after `after_seq`: one Query when batches average `0.8 * events_per_item` events."""
         now = time.time()
         query: dict[str, Any] = {
             "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
@@ -102,7 +107,7 @@ class DynamoDBEventLog:
                 ":hi": s(f"{keys.EVENT_PREFIX}~"),
             },
             "ConsistentRead": True,
-            "Limit": math.ceil(limit / self.events_per_item) + 1,
+            "Limit": math.ceil(1.25 * limit / self.events_per_item) + 1,
         }
         out: list[tuple[int, str]] = []
         for item in self.table.query(**query):
