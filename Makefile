@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/stream_overhead.py
 	$(BIN)/python benchmarks/resume.py
 	$(BIN)/python benchmarks/fanout.py
+	$(BIN)/python benchmarks/store.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -25,7 +25,9 @@ def build_store(settings: Settings) -> Store:
         from chorus.store.sqlite import SQLiteStore
 
         return SQLiteStore(settings.db_path)
-    raise NotImplementedError(f"store {settings.store!r} is not available in this build")
+    from chorus.store.dynamodb import DynamoDBStore  # boto3 is the [aws] extra: imported only when chosen
+
+    return DynamoDBStore.from_settings(settings.table_name, retention_s=settings.event_retention_s)
 
 
 def create_app(

@@ -1,0 +1,126 @@
+"""The run event log of the DynamoDB store: gapless appends, one-Query reads.
+
+A log lives in its run's partition: a head item (`LOG`, holding `last_seq`)
+and one record per appended batch, keyed by the batch's last `seq_id`
+(`EV#<12 digits>`) and holding `first` and the events joined by newlines (a
+batch over `RECORD_BYTES` is split into several records by event; an event
+over the item limit becomes parts). Keying records by their *last* `seq_id` lets a read start at the
+record that holds `after_seq + 1` with a plain key condition.
+
+An append is one `TransactWriteItems`: the head's update conditioned on
+`last_seq = first_seq - 1` (absent for the first batch) plus the records, so
+two writers never take one number and none leaves a gap. A batch too large
+for one transaction (100 items, ~3.5 MB) goes as consecutive transactions,
+each conditioned on the previous one's end: still gapless.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chorus.errors import Conflict
+from chorus.store import dynamodb_keys as keys
+from chorus.store.dynamodb_keys import TTL_ATTRIBUTE, Item, n, s
+from chorus.store.dynamodb_wire import DynamoDBTable, cancellation_codes, chunk_actions, condition
+
+RECORD_BYTES = 64_000
+"""Events per log record, in bytes: small next to Query's 1 MB page, so a read of a batch of events
+costs one Query even when the first and last records it touches are mostly outside the batch."""
+
+
+class DynamoDBEventLog:
+    """Synchronous event-log operations (the store runs them on its worker threads)."""
+
+    def __init__(self, table: DynamoDBTable, ttl: Callable[[], dict[str, str]], events_per_item: int) -> None:
+        self.table = table
+        self.ttl = ttl
+        """The TTL attribute value of a log item written now."""
+        self.events_per_item = events_per_item
+        """The writers' coalescing size. A read of `limit` events asks for `1.25 * limit / events_per_item + 1`
+        records: one Query even when some batches came out short (a flush at a step's end, a write in flight)."""
+
+    def _items(self, pk: str, first_seq: int, events: list[str]) -> tuple[list[Item], list[Item]]:
+        """Event-log items of a batch: runs of events up to `RECORD_BYTES`, one larger event alone (split if huge)."""
+        ttl = self.ttl()
+        items: list[Item] = []
+        parts: list[Item] = []
+        start, size = 0, 0
+        for i, event in enumerate([*events, None]):
+            weight = len(event.encode()) + 1 if event is not None else 0
+            if event is None or (i > start and size + weight > RECORD_BYTES):
+                last = first_seq + i - 1
+                key: Item = {"PK": s(pk), "SK": s(keys.event_sk(last))}
+                body, more = self.table.pack(key, "\n".join(events[start:i]))
+                items.append({**key, **body, "first": n(first_seq + start), TTL_ATTRIBUTE: ttl})
+                parts += more
+                start, size = i, 0
+            size += weight
+        return items, parts
+
+    def append(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
+        pk = keys.run_pk(tenant_id, run_id)
+        items, parts = self._items(pk, first_seq, events)
+        self.table.write_parts(parts)
+        chunks = chunk_actions([self.table.put_action(item) for item in items])
+        for number, chunk in enumerate(chunks):
+            chunk_first = int(chunk[0]["Put"]["Item"]["first"]["N"])
+            chunk_last = int(chunk[-1]["Put"]["Item"]["SK"]["S"].removeprefix(keys.EVENT_PREFIX))
+            if chunk_first == 1:
+                guard = condition("attribute_not_exists(last_seq)")
+            else:
+                guard = condition("last_seq = :prev", values={":prev": n(chunk_first - 1)})
+            values = {**guard.pop("ExpressionAttributeValues", {}), ":last": n(chunk_last), ":ttl": self.ttl()}
+            head = {
+                "TableName": self.table.name,
+                "Key": keys.log_key(tenant_id, run_id),
+                "UpdateExpression": "SET last_seq = :last, #ttl = :ttl",
+                "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
+                "ExpressionAttributeValues": values,
+                **guard,
+            }
+            chunk.insert(0, {"Update": head})
+            try:
+                self.table.transact(chunk)
+            except ClientError as exc:
+                if number == 0:
+                    self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in parts])
+                if number == 0 and cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                    last = self.last_seq(tenant_id, run_id)
+                    raise Conflict(
+                        f"Event log of run {run_id} ends at seq_id {last}; cannot append at {first_seq}."
+                    ) from None
+                raise
+
+    def read(self, tenant_id: str, run_id: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
+        """Up to `limit` events after `after_seq`: one Query when batches average `0.8 * events_per_item` events."""
+        now = time.time()
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {
+                ":pk": s(keys.run_pk(tenant_id, run_id)),
+                ":lo": s(keys.event_sk(after_seq + 1)),
+                ":hi": s(f"{keys.EVENT_PREFIX}~"),
+            },
+            "ConsistentRead": True,
+            "Limit": math.ceil(1.25 * limit / self.events_per_item) + 1,
+        }
+        out: list[tuple[int, str]] = []
+        for item in self.table.query(**query):
+            if float(item[TTL_ATTRIBUTE]["N"]) < now:
+                continue
+            first = int(item["first"]["N"])
+            for offset, event in enumerate(self.table.body(item).split("\n")):
+                if first + offset > after_seq:
+                    out.append((first + offset, event))
+                    if len(out) >= limit:
+                        return out
+        return out
+
+    def last_seq(self, tenant_id: str, run_id: str) -> int:
+        head = self.table.get(keys.log_key(tenant_id, run_id), projection=["last_seq"])
+        return int(head["last_seq"]["N"]) if head is not None else 0
