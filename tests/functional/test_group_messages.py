@@ -224,7 +224,7 @@ async def test_approval_without_pending_request_is_400(client: httpx.AsyncClient
     }
     response = await client.post(f"/v1/groups/{group['id']}/messages/stream", json=body)
     assert response.status_code == 400
-    assert "No approval request is pending" in response.json()["detail"]
+    assert "No tool call is currently awaiting approval" in response.json()["detail"]
 
 
 async def test_deprecated_fields_are_accepted(client: httpx.AsyncClient) -> None:

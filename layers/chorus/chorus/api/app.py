@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from chorus import __version__
 from chorus.api import errors
 from chorus.api.deps import Services, parse_api_keys
-from chorus.api.routes import agent_memory, agents, blocks, group_messages, groups, health, runs
+from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools
 from chorus.runs.driver import ModelResolver
 from chorus.runs.service import RunService
 from chorus.settings import Settings, get_settings
@@ -63,7 +63,7 @@ def create_app(
         redirect_slashes=False,
     )
     errors.install(app)
-    for module in (health, agents, agent_memory, blocks, groups, group_messages, runs):
+    for module in (health, agents, agent_memory, agent_tools, blocks, tools, groups, group_messages, runs):
         app.include_router(module.router)
     return app
 

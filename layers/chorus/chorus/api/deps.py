@@ -70,6 +70,7 @@ AgentIdPath = Annotated[str, _id_path("agent")]
 GroupIdPath = Annotated[str, _id_path("group")]
 RunIdPath = Annotated[str, _id_path("run")]
 BlockIdPath = Annotated[str, _id_path("block")]
+ToolIdPath = Annotated[str, _id_path("tool")]
 
 
 def page(

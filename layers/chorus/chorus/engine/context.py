@@ -33,6 +33,9 @@ def group_system_prompt(system: str, *, participants: int, description: str) -> 
     )
 
 
+UNANSWERED = "No result: this call was not carried out."
+
+
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -53,15 +56,21 @@ def render(
       agent's `user` message; others' other tool traffic and everyone's reasoning stay private;
     - while the agent waits for a tool's return, others' messages are left out: the return
       reports them (the broadcast's replies), and providers want a return right after its call;
-    - messages of `hidden_senders` are left out.
+    - messages of `hidden_senders` are left out;
+    - calls still unanswered when the human speaks again get a "not carried out" result.
     """
     out: list[ModelMessage] = []
-    awaiting: set[str] = set()
+    awaiting: list[str] = []
     own_step: str | None = None
     for msg in history:
         kind = msg.get("message_type")
         sender = msg.get("sender_id")
         own = sender == agent_id
+        if awaiting and kind == "user_message" and sender is None:
+            # the human moved on while calls went unanswered (a denied or failed resumption):
+            # close them, since providers refuse a tool call without its result
+            out.extend(ModelMessage("tool", UNANSWERED, tool_call_id=i) for i in awaiting)
+            awaiting.clear()
         if not own and (awaiting or (sender is not None and sender in hidden_senders)):
             continue
         if kind == "user_message":
@@ -78,26 +87,29 @@ def render(
                 continue
             speaker = msg.get("name") or sender or "another agent"
             out.append(ModelMessage("user", f"{speaker}: {text}", name=msg.get("name")))
-        elif kind == "tool_call_message":
+        elif kind in ("tool_call_message", "approval_request_message"):
             call = msg.get("tool_call") or {}
             if own:
-                request = ToolCallRequest(
-                    call.get("tool_call_id") or "", call.get("name") or "", call.get("arguments") or ""
+                requests = tuple(
+                    ToolCallRequest(c.get("tool_call_id") or "", c.get("name") or "", c.get("arguments") or "")
+                    for c in (msg.get("tool_calls") or [call])
                 )
-                awaiting.add(request.id)
+                awaiting.extend(r.id for r in requests)
                 previous = out[-1] if out else None
                 if previous is not None and previous.role == "assistant" and own_step == msg.get("step_id"):
-                    out[-1] = replace(previous, tool_calls=(*previous.tool_calls, request))
+                    out[-1] = replace(previous, tool_calls=(*previous.tool_calls, *requests))
                 else:
-                    out.append(ModelMessage("assistant", "", tool_calls=(request,)))
+                    out.append(ModelMessage("assistant", "", tool_calls=requests))
                 own_step = msg.get("step_id")
                 continue
-            if call.get("name") == BROADCAST:
+            if kind == "tool_call_message" and call.get("name") == BROADCAST:
                 speaker = msg.get("name") or sender or "another agent"
                 out.append(ModelMessage("user", f"{speaker}: {_broadcast_text(call)}", name=msg.get("name")))
         elif kind == "tool_return_message" and own:
-            awaiting.discard(msg.get("tool_call_id") or "")
-            out.append(ModelMessage("tool", str(msg.get("tool_return", "")), tool_call_id=msg.get("tool_call_id")))
+            call_id = msg.get("tool_call_id") or ""
+            if call_id in awaiting:
+                awaiting.remove(call_id)
+            out.append(ModelMessage("tool", str(msg.get("tool_return", "")), tool_call_id=call_id))
         own_step = None
     return out
 
@@ -132,10 +144,15 @@ def build_request(
     instruction: str | None = None,
     hidden_senders: Collection[str] = (),
     context_limit: int | None = None,
+    reminder: str | None = None,
 ) -> ModelRequest:
+    """The model request of one step. `instruction` is a user message for this turn (a question put
+    to the agent); `reminder` a system note for this step only (a rule it has not met yet)."""
     messages = render(buffer(history, context_limit), agent_id, hidden_senders=hidden_senders)
     if instruction is not None:
         messages.append(ModelMessage("user", instruction))
+    if reminder is not None:
+        messages.append(ModelMessage("system", reminder))
     return ModelRequest(
         model=model,
         agent_id=agent_id,

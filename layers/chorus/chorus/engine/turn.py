@@ -13,6 +13,7 @@ step writes after the model call, such as tool returns, under the step's ids.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,9 @@ class TurnOutcome:
     chunks: int = 0
     """Deltas received, a measure of how far the model got."""
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
-    """The calls the model made, in order; each has its `tool_call_message` in `messages`."""
+    """The calls the model made, in order, each announced in `messages` (as a call, or for approval)."""
+    held: list[ToolCallRequest] = field(default_factory=list)
+    """The calls waiting for a human's approval (in the `approval_request_message`)."""
 
 
 @dataclass(slots=True)
@@ -84,17 +87,28 @@ class AgentTurn:
             call[2] += event.arguments
         return []
 
-    def finish(self) -> tuple[list[Event], TurnOutcome]:
-        """Close the model's answer: the events still to emit, and the outcome to commit."""
+    def finish(self, needs_approval: Callable[[str], bool] | None = None) -> tuple[list[Event], TurnOutcome]:
+        """Close the model's answer: the events still to emit, and the outcome to commit.
+
+        Calls for which `needs_approval(name)` holds are not announced as `tool_call_message`s
+        but together as one `approval_request_message` (Letta's shape: `tool_call` is the first,
+        `tool_calls` all of them), after the calls that may run at once."""
         emitted = self._close()
-        requests = []
+        requests, held = [], []
         for index in sorted(self._calls):
             call_id, name, arguments = self._calls[index]
             call_id = call_id or identity.tool_call_id(self.ctx.run_id, self.ctx.step_key, index)
-            requests.append(ToolCallRequest(call_id, name, arguments))
+            request = ToolCallRequest(call_id, name, arguments)
+            requests.append(request)
+            if needs_approval is not None and needs_approval(name):
+                held.append(request)
+                continue
             tool_call = {"name": name, "arguments": arguments, "tool_call_id": call_id}
             emitted.append(self.append("tool_call_message", tool_call=tool_call, tool_calls=[tool_call]))
-        outcome = TurnOutcome(self._done, self._usage, self._finish, self._chunks, requests)
+        if held:
+            calls = [{"name": r.name, "arguments": r.arguments, "tool_call_id": r.id} for r in held]
+            emitted.append(self.append("approval_request_message", tool_call=calls[0], tool_calls=calls))
+        outcome = TurnOutcome(self._done, self._usage, self._finish, self._chunks, requests, held)
         return emitted, outcome
 
     def append(self, kind: str, **fields: Any) -> Event:

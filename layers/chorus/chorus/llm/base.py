@@ -129,3 +129,5 @@ class Script:
     calls: list[tuple[str, dict[str, Any]]] | None = None
     """Tool calls of each turn's first step; None: call each offered tool once (see `use_tools`)."""
     use_tools: bool = True
+    steps: list[list[tuple[str, dict[str, Any]]]] | None = None
+    """Tool calls per step of a turn (step k makes `steps[k]`); a text reply after the last."""

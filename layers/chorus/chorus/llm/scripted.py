@@ -13,7 +13,8 @@ over plain HTTP:
      "error_after_tokens": 0,
      "calls": [{"name": "send_message_to_all_agents_in_group",
                 "arguments": {"message": "..."}}],   # tool calls of a turn's first step
-     "use_tools": true}    # with no `calls`: call each offered tool once (false: never)
+     "use_tools": true,    # with no `calls`: call each offered tool once (false: never)
+     "steps": [[...calls of step 1...], [...of step 2...]]}  # per step of a turn; then text
 
 With no script it behaves like pydantic-ai's `TestModel`: a step whose
 context does not end in a tool's return calls each offered tool once, with
@@ -65,6 +66,7 @@ def parse_script(metadata: Mapping[str, Any] | None) -> Script:
         error=raw.get("error"),
         error_after_tokens=int(raw.get("error_after_tokens", 0)),
         calls=_calls(raw.get("calls")),
+        steps=[_calls(step) or [] for step in raw["steps"]] if raw.get("steps") is not None else None,
         use_tools=bool(raw.get("use_tools", True)),
     )
     if script.tokens < 1 or script.delay_s < 0 or script.error_after_tokens < 0:
@@ -88,6 +90,20 @@ def _calls(raw: Any) -> list[tuple[str, dict[str, Any]]] | None:
             raise ValueError("metadata.scripted.calls[].arguments must be an object")
         calls.append((call["name"], dict(arguments)))
     return calls
+
+
+def _tool_rounds(request: ModelRequest) -> int:
+    """Which step of its turn the agent is at: its own messages since the last user message
+    (a trailing system reminder, such as a tool it must still call, is not a new turn)."""
+    messages = list(request.messages)
+    if messages and messages[-1].role == "system":
+        messages.pop()
+    count = 0
+    for message in reversed(messages):
+        if message.role not in ("assistant", "tool"):
+            break
+        count += message.role == "assistant"
+    return count
 
 
 def _example(schema: Mapping[str, Any], text: str) -> Any:
@@ -129,7 +145,11 @@ class ScriptedModel:
         return [first] + [f" tok{i}" for i in range(self.script.tokens - 1)]
 
     def tool_calls(self, request: ModelRequest) -> list[tuple[str, dict[str, Any]]]:
-        """The calls this step makes: none once a tool has answered, else the script's or one per tool."""
+        """The calls this step makes: the script's `steps[k]` at the turn's k-th step; else none once
+        a tool has answered, the script's `calls`, or one per offered tool."""
+        if self.script.steps is not None:
+            k = _tool_rounds(request)
+            return self.script.steps[k] if k < len(self.script.steps) else []
         if request.messages and request.messages[-1].role == "tool":
             return []
         if self.script.calls is not None:

@@ -48,7 +48,8 @@ from chorus.runs.lanes import DirectLane, OrderedLanes
 from chorus.runs.log import RunLog
 from chorus.runs.memory import AgentMemory
 from chorus.runs.progress import restore, slot_of, turn_of, usage_dict
-from chorus.runs.turn_runner import Resume, Slot, StepCommit, TurnRunner, TurnSettings
+from chorus.runs.toolbox import Toolbox
+from chorus.runs.turn_runner import Answers, Resume, Slot, StepCommit, TurnRunner, TurnSettings
 from chorus.schemas.requests import MessageCreate
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, RunRecord, StepRecord
@@ -260,6 +261,13 @@ class RunDriver:
         restored = restore(await self.store.list_steps(self.tenant, self.run.id))
         self.turns, self.rounds, self.partial = restored.turns, restored.rounds, restored.partial
         self.usage, self.step_count = restored.usage, restored.step_count
+        paused = self.run.options.get("continues")
+        if paused is not None:
+            # a run resuming a paused one continues its plan: the rounds before the pause are done
+            earlier = await self.store.list_steps(self.tenant, paused["run_id"])
+            prior = restore(s for s in earlier if s.agent_id is not None and s.round < paused["round"])
+            self.turns = prior.turns + self.turns
+            self.rounds = max(self.rounds, prior.rounds)
         if self.log.base_seq > restored.log_seq:
             rows = await self.store.read_events(self.tenant, self.run.id, restored.log_seq, self.log.base_seq)
             ids: list[str] = []
@@ -329,7 +337,7 @@ class RunDriver:
             incarnation=self.run.incarnation,
             system_prompt=system_prompt,
             cancelled=self._check_cancel,
-            memory=AgentMemory(self.store, self.tenant, self.plan.shared_block_ids),
+            toolbox=Toolbox(self.store, self.tenant, AgentMemory(self.store, self.tenant, self.plan.shared_block_ids)),
         )
         return TurnRunner(settings, self.plan.agents, self.resolve, self.plan.cancel)
 
@@ -354,7 +362,8 @@ class RunDriver:
             done = finished(0)
             if done is not None:
                 return [done]
-            return [await runner.run(calls[0], Slot(index), sink, context(0), resume=resume(0))]
+            answers = self._answers(index)
+            return [await runner.run(calls[0], Slot(index), sink, context(0), resume=resume(0), answers=answers)]
         lanes = OrderedLanes(len(calls), sink)
         limit = asyncio.Semaphore(self.fanout_concurrency)
 
@@ -376,6 +385,13 @@ class RunDriver:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+    def _answers(self, round_index: int) -> Answers | None:
+        """The human's answers, for the round of the turn this run resumes."""
+        paused = self.run.options.get("continues")
+        if paused is None or paused["round"] != round_index:
+            return None
+        return Answers(tuple(paused["tool_calls"]), tuple(self.run.options["approvals"]))
 
     def _emit(self, event: dict[str, Any]) -> None:
         if self._ttft_ns is None:
@@ -406,6 +422,32 @@ class RunDriver:
             self.step_count += 1
             for record in records:
                 self.slots[record.id] = (commit.slot.round, commit.slot.call)
+            await self._track_approval(commit)
+
+    async def _track_approval(self, commit: StepCommit) -> None:
+        """Keep the group's `pending_approval` true to history: set when a turn stops for a human,
+        cleared once a resumed turn's answers are committed (a failed resumption leaves it pending)."""
+        group = self.plan.group
+        if group is None:
+            return
+        waits = commit.pending.get("approval") if commit.pending else None
+        resumed = self.run.options.get("continues") is not None and commit.step == 1
+        if not waits and not resumed:
+            return
+        pending = (
+            {
+                "run_id": self.run.id,
+                "agent_id": commit.agent_id,
+                "tool_calls": waits,
+                "round": commit.slot.round,
+                "call": commit.slot.call,
+            }
+            if waits
+            else None
+        )
+        current = await self.store.get_group(self.tenant, group.id)
+        if waits or (current.pending_approval or {}).get("run_id") == self.run.options["continues"]["run_id"]:
+            await self.store.put_group(current.model_copy(update={"pending_approval": pending}))
 
     def _records(
         self, key: str, agent_id: str | None, messages: list[dict[str, Any]]

@@ -64,7 +64,9 @@ def turn_of(step: StepRecord) -> TurnRecord:
         step.stop_reason,
         step.text,
         "choose" if step.purpose == "choose" else "reply" if step.purpose == "reply" else "speak",
-        PendingTool(pending["tool_call_id"], pending["name"], pending["arguments"]) if pending else None,
+        PendingTool(pending["tool_call_id"], pending["name"], pending["arguments"])
+        if pending and "tool_call_id" in pending
+        else None,
         step.reply_to,
         step.error,
     )

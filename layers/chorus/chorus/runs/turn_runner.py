@@ -24,12 +24,13 @@ import orjson
 from chorus.engine import events, identity, memory
 from chorus.engine.context import build_request
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, PendingTool, TurnRecord
+from chorus.engine.tool_rules import ToolRules
 from chorus.engine.tools import BUILT_IN, ORCHESTRATED
 from chorus.engine.turn import AgentTurn, TurnContext
 from chorus.errors import ModelError
 from chorus.llm.base import Model, ToolCallRequest, Usage
 from chorus.runs.lanes import Lane
-from chorus.runs.memory import AgentMemory
+from chorus.runs.toolbox import AgentTools, Toolbox, ToolOutcome
 from chorus.store.records import AgentRecord
 
 FINISH_STOP = {"end_turn": "end_turn", "tool_use": "end_turn", "max_tokens": "max_tokens_exceeded"}
@@ -71,6 +72,18 @@ class Resume:
     text: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """A human's answers to the tool calls a paused turn waits on (the approvals flow).
+
+    `calls` are the pending calls (`tool_call_id`, `name`, `arguments`); `answers` the
+    request's `approvals` dumps: `{"type": "approval", "approve", "reason"}` or a client-side
+    `{"type": "tool", "tool_return", "status"}`, each with its `tool_call_id`."""
+
+    calls: tuple[dict[str, Any], ...]
+    answers: tuple[dict[str, Any], ...]
+
+
 @dataclass(slots=True)
 class TurnSettings:
     run_id: str
@@ -80,8 +93,8 @@ class TurnSettings:
     system_prompt: Callable[[AgentRecord], str]
     cancelled: Callable[[], None] = field(default=lambda: None)
     """Raises when the run must stop (checked between model chunks)."""
-    memory: AgentMemory | None = None
-    """The agents' memory blocks and the tools that edit them (none: no memory)."""
+    toolbox: Toolbox | None = None
+    """The agents' memory and custom tools (none: built-in tools only)."""
 
 
 class TurnRunner:
@@ -106,65 +119,84 @@ class TurnRunner:
         *,
         resume: Resume | None = None,
         tolerate_failure: bool = False,
+        answers: Answers | None = None,
     ) -> TurnRecord:
         """Run the turn to its end. With `tolerate_failure` a model failure ends the turn (its
-        partial output marked abandoned, its error recorded) instead of the run."""
+        partial output marked abandoned, its error recorded) instead of the run; with `answers`
+        the turn resumes after a human approved or denied its pending tool calls."""
         resume = resume or Resume()
         state = _TurnState(list(history), resume.steps, resume.text)
         try:
-            return await self._steps(call, slot, lane, state)
+            return await self._steps(call, slot, lane, state, answers if not resume.steps else None)
         except ModelError as exc:
             if not tolerate_failure:
                 raise
             return await self._failed(call, slot, lane, state, exc)
 
-    async def _steps(self, call: AgentCall, slot: Slot, lane: Lane, state: _TurnState) -> TurnRecord:
+    async def _steps(
+        self, call: AgentCall, slot: Slot, lane: Lane, state: _TurnState, answers: Answers | None
+    ) -> TurnRecord:
         agent = self.agents[call.agent_id]
         model = self.resolve(agent)
         cfg = self.settings
+        rules = ToolRules.of(agent.tool_rules)
         while True:
-            blocks = await cfg.memory.blocks(agent) if cfg.memory is not None else []
-            tools = [BUILT_IN[name] for name in call.tools] + memory.tools(blocks)
-            system = "\n\n".join(p for p in (cfg.system_prompt(agent), memory.render(blocks)) if p)
+            tools = await cfg.toolbox.load(agent) if cfg.toolbox is not None else AgentTools()
+            available = [BUILT_IN[name] for name in call.tools] + tools.specs()
+            allowed = rules.allowed([t.name for t in available], state.called)
+            offered = [t for t in available if t.name in allowed]
+            system = "\n\n".join(p for p in (cfg.system_prompt(agent), memory.render(tools.blocks)) if p)
             state.step += 1
             key = identity.step_key(slot.round, slot.call, state.step)
             ctx = TurnContext(
                 cfg.run_id, key, agent.id, agent.name, events.wire_date(), cfg.stream_tokens, cfg.incarnation
             )
             turn = state.turn = AgentTurn(ctx)
-            if call.tool_return is not None and state.step == 1:
-                ret = call.tool_return
-                lane.emit(_tool_return(turn, ret.tool_call_id, ret.content, ret.status))
+            if state.step == 1:
+                await self._prelude(call, agent, tools, turn, lane, state, answers)
             request = build_request(
                 model=model.handle.partition("/")[2],
                 agent_id=agent.id,
                 agent_name=agent.name,
                 system=system,
                 history=[*state.history, *turn.messages],
-                tools=tools,
+                tools=offered,
                 instruction=call.instruction,
+                reminder=state.nudge,
                 hidden_senders=call.hidden_senders,
                 context_limit=call.context_limit,
             )
+            state.nudge = None
             async for model_event in model.stream(request):
                 for event in turn.feed(model_event):
                     lane.emit(event)
                 if self.cancel.is_set():
                     cfg.cancelled()
-            rest, outcome = turn.finish()
+            rest, outcome = turn.finish(_approval_policy(call, agent, tools, allowed))
             for event in rest:
                 lane.emit(event)
-            offered = frozenset(t.name for t in tools)
-            pending = await self._tool_calls(call, agent, offered, turn, outcome.tool_calls, lane)
+            pending = await self._tool_calls(call, agent, tools, allowed, turn, outcome.tool_calls, lane, state)
             state.text += "".join(
                 str(m.get("content", "")) for m in outcome.messages if m["message_type"] == "assistant_message"
             )
-            if pending is not None:
+            missing = rules.missing_before_exit(state.called) if not outcome.tool_calls else []
+            last_step = state.step >= cfg.max_steps
+            if outcome.held:
+                stop, final = "requires_approval", True
+            elif pending is not None:
                 stop, final = AWAITING_TOOL, True
-            elif outcome.tool_calls:
-                stop, final = "max_steps", state.step >= cfg.max_steps
+            elif any(rules.ends_turn(r.name) for r in outcome.tool_calls if r.name in state.accepted):
+                stop, final = "tool_rule", True
+            elif outcome.tool_calls or missing:
+                stop, final = "max_steps", last_step
+                if missing:
+                    state.nudge = f"Before you finish, you must call: {', '.join(missing)}."
             else:
                 stop, final = FINISH_STOP.get(outcome.finish_reason, "end_turn"), True
+            held_calls = [{"tool_call_id": r.id, "name": r.name, "arguments": r.arguments} for r in outcome.held]
+            waits_on = (
+                _pending_dict(pending) if pending is not None else {"approval": held_calls} if held_calls else None
+            )
             await lane.commit(
                 StepCommit(
                     key=key,
@@ -177,7 +209,7 @@ class TurnRunner:
                     stop_reason=stop,
                     text=state.text,
                     purpose=call.purpose,
-                    pending=None if pending is None else _pending_dict(pending),
+                    pending=waits_on,
                     reply_to=call.reply_to,
                 )
             )
@@ -186,40 +218,103 @@ class TurnRunner:
             if final:
                 return TurnRecord(agent.id, stop, state.text, call.purpose, pending, call.reply_to)
 
+    async def _prelude(
+        self,
+        call: AgentCall,
+        agent: AgentRecord,
+        tools: AgentTools,
+        turn: AgentTurn,
+        lane: Lane,
+        state: _TurnState,
+        answers: Answers | None,
+    ) -> None:
+        """What opens a resumed turn: an orchestrated tool's return, or the human's answers."""
+        if call.tool_return is not None:
+            ret = call.tool_return
+            lane.emit(_tool_return(turn, ret.tool_call_id, ret.content, ret.status))
+        if answers is None:
+            return
+        first = answers.answers[0]
+        lane.emit(
+            turn.append(
+                "approval_response_message",
+                approvals=list(answers.answers),
+                approve=first.get("approve"),
+                approval_request_id=first["tool_call_id"],
+                reason=first.get("reason"),
+            )
+        )
+        by_id = {a["tool_call_id"]: a for a in answers.answers}
+        for pending in answers.calls:
+            answer = by_id[pending["tool_call_id"]]
+            if answer.get("type") == "tool":
+                outcome = ToolOutcome(
+                    str(answer["tool_return"]), answer["status"], answer.get("stdout"), answer.get("stderr")
+                )
+            elif answer.get("approve"):
+                outcome = await self._run_tool(agent, tools, pending["name"], pending["arguments"])
+                state.called.append(pending["name"])
+                state.accepted.add(pending["name"])
+            else:
+                reason = answer.get("reason") or "none given"
+                outcome = ToolOutcome(f"Error: request to call tool denied. User reason: {reason}", "error")
+            lane.emit(_tool_return(turn, pending["tool_call_id"], outcome.content, outcome.status, outcome))
+
+    async def _run_tool(self, agent: AgentRecord, tools: AgentTools, name: str, arguments: str) -> ToolOutcome:
+        try:
+            parsed = orjson.loads(arguments or "{}")
+        except orjson.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            return ToolOutcome(f"The arguments of {name!r} must be a JSON object, got {arguments!r}.", "error")
+        if self.settings.toolbox is None:
+            return ToolOutcome(f"Tool {name!r} cannot run here.", "error")
+        return await self.settings.toolbox.run(agent, tools, name, parsed)
+
     async def _tool_calls(
         self,
         call: AgentCall,
         agent: AgentRecord,
-        offered: frozenset[str],
+        tools: AgentTools,
+        allowed: list[str],
         turn: AgentTurn,
         requests: list[ToolCallRequest],
         lane: Lane,
+        state: _TurnState,
     ) -> PendingTool | None:
         """Answer the step's tool calls; returns the orchestrated call the turn stops at, if any."""
         pending: PendingTool | None = None
+        held = {r.id for r in turn_held(turn)}
         for request in requests:
-            if request.name not in offered:
-                names = ", ".join(sorted(offered)) or "none"
-                error = f"Tool {request.name!r} is not available to this agent (tools offered: {names})."
+            if request.id in held:
+                continue
+            if request.name not in allowed:
+                names = ", ".join(sorted(allowed)) or "none"
+                error = f"Tool {request.name!r} is not available to this agent now (tools allowed: {names})."
                 lane.emit(_tool_return(turn, request.id, error, "error"))
                 continue
-            try:
-                arguments = orjson.loads(request.arguments or "{}")
-            except orjson.JSONDecodeError:
-                arguments = None
-            if not isinstance(arguments, dict):
-                error = f"The arguments of {request.name!r} must be a JSON object, got {request.arguments!r}."
+            if call.reply_to is not None and Toolbox.needs_approval(agent, tools, request.name):
+                error = f"Tool {request.name!r} needs a human's approval, which a broadcast reply cannot wait for."
                 lane.emit(_tool_return(turn, request.id, error, "error"))
                 continue
-            if request.name in memory.MEMORY_TOOLS and self.settings.memory is not None:
-                content, status = await self.settings.memory.call(agent, request.name, arguments)
-                lane.emit(_tool_return(turn, request.id, content, status))
-            elif request.name in ORCHESTRATED:
-                if pending is None:
+            if request.name in ORCHESTRATED:
+                try:
+                    arguments = orjson.loads(request.arguments or "{}")
+                except orjson.JSONDecodeError:
+                    arguments = None
+                if not isinstance(arguments, dict):
+                    error = f"The arguments of {request.name!r} must be a JSON object, got {request.arguments!r}."
+                    lane.emit(_tool_return(turn, request.id, error, "error"))
+                elif pending is None:
                     pending = PendingTool(request.id, request.name, arguments)
                 else:
                     error = f"Only one {request.name!r} call per step is carried out; this one was not."
                     lane.emit(_tool_return(turn, request.id, error, "error"))
+                continue
+            outcome = await self._run_tool(agent, tools, request.name, request.arguments)
+            state.called.append(request.name)
+            state.accepted.add(request.name)
+            lane.emit(_tool_return(turn, request.id, outcome.content, outcome.status, outcome))
         return pending
 
     async def _failed(self, call: AgentCall, slot: Slot, lane: Lane, state: _TurnState, exc: ModelError) -> TurnRecord:
@@ -261,16 +356,40 @@ class _TurnState:
     text: str
     turn: AgentTurn | None = None
     """The step in flight, whose partial output a failure marks abandoned."""
+    called: list[str] = field(default_factory=list)
+    """Tools run in this turn, in order (what tool rules look at)."""
+    accepted: set[str] = field(default_factory=set)
+    nudge: str | None = None
+    """Said to the model at the next step only (a tool it must still call)."""
 
 
-def _tool_return(turn: AgentTurn, tool_call_id: str, content: str, status: str) -> dict[str, Any]:
+def _approval_policy(
+    call: AgentCall, agent: AgentRecord, tools: AgentTools, allowed: list[str]
+) -> Callable[[str], bool]:
+    """Which calls wait for a human. A broadcast reply cannot wait: its calls are refused instead."""
+
+    def held(name: str) -> bool:
+        return call.reply_to is None and name in allowed and Toolbox.needs_approval(agent, tools, name)
+
+    return held
+
+
+def turn_held(turn: AgentTurn) -> list[ToolCallRequest]:
+    """The step's calls announced for approval."""
+    held = [m for m in turn.messages if m["message_type"] == "approval_request_message"]
+    return [ToolCallRequest(c["tool_call_id"], c["name"], c["arguments"]) for m in held for c in m["tool_calls"]]
+
+
+def _tool_return(
+    turn: AgentTurn, tool_call_id: str, content: str, status: str, outcome: ToolOutcome | None = None
+) -> dict[str, Any]:
     return turn.append(
         "tool_return_message",
         tool_return=content,
         status=status,
         tool_call_id=tool_call_id,
-        stdout=None,
-        stderr=None,
+        stdout=outcome.stdout if outcome is not None else None,
+        stderr=outcome.stderr if outcome is not None else None,
     )
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.ids import pattern
 from chorus.schemas.content import WireModel
+from chorus.schemas.tools import ToolId, ToolRule
 
 AgentId = Annotated[str, Field(pattern=pattern("agent"), examples=["agent-123e4567-e89b-42d3-8456-426614174000"])]
 BlockId = Annotated[str, Field(pattern=pattern("block"), examples=["block-123e4567-e89b-42d3-8456-426614174000"])]
@@ -101,6 +102,8 @@ class AgentCreate(WireModel):
     """New blocks created for the agent, in context order."""
     block_ids: list[BlockId] = Field(default_factory=list)
     """Existing blocks to attach (after `memory_blocks`)."""
+    tool_ids: list[ToolId] = Field(default_factory=list)
+    tool_rules: list[ToolRule] = Field(default_factory=list)
 
 
 class AgentUpdate(WireModel):
@@ -111,6 +114,8 @@ class AgentUpdate(WireModel):
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
     block_ids: list[BlockId] | None = None
+    tool_ids: list[ToolId] | None = None
+    tool_rules: list[ToolRule] | None = None
 
 
 class LlmConfig(BaseModel):
@@ -136,6 +141,7 @@ class AgentState(BaseModel):
     tags: list[str]
     metadata: dict[str, Any] | None = None
     tools: list[dict[str, Any]] = Field(default_factory=list)
+    tool_rules: list[dict[str, Any]] = Field(default_factory=list)
     sources: list[dict[str, Any]] = Field(default_factory=list)
     blocks: list[dict[str, Any]] = Field(default_factory=list)
     memory: dict[str, Any] = Field(default_factory=lambda: {"blocks": []})

@@ -34,6 +34,7 @@ from chorus.store.records import (
     Page,
     RunRecord,
     StepRecord,
+    ToolRecord,
 )
 
 
@@ -52,6 +53,16 @@ class Store(Protocol):
     async def list_agents(self, tenant_id: str, page: Page) -> list[AgentRecord]: ...
 
     async def delete_agent(self, tenant_id: str, agent_id: str) -> None: ...
+
+    # tools
+    async def put_tool(self, tool: ToolRecord) -> None:
+        """Create or replace."""
+
+    async def get_tool(self, tenant_id: str, tool_id: str) -> ToolRecord: ...
+
+    async def list_tools(self, tenant_id: str, page: Page, *, name: str | None = None) -> list[ToolRecord]: ...
+
+    async def delete_tool(self, tenant_id: str, tool_id: str) -> None: ...
 
     # memory blocks
     async def put_block(self, block: BlockRecord) -> None:

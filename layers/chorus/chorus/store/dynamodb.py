@@ -59,6 +59,7 @@ from chorus.store.records import (
     Record,
     RunRecord,
     StepRecord,
+    ToolRecord,
 )
 
 T = TypeVar("T")
@@ -217,6 +218,20 @@ class DynamoDBStore:
                 raise NotFound(f"{kind} not found: {record.id}") from None
             version = current["version"]["N"]
             raise Conflict(f"{kind} {record.id} changed (version {version}, expected {expect_version}).") from None
+
+    # tools
+    async def put_tool(self, tool: ToolRecord) -> None:
+        await self._call(self._put_resource_sync, "Tool", tool, {"name": tool.name})
+
+    async def get_tool(self, tenant_id: str, tool_id: str) -> ToolRecord:
+        return ToolRecord.model_validate_json(await self._call(self._get_sync, "Tool", tenant_id, tool_id))
+
+    async def list_tools(self, tenant_id: str, page: Page, *, name: str | None = None) -> list[ToolRecord]:
+        partition = keys.listing("Tool", tenant_id)
+        return await self._list(ToolRecord, "Tool", tenant_id, page, "by_tenant", partition, {"name": name})
+
+    async def delete_tool(self, tenant_id: str, tool_id: str) -> None:
+        await self._call(self._delete_sync, "Tool", tenant_id, tool_id)
 
     # memory blocks
     @staticmethod

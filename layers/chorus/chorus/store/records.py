@@ -32,6 +32,25 @@ class AgentRecord(Record):
     metadata: dict[str, Any] | None = None
     block_ids: list[str] = Field(default_factory=list)
     """The agent's own memory blocks, in context order (a group adds its shared blocks)."""
+    tool_ids: list[str] = Field(default_factory=list)
+    tool_rules: list[dict[str, Any]] = Field(default_factory=list)
+    approval_overrides: dict[str, bool] = Field(default_factory=dict)
+    """Per-tool `requires_approval` set on this agent, over the tool's `default_requires_approval`."""
+    updated_at: str
+
+
+class ToolRecord(Record):
+    """A custom tool (Letta's `Tool`): Python source run in the sandbox, and the schema offered to models."""
+
+    name: str
+    description: str | None = None
+    source_code: str
+    source_type: str = "python"
+    json_schema: dict[str, Any]
+    """`{"name", "description", "parameters"}`, as Letta returns it."""
+    tags: list[str] = Field(default_factory=list)
+    return_char_limit: int = 50_000
+    default_requires_approval: bool = False
     updated_at: str
 
 
@@ -52,6 +71,8 @@ class BlockRecord(Record):
 
 class GroupRecord(Record):
     agent_ids: list[str]
+    pending_approval: dict[str, Any] | None = None
+    """The tool calls a paused run of the group waits on: `run_id`, `agent_id`, `tool_calls`."""
     turns_counter: int = 0
     """Runs started in the group (sleeptime groups count them to pace their background agents)."""
     last_processed_message_id: str | None = None

@@ -30,6 +30,7 @@ from chorus.store.records import (
     Record,
     RunRecord,
     StepRecord,
+    ToolRecord,
 )
 from chorus.store.sqlite_migrations import MIGRATIONS
 
@@ -42,6 +43,7 @@ _KINDS: dict[str, str] = {
     "runs": "Run",
     "messages": "Message",
     "blocks": "Block",
+    "tools": "Tool",
 }
 V = TypeVar("V", RunRecord, BlockRecord)
 
@@ -190,6 +192,19 @@ class SQLiteStore:
 
     async def delete_agent(self, tenant_id: str, agent_id: str) -> None:
         await self._call(self._delete_sync, "agents", tenant_id, agent_id)
+
+    # tools
+    async def put_tool(self, tool: ToolRecord) -> None:
+        await self._call(self._put_sync, "tools", tool, {"name": tool.name})
+
+    async def get_tool(self, tenant_id: str, tool_id: str) -> ToolRecord:
+        return ToolRecord.model_validate_json(await self._call(self._get_sync, "tools", tenant_id, tool_id))
+
+    async def list_tools(self, tenant_id: str, page: Page, *, name: str | None = None) -> list[ToolRecord]:
+        return await self._list(ToolRecord, "tools", tenant_id, page, {"name": name}, "created_at")
+
+    async def delete_tool(self, tenant_id: str, tool_id: str) -> None:
+        await self._call(self._delete_sync, "tools", tenant_id, tool_id)
 
     # memory blocks
     async def put_block(self, block: BlockRecord) -> None:

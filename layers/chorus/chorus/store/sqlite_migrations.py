@@ -65,4 +65,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX blocks_by_time ON blocks (tenant_id, created_at, id);
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE tools (
+            tenant_id TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL, name TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, id)
+        );
+        CREATE INDEX tools_by_time ON tools (tenant_id, created_at, id);
+        CREATE INDEX tools_by_name ON tools (tenant_id, name);
+        """,
+    ),
 ]

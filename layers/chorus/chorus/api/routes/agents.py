@@ -9,12 +9,14 @@ from fastapi import APIRouter
 
 from chorus.api.deps import AgentIdPath, PageDep, ServicesDep, TenantDep
 from chorus.api.routes.blocks import block_state, new_block
+from chorus.api.routes.tools import tool_state
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, NotFound
 from chorus.ids import new_id
 from chorus.llm.resolve import check_handle, default_model_handle, split_handle
 from chorus.schemas.requests import CancelRequest
 from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate, BlockState, LlmConfig
+from chorus.schemas.tools import ToolState
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord
 
@@ -28,25 +30,36 @@ _ENDPOINT_TYPES = frozenset({"openai", "anthropic", "bedrock", "ollama", "vllm"}
 class AgentView:
     state: AgentState
     blocks_state: list[BlockState]
+    tools_state: list[ToolState]
 
 
 async def agent_view(store: Store, agent: AgentRecord) -> AgentView:
-    """The agent as the API shows it, with its memory blocks loaded (missing ones left out)."""
-    blocks = []
+    """The agent as the API shows it, with its memory blocks and tools loaded (missing ones left out)."""
+    blocks, tools = [], []
     for block_id in agent.block_ids:
         try:
             blocks.append(block_state(await store.get_block(agent.tenant_id, block_id)))
         except NotFound:
             continue
-    return AgentView(agent_state(agent, blocks), blocks)
+    for tool_id in agent.tool_ids:
+        try:
+            tools.append(tool_state(await store.get_tool(agent.tenant_id, tool_id)))
+        except NotFound:
+            continue
+    return AgentView(agent_state(agent, blocks, tools), blocks, tools)
 
 
-async def _check_blocks(store: Store, tenant_id: str, block_ids: list[str]) -> None:
+async def _check_refs(store: Store, tenant_id: str, block_ids: list[str], tool_ids: list[str]) -> None:
+    """Referenced blocks and tools must exist (404, also for another tenant's)."""
     for block_id in block_ids:
         await store.get_block(tenant_id, block_id)
+    for tool_id in tool_ids:
+        await store.get_tool(tenant_id, tool_id)
 
 
-def agent_state(agent: AgentRecord, blocks: list[BlockState] | None = None) -> AgentState:
+def agent_state(
+    agent: AgentRecord, blocks: list[BlockState] | None = None, tools: list[ToolState] | None = None
+) -> AgentState:
     """The Letta `AgentState` view of an agent.
 
     Letta clients require `llm_config.model_endpoint_type` from a fixed list;
@@ -70,6 +83,8 @@ def agent_state(agent: AgentRecord, blocks: list[BlockState] | None = None) -> A
         tags=agent.tags,
         metadata=agent.metadata,
         blocks=[b.model_dump() for b in blocks or []],
+        tools=[t.model_dump() for t in tools or []],
+        tool_rules=agent.tool_rules,
         memory={"blocks": [b.model_dump() for b in blocks or []]},
         created_at=agent.created_at,
         updated_at=agent.updated_at,
@@ -81,7 +96,7 @@ def agent_state(agent: AgentRecord, blocks: list[BlockState] | None = None) -> A
 async def create_agent(body: AgentCreate, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
     model = body.model or default_model_handle(svc.settings.default_model)
     check_handle(model, body.metadata)
-    await _check_blocks(svc.store, tenant_id, body.block_ids)
+    await _check_refs(svc.store, tenant_id, body.block_ids, body.tool_ids)
     labels = [b.label for b in body.memory_blocks]
     if len(set(labels)) != len(labels):
         raise BadRequest("memory_blocks names a label more than once.")
@@ -102,6 +117,8 @@ async def create_agent(body: AgentCreate, svc: ServicesDep, tenant_id: TenantDep
         tags=body.tags,
         metadata=body.metadata,
         block_ids=list(dict.fromkeys([*(b.id for b in created), *body.block_ids])),
+        tool_ids=list(dict.fromkeys(body.tool_ids)),
+        tool_rules=[r.model_dump() for r in body.tool_rules],
     )
     await svc.store.put_agent(agent)
     return (await agent_view(svc.store, agent)).state
@@ -122,7 +139,7 @@ async def get_agent(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDe
 async def update_agent(agent_id: AgentIdPath, body: AgentUpdate, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
     agent = await svc.store.get_agent(tenant_id, agent_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    await _check_blocks(svc.store, tenant_id, changes.get("block_ids", []))
+    await _check_refs(svc.store, tenant_id, changes.get("block_ids", []), changes.get("tool_ids", []))
     updated = agent.model_copy(update={**changes, "updated_at": now_iso()})
     check_handle(updated.model, updated.metadata)
     await svc.store.put_agent(updated)

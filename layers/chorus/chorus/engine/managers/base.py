@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-CONTINUE_REASONS = frozenset({"end_turn", "max_steps"})
+CONTINUE_REASONS = frozenset({"end_turn", "max_steps", "tool_rule"})
 """A turn that ended this way lets the group go on; any other reason ends the run with it."""
 
 AWAITING_TOOL = "awaiting_tool"

@@ -1,0 +1,71 @@
+"""`/v1/agents/{agent_id}/tools…`: the tools an agent may call, and which of them need a human's approval.
+
+Letta's routes: list the agent's tools, attach or detach one by id, and set
+`requires_approval` for one of its tools by name (this agent only, over the
+tool's `default_requires_approval`). Attach, detach and approval answer the
+agent.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+
+from chorus.api.deps import AgentIdPath, ServicesDep, TenantDep, ToolIdPath
+from chorus.api.routes.agents import agent_view
+from chorus.clock import now_iso
+from chorus.errors import BadRequest, NotFound
+from chorus.schemas.resources import AgentState
+from chorus.schemas.tools import ToolState
+
+router = APIRouter(prefix="/v1/agents/{agent_id}/tools", tags=["agents"])
+
+
+@router.get("", response_model=list[ToolState])
+@router.get("/", response_model=list[ToolState], include_in_schema=False)
+async def list_agent_tools(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep) -> list[ToolState]:
+    return (await agent_view(svc.store, await svc.store.get_agent(tenant_id, agent_id))).tools_state
+
+
+@router.patch("/attach/{tool_id}", response_model=AgentState)
+async def attach_tool(agent_id: AgentIdPath, tool_id: ToolIdPath, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
+    agent = await svc.store.get_agent(tenant_id, agent_id)
+    await svc.store.get_tool(tenant_id, tool_id)
+    if tool_id not in agent.tool_ids:
+        agent = agent.model_copy(update={"tool_ids": [*agent.tool_ids, tool_id], "updated_at": now_iso()})
+        await svc.store.put_agent(agent)
+    return (await agent_view(svc.store, agent)).state
+
+
+@router.patch("/detach/{tool_id}", response_model=AgentState)
+async def detach_tool(agent_id: AgentIdPath, tool_id: ToolIdPath, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
+    agent = await svc.store.get_agent(tenant_id, agent_id)
+    if tool_id not in agent.tool_ids:
+        raise NotFound(f"Tool {tool_id} is not attached to agent {agent_id}.")
+    agent = agent.model_copy(update={"tool_ids": [t for t in agent.tool_ids if t != tool_id], "updated_at": now_iso()})
+    await svc.store.put_agent(agent)
+    return (await agent_view(svc.store, agent)).state
+
+
+@router.patch("/approval/{tool_name}", response_model=AgentState)
+async def update_approval(
+    agent_id: AgentIdPath,
+    tool_name: str,
+    svc: ServicesDep,
+    tenant_id: TenantDep,
+    body_requires_approval: Annotated[bool | None, Body(alias="requires_approval", embed=True)] = None,
+    query_requires_approval: Annotated[bool | None, Query(alias="requires_approval")] = None,
+) -> AgentState:
+    """Whether this agent must ask before calling `tool_name` (body or query `requires_approval`)."""
+    requires = body_requires_approval if body_requires_approval is not None else query_requires_approval
+    if requires is None:
+        raise BadRequest("Say requires_approval: true or false.")
+    agent = await svc.store.get_agent(tenant_id, agent_id)
+    view = await agent_view(svc.store, agent)
+    if tool_name not in {t.name for t in view.tools_state}:
+        raise NotFound(f"Agent {agent_id} has no tool named {tool_name!r}.")
+    overrides = {**agent.approval_overrides, tool_name: requires}
+    agent = agent.model_copy(update={"approval_overrides": overrides, "updated_at": now_iso()})
+    await svc.store.put_agent(agent)
+    return (await agent_view(svc.store, agent)).state

@@ -1,0 +1,94 @@
+"""What an agent may call in a step, and running it: memory tools, custom tools, approval policy.
+
+Loaded afresh each step (another agent may have edited a shared block, a
+user may have attached a tool): the agent's memory blocks and its custom
+tools (`tool_ids`). Memory tools edit blocks (`AgentMemory`); custom tools
+run their Python source in the sandbox, a separate process with a timeout
+and no server secrets. Whether a call needs a human's approval is decided
+here once: the agent's `requires_approval` tool rules, then its per-tool
+override, then the tool's `default_requires_approval`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from chorus.engine import memory
+from chorus.engine.tool_rules import ToolRules
+from chorus.errors import NotFound
+from chorus.llm.base import ToolSpec
+from chorus.runs.memory import AgentMemory
+from chorus.store.base import Store
+from chorus.store.records import AgentRecord, BlockRecord, ToolRecord
+from chorus.tools.sandbox import run_tool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    content: str
+    status: Literal["success", "error"]
+    stdout: list[str] | None = None
+    stderr: list[str] | None = None
+
+
+@dataclass(slots=True)
+class AgentTools:
+    """One step's view of an agent's tools."""
+
+    blocks: list[BlockRecord] = field(default_factory=list)
+    custom: dict[str, ToolRecord] = field(default_factory=dict)
+
+    def specs(self) -> list[ToolSpec]:
+        out = memory.tools(self.blocks)
+        for tool in self.custom.values():
+            schema = tool.json_schema
+            out.append(ToolSpec(tool.name, str(schema.get("description") or ""), dict(schema.get("parameters") or {})))
+        return out
+
+
+class Toolbox:
+    def __init__(self, store: Store, tenant_id: str, memory: AgentMemory, *, timeout_s: float = 30.0) -> None:
+        self.store = store
+        self.tenant_id = tenant_id
+        self.memory = memory
+        self.timeout_s = timeout_s
+
+    async def load(self, agent: AgentRecord) -> AgentTools:
+        tools = AgentTools(blocks=await self.memory.blocks(agent))
+        for tool_id in agent.tool_ids:
+            try:
+                tool = await self.store.get_tool(self.tenant_id, tool_id)
+            except NotFound:
+                logger.warning("agent %s names tool %s, which no longer exists", agent.id, tool_id)
+                continue
+            tools.custom.setdefault(tool.name, tool)
+        return tools
+
+    @staticmethod
+    def needs_approval(agent: AgentRecord, tools: AgentTools, name: str) -> bool:
+        if ToolRules.of(agent.tool_rules).requires_approval(name):
+            return True
+        if name in agent.approval_overrides:
+            return agent.approval_overrides[name]
+        tool = tools.custom.get(name)
+        return tool is not None and tool.default_requires_approval
+
+    async def run(self, agent: AgentRecord, tools: AgentTools, name: str, arguments: Mapping[str, Any]) -> ToolOutcome:
+        """Run a memory or custom tool (the caller checked it is offered and allowed)."""
+        if name in memory.MEMORY_TOOLS:
+            content, status = await self.memory.call(agent, name, arguments)
+            return ToolOutcome(content, status)
+        tool = tools.custom[name]
+        result = await run_tool(
+            tool.source_code,
+            str(tool.json_schema.get("name") or tool.name),
+            dict(arguments),
+            timeout_s=self.timeout_s,
+            return_char_limit=tool.return_char_limit,
+        )
+        return ToolOutcome(result.value, result.status, result.stdout, result.stderr)
