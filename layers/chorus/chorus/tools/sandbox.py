@@ -1,0 +1,272 @@
+"""Running a custom tool's source in a child interpreter, so user code never runs in the server.
+
+The child is `python -I -u -X utf8 -c RUNNER <fd>`: isolated mode ignores the
+server's `PYTHON*` variables and keeps the working directory off `sys.path`
+(a tool cannot shadow imports by writing files), `-u` sends every print to
+the pipe at once (nothing is lost when the tool dies mid-way), and UTF-8 mode
+makes the child's encodings independent of the host locale.
+
+Result channel: the request goes in on stdin, the tool's stdout and stderr are
+plain pipes the server reads (so prints of subprocesses and C extensions are
+captured too), and the result comes back as one JSON object on a separate
+pipe whose write end is passed to the child as `<fd>`. Nothing the tool
+prints can be mistaken for its result, and no sentinel or stream swapping is
+needed. The channel closing without a result means the child crashed.
+
+Process group: the child starts a session of its own, and when the call ends
+(returned, timed out, crashed, cancelled) the whole group is killed, so
+nothing a tool spawned outlives the call. A process that leaves the session
+(`setsid`) escapes this; the sandbox contains mistakes, it is not a security
+boundary against hostile code.
+
+Environment: the child sees only PATH, HOME, LANG and what the caller passes.
+Tool code is user code and the server's environment holds its secrets
+(provider API keys, AWS credentials), so nothing is inherited by default; a
+tool that needs a key gets it explicitly through `env`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["INHERITED_ENV", "OUTPUT_BYTE_LIMIT", "RUNNER", "ToolResult", "run_tool"]
+
+OUTPUT_BYTE_LIMIT = 1 << 20
+"""Bytes kept of each of the tool's stdout and stderr; the rest is read (so the tool never blocks) and counted."""
+
+INHERITED_ENV = ("PATH", "HOME", "LANG")
+"""The only server variables a tool sees."""
+
+_REAP_GRACE_S = 5.0
+"""How long to wait for the killed group's pipes to close; only a process that left the session needs it."""
+
+RUNNER = r"""
+import json, os, sys, types
+
+def call(request):
+    import linecache
+    source, name = request["source"], request["name"]
+    linecache.cache["<tool>"] = (len(source), None, source.splitlines(True), "<tool>")
+    module = types.ModuleType("__tool__")
+    sys.modules["__tool__"] = module
+    exec(compile(source, "<tool>", "exec"), module.__dict__)
+    fn = module.__dict__.get(name)
+    if not callable(fn):
+        raise NameError(f"tool source defines no function {name!r}")
+    result = fn(**request["arguments"])
+    if isinstance(result, types.CoroutineType):
+        import asyncio
+        result = asyncio.run(result)
+    return result
+
+def render(value):
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
+
+def describe(exc):
+    import traceback
+    head = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<tool>"][-3:]
+    if not frames:
+        return head
+    tail = "".join(traceback.format_list(frames)).rstrip()
+    return head + "\nTraceback (tool frames, most recent call last):\n" + tail
+
+def main():
+    channel = int(sys.argv[1])
+    os.set_inheritable(channel, False)
+    request = json.loads(sys.stdin.buffer.read())
+    try:
+        status, value = "success", render(call(request))
+    except BaseException as exc:
+        status, value = "error", describe(exc)
+    limit = request["limit"]
+    report = {"status": status, "value": value[:limit], "cut": max(0, len(value) - limit)}
+    with open(channel, "w", encoding="utf-8") as out:
+        out.write(json.dumps(report))
+
+main()
+"""
+"""The child's program. Truncation happens in the child so a huge return value never crosses the pipe."""
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """One tool call's outcome, in the shape of Letta's tool return message."""
+
+    value: str
+    """The return value (`str` as is, else JSON, else `repr`), or what went wrong."""
+    status: Literal["success", "error"]
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+async def run_tool(
+    source_code: str,
+    name: str,
+    arguments: dict[str, Any],
+    *,
+    timeout_s: float = 30.0,
+    return_char_limit: int = 50_000,
+    env: Mapping[str, str] | None = None,
+) -> ToolResult:
+    """Call `name(**arguments)` from `source_code` in a child interpreter (awaited when it is a coroutine).
+
+    Every failure of the tool is a `status="error"` result, never an exception: the
+    model reads the error and can try again. Cancelling the caller kills the child.
+    """
+    started = time.monotonic()
+    request = json.dumps({"source": source_code, "name": name, "arguments": arguments, "limit": return_char_limit})
+    scratch = tempfile.mkdtemp(prefix="chorus-tool-")  # the cwd, so files a tool writes land nowhere that matters
+    try:
+        outcome = await _call(request.encode(), timeout_s, return_char_limit, _child_env(env), scratch)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
+    report, returncode, (out, out_cut), (err, err_cut) = outcome
+    stdout, stderr = _lines(out, out_cut, "stdout"), _lines(err, err_cut, "stderr")
+    duration = time.monotonic() - started
+    if report is None:
+        value = f"Tool {name} timed out after {timeout_s} s"
+        return ToolResult(value, "error", stdout, stderr, duration)
+    parsed = _parse(report)
+    if parsed is None:
+        value = _crash(name, returncode, stderr) if not report else f"Tool {name} sent a malformed result"
+        return ToolResult(value, "error", stdout, stderr, duration)
+    status, value, cut = parsed
+    if cut:
+        value += f"\n[... {cut} more characters cut: the result exceeded return_char_limit={return_char_limit}]"
+    return ToolResult(value, status, stdout, stderr, duration)
+
+
+_Captured = tuple[bytes, int]
+"""Bytes kept of a stream and how many more were cut."""
+
+
+async def _call(
+    request: bytes, timeout_s: float, limit: int, env: dict[str, str], cwd: str
+) -> tuple[bytes | None, int | None, _Captured, _Captured]:
+    """The raw report (None on timeout, empty when the child died without one), exit code, stdout and stderr."""
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-I", "-u", "-X", "utf8", "-c", RUNNER, str(write_fd)),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            pass_fds=(write_fd,),
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    streams = [asyncio.ensure_future(_drain(s, OUTPUT_BYTE_LIMIT)) for s in (proc.stdout, proc.stderr)]
+    channel = asyncio.StreamReader()
+    pipe = os.fdopen(read_fd, "rb", buffering=0)
+    transport: asyncio.BaseTransport | None = None
+    report: bytes | None = None
+    try:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(channel), pipe)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it died before reading
+                    proc.stdin.write(request)
+                    await proc.stdin.drain()
+                proc.stdin.close()
+                # ensure_ascii JSON: at most 12 bytes a character, plus the envelope
+                report, _ = await _drain(channel, 12 * limit + 4096)  # cut short: fails to parse
+    finally:
+        _kill_group(proc.pid)  # the call is over: whatever the tool started goes with it
+        proc.stdin.close()
+        # read the pipes to their end before leaving: `wait()` can return with output still buffered
+        reaped = asyncio.ensure_future(proc.wait())
+        _, pending = await asyncio.wait([reaped, *streams], timeout=_REAP_GRACE_S)
+        for task in pending:
+            task.cancel()
+        if transport is not None:
+            transport.close()
+        else:
+            pipe.close()
+    out, err = (task.result() if task.done() and not task.cancelled() else (b"", 0) for task in streams)
+    return report, proc.returncode, out, err
+
+
+async def _drain(stream: asyncio.StreamReader, cap: int) -> _Captured:
+    """Read to the end, keeping the first `cap` bytes: a writer blocked on a full pipe never finishes."""
+    kept = bytearray()
+    cut = 0
+    while chunk := await stream.read(1 << 16):
+        room = max(0, cap - len(kept))
+        kept += chunk[:room]
+        cut += max(0, len(chunk) - room)
+    return bytes(kept), cut
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env.update(extra or {})
+    return env
+
+
+def _parse(report: bytes) -> tuple[Literal["success", "error"], str, int] | None:
+    try:
+        parsed = json.loads(report)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    status, value, cut = parsed.get("status"), parsed.get("value"), parsed.get("cut")
+    if status not in ("success", "error") or not isinstance(value, str) or not isinstance(cut, int):
+        return None
+    return ("success" if status == "success" else "error"), value, cut
+
+
+def _crash(name: str, returncode: int | None, stderr: list[str]) -> str:
+    if returncode is None:
+        how = "did not exit"
+    elif returncode < 0:
+        try:
+            how = f"was killed by {signal.Signals(-returncode).name} (exit code {returncode})"
+        except ValueError:
+            how = f"was killed by signal {-returncode} (exit code {returncode})"
+    else:
+        how = f"exited with code {returncode}"
+    tail = "\n".join(stderr[-10:])
+    return f"Tool {name} {how} without returning a result" + (f"; its stderr ends:\n{tail}" if tail else "")
+
+
+def _lines(data: bytes, cut: int, stream: str) -> list[str]:
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if cut:
+        lines.append(f"[... {cut} more bytes of {stream} cut: the limit is {OUTPUT_BYTE_LIMIT} bytes]")
+    return lines
