@@ -178,10 +178,23 @@ async def test_source_that_fails_to_load() -> None:
     result = await run_tool("import not_a_module_anywhere\ndef t(): pass\n", "t", {})
     assert result.status == "error"
     assert result.value.startswith("ModuleNotFoundError: No module named 'not_a_module_anywhere'")
-    syntax = await run_tool("def t(:\n", "t", {})
-    assert syntax.status == "error"
-    assert syntax.value.startswith("  File")
-    assert "SyntaxError" in syntax.value
+    syntax = await run_tool("x = 1\ndef t(:\n", "t", {})
+    assert (syntax.status, syntax.value) == ("error", "SyntaxError: invalid syntax (line 2)")
+
+
+async def test_tools_may_define_classes_and_dataclasses() -> None:
+    source = (
+        "from dataclasses import dataclass, asdict\n"
+        "@dataclass\nclass Point:\n    x: int\n    y: int\n"
+        "def t(x: int) -> dict:\n    return asdict(Point(x, 2 * x))\n"
+    )
+    assert (await run_tool(source, "t", {"x": 2})).value == '{"x": 2, "y": 4}'
+
+
+@pytest.mark.parametrize(("timeout_s", "limit"), [(0, 10), (-1, 10), (1, -1)])
+async def test_limits_are_checked(timeout_s: float, limit: int) -> None:
+    with pytest.raises(ValueError, match="timeout_s must be positive"):
+        await run_tool("def t(): pass\n", "t", {}, timeout_s=timeout_s, return_char_limit=limit)
 
 
 async def test_async_tools_are_awaited() -> None:

@@ -80,7 +80,10 @@ def render(value):
 
 def describe(exc):
     import traceback
-    head = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+    if isinstance(exc, SyntaxError):
+        head = f"{type(exc).__name__}: {exc.msg} (line {exc.lineno})"
+    else:
+        head = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<tool>"][-3:]
     if not frames:
         return head
@@ -131,6 +134,10 @@ async def run_tool(
     Every failure of the tool is a `status="error"` result, never an exception: the
     model reads the error and can try again. Cancelling the caller kills the child.
     """
+    if timeout_s <= 0 or return_char_limit < 0:
+        raise ValueError(
+            f"timeout_s must be positive and return_char_limit not negative: {timeout_s}, {return_char_limit}"
+        )
     started = time.monotonic()
     request = json.dumps({"source": source_code, "name": name, "arguments": arguments, "limit": return_char_limit})
     scratch = tempfile.mkdtemp(prefix="chorus-tool-")  # the cwd, so files a tool writes land nowhere that matters
