@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import pytest
-from letta_client import Letta
+from letta_client import APIError, Letta
 
 from chorus.devserver import Server
 
@@ -167,3 +167,56 @@ def test_sleeptime_background_runs_are_announced_and_complete(client: Letta) -> 
         time.sleep(0.02)
     assert run.status == "completed" and run.agent_id == memory.id and run.background
     assert client.groups.retrieve(group.id).turns_counter == 1
+
+
+def get_secret_code_tool(input_text: str) -> str:
+    """
+    A tool that returns the secret code based on the input. This tool requires approval before execution.
+    Args:
+        input_text (str): The input text to process.
+    Returns:
+        str: The secret code based on the input text.
+    """
+    return str(abs(hash(input_text)))
+
+
+def test_human_in_the_loop_through_the_sdk(client: Letta) -> None:
+    """After Letta's human-in-the-loop tests: request, wrong id, pending conflict, approve, deny, client return."""
+    tool = client.tools.upsert_from_function(func=get_secret_code_tool, default_requires_approval=True)
+    assert tool.name == "get_secret_code_tool" and tool.default_requires_approval
+    calls = [{"name": "get_secret_code_tool", "arguments": {"input_text": "hello world"}}]
+    agent = client.agents.create(
+        name="approver",
+        model="scripted/default",
+        tool_ids=[tool.id],
+        metadata={"scripted": {"steps": [calls], "replies": ["Here is the code."]}},
+    )
+    group = client.groups.create(agent_ids=[agent.id], description="hitl")
+
+    def ask() -> str:
+        response = client.groups.messages.create(group.id, messages=[{"role": "user", "content": "code?"}])
+        last = response.messages[-1]
+        assert last.message_type == "approval_request_message" and last.tool_call.name == "get_secret_code_tool"
+        assert response.stop_reason.stop_reason == "requires_approval"
+        return str(last.tool_call.tool_call_id)
+
+    def answer(**approval: Any) -> Any:
+        return client.groups.messages.create(group.id, messages=[{"type": "approval", "approvals": [approval]}])
+
+    call_id = ask()
+    with pytest.raises(APIError, match="Invalid tool call IDs"):
+        answer(type="approval", tool_call_id="call_fake", approve=True)
+    with pytest.raises(APIError, match="approve or deny the pending request"):
+        client.groups.messages.create(group.id, messages=[{"role": "user", "content": "hi"}])
+    approved = answer(type="approval", tool_call_id=call_id, approve=True)
+    kinds = [m.message_type for m in approved.messages]
+    assert kinds[:2] == ["approval_response_message", "tool_return_message"]
+    assert approved.messages[1].status == "success" and approved.messages[1].tool_call_id == call_id
+    denied = answer(type="approval", tool_call_id=ask(), approve=False, reason="not now")
+    assert denied.messages[1].status == "error" and "not now" in denied.messages[1].tool_return
+    returned = answer(type="tool", tool_call_id=ask(), tool_return="42", status="success")
+    assert returned.messages[1].tool_return == "42"
+    events = list(
+        client.groups.messages.stream(group.id, messages=[{"role": "user", "content": "again"}], stream_tokens=True)
+    )
+    assert [e.message_type for e in events][-3:] == ["approval_request_message", "stop_reason", "usage_statistics"]
