@@ -147,3 +147,28 @@ async def test_a_tool_requiring_approval_runs_once_approved(client: httpx.AsyncC
     )
     third = payloads(await stream(client, group["id"], {"input": "Again."}))
     assert [e["message_type"] for e in third][:2] == ["tool_call_message", "tool_return_message"]
+
+
+async def test_legacy_agents_speak_through_send_message(client: httpx.AsyncClient) -> None:
+    ada = (await client.post("/v1/agents", json={"name": "Ada", "agent_type": "memgpt_v2_agent"})).json()
+    assert ada["agent_type"] == "memgpt_v2_agent"
+    bo = (await client.post("/v1/agents", json={"name": "Bo"})).json()
+    group = await create_group(client, [ada["id"], bo["id"]])
+    events = payloads(await stream(client, group["id"], {"input": "Hi."}))
+    spoken = [(e["message_type"], e.get("name")) for e in events if e["message_type"] != "usage_statistics"]
+    assert spoken == [("assistant_message", "Ada"), ("assistant_message", "Bo"), ("stop_reason", None)]
+    assert events[0]["content"].startswith("Ada (turn 1):")
+    # without use_assistant_message the same speech is the tool call it is, answered by its return
+    raw = payloads(await stream(client, group["id"], {"input": "Again.", "use_assistant_message": False}))
+    assert [(e["message_type"], e.get("name")) for e in raw][:3] == [
+        ("tool_call_message", "Ada"),
+        ("tool_return_message", "Ada"),
+        ("assistant_message", "Bo"),
+    ]
+    assert raw[0]["tool_call"]["name"] == "send_message" and raw[1]["status"] == "success"
+    history = (await client.get(f"/v1/groups/{group['id']}/messages", params={"order": "asc"})).json()
+    assert [m["message_type"] for m in history if m.get("name") == "Ada"] == [
+        "assistant_message",
+        "tool_call_message",
+        "tool_return_message",
+    ]

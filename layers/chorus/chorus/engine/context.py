@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from chorus.engine.tools import BROADCAST
+from chorus.engine.tools import BROADCAST, SPEECH_TOOL
 from chorus.llm.base import ModelMessage, ModelRequest, ToolCallRequest, ToolSpec
 from chorus.schemas.content import content_text
 from chorus.schemas.requests import MessageCreate
@@ -52,8 +52,9 @@ def render(
 
     - the agent's own words are `assistant` messages, with its tool calls attached to the
       message of the same step, and its tool returns `tool` messages right after;
-    - a broadcast another agent sent (the supervisor's tool call) reaches it as that
-      agent's `user` message; others' other tool traffic and everyone's reasoning stay private;
+    - a broadcast another agent sent (the supervisor's tool call), or a legacy agent's
+      `send_message`, reaches it as that agent's `user` message; others' other tool traffic
+      and everyone's reasoning stay private;
     - while the agent waits for a tool's return, others' messages are left out: the return
       reports them (the broadcast's replies), and providers want a return right after its call;
     - messages of `hidden_senders` are left out;
@@ -102,7 +103,7 @@ def render(
                     out.append(ModelMessage("assistant", "", tool_calls=requests))
                 own_step = msg.get("step_id")
                 continue
-            if kind == "tool_call_message" and call.get("name") == BROADCAST:
+            if kind == "tool_call_message" and call.get("name") in (BROADCAST, SPEECH_TOOL):
                 speaker = msg.get("name") or sender or "another agent"
                 out.append(ModelMessage("user", f"{speaker}: {_broadcast_text(call)}", name=msg.get("name")))
         elif kind == "tool_return_message" and own:

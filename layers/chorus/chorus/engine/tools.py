@@ -35,3 +35,27 @@ BUILT_IN: dict[str, ToolSpec] = {BROADCAST: BROADCAST_SPEC}
 
 ORCHESTRATED = frozenset({BROADCAST})
 """Tools whose call ends the step and is carried out by the manager's next round."""
+
+SPEECH_TOOL = "send_message"
+"""The tool legacy agents speak through (its default name; requests may rename it)."""
+
+LEGACY_AGENT_TYPES = frozenset({"memgpt_agent", "memgpt_v2_agent"})
+"""Letta's agent types that speak only through a tool (`send_message`), not in plain text."""
+
+
+def send_message_spec(name: str = SPEECH_TOOL, kwarg: str = "message") -> ToolSpec:
+    """The tool a legacy agent speaks through; calling it ends the agent's turn."""
+    return ToolSpec(
+        name=name,
+        description="Sends a message to the human user (and the group). Calling it ends your turn.",
+        parameters={
+            "type": "object",
+            "properties": {
+                kwarg: {
+                    "type": "string",
+                    "description": "Message contents. All unicode (including emojis) are supported.",
+                }
+            },
+            "required": [kwarg],
+        },
+    )

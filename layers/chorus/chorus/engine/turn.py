@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from chorus.engine import events, identity
 from chorus.engine.events import Event
 from chorus.llm.base import Finish, ModelEvent, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallRequest, Usage
@@ -47,6 +49,8 @@ class TurnOutcome:
     """The calls the model made, in order, each announced in `messages` (as a call, or for approval)."""
     held: list[ToolCallRequest] = field(default_factory=list)
     """The calls waiting for a human's approval (in the `approval_request_message`)."""
+    spoken: list[ToolCallRequest] = field(default_factory=list)
+    """The calls that were speech (a legacy agent's `send_message`), sent as `assistant_message`s."""
 
 
 @dataclass(slots=True)
@@ -87,19 +91,28 @@ class AgentTurn:
             call[2] += event.arguments
         return []
 
-    def finish(self, needs_approval: Callable[[str], bool] | None = None) -> tuple[list[Event], TurnOutcome]:
+    def finish(
+        self, needs_approval: Callable[[str], bool] | None = None, speech: tuple[str, str] | None = None
+    ) -> tuple[list[Event], TurnOutcome]:
         """Close the model's answer: the events still to emit, and the outcome to commit.
 
         Calls for which `needs_approval(name)` holds are not announced as `tool_call_message`s
         but together as one `approval_request_message` (Letta's shape: `tool_call` is the first,
-        `tool_calls` all of them), after the calls that may run at once."""
+        `tool_calls` all of them), after the calls that may run at once. A call of the tool a
+        legacy agent speaks through (`speech`: its name and argument) becomes the
+        `assistant_message` it means, as Letta does with `use_assistant_message`."""
         emitted = self._close()
-        requests, held = [], []
+        requests, held, spoken = [], [], []
         for index in sorted(self._calls):
             call_id, name, arguments = self._calls[index]
             call_id = call_id or identity.tool_call_id(self.ctx.run_id, self.ctx.step_key, index)
             request = ToolCallRequest(call_id, name, arguments)
             requests.append(request)
+            said = speech_of(arguments, speech[1]) if speech is not None and name == speech[0] else None
+            if said is not None:
+                spoken.append(request)
+                emitted.append(self.append("assistant_message", content=said))
+                continue
             if needs_approval is not None and needs_approval(name):
                 held.append(request)
                 continue
@@ -108,7 +121,7 @@ class AgentTurn:
         if held:
             calls = [{"name": r.name, "arguments": r.arguments, "tool_call_id": r.id} for r in held]
             emitted.append(self.append("approval_request_message", tool_call=calls[0], tool_calls=calls))
-        outcome = TurnOutcome(self._done, self._usage, self._finish, self._chunks, requests, held)
+        outcome = TurnOutcome(self._done, self._usage, self._finish, self._chunks, requests, held, spoken)
         return emitted, outcome
 
     def append(self, kind: str, **fields: Any) -> Event:
@@ -172,3 +185,13 @@ class AgentTurn:
             return []
         self._emitted.append(whole["id"])
         return [whole]
+
+
+def speech_of(arguments: str, kwarg: str) -> str | None:
+    """The message a speech call carries, or None if its arguments do not hold one."""
+    try:
+        parsed = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return None
+    value = parsed.get(kwarg) if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) else None

@@ -42,8 +42,12 @@ from chorus.llm.base import (
     Script,
     TextDelta,
     ToolCallDelta,
+    ToolSpec,
     Usage,
 )
+
+SPEECH_TOOL = "send_message"
+"""The tool legacy Letta agents speak through (`chorus.engine.tools.SPEECH_TOOL`)."""
 
 _ERRORS: dict[str, type[ModelError]] = {
     "llm_api_error": ModelError,
@@ -146,18 +150,26 @@ class ScriptedModel:
 
     def tool_calls(self, request: ModelRequest) -> list[tuple[str, dict[str, Any]]]:
         """The calls this step makes: the script's `steps[k]` at the turn's k-th step; else none once
-        a tool has answered, the script's `calls`, or one per offered tool."""
+        a tool has answered, the script's `calls`, or one per offered tool. An agent offered
+        `send_message` (a legacy Letta agent) says its reply through it, after its other tools."""
         if self.script.steps is not None:
             k = _tool_rounds(request)
             return self.script.steps[k] if k < len(self.script.steps) else []
+        speech = next((t for t in request.tools if t.name == SPEECH_TOOL), None)
+        say = [] if speech is None else [(speech.name, self._speech(request, speech))]
         if request.messages and request.messages[-1].role == "tool":
-            return []
+            return say
         if self.script.calls is not None:
             return self.script.calls
-        if not self.script.use_tools:
-            return []
+        others = [tool for tool in request.tools if tool is not speech]
+        if not self.script.use_tools or not others:
+            return say
         task = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        return [(tool.name, _example(tool.parameters, task)) for tool in request.tools]
+        return [(tool.name, _example(tool.parameters, task)) for tool in others]
+
+    def _speech(self, request: ModelRequest, speech: ToolSpec) -> dict[str, Any]:
+        kwarg = (speech.parameters.get("required") or ["message"])[0]
+        return {kwarg: "".join(self.reply_tokens(request))}
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         self.last_request = request

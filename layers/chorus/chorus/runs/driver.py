@@ -330,6 +330,7 @@ class RunDriver:
             }
             return group_system_prompt(agent.system, participants=len(members), description=group.description)
 
+        config = self.run.request_config
         settings = TurnSettings(
             run_id=self.run.id,
             stream_tokens=self.plan.stream_tokens,
@@ -338,6 +339,11 @@ class RunDriver:
             system_prompt=system_prompt,
             cancelled=self._check_cancel,
             toolbox=Toolbox(self.store, self.tenant, AgentMemory(self.store, self.tenant, self.plan.shared_block_ids)),
+            speech_tool=(
+                str(config.get("assistant_message_tool_name") or "send_message"),
+                str(config.get("assistant_message_tool_kwarg") or "message"),
+            ),
+            use_assistant_message=bool(config.get("use_assistant_message", True)),
         )
         return TurnRunner(settings, self.plan.agents, self.resolve, self.plan.cancel)
 

@@ -25,8 +25,8 @@ from chorus.engine import events, identity, memory
 from chorus.engine.context import build_request
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, PendingTool, TurnRecord
 from chorus.engine.tool_rules import ToolRules
-from chorus.engine.tools import BUILT_IN, ORCHESTRATED
-from chorus.engine.turn import AgentTurn, TurnContext
+from chorus.engine.tools import BUILT_IN, LEGACY_AGENT_TYPES, ORCHESTRATED, send_message_spec
+from chorus.engine.turn import AgentTurn, TurnContext, speech_of
 from chorus.errors import ModelError
 from chorus.llm.base import Model, ToolCallRequest, Usage
 from chorus.runs.lanes import Lane
@@ -95,6 +95,10 @@ class TurnSettings:
     """Raises when the run must stop (checked between model chunks)."""
     toolbox: Toolbox | None = None
     """The agents' memory and custom tools (none: built-in tools only)."""
+    speech_tool: tuple[str, str] = ("send_message", "message")
+    """The tool and argument legacy agents speak through (`assistant_message_tool_name`/`_kwarg`)."""
+    use_assistant_message: bool = True
+    """Stream a legacy agent's speech as `assistant_message` (else as the tool call it is)."""
 
 
 class TurnRunner:
@@ -142,7 +146,11 @@ class TurnRunner:
         rules = ToolRules.of(agent.tool_rules)
         while True:
             tools = await cfg.toolbox.load(agent) if cfg.toolbox is not None else AgentTools()
+            legacy = agent.agent_type in LEGACY_AGENT_TYPES
+            speech = cfg.speech_tool if legacy else None
             available = [BUILT_IN[name] for name in call.tools] + tools.specs()
+            if speech is not None:
+                available.append(send_message_spec(*speech))
             allowed = rules.allowed([t.name for t in available], state.called)
             offered = [t for t in available if t.name in allowed]
             system = "\n\n".join(p for p in (cfg.system_prompt(agent), memory.render(tools.blocks)) if p)
@@ -172,10 +180,28 @@ class TurnRunner:
                     lane.emit(event)
                 if self.cancel.is_set():
                     cfg.cancelled()
-            rest, outcome = turn.finish(_approval_policy(call, agent, tools, allowed))
+            rest, outcome = turn.finish(
+                _approval_policy(call, agent, tools, allowed), speech if cfg.use_assistant_message else None
+            )
             for event in rest:
                 lane.emit(event)
-            pending = await self._tool_calls(call, agent, tools, allowed, turn, outcome.tool_calls, lane, state)
+            spoke = bool(outcome.spoken)
+            handled = {r.id for r in outcome.spoken}
+            for said in outcome.tool_calls if speech is not None else ():
+                if speech is None or said.name != speech[0] or said.id in handled:
+                    continue
+                handled.add(said.id)
+                text = speech_of(said.arguments, speech[1])
+                if text is None:
+                    error = f"{speech[0]} needs a string {speech[1]!r} argument."
+                    lane.emit(_tool_return(turn, said.id, error, "error"))
+                    continue
+                lane.emit(_tool_return(turn, said.id, "Sent message successfully.", "success"))
+                state.text += text
+                spoke = True
+            pending = await self._tool_calls(
+                call, agent, tools, allowed, turn, [r for r in outcome.tool_calls if r.id not in handled], lane, state
+            )
             state.text += "".join(
                 str(m.get("content", "")) for m in outcome.messages if m["message_type"] == "assistant_message"
             )
@@ -187,6 +213,8 @@ class TurnRunner:
                 stop, final = AWAITING_TOOL, True
             elif any(rules.ends_turn(r.name) for r in outcome.tool_calls if r.name in state.accepted):
                 stop, final = "tool_rule", True
+            elif spoke:
+                stop, final = "end_turn", True
             elif outcome.tool_calls or missing:
                 stop, final = "max_steps", last_step
                 if missing:

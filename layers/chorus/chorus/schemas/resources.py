@@ -50,6 +50,18 @@ class BlockState(BaseModel):
     is_template: bool = False
 
 
+AgentType = Literal[
+    "letta_v1_agent",
+    "memgpt_agent",
+    "memgpt_v2_agent",
+    "react_agent",
+    "workflow_agent",
+    "split_thread_agent",
+    "sleeptime_agent",
+    "voice_convo_agent",
+    "voice_sleeptime_agent",
+]
+
 ManagerType = Literal["round_robin", "supervisor", "dynamic", "sleeptime", "voice_sleeptime"]
 
 
@@ -95,6 +107,8 @@ class AgentCreate(WireModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     system: str | None = None
     model: str | None = Field(default=None, description="Model handle `provider/model`.")
+    agent_type: AgentType = "letta_v1_agent"
+    """`memgpt_agent` / `memgpt_v2_agent` speak through the `send_message` tool, as in Letta."""
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None

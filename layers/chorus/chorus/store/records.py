@@ -27,6 +27,7 @@ class AgentRecord(Record):
     name: str
     system: str
     model: str
+    agent_type: str = "letta_v1_agent"
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None

@@ -70,6 +70,7 @@ def agent_state(
     return AgentState(
         id=agent.id,
         name=agent.name,
+        agent_type=agent.agent_type,
         system=agent.system,
         description=agent.description,
         model=agent.model,
@@ -113,6 +114,7 @@ async def create_agent(body: AgentCreate, svc: ServicesDep, tenant_id: TenantDep
         name=body.name or f"agent-{agent_id[6:14]}",
         system=body.system or DEFAULT_SYSTEM,
         model=model,
+        agent_type=body.agent_type,
         description=body.description,
         tags=body.tags,
         metadata=body.metadata,
