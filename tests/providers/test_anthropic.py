@@ -25,6 +25,7 @@ from chorus.llm.anthropic import AnthropicModel
 from chorus.llm.base import (
     Finish,
     ModelMessage,
+    Reasoning,
     ReasoningDelta,
     TextDelta,
     ToolCallRequest,
@@ -324,3 +325,24 @@ async def test_timeout_before_any_byte(fake: FakeServer) -> None:
 
     assert isinstance(exc, ModelTimeout)
     await client.close()
+
+
+async def test_signed_thinking_goes_back_before_tool_use(fake: FakeServer, model: AnthropicModel) -> None:
+    """With thinking on, Anthropic rejects an assistant tool-use turn without its thinking block."""
+    fake.reply(text_stream("ok"))
+    call = ToolCallRequest("toolu_a", "get_weather", '{"city": "Paris"}')
+    req = request(
+        ModelMessage("user", "weather?"),
+        ModelMessage("assistant", "", tool_calls=(call,), reasoning=(Reasoning("need data", "sig-1"),)),
+        ModelMessage("tool", "sunny", tool_call_id="toolu_a"),
+        ModelMessage("assistant", "Sunny.", reasoning=(Reasoning("from elsewhere", None),)),
+        ModelMessage("user", "thanks"),
+        tools=(WEATHER,),
+    )
+    await collect(model, req)
+    messages = fake.requests[0].json["messages"]
+    assert messages[1]["content"] == [
+        {"type": "thinking", "thinking": "need data", "signature": "sig-1"},
+        {"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {"city": "Paris"}},
+    ]
+    assert messages[3]["content"] == [{"type": "text", "text": "Sunny."}], "unsigned reasoning is not sent"

@@ -26,6 +26,7 @@ from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, Mode
 from chorus.llm.base import (
     Finish,
     ModelMessage,
+    Reasoning,
     ReasoningDelta,
     TextDelta,
     ToolCallRequest,
@@ -332,3 +333,19 @@ async def test_connection_is_reused_after_a_complete_stream(fake: FakeServer, mo
     assert (await collect(model, request()))[0] == TextDelta("one")
     assert (await collect(model, request()))[0] == TextDelta("two")
     assert fake.requests[0].client_port == fake.requests[1].client_port
+
+
+async def test_signed_reasoning_goes_back_before_tool_use(fake: FakeServer, model: BedrockModel) -> None:
+    fake.reply(text_stream("ok"))
+    call = ToolCallRequest("tooluse_a", "get_weather", '{"city": "Paris"}')
+    req = request(
+        ModelMessage("user", "weather?"),
+        ModelMessage("assistant", "", tool_calls=(call,), reasoning=(Reasoning("need data", "sig-1"),)),
+        ModelMessage("tool", "sunny", tool_call_id="tooluse_a"),
+        tools=(WEATHER,),
+    )
+    await collect(model, req)
+    assert fake.requests[0].json["messages"][1]["content"] == [
+        {"reasoningContent": {"reasoningText": {"text": "need data", "signature": "sig-1"}}},
+        {"toolUse": {"toolUseId": "tooluse_a", "name": "get_weather", "input": {"city": "Paris"}}},
+    ]

@@ -91,3 +91,22 @@ def test_unanswered_calls_are_closed_when_the_human_speaks_again() -> None:
         ("user", "never mind"),
     ]
     assert rendered[2].tool_call_id == "c1"
+
+
+def test_signed_reasoning_goes_back_with_the_answer_of_its_step() -> None:
+    from chorus.llm.base import Reasoning, ToolCallRequest
+
+    history = [
+        msg("user_message", "go"),
+        {**msg("reasoning_message", None, "a", "Ada"), "reasoning": "think", "signature": "sig1", "step_id": "s1"},
+        call("a", "Ada", "lookup", "{}", "c1", "s1"),
+        ret("a", "c1", "found"),
+        {**msg("reasoning_message", None, "a", "Ada"), "reasoning": "unsigned", "signature": None, "step_id": "s2"},
+        {**msg("assistant_message", "done", "a", "Ada"), "step_id": "s2"},
+    ]
+    rendered = render(history, "a")
+    assert rendered[1] == ModelMessage(
+        "assistant", "", tool_calls=(ToolCallRequest("c1", "lookup", "{}"),), reasoning=(Reasoning("think", "sig1"),)
+    )
+    assert rendered[3] == ModelMessage("assistant", "done")
+    assert all(not m.reasoning for m in render(history, "b")), "nobody else's thinking"

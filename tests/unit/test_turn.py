@@ -79,3 +79,18 @@ def test_empty_model_answer_commits_nothing() -> None:
     assert turn.feed(Finish("end_turn")) == []
     rest, outcome = turn.finish()
     assert rest == [] and outcome.messages == [] and outcome.finish_reason == "end_turn"
+
+
+def test_a_signature_arriving_after_the_thinking_signs_the_whole_message() -> None:
+    for stream_tokens in (True, False):
+        turn = AgentTurn(ctx(stream_tokens))
+        out = [
+            *turn.feed(ReasoningDelta("deep")),
+            *turn.feed(ReasoningDelta("", signature="sig")),
+            *turn.feed(TextDelta("hi")),
+        ]
+        _, outcome = turn.finish()
+        reasoning = outcome.messages[0]
+        assert reasoning["reasoning"] == "deep" and reasoning["signature"] == "sig"
+        if stream_tokens:
+            assert out[-2]["signature"] == "sig", "the chunk carrying it tells token-streaming clients"

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from chorus.engine.tools import BROADCAST, SPEECH_TOOL
-from chorus.llm.base import ModelMessage, ModelRequest, ToolCallRequest, ToolSpec
+from chorus.llm.base import ModelMessage, ModelRequest, Reasoning, ToolCallRequest, ToolSpec
 from chorus.schemas.content import content_text
 from chorus.schemas.requests import MessageCreate
 
@@ -63,6 +63,8 @@ def render(
     out: list[ModelMessage] = []
     awaiting: list[str] = []
     own_step: str | None = None
+    thoughts: list[Reasoning] = []
+    """The agent's reasoning of the current step, for the answer that follows it."""
     for msg in history:
         kind = msg.get("message_type")
         sender = msg.get("sender_id")
@@ -80,10 +82,19 @@ def render(
             out.append(ModelMessage("user", f"{name}: {text}" if name else text, name=name))
         elif kind == "system_message":
             out.append(ModelMessage("system", _text(msg["content"])))
+        elif kind == "reasoning_message" and own:
+            if msg.get("step_id") != own_step:
+                thoughts = []
+            if msg.get("signature"):  # only signed thinking goes back (Anthropic, Bedrock require it)
+                thoughts.append(Reasoning(str(msg.get("reasoning", "")), msg.get("signature")))
+            own_step = msg.get("step_id")
+            continue
         elif kind == "assistant_message":
             text = _text(msg["content"])
             if own:
-                out.append(ModelMessage("assistant", text))
+                said = tuple(thoughts) if own_step == msg.get("step_id") else ()
+                out.append(ModelMessage("assistant", text, reasoning=said))
+                thoughts = []
                 own_step = msg.get("step_id")
                 continue
             speaker = msg.get("name") or sender or "another agent"
@@ -100,7 +111,9 @@ def render(
                 if previous is not None and previous.role == "assistant" and own_step == msg.get("step_id"):
                     out[-1] = replace(previous, tool_calls=(*previous.tool_calls, *requests))
                 else:
-                    out.append(ModelMessage("assistant", "", tool_calls=requests))
+                    said = tuple(thoughts) if own_step == msg.get("step_id") else ()
+                    out.append(ModelMessage("assistant", "", tool_calls=requests, reasoning=said))
+                thoughts = []
                 own_step = msg.get("step_id")
                 continue
             if kind == "tool_call_message" and call.get("name") in (BROADCAST, SPEECH_TOOL):
@@ -146,6 +159,7 @@ def build_request(
     hidden_senders: Collection[str] = (),
     context_limit: int | None = None,
     reminder: str | None = None,
+    enable_reasoning: bool = False,
 ) -> ModelRequest:
     """The model request of one step. `instruction` is a user message for this turn (a question put
     to the agent); `reminder` a system note for this step only (a rule it has not met yet)."""
@@ -161,4 +175,5 @@ def build_request(
         system=system,
         messages=tuple(messages),
         tools=tuple(tools),
+        enable_reasoning=enable_reasoning,
     )

@@ -149,6 +149,8 @@ class AgentTurn:
             current = self._open = _Open(kind, self._header(kind, extra))
             if self.ctx.stream_tokens:
                 self._emitted.append(current.header["id"])
+        if extra.get("signature"):
+            current.header["signature"] = extra["signature"]
         current.parts.append(text)
         if self.ctx.stream_tokens:
             chunk = dict(current.header)

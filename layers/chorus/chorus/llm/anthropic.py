@@ -22,6 +22,7 @@ from chorus.llm.base import (
     ModelEvent,
     ModelMessage,
     ModelRequest,
+    Reasoning,
     ReasoningDelta,
     TextDelta,
     ToolCallDelta,
@@ -76,6 +77,13 @@ def _tool_result(msg: ModelMessage) -> dict[str, Any]:
     return {"type": "tool_result", "tool_use_id": msg.tool_call_id, "content": msg.content}
 
 
+def _thinking(reasoning: Reasoning) -> dict[str, Any] | None:
+    """A thinking block sent back as received; unsigned reasoning (another provider's) is dropped."""
+    if not reasoning.signature:
+        return None
+    return {"type": "thinking", "thinking": reasoning.text, "signature": reasoning.signature}
+
+
 def request_params(request: ModelRequest) -> dict[str, Any]:
     """The Messages API body for `request`."""
     max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
@@ -86,6 +94,7 @@ def request_params(request: ModelRequest) -> dict[str, Any]:
             text=lambda t: {"type": "text", "text": t},
             tool_use=_tool_use,
             tool_result=_tool_result,
+            reasoning=_thinking,
         ),
         "stream": True,
     }

@@ -30,6 +30,14 @@ class ModelMessage:
     name: str | None = None
     tool_call_id: str | None = None
     tool_calls: tuple[ToolCallRequest, ...] = ()
+    reasoning: tuple[Reasoning, ...] = ()
+    """The agent's own signed reasoning before this answer (providers with thinking want it back)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    text: str
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from chorus.llm.base import (
     ModelEvent,
     ModelMessage,
     ModelRequest,
+    Reasoning,
     ReasoningDelta,
     TextDelta,
     ToolCallDelta,
@@ -148,12 +149,23 @@ def _tool_result(msg: ModelMessage) -> dict[str, Any]:
     return {"toolResult": {"toolUseId": msg.tool_call_id, "content": [{"text": msg.content or "(no output)"}]}}
 
 
+def _reasoning_block(reasoning: Reasoning) -> dict[str, Any] | None:
+    """Signed reasoning sent back as Converse wants it; unsigned reasoning is dropped."""
+    if not reasoning.signature:
+        return None
+    return {"reasoningContent": {"reasoningText": {"text": reasoning.text, "signature": reasoning.signature}}}
+
+
 def request_params(request: ModelRequest) -> dict[str, Any]:
     """The `converse_stream` arguments for `request`."""
     params: dict[str, Any] = {
         "modelId": request.model,
         "messages": alternating_turns(
-            request.messages, text=lambda t: {"text": t}, tool_use=_tool_use, tool_result=_tool_result
+            request.messages,
+            text=lambda t: {"text": t},
+            tool_use=_tool_use,
+            tool_result=_tool_result,
+            reasoning=_reasoning_block,
         ),
     }
     if request.system:

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
-from chorus.llm.base import ModelMessage, ToolCallRequest
+from chorus.llm.base import ModelMessage, Reasoning, ToolCallRequest
 
 Block = dict[str, Any]
 
@@ -80,12 +80,15 @@ def alternating_turns(
     text: Callable[[str], Block],
     tool_use: Callable[[ToolCallRequest], Block],
     tool_result: Callable[[ModelMessage], Block],
+    reasoning: Callable[[Reasoning], Block | None] = lambda _: None,
 ) -> list[dict[str, Any]]:
     """Messages as strictly alternating `user`/`assistant` turns of content blocks (Anthropic, Bedrock).
 
     Tool results travel in user turns and consecutive same-role messages are
-    merged into one turn. Mid-conversation system messages become user text
-    (neither API accepts them there); empty texts are dropped (both reject them).
+    merged into one turn. An assistant message's signed reasoning goes first, as
+    `reasoning` renders it (both APIs want it back before tool use when thinking
+    is on). Mid-conversation system messages become user text (neither API
+    accepts them there); empty texts are dropped (both reject them).
     """
     turns: list[dict[str, Any]] = []
     for msg in messages:
@@ -95,6 +98,7 @@ def alternating_turns(
             blocks.append(tool_result(msg))
         else:
             role = "assistant" if msg.role == "assistant" else "user"
+            blocks.extend(b for b in map(reasoning, msg.reasoning) if b is not None)
             body = f"[system] {msg.content}" if msg.role == "system" else msg.content
             if body:
                 blocks.append(text(body))

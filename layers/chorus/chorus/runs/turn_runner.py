@@ -171,6 +171,7 @@ class TurnRunner:
                 tools=offered,
                 instruction=call.instruction,
                 reminder=state.nudge,
+                enable_reasoning=agent.reasoning,
                 hidden_senders=call.hidden_senders,
                 context_limit=call.context_limit,
             )

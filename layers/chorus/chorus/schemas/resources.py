@@ -109,6 +109,9 @@ class AgentCreate(WireModel):
     model: str | None = Field(default=None, description="Model handle `provider/model`.")
     agent_type: AgentType = "letta_v1_agent"
     """`memgpt_agent` / `memgpt_v2_agent` speak through the `send_message` tool, as in Letta."""
+    reasoning: bool | None = None
+    """Extended thinking for models that have it (Anthropic, Bedrock Claude); `enable_reasoner` too."""
+    enable_reasoner: bool | None = Field(default=None, json_schema_extra={"deprecated": True})
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
@@ -130,6 +133,7 @@ class AgentUpdate(WireModel):
     block_ids: list[BlockId] | None = None
     tool_ids: list[ToolId] | None = None
     tool_rules: list[ToolRule] | None = None
+    reasoning: bool | None = None
 
 
 class LlmConfig(BaseModel):

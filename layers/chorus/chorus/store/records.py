@@ -28,6 +28,8 @@ class AgentRecord(Record):
     system: str
     model: str
     agent_type: str = "letta_v1_agent"
+    reasoning: bool = False
+    """Whether the agent's model thinks before answering (where the model can)."""
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
