@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     ping_interval_s: float = Field(default=30.0, gt=0)
     """Seconds between keep-alive pings on a stream that asked for them."""
     fanout_concurrency: int = Field(default=50, ge=1)
+    """Workers of one supervisor broadcast running at once."""
+    tool_timeout_s: float = Field(default=30.0, gt=0)
+    """How long a custom tool may run in the sandbox before it is killed."""
     log_flush_events: int = Field(default=64, ge=1)
     """Token chunks coalesced into one durable log record at most."""
     log_flush_interval_s: float = Field(default=0.05, gt=0)

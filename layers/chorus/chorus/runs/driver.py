@@ -140,6 +140,7 @@ class RunDriver:
         retention_s: float = 10_800,
         fanout_concurrency: int = 50,
         spawn: Spawn | None = None,
+        tool_timeout_s: float = 30.0,
     ) -> None:
         self.store = store
         self.resolve = resolve
@@ -148,6 +149,7 @@ class RunDriver:
         self.lease = lease
         self.retention_s = retention_s
         self.fanout_concurrency = fanout_concurrency
+        self.tool_timeout_s = tool_timeout_s
         self.spawn = spawn
         self.run = plan.run
         self.tenant = plan.run.tenant_id
@@ -338,7 +340,12 @@ class RunDriver:
             incarnation=self.run.incarnation,
             system_prompt=system_prompt,
             cancelled=self._check_cancel,
-            toolbox=Toolbox(self.store, self.tenant, AgentMemory(self.store, self.tenant, self.plan.shared_block_ids)),
+            toolbox=Toolbox(
+                self.store,
+                self.tenant,
+                AgentMemory(self.store, self.tenant, self.plan.shared_block_ids),
+                timeout_s=self.tool_timeout_s,
+            ),
             speech_tool=(
                 str(config.get("assistant_message_tool_name") or "send_message"),
                 str(config.get("assistant_message_tool_kwarg") or "message"),

@@ -288,6 +288,7 @@ class RunService:
                 retention_s=self.settings.event_retention_s,
                 fanout_concurrency=self.settings.fanout_concurrency,
                 spawn=self._submit,
+                tool_timeout_s=self.settings.tool_timeout_s,
             )
             await driver.execute()
         finally:
