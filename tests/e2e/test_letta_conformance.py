@@ -20,6 +20,7 @@ import pytest
 from letta_client import APIError, Letta
 
 from chorus.devserver import Server
+from letta_tools import get_secret_code_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -167,17 +168,6 @@ def test_sleeptime_background_runs_are_announced_and_complete(client: Letta) -> 
         time.sleep(0.02)
     assert run.status == "completed" and run.agent_id == memory.id and run.background
     assert client.groups.retrieve(group.id).turns_counter == 1
-
-
-def get_secret_code_tool(input_text: str) -> str:
-    """
-    A tool that returns the secret code based on the input. This tool requires approval before execution.
-    Args:
-        input_text (str): The input text to process.
-    Returns:
-        str: The secret code based on the input text.
-    """
-    return str(abs(hash(input_text)))
 
 
 def test_human_in_the_loop_through_the_sdk(client: Letta) -> None:

@@ -8,32 +8,10 @@ from typing import Any
 
 import httpx
 
+from letta_tools import get_secret_code_tool, roll_dice_tool
 from support import create_group, payloads, stream
 
 MISSING_TOOL = "tool-123e4567-e89b-42d3-8456-426614174000"
-
-
-def get_secret_code_tool(input_text: str) -> str:
-    """
-    A tool that returns the secret code based on the input. This tool requires approval before execution.
-    Args:
-        input_text (str): The input text to process.
-    Returns:
-        str: The secret code based on the input text.
-    """
-    print(f"computing the code of {input_text}")
-    return str(abs(hash(input_text)))
-
-
-def roll_dice_tool(num_sides: int) -> str:
-    """
-    A tool that returns a random number between 1 and num_sides.
-    Args:
-        num_sides (int): The number of sides on the die.
-    Returns:
-        str: The random number between 1 and num_sides.
-    """
-    return str(min(num_sides, 4))
 
 
 def source(func: Any) -> str:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from chorus.api.deps import AgentIdPath, BlockIdPath, ServicesDep, TenantDep
-from chorus.api.routes.agents import agent_view
+from chorus.api.routes.agents import agent_view, change_attachment
 from chorus.api.routes.blocks import block_state, change_block
-from chorus.clock import now_iso
 from chorus.errors import NotFound
 from chorus.schemas.resources import AgentState, BlockState, BlockUpdate
 from chorus.store.base import Store
@@ -62,10 +61,7 @@ async def attach_block(
 ) -> AgentState:
     agent = await svc.store.get_agent(tenant_id, agent_id)
     await svc.store.get_block(tenant_id, block_id)
-    if block_id not in agent.block_ids:
-        agent = agent.model_copy(update={"block_ids": [*agent.block_ids, block_id], "updated_at": now_iso()})
-        await svc.store.put_agent(agent)
-    return (await agent_view(svc.store, agent)).state
+    return await change_attachment(svc.store, agent, "block_ids", block_id, attach=True)
 
 
 @router.patch("/detach/{block_id}", response_model=AgentState)
@@ -73,10 +69,4 @@ async def detach_block(
     agent_id: AgentIdPath, block_id: BlockIdPath, svc: ServicesDep, tenant_id: TenantDep
 ) -> AgentState:
     agent = await svc.store.get_agent(tenant_id, agent_id)
-    if block_id not in agent.block_ids:
-        raise NotFound(f"Block {block_id} is not attached to agent {agent_id}.")
-    agent = agent.model_copy(
-        update={"block_ids": [b for b in agent.block_ids if b != block_id], "updated_at": now_iso()}
-    )
-    await svc.store.put_agent(agent)
-    return (await agent_view(svc.store, agent)).state
+    return await change_attachment(svc.store, agent, "block_ids", block_id, attach=False)

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from chorus.api.deps import AgentIdPath, ServicesDep, TenantDep, ToolIdPath
-from chorus.api.routes.agents import agent_view
+from chorus.api.routes.agents import agent_view, change_attachment
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, NotFound
 from chorus.schemas.resources import AgentState
@@ -32,20 +32,13 @@ async def list_agent_tools(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: T
 async def attach_tool(agent_id: AgentIdPath, tool_id: ToolIdPath, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
     agent = await svc.store.get_agent(tenant_id, agent_id)
     await svc.store.get_tool(tenant_id, tool_id)
-    if tool_id not in agent.tool_ids:
-        agent = agent.model_copy(update={"tool_ids": [*agent.tool_ids, tool_id], "updated_at": now_iso()})
-        await svc.store.put_agent(agent)
-    return (await agent_view(svc.store, agent)).state
+    return await change_attachment(svc.store, agent, "tool_ids", tool_id, attach=True)
 
 
 @router.patch("/detach/{tool_id}", response_model=AgentState)
 async def detach_tool(agent_id: AgentIdPath, tool_id: ToolIdPath, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
     agent = await svc.store.get_agent(tenant_id, agent_id)
-    if tool_id not in agent.tool_ids:
-        raise NotFound(f"Tool {tool_id} is not attached to agent {agent_id}.")
-    agent = agent.model_copy(update={"tool_ids": [t for t in agent.tool_ids if t != tool_id], "updated_at": now_iso()})
-    await svc.store.put_agent(agent)
-    return (await agent_view(svc.store, agent)).state
+    return await change_attachment(svc.store, agent, "tool_ids", tool_id, attach=False)
 
 
 @router.patch("/approval/{tool_name}", response_model=AgentState)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 
@@ -47,6 +47,22 @@ async def agent_view(store: Store, agent: AgentRecord) -> AgentView:
         except NotFound:
             continue
     return AgentView(agent_state(agent, blocks, tools), blocks, tools)
+
+
+async def change_attachment(
+    store: Store, agent: AgentRecord, field: Literal["block_ids", "tool_ids"], item_id: str, *, attach: bool
+) -> AgentState:
+    """Attach (idempotently) or detach (404 if not attached) a block or tool; answers the agent."""
+    current: list[str] = getattr(agent, field)
+    if attach and item_id not in current:
+        agent = agent.model_copy(update={field: [*current, item_id], "updated_at": now_iso()})
+        await store.put_agent(agent)
+    elif not attach:
+        if item_id not in current:
+            raise NotFound(f"{item_id} is not attached to agent {agent.id}.")
+        agent = agent.model_copy(update={field: [i for i in current if i != item_id], "updated_at": now_iso()})
+        await store.put_agent(agent)
+    return (await agent_view(store, agent)).state
 
 
 async def _check_refs(store: Store, tenant_id: str, block_ids: list[str], tool_ids: list[str]) -> None:
