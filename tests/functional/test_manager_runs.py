@@ -407,3 +407,44 @@ async def test_cancel_mid_fan_out_stops_every_worker_and_commits_none(client: ht
     events = payloads(parse_sse((await client.post(f"/v1/runs/{run['id']}/stream", json={})).text))
     assert events[-1]["message_type"] == "stop_reason" and events[-1]["stop_reason"] == "cancelled"
     assert all(e.get("name") != "Bo" for e in events), "a worker behind the first never reached the stream"
+
+
+MATRIX = {
+    "round_robin": ({}, ["Ada", "Bo"]),
+    "supervisor": ({}, ["Ada", "Bo", "Boss"]),
+    "dynamic": ({"max_turns": 2}, ["Boss", "Ada", "Boss", "Bo"]),
+    "sleeptime": ({}, ["Boss"]),
+    "voice_sleeptime": ({}, ["Boss"]),
+}
+
+
+async def speakers_of(client: httpx.AsyncClient, group_id: str, mode: str) -> tuple[list[str], dict[str, Any]]:
+    """Who spoke, in order, and the usage, for a send in `mode` (`steps`, `tokens` or `json`)."""
+    if mode == "json":
+        body = (await client.post(f"/v1/groups/{group_id}/messages", json={"input": "Go."})).json()
+        events, usage = body["messages"], body["usage"]
+    else:
+        events = payloads(await stream(client, group_id, {"input": "Go.", "stream_tokens": mode == "tokens"}))
+        usage = events[-1]
+    names: list[str] = []
+    for e in events:  # token chunks of one message share its speaker: count each speaker's turn once
+        if e["message_type"] == "assistant_message" and (not names or names[-1] != e["name"]):
+            names.append(e["name"])
+    return names, usage
+
+
+@pytest.mark.parametrize("mode", ["steps", "tokens", "json"])
+@pytest.mark.parametrize("kind", list(MATRIX))
+async def test_every_manager_in_every_mode(client: httpx.AsyncClient, kind: str, mode: str) -> None:
+    config, expected = MATRIX[kind]
+    scripts = {"use_tools": False} if kind != "supervisor" else {}
+    ids = await team(client, scripts, Ada={"use_tools": False}, Bo={"use_tools": False})
+    manager_config: dict[str, Any] = {"manager_type": kind, **config}
+    if kind != "round_robin":
+        manager_config["manager_agent_id"] = ids[0]
+    group = await create_group(client, ids[1:], manager_config)
+    names, usage = await speakers_of(client, group["id"], mode)
+    assert names == expected
+    assert usage["step_count"] == len(expected) + (1 if kind == "supervisor" else 0)
+    background = 2 if kind == "sleeptime" else 0
+    assert len(usage["run_ids"]) == 1 + background
