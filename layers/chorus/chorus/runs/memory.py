@@ -23,6 +23,8 @@ from chorus.store.records import AgentRecord, BlockRecord
 logger = logging.getLogger(__name__)
 
 _ATTEMPTS = 20
+_REMEMBERED = 32
+"""Tool call ids a block remembers having applied."""
 
 
 class AgentMemory:
@@ -46,21 +48,31 @@ class AgentMemory:
         return out
 
     async def call(
-        self, agent: AgentRecord, name: str, arguments: Mapping[str, Any]
+        self, agent: AgentRecord, name: str, arguments: Mapping[str, Any], call_id: str = ""
     ) -> tuple[str, Literal["success", "error"]]:
-        """Run a memory tool; returns the tool's return text and status."""
+        """Run a memory tool; returns the tool's return text and status.
+
+        The edit records its tool call id in the block, so the same call run again (a worker
+        re-running an approved call after a crash) finds it applied and changes nothing."""
         label = arguments.get("label")
         for _ in range(_ATTEMPTS):
             block = next((b for b in await self.blocks(agent) if b.label == label), None)
             if block is None:
                 return f"No memory block is labelled {label!r}.", "error"
+            if call_id and call_id in block.applied_calls:
+                return (
+                    f"Memory block {block.label!r} updated ({len(block.value)} of {block.limit} characters).",
+                    "success",
+                )
             try:
                 value = memory.edit(name, arguments, block)
             except memory.MemoryEditError as exc:
                 return str(exc), "error"
+            applied = [*block.applied_calls, call_id][-_REMEMBERED:] if call_id else block.applied_calls
             try:
                 await self.store.update_block(
-                    block.model_copy(update={"value": value, "updated_at": now_iso()}), expect_version=block.version
+                    block.model_copy(update={"value": value, "updated_at": now_iso(), "applied_calls": applied}),
+                    expect_version=block.version,
                 )
             except Conflict:
                 continue

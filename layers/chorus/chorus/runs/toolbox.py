@@ -78,10 +78,15 @@ class Toolbox:
         tool = tools.custom.get(name)
         return tool is not None and tool.default_requires_approval
 
-    async def run(self, agent: AgentRecord, tools: AgentTools, name: str, arguments: Mapping[str, Any]) -> ToolOutcome:
-        """Run a memory or custom tool (the caller checked it is offered and allowed)."""
+    async def run(
+        self, agent: AgentRecord, tools: AgentTools, name: str, arguments: Mapping[str, Any], call_id: str = ""
+    ) -> ToolOutcome:
+        """Run a memory or custom tool (the caller checked it is offered and allowed).
+
+        Memory edits are applied once per tool call id; a custom tool's side effects are its
+        own, so a call re-run after a crash runs again (at least once)."""
         if name in memory.MEMORY_TOOLS:
-            content, status = await self.memory.call(agent, name, arguments)
+            content, status = await self.memory.call(agent, name, arguments, call_id)
             return ToolOutcome(content, status)
         tool = tools.custom[name]
         result = await run_tool(

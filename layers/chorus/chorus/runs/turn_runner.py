@@ -281,7 +281,9 @@ class TurnRunner:
                     str(answer["tool_return"]), answer["status"], answer.get("stdout"), answer.get("stderr")
                 )
             elif answer.get("approve"):
-                outcome = await self._run_tool(agent, tools, pending["name"], pending["arguments"])
+                outcome = await self._run_tool(
+                    agent, tools, pending["name"], pending["arguments"], pending["tool_call_id"]
+                )
                 state.called.append(pending["name"])
                 state.accepted.add(pending["name"])
             else:
@@ -289,7 +291,9 @@ class TurnRunner:
                 outcome = ToolOutcome(f"Error: request to call tool denied. User reason: {reason}", "error")
             lane.emit(_tool_return(turn, pending["tool_call_id"], outcome.content, outcome.status, outcome))
 
-    async def _run_tool(self, agent: AgentRecord, tools: AgentTools, name: str, arguments: str) -> ToolOutcome:
+    async def _run_tool(
+        self, agent: AgentRecord, tools: AgentTools, name: str, arguments: str, call_id: str
+    ) -> ToolOutcome:
         try:
             parsed = orjson.loads(arguments or "{}")
         except orjson.JSONDecodeError:
@@ -298,7 +302,7 @@ class TurnRunner:
             return ToolOutcome(f"The arguments of {name!r} must be a JSON object, got {arguments!r}.", "error")
         if self.settings.toolbox is None:
             return ToolOutcome(f"Tool {name!r} cannot run here.", "error")
-        return await self.settings.toolbox.run(agent, tools, name, parsed)
+        return await self.settings.toolbox.run(agent, tools, name, parsed, call_id)
 
     async def _tool_calls(
         self,
@@ -340,7 +344,7 @@ class TurnRunner:
                     error = f"Only one {request.name!r} call per step is carried out; this one was not."
                     lane.emit(_tool_return(turn, request.id, error, "error"))
                 continue
-            outcome = await self._run_tool(agent, tools, request.name, request.arguments)
+            outcome = await self._run_tool(agent, tools, request.name, request.arguments, request.id)
             state.called.append(request.name)
             state.accepted.add(request.name)
             lane.emit(_tool_return(turn, request.id, outcome.content, outcome.status, outcome))

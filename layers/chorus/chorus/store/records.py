@@ -70,6 +70,8 @@ class BlockRecord(Record):
     updated_at: str
     version: int = 0
     """Bumped by every `update_block`: concurrent editors (sleeptime agents) compare and set."""
+    applied_calls: list[str] = Field(default_factory=list)
+    """The latest tool calls that edited the block: a retried call (same id) is not applied twice."""
 
 
 class GroupRecord(Record):
