@@ -158,7 +158,7 @@ def config_for(seed: int) -> Config:
         stream_tokens=rng.random() < 0.6,
         crash_on_token=rng.random() < 0.4,
         crash_fraction=rng.random(),
-        manager_type=rng.choice(["round_robin", "round_robin", "supervisor", "dynamic"]),
+        manager_type=rng.choice(["round_robin", "round_robin", "supervisor", "dynamic", "sleeptime"]),
     )
 
 
@@ -181,8 +181,8 @@ async def seed_group(store: SQLiteStore, cfg: Config) -> str:
             )
         )
     config: dict[str, Any] = {"manager_type": cfg.manager_type, "max_turns": cfg.max_turns}
-    if cfg.manager_type == "supervisor":
-        config = {"manager_type": "supervisor", "manager_agent_id": MANAGER}
+    if cfg.manager_type in ("supervisor", "sleeptime"):
+        config = {"manager_type": cfg.manager_type, "manager_agent_id": MANAGER}
     elif cfg.manager_type == "dynamic":
         config["manager_agent_id"] = MANAGER
     group_id = "group-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e5f"
@@ -304,7 +304,8 @@ async def crash_and_recover(tmp: Path, seed: int, cfg: Config | None = None) -> 
     store_b = SQLiteStore(db)
     await store_b.open()
     worker_b = RunService(store_b, settings(db, cfg), lease_ttl_s=5, heartbeat_s=1, orphan_grace_s=0.05)
-    runs: list[RunRecord] = await store_b.list_runs(TENANT, Page(limit=10))
+    listed: list[RunRecord] = await store_b.list_runs(TENANT, Page(limit=10))
+    runs = [r for r in listed if r.group_id is not None]  # not the sleeptime agents' runs
     if not runs:
         assert switch.writes == 1 and switch.dead, "only a crash at the very first write leaves no run"
         await store_b.close()
@@ -326,9 +327,28 @@ async def crash_and_recover(tmp: Path, seed: int, cfg: Config | None = None) -> 
     if cfg.manager_type == "round_robin":
         assert len(expected_history) == 1 + cfg.max_turns
     assert spoken(log) == expected, f"seed {seed}: the stream says something else"
+    if cfg.manager_type == "sleeptime":
+        await _background_runs_once(worker_b, store_b, run, cfg, seed)
     await worker_b.shutdown()
     await store_b.close()
     return log
+
+
+async def _background_runs_once(worker: RunService, store: SQLiteStore, run: RunRecord, cfg: Config, seed: int) -> None:
+    """The sleeptime agents each got one background run, whoever started it, and each ended."""
+    children = [r for r in await store.list_runs(TENANT, Page(limit=100)) if r.metadata.get("parent_run_id") == run.id]
+    agents = sorted(f"agent-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e5{i + 1}" for i in range(cfg.agents))
+    assert sorted(c.agent_id for c in children) == agents, f"seed {seed}: children"
+    await worker.recover()  # a child the dead worker had started is adopted like any orphan
+    for child in children:
+        done = await asyncio.wait_for(worker.wait_terminal(TENANT, child.id), 10)
+        assert done.status == "completed", (seed, child.id, done.status)
+    usage = json.loads((await read_log(store, run.id))[-2][1])
+    assert usage["run_ids"][0] == run.id and sorted(usage["run_ids"][1:]) == sorted(c.id for c in children), (
+        seed,
+        usage,
+        [(c.id, c.agent_id, c.created_at) for c in children],
+    )
 
 
 async def _read_all(store: SQLiteStore, run_id: str) -> bytes:

@@ -42,37 +42,44 @@ async def start_background(
     decision: Finish,
     spawn: Spawn | None,
 ) -> list[str]:
-    """Start the decision's background runs; returns their ids (none when nothing is new)."""
+    """Start the decision's background runs; returns their ids (none when nothing is new).
+
+    Re-entrant: a parent re-driven after its worker died finds the children that worker
+    started (their ids are fixed) even if it had already moved the group's marker on."""
+    wanted = {agent_id: identity.child_run_id(parent.id, agent_id) for agent_id in decision.background}
+    started = [run_id for run_id in wanted.values() if await _exists(store, parent.tenant_id, run_id)]
+    if len(started) == len(wanted):
+        return started
     pending = unprocessed(history, group.last_processed_message_id)
     if decision.keep_recent is not None:
         pending = pending[: max(0, len(pending) - decision.keep_recent)]
-    if not decision.background or not pending:
-        return []
+    if not pending:
+        return started
     text = transcript(pending)
-    ids = []
-    for agent_id in decision.background:
-        child = await _child_run(store, parent, group, agent_id, text)
-        if child is not None and spawn is not None:
-            spawn(child)
-        ids.append(identity.child_run_id(parent.id, agent_id))
+    for agent_id, run_id in wanted.items():
+        if run_id not in started:
+            child = await _child_run(store, parent, group, agent_id, text)
+            if spawn is not None:
+                spawn(child)
     current = await store.get_group(group.tenant_id, group.id)
     await store.put_group(
         current.model_copy(update={"last_processed_message_id": pending[-1]["id"], "updated_at": now_iso()})
     )
-    return ids
+    return list(wanted.values())
 
 
-async def _child_run(store: Store, parent: RunRecord, group: GroupRecord, agent_id: str, text: str) -> RunRecord | None:
-    """Create the child run, or None if an earlier attempt of the parent already did."""
-    run_id = identity.child_run_id(parent.id, agent_id)
+async def _exists(store: Store, tenant_id: str, run_id: str) -> bool:
     try:
-        await store.get_run(parent.tenant_id, run_id)
-        return None
+        await store.get_run(tenant_id, run_id)
     except NotFound:
-        pass
+        return False
+    return True
+
+
+async def _child_run(store: Store, parent: RunRecord, group: GroupRecord, agent_id: str, text: str) -> RunRecord:
     child = RunRecord(
         tenant_id=parent.tenant_id,
-        id=run_id,
+        id=identity.child_run_id(parent.id, agent_id),
         created_at=now_iso(),
         agent_id=agent_id,
         background=True,
