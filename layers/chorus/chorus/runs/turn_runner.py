@@ -26,7 +26,7 @@ from chorus.engine.context import build_request
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, PendingTool, TurnRecord
 from chorus.engine.tool_rules import ToolRules
 from chorus.engine.tools import BUILT_IN, LEGACY_AGENT_TYPES, ORCHESTRATED, send_message_spec
-from chorus.engine.turn import AgentTurn, TurnContext, speech_of
+from chorus.engine.turn import AgentTurn, TurnContext, TurnOutcome, speech_of
 from chorus.errors import ModelError
 from chorus.llm.base import Model, ToolCallRequest, Usage
 from chorus.runs.lanes import Lane
@@ -186,28 +186,16 @@ class TurnRunner:
             )
             for event in rest:
                 lane.emit(event)
-            spoke = bool(outcome.spoken)
-            handled = {r.id for r in outcome.spoken}
-            for said in outcome.tool_calls if speech is not None else ():
-                if speech is None or said.name != speech[0] or said.id in handled:
-                    continue
-                handled.add(said.id)
-                text = speech_of(said.arguments, speech[1])
-                if text is None:
-                    error = f"{speech[0]} needs a string {speech[1]!r} argument."
-                    lane.emit(_tool_return(turn, said.id, error, "error"))
-                    continue
-                lane.emit(_tool_return(turn, said.id, "Sent message successfully.", "success"))
-                state.text += text
-                spoke = True
-            pending = await self._tool_calls(
-                call, agent, tools, allowed, turn, [r for r in outcome.tool_calls if r.id not in handled], lane, state
-            )
+            spoke, handled = self._speech(speech, outcome, turn, lane, state)
+            handled |= {r.id for r in outcome.held}
+            unanswered = [r for r in outcome.tool_calls if r.id not in handled]
+            pending = await self._tool_calls(call, agent, tools, allowed, turn, unanswered, lane, state)
             state.text += "".join(
                 str(m.get("content", "")) for m in outcome.messages if m["message_type"] == "assistant_message"
             )
             missing = rules.missing_before_exit(state.called) if not outcome.tool_calls else []
-            last_step = state.step >= cfg.max_steps
+            if missing:
+                state.nudge = f"Before you finish, you must call: {', '.join(missing)}."
             if outcome.held:
                 stop, final = "requires_approval", True
             elif pending is not None:
@@ -217,9 +205,7 @@ class TurnRunner:
             elif spoke:
                 stop, final = "end_turn", True
             elif outcome.tool_calls or missing:
-                stop, final = "max_steps", last_step
-                if missing:
-                    state.nudge = f"Before you finish, you must call: {', '.join(missing)}."
+                stop, final = "max_steps", state.step >= cfg.max_steps
             else:
                 stop, final = FINISH_STOP.get(outcome.finish_reason, "end_turn"), True
             held_calls = [{"tool_call_id": r.id, "name": r.name, "arguments": r.arguments} for r in outcome.held]
@@ -246,6 +232,30 @@ class TurnRunner:
             state.turn = None
             if final:
                 return TurnRecord(agent.id, stop, state.text, call.purpose, pending, call.reply_to)
+
+    @staticmethod
+    def _speech(
+        speech: tuple[str, str] | None, outcome: TurnOutcome, turn: AgentTurn, lane: Lane, state: _TurnState
+    ) -> tuple[bool, set[str]]:
+        """Answer a legacy agent's speech calls; returns whether it spoke and the calls answered.
+
+        Streamed as `assistant_message`s already (`outcome.spoken`), or, without
+        `use_assistant_message`, answered here as the tool calls they are."""
+        spoke, handled = bool(outcome.spoken), {r.id for r in outcome.spoken}
+        if speech is None:
+            return spoke, handled
+        for said in outcome.tool_calls:
+            if said.name != speech[0] or said.id in handled:
+                continue
+            handled.add(said.id)
+            text = speech_of(said.arguments, speech[1])
+            if text is None:
+                lane.emit(_tool_return(turn, said.id, f"{speech[0]} needs a string {speech[1]!r} argument.", "error"))
+                continue
+            lane.emit(_tool_return(turn, said.id, "Sent message successfully.", "success"))
+            state.text += text
+            spoke = True
+        return spoke, handled
 
     async def _prelude(
         self,
@@ -317,10 +327,7 @@ class TurnRunner:
     ) -> PendingTool | None:
         """Answer the step's tool calls; returns the orchestrated call the turn stops at, if any."""
         pending: PendingTool | None = None
-        held = {r.id for r in turn_held(turn)}
         for request in requests:
-            if request.id in held:
-                continue
             if request.name not in allowed:
                 names = ", ".join(sorted(allowed)) or "none"
                 error = f"Tool {request.name!r} is not available to this agent now (tools allowed: {names})."
@@ -405,12 +412,6 @@ def _approval_policy(
         return call.reply_to is None and name in allowed and Toolbox.needs_approval(agent, tools, name)
 
     return held
-
-
-def turn_held(turn: AgentTurn) -> list[ToolCallRequest]:
-    """The step's calls announced for approval."""
-    held = [m for m in turn.messages if m["message_type"] == "approval_request_message"]
-    return [ToolCallRequest(c["tool_call_id"], c["name"], c["arguments"]) for m in held for c in m["tool_calls"]]
 
 
 def _tool_return(
