@@ -43,11 +43,12 @@ from chorus.engine.managers import (
 )
 from chorus.errors import AlreadyCommitted, ChorusError, Conflict, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.base import Model, Usage
+from chorus.runs.approvals import track_pending_approval
 from chorus.runs.background import Spawn, start_background, unprocessed
 from chorus.runs.lanes import DirectLane, OrderedLanes
 from chorus.runs.log import RunLog
 from chorus.runs.memory import AgentMemory
-from chorus.runs.progress import restore, slot_of, turn_of, usage_dict
+from chorus.runs.progress import restore, slot_of, step_records, turn_of, usage_dict
 from chorus.runs.toolbox import Toolbox
 from chorus.runs.turn_runner import Answers, Resume, Slot, StepCommit, TurnRunner, TurnSettings
 from chorus.schemas.requests import MessageCreate
@@ -288,7 +289,7 @@ class RunDriver:
     async def _commit_inputs(self) -> None:
         key = identity.INPUT_STEP
         messages = events.input_messages(self.run.id, key, self.plan.inputs)
-        records, step = self._records(key, None, messages)
+        records, step = step_records(self.run, self.plan.group, key, None, messages)
         await self._write(records, step.model_copy(update={"step": 0}))
 
     async def _loop(self) -> str:
@@ -413,7 +414,7 @@ class RunDriver:
 
     async def _commit(self, commit: StepCommit) -> None:
         """Make the step's events durable, then write its record and messages once."""
-        records, step = self._records(commit.key, commit.agent_id, commit.messages)
+        records, step = step_records(self.run, self.plan.group, commit.key, commit.agent_id, commit.messages)
         step = step.model_copy(
             update={
                 "stop_reason": commit.stop_reason,
@@ -435,64 +436,8 @@ class RunDriver:
             self.step_count += 1
             for record in records:
                 self.slots[record.id] = (commit.slot.round, commit.slot.call)
-            await self._track_approval(commit)
-
-    async def _track_approval(self, commit: StepCommit) -> None:
-        """Keep the group's `pending_approval` true to history: set when a turn stops for a human,
-        cleared once a resumed turn's answers are committed (a failed resumption leaves it pending)."""
-        group = self.plan.group
-        if group is None:
-            return
-        waits = commit.pending.get("approval") if commit.pending else None
-        resumed = self.run.options.get("continues") is not None and commit.step == 1
-        if not waits and not resumed:
-            return
-        pending = (
-            {
-                "run_id": self.run.id,
-                "agent_id": commit.agent_id,
-                "tool_calls": waits,
-                "round": commit.slot.round,
-                "call": commit.slot.call,
-            }
-            if waits
-            else None
-        )
-        current = await self.store.get_group(self.tenant, group.id)
-        if waits or (current.pending_approval or {}).get("run_id") == self.run.options["continues"]["run_id"]:
-            await self.store.put_group(current.model_copy(update={"pending_approval": pending}))
-
-    def _records(
-        self, key: str, agent_id: str | None, messages: list[dict[str, Any]]
-    ) -> tuple[list[MessageRecord], StepRecord]:
-        created = now_iso()
-        stamp = time.time_ns()
-        group_id = self.plan.group.id if self.plan.group is not None else None
-        records = [
-            MessageRecord(
-                tenant_id=self.tenant,
-                id=msg["id"],
-                created_at=created,
-                group_id=group_id,
-                agent_id=agent_id,
-                run_id=self.run.id,
-                step_key=key,
-                index=i,
-                position=f"{stamp:020d}:{self.run.id}:{key}:{i:04d}",
-                message={**msg, "seq_id": None},
-            )
-            for i, msg in enumerate(messages)
-        ]
-        step = StepRecord(
-            tenant_id=self.tenant,
-            id=identity.step_id(self.run.id, key),
-            created_at=created,
-            run_id=self.run.id,
-            step_key=key,
-            agent_id=agent_id,
-            log_seq=0,
-        )
-        return records, step
+            if self.plan.group is not None:
+                await track_pending_approval(self.store, self.plan.group, self.run, commit)
 
     async def _write(self, records: list[MessageRecord], step: StepRecord) -> bool:
         """Flush the log, then commit; False if the step was committed before (a retry)."""

@@ -1,7 +1,7 @@
-"""A run's progress, rebuilt from its committed steps: what a worker taking the run over starts from.
+"""A run's progress in the store: the records a step commits, and the progress rebuilt from them.
 
-Pure. Steps carry their place in the plan (`round`, `call`, `calls`,
-`step`) and the last step of each turn (`final`) carries what the manager
+Pure (no I/O): what a worker taking a run over starts from. Steps carry
+their place in the plan (`round`, `call`, `calls`, `step`) and the last step of each turn (`final`) carries what the manager
 needs of that turn. Rounds whose every call has a final step are done; the
 first round that is not holds the work left (its finished calls are kept,
 its unfinished ones continue after their last committed step).
@@ -9,12 +9,16 @@ its unfinished ones continue after their last committed step).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
+from chorus.clock import now_iso
+from chorus.engine import identity
 from chorus.engine.managers import PendingTool, TurnRecord
 from chorus.llm.base import Usage
-from chorus.store.records import StepRecord
+from chorus.store.records import GroupRecord, MessageRecord, RunRecord, StepRecord
 
 
 @dataclass(slots=True)
@@ -70,6 +74,41 @@ def turn_of(step: StepRecord) -> TurnRecord:
         step.reply_to,
         step.error,
     )
+
+
+def step_records(
+    run: RunRecord, group: GroupRecord | None, key: str, agent_id: str | None, messages: list[dict[str, Any]]
+) -> tuple[list[MessageRecord], StepRecord]:
+    """What committing a step writes: its messages, in history order, and its step record.
+
+    History orders by `position` (commit time, then run, step and index), so a group's
+    history reads in commit order across runs; `seq_id` is the log's, not history's."""
+    created = now_iso()
+    stamp = time.time_ns()
+    records = [
+        MessageRecord(
+            tenant_id=run.tenant_id,
+            id=msg["id"],
+            created_at=created,
+            group_id=group.id if group is not None else None,
+            agent_id=agent_id,
+            run_id=run.id,
+            step_key=key,
+            index=i,
+            position=f"{stamp:020d}:{run.id}:{key}:{i:04d}",
+            message={**msg, "seq_id": None},
+        )
+        for i, msg in enumerate(messages)
+    ]
+    step = StepRecord(
+        tenant_id=run.tenant_id,
+        id=identity.step_id(run.id, key),
+        created_at=created,
+        run_id=run.id,
+        step_key=key,
+        agent_id=agent_id,
+    )
+    return records, step
 
 
 def slot_of(step_key: str) -> tuple[int, int]:

@@ -36,12 +36,13 @@ from chorus.errors import BadRequest, ChorusError, Conflict, NotFound, RunExpire
 from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
+from chorus.runs.approvals import approval_answers
 from chorus.runs.driver import Lease, ModelResolver, RunDriver, RunPlan, status_for
 from chorus.runs.executor import InProcessExecutor
 from chorus.runs.frames import DONE, frame
 from chorus.runs.log import RunLog
 from chorus.runs.tailer import tail_memory, tail_store
-from chorus.schemas.requests import ApprovalCreate, MessageCreate, MessageRequest
+from chorus.schemas.requests import MessageCreate, MessageRequest
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, GroupRecord, IdempotencyRecord, Page, RunRecord
@@ -51,50 +52,6 @@ logger = logging.getLogger(__name__)
 ACTIVE_STATUSES = ["created", "running"]
 COUNTED_TURNS = frozenset({"sleeptime", "voice_sleeptime"})
 """Manager types whose groups count their runs (`turns_counter`), as Letta does."""
-
-
-def approval_answers(group: GroupRecord, inputs: list[MessageCreate | ApprovalCreate]) -> list[dict[str, Any]]:
-    """The human's answers to the group's pending tool calls, checked (400/409 before any byte).
-
-    A group whose run paused for approval takes approvals only (409 for a normal message);
-    approvals must answer exactly the pending calls (400 naming the unknown or missing ids)."""
-    approvals = [m for m in inputs if isinstance(m, ApprovalCreate)]
-    pending = group.pending_approval
-    if not approvals:
-        if pending is not None:
-            raise Conflict(
-                "Please approve or deny the pending request before continuing: the group's run "
-                f"{pending['run_id']} waits on tool calls {[c['tool_call_id'] for c in pending['tool_calls']]}.",
-                run_id=pending["run_id"],
-            )
-        return []
-    if pending is None:
-        raise BadRequest("No tool call is currently awaiting approval in this group.")
-    if len(approvals) != len(inputs):
-        raise BadRequest("Send approvals on their own, without other messages.")
-    answers: list[dict[str, Any]] = []
-    for item in approvals:
-        if item.approvals:
-            answers.extend(a.model_dump(mode="json") for a in item.approvals)
-        elif item.approval_request_id is not None and item.approve is not None:
-            answers.append(
-                {
-                    "type": "approval",
-                    "tool_call_id": item.approval_request_id,
-                    "approve": item.approve,
-                    "reason": item.reason,
-                }
-            )
-        else:
-            raise BadRequest("An approval needs `approvals`, or `approve` with `approval_request_id`.")
-    expected = {c["tool_call_id"] for c in pending["tool_calls"]}
-    given = [a["tool_call_id"] for a in answers]
-    if set(given) != expected or len(given) != len(expected):
-        raise BadRequest(
-            f"Invalid tool call IDs: {sorted(set(given) - expected) or 'none'} unknown, "
-            f"{sorted(expected - set(given)) or 'none'} unanswered; pending: {sorted(expected)}."
-        )
-    return answers
 
 
 def members(group: GroupRecord) -> list[str]:
