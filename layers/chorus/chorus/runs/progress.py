@@ -1,10 +1,11 @@
 """A run's progress in the store: the records a step commits, and the progress rebuilt from them.
 
 Pure (no I/O): what a worker taking a run over starts from. Steps carry
-their place in the plan (`round`, `call`, `calls`, `step`) and the last step of each turn (`final`) carries what the manager
-needs of that turn. Rounds whose every call has a final step are done; the
-first round that is not holds the work left (its finished calls are kept,
-its unfinished ones continue after their last committed step).
+their place in the plan (`round`, `call`, `calls`, `step`) and the last
+step of each turn (`final`) carries what the manager needs of that turn.
+Rounds whose every call has a final step are done; the first round that is
+not holds the work left (its finished calls are kept, its unfinished ones
+continue after their last committed step).
 """
 
 from __future__ import annotations
