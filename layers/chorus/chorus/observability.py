@@ -2,7 +2,7 @@
 
 On Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set) `create_app` turns on:
 
-- **Logger**: JSON lines on stdout for the `chorus` loggers, with the Lambda
+- **Logger** (service `chorus`): JSON lines on stdout for the `chorus` loggers, with the Lambda
   request id (`function_request_id`, read from the Web Adapter's
   `x-amzn-lambda-context` header or Mangum's context) and the `run_id` of the
   run whose driver logged (its asyncio task is named `run-<id>`).
@@ -38,6 +38,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from chorus.store.base import Store
 from chorus.store.records import MessageRecord, RunRecord, StepRecord
 
+SERVICE = "chorus"
+"""The Logger's service: also the stdlib logger it configures, parent of every `chorus.*` logger."""
 KEYS_MAX_AGE_S = 300
 """How long the API keys fetched from SSM are cached."""
 RUN_TASK_PREFIX = "run-"
@@ -51,22 +53,15 @@ def enabled() -> bool:
 
 @lru_cache(maxsize=1)
 def logger() -> Any:
-    """The Powertools Logger, its JSON formatter shared by every `chorus.*` logger."""
+    """The Powertools Logger. It owns the stdlib `chorus` logger, so every `chorus.*` module logs JSON through it."""
     from aws_lambda_powertools import Logger
-    from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-    log = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "chorus"))
-    chorus = logging.getLogger("chorus")
-    copy_config_to_registered_loggers(source_logger=log, include={"chorus"})
-    if not chorus.handlers:  # the parent of loggers created later (copy only covers existing ones)
-        for handler in log.handlers:
-            chorus.addHandler(handler)
-        chorus.setLevel(log.log_level)
-        chorus.propagate = False
-    for name in [n for n in logging.root.manager.loggerDict if n == "chorus" or n.startswith("chorus.")]:
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(f, RunIdFilter) for f in handler.filters):
-                handler.addFilter(RunIdFilter())
+    log = Logger(service=SERVICE)
+    stdlib = logging.getLogger(SERVICE)
+    stdlib.propagate = False  # the Lambda runtime's root handler would print each line again, as text
+    for handler in stdlib.handlers:
+        if not any(isinstance(f, RunIdFilter) for f in handler.filters):
+            handler.addFilter(RunIdFilter())
     return log
 
 

@@ -67,6 +67,7 @@ def create_app(
     )
     on_lambda = observability.enabled()
     if on_lambda:  # Powertools is imported only here: nothing to pay locally
+        observability.logger()
         app.add_middleware(observability.PowertoolsMiddleware)
     errors.install(app)
     for module in (health, agents, agent_memory, agent_tools, blocks, tools, groups, group_messages, runs):
