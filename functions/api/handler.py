@@ -2,12 +2,61 @@
 
 Mangum buffers a streaming response into one body, which is what those
 callers expect; live streaming goes through the Lambda Web Adapter (`run.sh`).
+
+Like uvicorn under the adapter, the app starts once per execution environment
+(store opened, recovery sweeper started) on one event loop that outlives
+invocations; Mangum's per-invocation lifespan would instead cancel, at the end
+of each invocation, the runs it started. A Lambda environment is frozen
+between invocations, so each invocation also waits for the in-process runs it
+started (a `background` stream's last writes after `[DONE]`, a
+`/messages/async` run) before it returns; the Step Functions executor (issue 8)
+will take those runs off the function.
 """
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from mangum import Mangum
+from mangum.protocols import LifespanCycle
 
-from chorus.api import app
+from chorus import observability
+from chorus.api import create_app
 
-handler = Mangum(app, lifespan="auto")
+app = create_app()
+"""`chorus.api:app`, built here so that it reads this process's environment (Powertools on Lambda)."""
+
+
+class BufferedHandler:
+    """`handler(event, context)`: the app behind Mangum, started on first use, drained after each call."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self._mangum = Mangum(app, lifespan="off")
+        self._lifespan: LifespanCycle | None = None
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        asyncio.set_event_loop(self.loop)
+        if self._lifespan is None:
+            self._lifespan = LifespanCycle(app, "on")
+            self._lifespan.__enter__()
+        try:
+            result: dict[str, Any] = self._mangum(event, context)
+        finally:
+            self.loop.run_until_complete(app.state.services.runs.executor.drain())
+            if observability.enabled():
+                observability.flush_metrics()  # what the drained runs recorded
+        return result
+
+    def close(self) -> None:
+        """Shut the app down (tests; Lambda just ends the environment)."""
+        if self._lifespan is not None:
+            self._lifespan.__exit__(None, None, None)
+            self._lifespan = None
+        self.loop.close()
+        asyncio.set_event_loop(None)
+
+
+handler = BufferedHandler()

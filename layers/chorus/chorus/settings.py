@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     """Longest time an event waits in memory before its log record is written."""
     api_keys: str | None = None
     """`key=tenant,key2=tenant2` pairs; unset means one anonymous local tenant."""
+    api_keys_parameter: str | None = None
+    """Name of an SSM (SecureString) parameter holding the `api_keys` pairs; read (cached) instead of `api_keys`."""
     host: str = "127.0.0.1"
     port: int = 8283
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from chorus import __version__
+from chorus import __version__, observability
 from chorus.api import errors
 from chorus.api.deps import Services, parse_api_keys
 from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools
@@ -44,9 +44,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config = settings or get_settings()
         the_store = store or build_store(config)
+        if on_lambda:
+            the_store = observability.instrument(the_store)
         await the_store.open()
         run_service = RunService(the_store, config, resolver=resolver)
-        app.state.services = Services(config, the_store, run_service, parse_api_keys(config.api_keys))
+        loader = observability.api_keys_loader(config.api_keys_parameter) if config.api_keys_parameter else None
+        app.state.services = Services(config, the_store, run_service, parse_api_keys(config.api_keys), loader)
         _announce(config)
         run_service.start_sweeper()
         try:
@@ -62,6 +65,10 @@ def create_app(
         lifespan=lifespan,
         redirect_slashes=False,
     )
+    on_lambda = observability.enabled()
+    if on_lambda:  # Powertools is imported only here: nothing to pay locally
+        observability.logger()
+        app.add_middleware(observability.PowertoolsMiddleware)
     errors.install(app)
     for module in (health, agents, agent_memory, agent_tools, blocks, tools, groups, group_messages, runs):
         app.include_router(module.router)
@@ -76,5 +83,7 @@ def _announce(settings: Settings) -> None:
             "'scripted' model (deterministic replies). Set CHORUS_DEFAULT_MODEL to use a real one."
         )
     logger.info("Chorus %s: store=%s, default model=%s", __version__, settings.store, model)
-    if not settings.api_keys and settings.host not in ("127.0.0.1", "localhost", "::1"):
+    if settings.api_keys_parameter:
+        logger.info("API keys from SSM parameter %s", settings.api_keys_parameter)
+    elif not settings.api_keys and settings.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("No API keys configured while bound to %s: anyone who can reach it can use it.", settings.host)

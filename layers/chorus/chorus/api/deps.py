@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
+import anyio
 from fastapi import Depends, Header, Path, Query, Request
 
 from chorus.errors import Unauthorized
@@ -24,6 +26,8 @@ class Services:
     runs: RunService
     api_keys: dict[str, str]
     """Bearer key → tenant; empty means the single anonymous local tenant."""
+    api_keys_loader: Callable[[], str] | None = None
+    """Returns the `key=tenant,…` pairs (AWS: an SSM parameter, cached); when set, it replaces `api_keys`."""
 
 
 def services(request: Request) -> Services:
@@ -41,17 +45,24 @@ def parse_api_keys(raw: str | None) -> dict[str, str]:
     return keys
 
 
-def tenant(
+async def tenant(
     svc: Annotated[Services, Depends(services)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> str:
-    """The caller's tenant. Without configured keys every caller is the anonymous local tenant."""
-    if not svc.api_keys:
+    """The caller's tenant. Without configured keys every caller is the anonymous local tenant.
+
+    With a keys loader (an SSM parameter on AWS) there is no anonymous tenant: an empty
+    parameter lets nobody in.
+    """
+    keys = svc.api_keys
+    if svc.api_keys_loader is not None:
+        keys = parse_api_keys(await anyio.to_thread.run_sync(svc.api_keys_loader))  # boto3 off the loop
+    elif not keys:
         return ANONYMOUS_TENANT
     scheme, _, key = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or key.strip() not in svc.api_keys:
+    if scheme.lower() != "bearer" or key.strip() not in keys:
         raise Unauthorized("Missing or invalid API key: send 'Authorization: Bearer <key>'.")
-    return svc.api_keys[key.strip()]
+    return keys[key.strip()]
 
 
 def _id_path(prefix: str) -> object:

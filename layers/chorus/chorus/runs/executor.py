@@ -36,6 +36,11 @@ class InProcessExecutor:
         if task is not None:
             await asyncio.shield(task)
 
+    async def drain(self) -> None:
+        """Wait until every run submitted here has finished (a buffered Lambda invocation before it returns)."""
+        while self._tasks:
+            await asyncio.gather(*(asyncio.shield(t) for t in list(self._tasks.values())), return_exceptions=True)
+
     async def shutdown(self) -> None:
         tasks = list(self._tasks.values())
         for task in tasks:

@@ -1,0 +1,197 @@
+"""`template.yaml`: linted offline, then transformed by the SAM translator and its wiring asserted.
+
+cfn-lint (which validates the SAM transform too) catches schema errors, but
+neither it nor `sam validate` checks what the template *means*: an unknown
+`AWS_LWA_INVOKE_MODE` silently falls back to buffered responses, and a table
+that differs from the store's key schema only fails at run time. These tests
+pin that wiring on the CloudFormation the translator generates.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+from chorus.settings import Settings
+from chorus.store.dynamodb_keys import TTL_ATTRIBUTE
+from chorus.store.dynamodb_table import table_definition
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SSM_PARAMETER = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ApiKeysParameterName}"
+LWA_LAYER = "arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:25"
+
+
+def _offline_env() -> dict[str, str]:
+    """No credentials, a region, no telemetry: what CI has."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_DEFAULT_REGION="us-east-1", SAM_CLI_TELEMETRY="0")
+    return env
+
+
+@pytest.fixture(scope="module")
+def cfn() -> dict[str, Any]:
+    """The CloudFormation the SAM transform generates (local code paths replaced by S3 URIs, as `sam package` does)."""
+    template = yaml_parse(TEMPLATE.read_text())
+    for resource in template["Resources"].values():
+        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = "s3://bucket/key"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        out: dict[str, Any] = transform(template, {}, None)
+    return out
+
+
+def _of_type(cfn: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in cfn["Resources"].items() if r["Type"] == kind}
+
+
+def _statements(cfn: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every IAM statement of every role, with `Fn::If` branches (other than NoValue) flattened."""
+    found: list[dict[str, Any]] = []
+    for role in _of_type(cfn, "AWS::IAM::Role").values():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                if "Fn::If" in statement:
+                    found.extend(b for b in statement["Fn::If"][1:] if b != {"Ref": "AWS::NoValue"})
+                else:
+                    found.append(statement)
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_cfn_lint_passes_offline() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=_offline_env(),
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_function_url_streams_through_the_web_adapter(cfn: dict[str, Any]) -> None:
+    (url,) = _of_type(cfn, "AWS::Lambda::Url").values()
+    assert url["Properties"]["InvokeMode"] == "RESPONSE_STREAM"
+    assert url["Properties"]["AuthType"] == {"Ref": "FunctionUrlAuthType"}
+    function = cfn["Resources"][url["Properties"]["TargetFunctionArn"]["Ref"]]["Properties"]
+    env = function["Environment"]["Variables"]
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"  # anything else silently buffers
+    assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/v1/health"
+    assert function["Handler"] == "run.sh"
+    assert (function["Runtime"], function["Architectures"]) == ("python3.12", ["arm64"])
+    run_sh = ROOT / "functions/api/run.sh"
+    assert run_sh.stat().st_mode & stat.S_IXUSR and b"\r" not in run_sh.read_bytes()
+    assert f'--port "${{AWS_LWA_PORT:-{env["AWS_LWA_PORT"]}}}"' in run_sh.read_text()
+
+
+def test_function_uses_the_chorus_layer_and_the_arm64_adapter(cfn: dict[str, Any]) -> None:
+    function = cfn["Resources"]["ApiFunction"]["Properties"]
+    chorus_layer, adapter = function["Layers"]
+    assert cfn["Resources"][chorus_layer["Ref"]]["Type"] == "AWS::Lambda::LayerVersion"
+    assert adapter == {"Fn::Sub": LWA_LAYER}
+    layer = yaml_parse(TEMPLATE.read_text())["Resources"]["ChorusLayer"]
+    assert layer["Properties"]["ContentUri"] == "layers/chorus/"
+    assert layer["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
+
+
+def test_layer_requirements_are_the_runtime_and_aws_dependencies() -> None:
+    """`sam build` installs `layers/chorus/requirements.txt`: the core dependencies plus `[aws]`, no dev tools."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {d.replace("[standard]", "") for d in [*project["dependencies"], *project["optional-dependencies"]["aws"]]}
+    lines = (ROOT / "layers/chorus/requirements.txt").read_text().splitlines()
+    assert {line for line in lines if line and not line.startswith("#")} == wanted
+
+
+def test_function_environment_names_real_settings(cfn: dict[str, Any]) -> None:
+    env = cfn["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    chorus = {name.removeprefix("CHORUS_").lower() for name in env if name.startswith("CHORUS_")}
+    assert chorus <= set(Settings.model_fields), chorus - set(Settings.model_fields)
+    assert env["CHORUS_STORE"] == "dynamodb"
+    assert env["CHORUS_TABLE_NAME"] == {"Ref": "Table"}
+    assert env["CHORUS_API_KEYS_PARAMETER"] == {"Ref": "ApiKeysParameterName"}
+    assert env["CHORUS_EVENT_RETENTION_S"] == {"Ref": "EventRetentionSeconds"}
+    assert env["CHORUS_FANOUT_CONCURRENCY"] == {"Ref": "FanoutConcurrency"}
+    assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
+def test_table_matches_the_store_definition(cfn: dict[str, Any]) -> None:
+    """The template's table and `table_definition()` (what tests and local tables use) cannot drift."""
+    table = cfn["Resources"]["Table"]
+    props = table["Properties"]
+    expected = table_definition("ignored")
+    assert props["BillingMode"] == expected["BillingMode"] == "PAY_PER_REQUEST"
+
+    def by(key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {item[key]: item for item in items}
+
+    assert by("AttributeName", props["AttributeDefinitions"]) == by("AttributeName", expected["AttributeDefinitions"])
+    assert props["KeySchema"] == expected["KeySchema"]
+    assert by("IndexName", props["GlobalSecondaryIndexes"]) == by("IndexName", expected["GlobalSecondaryIndexes"])
+    assert props["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert "TableName" not in props  # CloudFormation names it; the function gets it through CHORUS_TABLE_NAME
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_iam_has_no_wildcard_actions_and_the_store_only_reaches_its_table(cfn: dict[str, Any]) -> None:
+    statements = _statements(cfn)
+    actions = [a for s in statements for a in _as_list(s["Action"])]
+    assert actions and not [a for a in actions if "*" in a]
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        services = {a.split(":")[0] for a in _as_list(statement["Action"])}
+        resources = _as_list(statement["Resource"])
+        assert "*" not in resources, statement
+        if services == {"dynamodb"}:
+            assert resources == [{"Fn::GetAtt": ["Table", "Arn"]}, {"Fn::Sub": "${Table.Arn}/index/*"}]
+        elif services == {"ssm"}:
+            assert _as_list(statement["Action"]) == ["ssm:GetParameter"]
+            assert resources == [{"Fn::Sub": SSM_PARAMETER}]
+        elif services == {"bedrock"}:
+            assert _as_list(statement["Action"]) == ["bedrock:InvokeModelWithResponseStream"]
+            assert all(":foundation-model/" in r["Fn::Sub"] or ":inference-profile/" in r["Fn::Sub"] for r in resources)
+        else:
+            pytest.fail(f"unexpected statement {statement}")
+    assert {s.split(":")[0] for s in actions} == {"dynamodb", "ssm", "bedrock"}
+
+
+def test_api_keys_parameter_is_granted_only_when_named(cfn: dict[str, Any]) -> None:
+    (policy,) = cfn["Resources"]["ApiFunctionRole"]["Properties"]["Policies"]
+    conditional = [s for s in policy["PolicyDocument"]["Statement"] if "Fn::If" in s]
+    assert [s["Fn::If"][0] for s in conditional] == ["HasApiKeysParameter"]
+    assert cfn["Conditions"]["HasApiKeysParameter"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ApiKeysParameterName"}, ""]}]
+    }
+
+
+def test_public_url_needs_keys_and_grants_only_url_invocation(cfn: dict[str, Any]) -> None:
+    permissions = _of_type(cfn, "AWS::Lambda::Permission")
+    assert {p["Condition"] for p in permissions.values()} == {"IsPublicUrl"}
+    by_action = {p["Properties"]["Action"]: p["Properties"] for p in permissions.values()}
+    assert by_action["lambda:InvokeFunctionUrl"]["FunctionUrlAuthType"] == "NONE"
+    assert by_action["lambda:InvokeFunction"]["InvokedViaFunctionUrl"] is True
+    (assertion,) = cfn["Rules"]["PublicUrlNeedsKeys"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiKeysParameterName"}, ""]}]}
+
+
+def test_outputs(cfn: dict[str, Any]) -> None:
+    outputs = cfn["Outputs"]
+    assert outputs["FunctionUrl"]["Value"] == {"Fn::GetAtt": ["ApiFunctionUrl", "FunctionUrl"]}
+    assert outputs["TableName"]["Value"] == {"Ref": "Table"}
