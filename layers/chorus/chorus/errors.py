@@ -8,7 +8,6 @@
     ├── Conflict (409)
     │   └── AlreadyCommitted (409)       a step's messages were written before (retry)
     ├── RunExpired (410)
-    ├── NotImplementedYet (501)          a manager type this build cannot run yet
     └── ModelError (502)                 the model failed; carries a stop reason
         ├── ModelRateLimited (429)       retryable; may carry the provider's retry-after
         ├── ModelTimeout (504)           retryable
@@ -62,10 +61,6 @@ class AlreadyCommitted(Conflict):
 
 class RunExpired(ChorusError):
     status_code = 410
-
-
-class NotImplementedYet(ChorusError):
-    status_code = 501
 
 
 class ModelError(ChorusError):

@@ -36,7 +36,8 @@ def group_system_prompt(system: str, *, participants: int, description: str) -> 
 UNANSWERED = "No result: this call was not carried out."
 
 
-def _text(content: Any) -> str:
+def message_text(content: Any) -> str:
+    """A message's `content` (a string or content parts) as plain text."""
     if isinstance(content, str):
         return content
     return content_text(MessageCreate(role="user", content=content).content)
@@ -78,10 +79,10 @@ def render(
             continue
         if kind == "user_message":
             name = msg.get("name")
-            text = _text(msg["content"])
+            text = message_text(msg["content"])
             out.append(ModelMessage("user", f"{name}: {text}" if name else text, name=name))
         elif kind == "system_message":
-            out.append(ModelMessage("system", _text(msg["content"])))
+            out.append(ModelMessage("system", message_text(msg["content"])))
         elif kind == "reasoning_message" and own:
             if msg.get("step_id") != own_step:
                 thoughts = []
@@ -90,7 +91,7 @@ def render(
             own_step = msg.get("step_id")
             continue
         elif kind == "assistant_message":
-            text = _text(msg["content"])
+            text = message_text(msg["content"])
             if own:
                 said = tuple(thoughts) if own_step == msg.get("step_id") else ()
                 out.append(ModelMessage("assistant", text, reasoning=said))

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from chorus.schemas.content import content_text
-from chorus.schemas.requests import MessageCreate
+from chorus.engine.context import message_text
 
 REMINDER = (
     "<system-reminder>\n"
@@ -29,8 +28,7 @@ def _line(message: dict[str, Any]) -> str | None:
     kind = message.get("message_type")
     if kind not in ("user_message", "assistant_message", "system_message"):
         return None
-    content = message.get("content")
-    text = content if isinstance(content, str) else content_text(MessageCreate(role="user", content=content).content)
+    text = message_text(message.get("content"))
     speaker = message.get("name") or {"user_message": "user", "system_message": "system"}.get(kind, "assistant")
     return f"{speaker}: {text}"
 

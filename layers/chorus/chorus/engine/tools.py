@@ -10,6 +10,10 @@ return. So the fan-out is one `Map` in Step Functions and one bounded
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
 from chorus.llm.base import ToolSpec
 
 BROADCAST = "send_message_to_all_agents_in_group"
@@ -59,3 +63,12 @@ def send_message_spec(name: str = SPEECH_TOOL, kwarg: str = "message") -> ToolSp
             "required": [kwarg],
         },
     )
+
+
+def tool_arguments(arguments: str) -> dict[str, Any] | None:
+    """A tool call's arguments as the JSON object they must be, or None if they are not one."""
+    try:
+        parsed = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from chorus.engine import events, identity
 from chorus.engine.events import Event
+from chorus.engine.tools import tool_arguments
 from chorus.llm.base import Finish, ModelEvent, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallRequest, Usage
 
 _FIELD = {"assistant_message": "content", "reasoning_message": "reasoning"}
@@ -191,9 +190,6 @@ class AgentTurn:
 
 def speech_of(arguments: str, kwarg: str) -> str | None:
     """The message a speech call carries, or None if its arguments do not hold one."""
-    try:
-        parsed = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        return None
-    value = parsed.get(kwarg) if isinstance(parsed, dict) else None
+    parsed = tool_arguments(arguments)
+    value = parsed.get(kwarg) if parsed is not None else None
     return value if isinstance(value, str) else None

@@ -19,13 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from chorus.engine import events, identity, memory
 from chorus.engine.context import build_request
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, PendingTool, TurnRecord
 from chorus.engine.tool_rules import ToolRules
-from chorus.engine.tools import BUILT_IN, LEGACY_AGENT_TYPES, ORCHESTRATED, send_message_spec
+from chorus.engine.tools import BUILT_IN, LEGACY_AGENT_TYPES, ORCHESTRATED, send_message_spec, tool_arguments
 from chorus.engine.turn import AgentTurn, TurnContext, TurnOutcome, speech_of
 from chorus.errors import ModelError
 from chorus.llm.base import Model, ToolCallRequest, Usage
@@ -304,12 +302,9 @@ class TurnRunner:
     async def _run_tool(
         self, agent: AgentRecord, tools: AgentTools, name: str, arguments: str, call_id: str
     ) -> ToolOutcome:
-        try:
-            parsed = orjson.loads(arguments or "{}")
-        except orjson.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            return ToolOutcome(f"The arguments of {name!r} must be a JSON object, got {arguments!r}.", "error")
+        parsed = tool_arguments(arguments)
+        if parsed is None:
+            return ToolOutcome(_not_an_object(name, arguments), "error")
         if self.settings.toolbox is None:
             return ToolOutcome(f"Tool {name!r} cannot run here.", "error")
         return await self.settings.toolbox.run(agent, tools, name, parsed, call_id)
@@ -338,13 +333,9 @@ class TurnRunner:
                 lane.emit(_tool_return(turn, request.id, error, "error"))
                 continue
             if request.name in ORCHESTRATED:
-                try:
-                    arguments = orjson.loads(request.arguments or "{}")
-                except orjson.JSONDecodeError:
-                    arguments = None
-                if not isinstance(arguments, dict):
-                    error = f"The arguments of {request.name!r} must be a JSON object, got {request.arguments!r}."
-                    lane.emit(_tool_return(turn, request.id, error, "error"))
+                arguments = tool_arguments(request.arguments)
+                if arguments is None:
+                    lane.emit(_tool_return(turn, request.id, _not_an_object(request.name, request.arguments), "error"))
                 elif pending is None:
                     pending = PendingTool(request.id, request.name, arguments)
                 else:
@@ -401,6 +392,10 @@ class _TurnState:
     accepted: set[str] = field(default_factory=set)
     nudge: str | None = None
     """Said to the model at the next step only (a tool it must still call)."""
+
+
+def _not_an_object(name: str, arguments: str) -> str:
+    return f"The arguments of {name!r} must be a JSON object, got {arguments!r}."
 
 
 def _approval_policy(
