@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,7 @@ from chorus.errors import AlreadyCommitted, ChorusError, Conflict, ModelError, M
 from chorus.llm.base import Model, Usage
 from chorus.runs.approvals import track_pending_approval
 from chorus.runs.background import Spawn, start_background, unprocessed
-from chorus.runs.lanes import DirectLane, OrderedLanes
+from chorus.runs.lanes import DirectLane, Lane, OrderedLanes
 from chorus.runs.log import RunLog
 from chorus.runs.memory import AgentMemory
 from chorus.runs.progress import restore, slot_of, step_records, turn_of, usage_dict
@@ -109,6 +109,9 @@ class Lease:
     ttl_s: float = 30.0
     heartbeat_s: float = 1.0
     """How often the lease is renewed and the stored cancel flag read."""
+    renew: bool = True
+    """False: the heartbeat only watches the stored run (cancel flag, terminal status) and never
+    writes it: one of many parallel Step Functions tasks, whose workflow, not a lease, owns the run."""
 
 
 ERROR_STATUS = {"llm_rate_limit": 429, "llm_timeout": 504, "llm_error": 502, "internal_error": 500}
@@ -166,43 +169,60 @@ class RunDriver:
         """Background runs this run started (sleeptime agents), announced in `run_ids`."""
         self.usage = Usage()
         self.step_count = 0
+        self.log_seq = 0
+        """The log's last `seq_id` covered by a committed step."""
         self._started_ns = 0
         self._ttft_ns: int | None = None
         self._lost = False
 
     async def execute(self) -> None:
         """Run to a terminal state. Never raises for failures of the run itself."""
-        self._started_ns = time.perf_counter_ns()
         stop, error = "end_turn", None
-        heartbeat: asyncio.Task[None] | None = None
         try:
-            await self._update(lambda r: self._hold(r, status="running"))
-            heartbeat = asyncio.create_task(self._heartbeat(), name=f"lease-{self.run.id}")
-            self.history = await self._load_history()
-            await self._restore_progress()
-            await self._commit_inputs()
-            stop = await self._loop()
+            async with self.holding():
+                await self.open()
+                stop = await self._loop()
         except LeaseLost:
             logger.warning("run %s: lease lost to another worker; stopping without writing", self.run.id)
             self._lost = True
         except RunCancelled:
             stop = "cancelled"
-        except ModelError as exc:
-            self.plan.failure = exc
-            stop, error = exc.stop_reason, (error_type_of(exc), f"The model failed: {exc.detail}", type(exc).__name__)
         except Exception as exc:
-            logger.exception("run %s failed", self.run.id)
-            self.plan.failure = ChorusError("An internal error stopped the run.")
-            stop, error = "error", ("internal_error", "An internal error stopped the run.", type(exc).__name__)
-        finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
+            stop, error = self.failure(exc)
         if self._lost:
             await self.log.abort()
             return
-        await self._finish(stop, error)
+        await self.finish(stop, error)
+
+    def failure(self, exc: Exception) -> tuple[str, tuple[str, str, str | None]]:
+        """The stop reason and error event of a run stopped by `exc` (remembered for the HTTP answer)."""
+        if isinstance(exc, ModelError):
+            self.plan.failure = exc
+            return exc.stop_reason, (error_type_of(exc), f"The model failed: {exc.detail}", type(exc).__name__)
+        logger.error("run %s failed", self.run.id, exc_info=exc)
+        self.plan.failure = ChorusError("An internal error stopped the run.")
+        return "error", ("internal_error", "An internal error stopped the run.", type(exc).__name__)
+
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[None]:
+        """Hold the run (status `running`, the lease) while the body runs, watched by the heartbeat."""
+        self._started_ns = self._started_ns or time.perf_counter_ns()
+        if self.lease.renew:
+            await self._update(lambda r: self._hold(r, status="running"))
+        heartbeat = asyncio.create_task(self._heartbeat(), name=f"lease-{self.run.id}")
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def open(self, *, inputs: bool = True, mark_abandoned: bool = True) -> None:
+        """Load the conversation and the run's progress (and commit its inputs, once)."""
+        self.history = await self._load_history()
+        await self._restore_progress(mark_abandoned)
+        if inputs:
+            await self._commit_inputs()
 
     # lease and status
     def _hold(self, run: RunRecord, **changes: Any) -> RunRecord:
@@ -228,6 +248,9 @@ class RunDriver:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.lease.heartbeat_s)
+            if not self.lease.renew:
+                await self._watch()
+                continue
             try:
                 await self._update(self._hold)
             except LeaseLost:
@@ -236,6 +259,16 @@ class RunDriver:
                 return
             except ChorusError:
                 logger.warning("run %s: heartbeat failed; retrying", self.run.id)
+
+    async def _watch(self) -> None:
+        """Read the stored run: a cancel flag or a run finished elsewhere (cancelled) stops this worker."""
+        try:
+            run = await self.store.get_run(self.tenant, self.run.id)
+        except ChorusError:
+            logger.warning("run %s: could not read the run; watching on", self.run.id)
+            return
+        if run.cancel_requested or run.is_terminal:
+            self.plan.cancel.set()
 
     def _check_cancel(self) -> None:
         if self.plan.cancel.is_set():
@@ -259,9 +292,10 @@ class RunDriver:
                 return out
             after = batch[-1].id
 
-    async def _restore_progress(self) -> None:
+    async def _restore_progress(self, mark_abandoned: bool = True) -> None:
         """Rebuild the manager's progress from committed steps; mark an unfinished attempt abandoned."""
         restored = restore(await self.store.list_steps(self.tenant, self.run.id))
+        self.log_seq = restored.log_seq
         self.turns, self.rounds, self.partial = restored.turns, restored.rounds, restored.partial
         self.usage, self.step_count = restored.usage, restored.step_count
         paused = self.run.options.get("continues")
@@ -271,20 +305,33 @@ class RunDriver:
             prior = restore(s for s in earlier if s.agent_id is not None and s.round < paused["round"])
             self.turns = prior.turns + self.turns
             self.rounds = max(self.rounds, prior.rounds)
-        if self.log.base_seq > restored.log_seq:
-            rows = await self.store.read_events(self.tenant, self.run.id, restored.log_seq, self.log.base_seq)
-            ids: list[str] = []
-            step_id = None
-            for _, data in rows:
-                event = orjson.loads(data)
-                if "id" in event and event["id"] not in ids:
-                    ids.append(event["id"])
-                    step_id = event.get("step_id", step_id)
-            self.log.emit(
-                events.abandoned_attempt(
-                    run_id=self.run.id, step_id=step_id, message_ids=ids, reason="the worker running it stopped"
-                )
+        if mark_abandoned:
+            await self.mark_abandoned()
+
+    async def mark_abandoned(self) -> None:
+        """Name, in the log, the messages streamed after the last committed step: their attempt
+        will never complete. A re-execution then writes its messages under a new incarnation, so
+        their ids differ from the abandoned ones."""
+        if self.log.last_seq <= self.log_seq:
+            return
+        rows = await self.store.read_events(self.tenant, self.run.id, self.log_seq, self.log.last_seq - self.log_seq)
+        ids: list[str] = []
+        step_id = None
+        for _, data in rows:
+            event = orjson.loads(data)
+            if "id" in event and event["id"] not in ids:
+                ids.append(event["id"])
+                step_id = event.get("step_id", step_id)
+        if not ids:
+            return
+        self.log.emit(
+            events.abandoned_attempt(
+                run_id=self.run.id, step_id=step_id, message_ids=ids, reason="the worker running it stopped"
             )
+        )
+        if not self.lease.renew:
+            # a retried workflow task (in-process recovery bumped the incarnation when it took over)
+            await self._update(lambda r: r.model_copy(update={"incarnation": r.incarnation + 1}))
 
     async def _commit_inputs(self) -> None:
         key = identity.INPUT_STEP
@@ -293,22 +340,27 @@ class RunDriver:
         await self._write(records, step.model_copy(update={"step": 0}))
 
     async def _loop(self) -> str:
-        view = self.plan.view
-        manager = manager_for(view.manager_type)
-        runner = self._runner()
+        runner = self.runner()
         while True:
             self._check_cancel()
-            decision = manager.next(view, self._progress())
+            decision = self.decide()
             if isinstance(decision, Finish):
-                if self.plan.group is not None and decision.background:
-                    self.children = await start_background(
-                        self.store, self.run, self.plan.group, self.history, decision, self.spawn
-                    )
+                await self.start_children(decision)
                 return decision.stop_reason
-            assert isinstance(decision, RunAgents)
             self.turns.extend(await self._round(runner, self.rounds + 1, decision.calls))
             self.rounds += 1
             self.partial = {}
+
+    def decide(self) -> Finish | RunAgents:
+        """The manager's next decision: pure, so every worker of the run decides the same."""
+        view = self.plan.view
+        return manager_for(view.manager_type).next(view, self._progress())
+
+    async def start_children(self, decision: Finish) -> None:
+        if self.plan.group is not None and decision.background:
+            self.children = await start_background(
+                self.store, self.run, self.plan.group, self.history, decision, self.spawn
+            )
 
     def _progress(self) -> RunProgress:
         options = self.run.options
@@ -321,7 +373,7 @@ class RunDriver:
             max_steps=int(options.get("max_steps") or 50),
         )
 
-    def _runner(self) -> TurnRunner:
+    def runner(self) -> TurnRunner:
         group = self.plan.group
 
         def system_prompt(agent: AgentRecord) -> str:
@@ -357,41 +409,18 @@ class RunDriver:
 
     async def _round(self, runner: TurnRunner, index: int, calls: tuple[AgentCall, ...]) -> list[TurnRecord]:
         """Run one decision's calls: one directly, several at once (bounded) in ordered lanes."""
-        sink = DirectLane(self._emit, self._commit)
-        snapshot = [m for m in self.history if self.slots.get(m["id"], (0, 0))[0] != index]
-
-        def context(call: int) -> list[dict[str, Any]]:
-            own = [m for m in self.history if self.slots.get(m["id"]) == (index, call)]
-            return snapshot + own
-
-        def resume(call: int) -> Resume | None:
-            steps = self.partial.get(call)
-            return Resume(len(steps), steps[-1].text) if steps else None
-
-        def finished(call: int) -> TurnRecord | None:
-            steps = self.partial.get(call)
-            return turn_of(steps[-1]) if steps and steps[-1].final else None
-
         if len(calls) == 1:
-            done = finished(0)
-            if done is not None:
-                return [done]
-            answers = self._answers(index)
-            return [await runner.run(calls[0], Slot(index), sink, context(0), resume=resume(0), answers=answers)]
-        lanes = OrderedLanes(len(calls), sink)
+            return [await self.run_call(runner, index, 0, calls, self.direct_lane())]
+        lanes = OrderedLanes(len(calls), self.direct_lane())
         limit = asyncio.Semaphore(self.fanout_concurrency)
 
-        async def one(i: int, call: AgentCall) -> TurnRecord:
-            record = finished(i)
-            if record is None:
-                async with limit:
-                    slot = Slot(index, i, len(calls))
-                    lane = lanes.lanes[i]
-                    record = await runner.run(call, slot, lane, context(i), resume=resume(i), tolerate_failure=True)
+        async def one(i: int) -> TurnRecord:
+            async with limit:
+                record = await self.run_call(runner, index, i, calls, lanes.lanes[i])
             await lanes.finished(i)
             return record
 
-        tasks = [asyncio.create_task(one(i, call), name=f"{self.run.id}-{index}-{i}") for i, call in enumerate(calls)]
+        tasks = [asyncio.create_task(one(i), name=f"{self.run.id}-{index}-{i}") for i in range(len(calls))]
         try:
             return list(await asyncio.gather(*tasks))
         except BaseException:
@@ -399,6 +428,32 @@ class RunDriver:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+    def direct_lane(self) -> DirectLane:
+        """Output straight into this run's log and history."""
+        return DirectLane(self._emit, self._commit)
+
+    def finished_turn(self, call: int) -> TurnRecord | None:
+        """The turn of call `call` of the unfinished round, if it committed its final step."""
+        steps = self.partial.get(call)
+        return turn_of(steps[-1]) if steps and steps[-1].final else None
+
+    async def run_call(
+        self, runner: TurnRunner, index: int, i: int, calls: tuple[AgentCall, ...], lane: Lane
+    ) -> TurnRecord:
+        """Run call `i` of round `index` into `lane`, from where an earlier worker left it. In a
+        parallel round a worker's model failure ends only its own turn (an error return)."""
+        done = self.finished_turn(i)
+        if done is not None:
+            return done
+        slot = Slot(index, i, len(calls)) if len(calls) > 1 else Slot(index)
+        steps = self.partial.get(i)
+        resume = Resume(len(steps), steps[-1].text) if steps else None
+        snapshot = [m for m in self.history if self.slots.get(m["id"], (0, 0))[0] != index]
+        own = [m for m in self.history if self.slots.get(m["id"]) == (index, i)]
+        if len(calls) == 1:
+            return await runner.run(calls[0], slot, lane, snapshot + own, resume=resume, answers=self._answers(index))
+        return await runner.run(calls[i], slot, lane, snapshot + own, resume=resume, tolerate_failure=True)
 
     def _answers(self, round_index: int) -> Answers | None:
         """The human's answers, for the round of the turn this run resumes."""
@@ -453,7 +508,7 @@ class RunDriver:
         self.history.extend(r.message for r in records)
         return True
 
-    async def _finish(self, stop: str, error: tuple[str, str, str | None] | None) -> None:
+    async def finish(self, stop: str, error: tuple[str, str, str | None] | None) -> None:
         run = self.run
         log = self.log
         try:
