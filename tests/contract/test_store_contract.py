@@ -14,7 +14,7 @@ import pytest
 from contract_records import agent, block, group, message, run, step
 
 from chorus.errors import AlreadyCommitted, Conflict, NotFound
-from chorus.store.base import Store
+from chorus.store.base import LOG_END, Store
 from chorus.store.records import IdempotencyRecord, Page, RunRecord
 
 BIG = 1_200_000
@@ -351,6 +351,22 @@ async def test_append_is_gapless_and_reads_split_batches(store: Store) -> None:
             assert got == everything[after : after + limit], (after, limit)
     assert await store.read_events("t2", r.id, 0, 10) == []
     assert await store.last_seq("t2", r.id) == 0
+
+
+async def test_a_log_ending_in_done_is_closed_to_every_writer(store: Store) -> None:
+    r = run()
+    await store.append_events("t1", r.id, 1, ["e1", LOG_END])
+    with pytest.raises(Conflict, match="complete"):
+        await store.append_events("t1", r.id, 3, ["late"])  # a stale writer, right after the end
+    other = run()
+    await store.append_events("t1", other.id, 1, ["e1"])
+    await store.append_events("t1", other.id, 2, ["e2", "e3"])
+    await store.append_events("t1", other.id, 4, [LOG_END])
+    for seq in (4, 5):
+        with pytest.raises(Conflict):
+            await store.append_events("t1", other.id, seq, ["late"])
+    assert [e for _, e in await store.read_events("t1", other.id, 0, 10)] == ["e1", "e2", "e3", LOG_END]
+    assert await store.last_seq("t1", other.id) == 4
 
 
 async def test_events_over_400_kb_and_batches_over_a_transaction(store: Store) -> None:

@@ -16,14 +16,17 @@ test suite runs against each. Rules every adapter must keep:
 - `claim_group` makes at most one non-terminal run per group the holder;
   `remember_idempotency_key` keeps the first run stored for a key.
 - `append_events` keeps the run's event log gapless: the batch must start at
-  the log's last `seq_id + 1`, else `Conflict` and nothing is written.
+  the log's last `seq_id + 1`, else `Conflict` and nothing is written. A log
+  whose last event is the `[DONE]` sentinel (`LOG_END`) is closed: appending
+  to it is a `Conflict` too, so a stale writer (a task still running after
+  its run was cancelled and finished elsewhere) can never write past the end.
 - Listings order by (`created_at`, `id`) for resources and by `position` for
   messages; `before`/`after` are ids of the same kind, exclusive.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from chorus.store.records import (
     AgentRecord,
@@ -36,6 +39,9 @@ from chorus.store.records import (
     StepRecord,
     ToolRecord,
 )
+
+LOG_END: Final = "[DONE]"
+"""The sentinel event that completes (and closes) a run's event log."""
 
 
 class Store(Protocol):

@@ -9,7 +9,9 @@ record that holds `after_seq + 1` with a plain key condition.
 
 An append is one `TransactWriteItems`: the head's update conditioned on
 `last_seq = first_seq - 1` (absent for the first batch) plus the records, so
-two writers never take one number and none leaves a gap. A batch too large
+two writers never take one number and none leaves a gap. The append that
+ends with `[DONE]` marks the head `closed`, and every later append is
+refused by the same condition. A batch too large
 for one transaction (100 items, ~3.5 MB) goes as consecutive transactions,
 each conditioned on the previous one's end: still gapless.
 """
@@ -25,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from chorus.errors import Conflict
 from chorus.store import dynamodb_keys as keys
+from chorus.store.base import LOG_END
 from chorus.store.dynamodb_keys import TTL_ATTRIBUTE, Item, n, s
 from chorus.store.dynamodb_wire import DynamoDBTable, cancellation_codes, chunk_actions, condition
 
@@ -73,12 +76,15 @@ class DynamoDBEventLog:
             if chunk_first == 1:
                 guard = condition("attribute_not_exists(last_seq)")
             else:
-                guard = condition("last_seq = :prev", values={":prev": n(chunk_first - 1)})
+                guard = condition(
+                    "last_seq = :prev AND attribute_not_exists(closed)", values={":prev": n(chunk_first - 1)}
+                )
             values = {**guard.pop("ExpressionAttributeValues", {}), ":last": n(chunk_last), ":ttl": self.ttl()}
+            closes = number == len(chunks) - 1 and events[-1] == LOG_END
             head = {
                 "TableName": self.table.name,
                 "Key": keys.log_key(tenant_id, run_id),
-                "UpdateExpression": "SET last_seq = :last, #ttl = :ttl",
+                "UpdateExpression": "SET last_seq = :last, #ttl = :ttl" + (", closed = :last" if closes else ""),
                 "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
                 "ExpressionAttributeValues": values,
                 **guard,
@@ -91,6 +97,8 @@ class DynamoDBEventLog:
                     self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in parts])
                 if number == 0 and cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
                     last = self.last_seq(tenant_id, run_id)
+                    if last == first_seq - 1:
+                        raise Conflict(f"Event log of run {run_id} is complete; nothing can be appended.") from None
                     raise Conflict(
                         f"Event log of run {run_id} ends at seq_id {last}; cannot append at {first_seq}."
                     ) from None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound
+from chorus.store.base import LOG_END
 from chorus.store.records import (
     TERMINAL_STATUSES,
     AgentRecord,
@@ -433,9 +434,16 @@ class SQLiteStore:
 
     def _append_sync(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
         def write(db: sqlite3.Connection) -> None:
-            last = self._last_seq_sync(tenant_id, run_id)
+            row = db.execute(
+                "SELECT last_seq, data FROM run_events WHERE tenant_id = ? AND run_id = ?"
+                " ORDER BY last_seq DESC LIMIT 1",
+                (tenant_id, run_id),
+            ).fetchone()
+            last = int(row[0]) if row else 0
             if first_seq != last + 1:
                 raise Conflict(f"Event log of run {run_id} ends at seq_id {last}; cannot append at {first_seq}.")
+            if row is not None and str(row[1]).rpartition("\n")[2] == LOG_END:
+                raise Conflict(f"Event log of run {run_id} is complete; nothing can be appended.")
             db.execute(
                 "INSERT INTO run_events (tenant_id, run_id, first_seq, last_seq, data) VALUES (?, ?, ?, ?, ?)",
                 (tenant_id, run_id, first_seq, first_seq + len(events) - 1, "\n".join(events)),
