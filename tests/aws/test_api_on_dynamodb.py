@@ -39,11 +39,11 @@ from test_resources import (
     test_group_crud_round_robin_default,
 )
 
-from chorus.api.app import build_store
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_table import main as table_command
+from chorus.store.factory import build_store
 from chorus.store.records import RunRecord
 from dynamodb_support import TABLE
 from support import create_agent, create_group, parse_sse, payloads

@@ -8,6 +8,7 @@
     ├── Conflict (409)
     │   └── AlreadyCommitted (409)       a step's messages were written before (retry)
     ├── RunExpired (410)
+    ├── StorageUnavailable (503)     the store failed or throttled past its own retries; retryable
     └── ModelError (502)                 the model failed; carries a stop reason
         ├── ModelRateLimited (429)       retryable; may carry the provider's retry-after
         ├── ModelTimeout (504)           retryable
@@ -61,6 +62,12 @@ class AlreadyCommitted(Conflict):
 
 class RunExpired(ChorusError):
     status_code = 410
+
+
+class StorageUnavailable(ChorusError):
+    """The store could not complete a call (throttled past its backoff, unreachable): worth retrying later."""
+
+    status_code = 503
 
 
 class ModelError(ChorusError):

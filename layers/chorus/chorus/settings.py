@@ -26,8 +26,11 @@ class Settings(BaseSettings):
     table_name: str = "chorus"
     """DynamoDB table of the AWS deployment."""
     executor: Literal["inprocess", "stepfunctions"] = "inprocess"
-    """Who executes background runs."""
+    """Who executes background runs: this process, or the run state machine (AWS)."""
     state_machine_arn: str | None = None
+    """The run state machine, for `executor=stepfunctions`."""
+    workflow_history_budget: int = Field(default=20_000, ge=100, le=25_000)
+    """History events one execution may use before a run continues in a new execution."""
     default_model: str | None = None
     """Model handle (`provider/model`) used when an agent names none."""
     event_retention_s: int = Field(default=10_800, ge=60)

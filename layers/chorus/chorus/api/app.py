@@ -16,18 +16,10 @@ from chorus.runs.driver import ModelResolver
 from chorus.runs.service import RunService
 from chorus.settings import Settings, get_settings
 from chorus.store.base import Store
+from chorus.store.factory import build_store
+from chorus.workflow.executor import remote_executor
 
 logger = logging.getLogger("chorus")
-
-
-def build_store(settings: Settings) -> Store:
-    if settings.store == "sqlite":
-        from chorus.store.sqlite import SQLiteStore
-
-        return SQLiteStore(settings.db_path)
-    from chorus.store.dynamodb import DynamoDBStore  # boto3 is the [aws] extra: imported only when chosen
-
-    return DynamoDBStore.from_settings(settings.table_name, retention_s=settings.event_retention_s)
 
 
 def create_app(
@@ -47,7 +39,7 @@ def create_app(
         if on_lambda:
             the_store = observability.instrument(the_store)
         await the_store.open()
-        run_service = RunService(the_store, config, resolver=resolver)
+        run_service = RunService(the_store, config, resolver=resolver, remote=remote_executor(config, the_store))
         loader = observability.api_keys_loader(config.api_keys_parameter) if config.api_keys_parameter else None
         app.state.services = Services(config, the_store, run_service, parse_api_keys(config.api_keys), loader)
         _announce(config)

@@ -10,7 +10,7 @@ them twice; then the group's marker moves on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from chorus.clock import now_iso
@@ -21,8 +21,8 @@ from chorus.errors import NotFound
 from chorus.store.base import Store
 from chorus.store.records import GroupRecord, RunRecord
 
-Spawn = Callable[[RunRecord], None]
-"""Hands a run to whoever executes runs."""
+Spawn = Callable[[RunRecord], Awaitable[None]]
+"""Hands a run to whoever executes runs (this process, or a Step Functions execution)."""
 
 
 def unprocessed(history: Sequence[dict[str, Any]], marker: str | None) -> Sequence[dict[str, Any]]:
@@ -60,7 +60,7 @@ async def start_background(
         if run_id not in started:
             child = await _child_run(store, parent, group, agent_id, text)
             if spawn is not None:
-                spawn(child)
+                await spawn(child)
     current = await store.get_group(group.tenant_id, group.id)
     await store.put_group(
         current.model_copy(update={"last_processed_message_id": pending[-1]["id"], "updated_at": now_iso()})

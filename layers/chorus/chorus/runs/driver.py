@@ -46,7 +46,7 @@ from chorus.llm.base import Model, Usage
 from chorus.runs.approvals import track_pending_approval
 from chorus.runs.background import Spawn, start_background, unprocessed
 from chorus.runs.lanes import DirectLane, Lane, OrderedLanes
-from chorus.runs.log import RunLog
+from chorus.runs.log import RunLog, logged_stop
 from chorus.runs.memory import AgentMemory
 from chorus.runs.progress import restore, slot_of, step_records, turn_of, usage_dict
 from chorus.runs.toolbox import Toolbox
@@ -217,6 +217,14 @@ class RunDriver:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
+    async def mark_running(self) -> None:
+        """Status `running` (without taking a lease: a workflow task's run is owned by its workflow)."""
+        await self._update(lambda r: r if r.status == "running" else r.model_copy(update={"status": "running"}))
+
+    async def restore(self) -> None:
+        """Rebuild progress again from the store (after other workers committed steps)."""
+        await self._restore_progress(mark_abandoned=False)
+
     async def open(self, *, inputs: bool = True, mark_abandoned: bool = True) -> None:
         """Load the conversation and the run's progress (and commit its inputs, once)."""
         self.history = await self._load_history()
@@ -237,8 +245,11 @@ class RunDriver:
     async def _update(self, change: Callable[[RunRecord], RunRecord]) -> None:
         """Apply `change` to the stored run with compare-and-set, re-reading on conflicts."""
         for _ in range(50):
+            changed = change(self.run)
+            if changed is self.run:
+                return
             try:
-                self.run = await self.store.update_run(change(self.run), expect_version=self.run.version)
+                self.run = await self.store.update_run(changed, expect_version=self.run.version)
                 self.plan.run = self.run
                 return
             except Conflict:
@@ -508,7 +519,11 @@ class RunDriver:
         self.history.extend(r.message for r in records)
         return True
 
-    async def finish(self, stop: str, error: tuple[str, str, str | None] | None) -> None:
+    async def finish(
+        self, stop: str, error: tuple[str, str, str | None] | None, *, duration_ns: int | None = None
+    ) -> None:
+        """End the run: stop reason, error or usage, `[DONE]`, terminal status, group released.
+        A run another worker finished meanwhile (its log closed) is left as that worker ended it."""
         run = self.run
         log = self.log
         try:
@@ -525,12 +540,22 @@ class RunDriver:
             try:
                 await log.close()
             except Exception:
-                logger.exception("could not complete the event log of run %s", run.id)
-                stop = stop if stop in FAILED_STOP_REASONS else "error"
+                ended = await logged_stop(self.store, self.tenant, run.id)
+                if ended is not None:
+                    stop = ended  # another worker ended the run first (a cancel): its end stands
+                else:
+                    logger.exception("could not complete the event log of run %s", run.id)
+                    stop = stop if stop in FAILED_STOP_REASONS else "error"
+        await self.finish_record(stop, duration_ns)
+
+    async def finish_record(self, stop: str, duration_ns: int | None = None) -> None:
+        """The run record's terminal state, and the group released (the log is complete)."""
         usage = self._usage_event()
-        duration = time.perf_counter_ns() - self._started_ns
+        duration = duration_ns if duration_ns is not None else time.perf_counter_ns() - self._started_ns
 
         def terminal(r: RunRecord) -> RunRecord:
+            if r.is_terminal:
+                return r
             return r.model_copy(
                 update={
                     "status": status_for(stop),
@@ -548,8 +573,8 @@ class RunDriver:
         try:
             await self._update(terminal)
         finally:
-            if run.group_id is not None:
-                await self.store.release_group(self.tenant, run.group_id, run.id)
+            if self.run.group_id is not None:
+                await self.store.release_group(self.tenant, self.run.group_id, self.run.id)
 
     def _usage_event(self) -> dict[str, Any]:
         u = self.usage

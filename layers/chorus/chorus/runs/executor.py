@@ -3,8 +3,11 @@
 `InProcessExecutor` runs drivers as asyncio tasks of this process (the
 local default, and every `background=false` run). It keeps a strong
 reference to each task (asyncio only keeps weak ones) and, at shutdown,
-cancels what is left. The Step Functions executor (issue 8) implements the
-same `submit`.
+cancels what is left.
+
+A `RemoteExecutor` runs a run elsewhere, from its record alone: the Step
+Functions executor (`chorus.workflow.executor`) takes the background runs
+of an AWS deployment, so they outlive the API's Lambda and its 15 minutes.
 """
 
 from __future__ import annotations
@@ -14,11 +17,24 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
+from chorus.store.records import RunRecord
+
 
 class Executor(Protocol):
     def submit(self, run_id: str, work: Coroutine[Any, Any, None]) -> None: ...
 
     async def shutdown(self) -> None: ...
+
+
+class RemoteExecutor(Protocol):
+    async def start(self, run: RunRecord) -> None:
+        """Start the run (idempotent: starting it again starts nothing)."""
+
+    async def cancel(self, run: RunRecord) -> Any:
+        """Stop the run and end it `cancelled` (its cancel flag is set)."""
+
+    async def reconcile(self, run: RunRecord) -> bool:
+        """End a run whose remote execution died before finishing it; True if it did."""
 
 
 class InProcessExecutor:

@@ -72,14 +72,18 @@ class RunLog:
         """Append one event; filtered message types are dropped before they get a number."""
         if self.closed or self._closing:
             raise RuntimeError(f"event log of {self.run_id} is closed")
-        kind = event["message_type"]
-        if self._include is not None and kind in MESSAGE_TYPES and kind not in self._include:
+        if not self.accepts(event):
             return
         seq = self.base_seq + len(self.frames) + 1
         event["seq_id"] = seq
         data = orjson.dumps(event)
         self.events.append(event)
         self._append(seq, data)
+
+    def accepts(self, event: Event) -> bool:
+        """False for a message type the request filtered out (`include_return_message_types`)."""
+        kind = event["message_type"]
+        return self._include is None or kind not in MESSAGE_TYPES or kind in self._include
 
     def _append(self, seq: int, data: bytes) -> None:
         self.frames.append(frame(seq, data))
@@ -131,6 +135,14 @@ class RunLog:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
+    async def stop(self) -> None:
+        """Write everything emitted, then stop the flusher, leaving the log open for the run's next
+        writer (a Step Functions task hands the log on to the next task)."""
+        try:
+            await self._write_pending()
+        finally:
+            await self.abort()
+
     async def abort(self) -> None:
         """Stop the flusher without closing (the process is going away)."""
         if self._flusher is not None:
@@ -158,3 +170,21 @@ class RunLog:
             batch = [data.decode() for data in self._json[start:end]]
             await self.store.append_events(self.tenant_id, self.run_id, self.base_seq + start + 1, batch)
             self._durable = end
+
+
+async def logged_stop(store: Store, tenant_id: str, run_id: str) -> str | None:
+    """The stop reason of a complete log (one ending in `[DONE]`), None while the log is open."""
+    last = await store.last_seq(tenant_id, run_id)
+    if not last:
+        return None
+    tail = await store.read_events(tenant_id, run_id, max(0, last - 3), 3)
+    if not tail or tail[-1][1].encode() != DONE:
+        return None
+    return next(
+        (
+            str(e["stop_reason"])
+            for e in map(orjson.loads, (d for _, d in tail[:-1]))
+            if e.get("message_type") == "stop_reason"
+        ),
+        "error",
+    )

@@ -37,10 +37,11 @@ from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
 from chorus.runs.approvals import approval_answers
-from chorus.runs.driver import Lease, ModelResolver, RunDriver, RunPlan, status_for
-from chorus.runs.executor import InProcessExecutor
+from chorus.runs.driver import Lease, ModelResolver, RunDriver, status_for
+from chorus.runs.executor import InProcessExecutor, RemoteExecutor
 from chorus.runs.frames import DONE, frame
-from chorus.runs.log import RunLog
+from chorus.runs.loading import load_plan, members
+from chorus.runs.log import RunLog, logged_stop
 from chorus.runs.tailer import tail_memory, tail_store
 from chorus.schemas.requests import MessageCreate, MessageRequest
 from chorus.settings import Settings
@@ -52,12 +53,6 @@ logger = logging.getLogger(__name__)
 ACTIVE_STATUSES = ["created", "running"]
 COUNTED_TURNS = frozenset({"sleeptime", "voice_sleeptime"})
 """Manager types whose groups count their runs (`turns_counter`), as Letta does."""
-
-
-def members(group: GroupRecord) -> list[str]:
-    """Every agent a group's runs may call: its `agent_ids` and its manager agent."""
-    manager = group.manager_config.get("manager_agent_id")
-    return [*group.agent_ids, *([manager] if manager and manager not in group.agent_ids else [])]
 
 
 class IdempotencyKeyReused(ChorusError):
@@ -89,6 +84,7 @@ class RunService:
         executor: InProcessExecutor | None = None,
         resolver: ModelResolver | None = None,
         *,
+        remote: RemoteExecutor | None = None,
         lease_ttl_s: float = 30.0,
         heartbeat_s: float = 1.0,
         orphan_grace_s: float = 10.0,
@@ -96,6 +92,8 @@ class RunService:
         self.store = store
         self.settings = settings
         self.executor = executor or InProcessExecutor()
+        self.remote = remote
+        """Where background runs execute when set (Step Functions on AWS); else in this process."""
         self._resolver = resolver
         self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=lease_ttl_s, heartbeat_s=heartbeat_s)
         self.orphan_grace_s = orphan_grace_s
@@ -163,8 +161,24 @@ class RunService:
             )
         if group.manager_type in COUNTED_TURNS:
             run = await self._count_turn(run, group)
-        self._submit(run)
+        await self._launch(run)
         return Started(run)
+
+    def is_remote(self, run: RunRecord) -> bool:
+        """Background runs execute remotely when a remote executor is configured."""
+        return self.remote is not None and run.background
+
+    async def _launch(self, run: RunRecord) -> None:
+        """Execute a new run: remotely, or here. A run that cannot be started is ended, never left hanging."""
+        if self.remote is None or not run.background:
+            self._submit(run)
+            return
+        try:
+            await self.remote.start(run)
+        except Exception:
+            logger.exception("run %s could not be started", run.id)
+            await self._set_terminal(run, "error")
+            raise
 
     async def _count_turn(self, run: RunRecord, group: GroupRecord) -> RunRecord:
         """Bump the group's `turns_counter` for this run (the group is claimed: no other run races it)
@@ -223,19 +237,10 @@ class RunService:
         run = active.run
         try:
             try:
-                group = await self.store.get_group(run.tenant_id, run.group_id) if run.group_id else None
-                ids = members(group) if group is not None else [run.agent_id]
-                agents = {a: await self.store.get_agent(run.tenant_id, a) for a in ids}
+                plan = await load_plan(self.store, run, active.cancel)
             except NotFound as exc:
                 await self._fail_unrunnable(active, f"The run cannot continue: {exc.detail}")
                 return
-            plan = RunPlan(
-                run=run,
-                group=group,
-                agents=agents,
-                cancel=active.cancel,
-                shared_block_ids=await self._shared_blocks(run, group),
-            )
             driver = RunDriver(
                 self.store,
                 self.resolve,
@@ -244,24 +249,12 @@ class RunService:
                 lease=self.lease,
                 retention_s=self.settings.event_retention_s,
                 fanout_concurrency=self.settings.fanout_concurrency,
-                spawn=self._submit,
+                spawn=self._launch,
                 tool_timeout_s=self.settings.tool_timeout_s,
             )
             await driver.execute()
         finally:
             self._active.pop(run.id, None)
-
-    async def _shared_blocks(self, run: RunRecord, group: GroupRecord | None) -> list[str]:
-        """The group's shared memory; a sleeptime agent's run edits its parent group's."""
-        if group is not None:
-            return list(group.shared_block_ids)
-        parent_group = run.metadata.get("group_id")
-        if not parent_group:
-            return []
-        try:
-            return list((await self.store.get_group(run.tenant_id, str(parent_group))).shared_block_ids)
-        except NotFound:
-            return []
 
     async def _fail_unrunnable(self, active: ActiveRun, detail: str) -> None:
         from chorus.engine import events
@@ -379,7 +372,9 @@ class RunService:
         for run in runs:
             await self._flag_cancel(run)
             out[run.id] = "cancelled"
-            if not self.cancel_local(run.id):
+            if self.is_remote(run) and self.remote is not None:
+                await self.remote.cancel(run)
+            elif not self.cancel_local(run.id):
                 current = await self.store.get_run(tenant_id, run.id)
                 if not current.is_terminal and current.lease_expires_at < time.time():
                     await self._recover(current)
@@ -434,6 +429,9 @@ class RunService:
         for run in await self.store.list_unfinished_runs(limit=1000):
             if run.id in self._active or run.lease_expires_at > now:
                 continue
+            if self.is_remote(run) and self.remote is not None:
+                count += await self.remote.reconcile(run)  # its workflow recovers it; this only ends dead ones
+                continue
             if run.lease_owner is None and run.status == "created" and _age_s(run) < self.orphan_grace_s:
                 continue
             await self._recover(run)
@@ -441,16 +439,11 @@ class RunService:
         return count
 
     async def _recover(self, run: RunRecord) -> None:
+        stop = await logged_stop(self.store, run.tenant_id, run.id)
+        if stop is not None:
+            await self._set_terminal(run, stop)  # its worker died after completing the log
+            return
         last = await self.store.last_seq(run.tenant_id, run.id)
-        if last:
-            tail = await self.store.read_events(run.tenant_id, run.id, max(0, last - 3), 3)
-            if tail and tail[-1][1].encode() == DONE:
-                stop = next(
-                    (orjson.loads(d)["stop_reason"] for _, d in tail if d.startswith('{"message_type":"stop_reason"')),
-                    "error",
-                )
-                await self._set_terminal(run, stop)
-                return
         try:
             run = await self.store.update_run(
                 run.model_copy(update={"incarnation": run.incarnation + 1, "lease_owner": None}),

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound
+from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound, StorageUnavailable
 from chorus.store import dynamodb_keys as keys
 from chorus.store.dynamodb_keys import ORDER_KEY, TTL_ATTRIBUTE, Item, n, s
 from chorus.store.dynamodb_listing import list_page
@@ -116,9 +116,9 @@ class DynamoDBStore:
         except ChorusError:
             raise
         except ClientError as exc:
-            raise ChorusError(f"Storage error: {error_code(exc)}: {exc}") from exc
+            raise StorageUnavailable(f"Storage error: {error_code(exc)}: {exc}") from exc
         except BotoCoreError as exc:
-            raise ChorusError(f"Storage error: {exc}") from exc
+            raise StorageUnavailable(f"Storage error: {exc}") from exc
 
     async def open(self) -> None:
         if self._executor is None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chorus.errors import ChorusError
+from chorus.errors import StorageUnavailable
 from chorus.store.dynamodb_keys import Item, s
 
 INLINE_MAX = 350_000
@@ -154,7 +154,7 @@ class DynamoDBTable:
                 pending = response.get("UnprocessedItems", {}).get(self.name, [])
                 if pending:
                     if attempt >= self.max_attempts:
-                        raise ChorusError(f"Storage error: {len(pending)} writes stayed unprocessed")
+                        raise StorageUnavailable(f"Storage error: {len(pending)} writes stayed unprocessed")
                     self.backoff(attempt)
                     attempt += 1
 
@@ -197,7 +197,7 @@ class DynamoDBTable:
         token, _, count = item["parts"]["S"].partition(":")
         chunks = [bytes(p["part"]["B"]) for p in self.query(**self._parts_query(item, token))]
         if len(chunks) != int(count):
-            raise ChorusError(f"Storage error: {item['PK']['S']} has {len(chunks)} of {count} parts")
+            raise StorageUnavailable(f"Storage error: {item['PK']['S']} has {len(chunks)} of {count} parts")
         return b"".join(chunks).decode()
 
     def drop_parts(self, item: Item | None, keep: Item | None = None) -> None:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound
+from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound, StorageUnavailable
 from chorus.store.base import LOG_END
 from chorus.store.records import (
     TERMINAL_STATUSES,
@@ -64,7 +64,7 @@ class SQLiteStore:
         except ChorusError:
             raise
         except sqlite3.Error as exc:
-            raise ChorusError(f"Storage error: {exc}") from exc
+            raise StorageUnavailable(f"Storage error: {exc}") from exc
 
     @property
     def _db(self) -> sqlite3.Connection:

@@ -1,0 +1,137 @@
+"""`StepFunctionsExecutor`: background runs as executions of the run state machine.
+
+An execution is named after its run (`run_id`, then `run_id-2`, … for the
+continuations of a long run), so starting a run twice starts it once: Step
+Functions answers a repeated name with the same execution or
+`ExecutionAlreadyExists`, both fine here. Cancelling stops the execution
+and ends the run right away (the cancel flag is set first, so a task still
+running sees it within a heartbeat, and a closed log refuses its writes).
+A sweep ends runs whose execution died without reaching Finish (a failed
+Finish, a timeout, an execution stopped by hand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+
+from chorus.errors import StorageUnavailable
+from chorus.settings import Settings
+from chorus.store.base import Store
+from chorus.store.records import RunRecord
+from chorus.workflow.state import DEFAULT_HISTORY_BUDGET, WorkflowInput, execution_name
+from chorus.workflow.tasks import finalize
+
+logger = logging.getLogger(__name__)
+
+MAX_GENERATIONS = 10_000
+"""How many continuations a run may have (a bound for the lookup of its current execution)."""
+
+
+class StepFunctionsExecutor:
+    def __init__(
+        self,
+        client: Any,
+        state_machine_arn: str,
+        store: Store,
+        settings: Settings,
+        *,
+        history_budget: int = DEFAULT_HISTORY_BUDGET,
+    ) -> None:
+        self.client = client
+        """A boto3 `stepfunctions` client."""
+        self.state_machine_arn = state_machine_arn
+        self.store = store
+        self.settings = settings
+        self.history_budget = history_budget
+
+    async def start(self, run: RunRecord) -> None:
+        await self.start_execution(
+            WorkflowInput(tenant_id=run.tenant_id, run_id=run.id, history_budget=self.history_budget)
+        )
+
+    async def start_execution(self, state: WorkflowInput) -> None:
+        """Start the named execution; one already started under that name is the same run."""
+        name = execution_name(state.run_id, state.generation)
+        body = orjson.dumps(state.model_dump(mode="json")).decode()
+        try:
+            await asyncio.to_thread(
+                self.client.start_execution, stateMachineArn=self.state_machine_arn, name=name, input=body
+            )
+        except Exception as exc:
+            if _code(exc) == "ExecutionAlreadyExists":
+                logger.info("execution %s was started before; not starting it again", name)
+                return
+            raise StorageUnavailable(f"Step Functions refused to start run {state.run_id}: {exc}") from exc
+
+    def execution_arn(self, name: str) -> str:
+        prefix, _, machine = self.state_machine_arn.partition(":stateMachine:")
+        return f"{prefix}:execution:{machine}:{name}"
+
+    async def current(self, run_id: str) -> dict[str, Any] | None:
+        """`DescribeExecution` of the run's latest execution (None if it never started)."""
+        latest = None
+        for generation in range(1, MAX_GENERATIONS + 1):
+            arn = self.execution_arn(execution_name(run_id, generation))
+            try:
+                latest = await asyncio.to_thread(self.client.describe_execution, executionArn=arn)
+            except Exception as exc:
+                if _code(exc) == "ExecutionDoesNotExist":
+                    return latest
+                raise StorageUnavailable(f"Step Functions could not describe {arn}: {exc}") from exc
+        return latest
+
+    async def cancel(self, run: RunRecord) -> RunRecord:
+        """Stop the run's execution and end the run `cancelled` (its cancel flag is already set)."""
+        execution = await self.current(run.id)
+        if execution is not None and execution["status"] == "RUNNING":
+            try:
+                await asyncio.to_thread(
+                    self.client.stop_execution,
+                    executionArn=execution["executionArn"],
+                    error="Cancelled",
+                    cause=f"run {run.id} was cancelled",
+                )
+            except Exception as exc:
+                raise StorageUnavailable(f"Step Functions could not stop run {run.id}: {exc}") from exc
+        current = await self.store.get_run(run.tenant_id, run.id)
+        return await finalize(self.store, self.settings, current, "cancelled", None)
+
+    async def reconcile(self, run: RunRecord) -> bool:
+        """End a run whose execution is over but which is not terminal; True if it did."""
+        execution = await self.current(run.id)
+        if run.is_terminal or execution is None or execution["status"] in ("RUNNING", "SUCCEEDED"):
+            # never started (the starter ends such runs itself), running, or succeeded (its
+            # Finish ran, or it continued in a successor that `current` would have found)
+            return False
+        status = str(execution["status"])
+        logger.warning("run %s: its execution ended %s before finishing the run; ending it", run.id, status)
+        error = ("internal_error", f"The run's workflow ended: {status}.", status)
+        await finalize(self.store, self.settings, run, "error", error)
+        return True
+
+
+def remote_executor(settings: Settings, store: Store) -> StepFunctionsExecutor | None:
+    """The executor `settings` ask for: None for in-process, else Step Functions (boto3 imported here)."""
+    if settings.executor != "stepfunctions":
+        return None
+    if not settings.state_machine_arn:
+        raise ValueError("CHORUS_EXECUTOR=stepfunctions needs CHORUS_STATE_MACHINE_ARN")
+    import boto3
+
+    return StepFunctionsExecutor(
+        boto3.client("stepfunctions"),
+        settings.state_machine_arn,
+        store,
+        settings,
+        history_budget=settings.workflow_history_budget,
+    )
+
+
+def _code(exc: Exception) -> str | None:
+    """A botocore `ClientError`'s error code (botocore stays an import of the AWS extra only)."""
+    response = getattr(exc, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None

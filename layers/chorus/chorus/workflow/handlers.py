@@ -1,0 +1,134 @@
+"""Lambda entry points of the run workflow's tasks (`functions/plan|step|finish/handler.py`).
+
+A task handler is synchronous, as the Python runtime wants: it runs the
+task on a fresh event loop, against a store and a Step Functions client
+built once per execution environment from the same `CHORUS_*` settings as
+the API. On Lambda, the Powertools Logger tags every line with the task and
+the run (the run id is the correlation id) and metrics are flushed after
+each invocation.
+
+Failures leave as exceptions whose *class names* the state machine matches
+in its Retry and Catch rules (the runtime reports them as `errorType`):
+
+- `ModelRetryable`: the model was rate limited or timed out; retried with backoff;
+- `StorageUnavailable`: the store failed past its own backoff; retried;
+- `ModelFailed`: the model failed for good; caught, the run ends with its stop reason;
+- `TaskFailed`: anything else (a bug, a mismatch); caught, the run ends `error`.
+
+Their message is the JSON Finish reads back (`tasks.task_error`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from chorus import observability
+from chorus.errors import ModelError, StorageUnavailable
+from chorus.llm.resolve import resolve_model
+from chorus.runs.driver import error_type_of
+from chorus.settings import Settings, get_settings
+from chorus.store.base import Store
+from chorus.store.factory import build_store
+from chorus.store.records import AgentRecord
+from chorus.workflow.executor import remote_executor
+from chorus.workflow.tasks import Workflow, task_error
+
+logger = logging.getLogger(__name__)
+
+Task = Literal["plan", "step", "finish"]
+
+
+class ModelRetryable(Exception):
+    """The model was rate limited or timed out: worth another attempt after a backoff."""
+
+
+class ModelFailed(Exception):
+    """The model failed in a way a retry does not fix."""
+
+
+class TaskFailed(Exception):
+    """Anything else that stopped a task."""
+
+
+RETRYABLE_ERRORS = (ModelRetryable.__name__, StorageUnavailable.__name__)
+"""Error names the state machine retries with backoff (besides Lambda's own)."""
+
+
+def classify(exc: BaseException) -> Exception:
+    """The exception a failed task raises to its state machine."""
+    if isinstance(exc, StorageUnavailable):
+        return exc
+    if isinstance(exc, ModelError):
+        message = task_error(exc.stop_reason, error_type_of(exc), exc.detail)
+        return ModelRetryable(message) if exc.retryable else ModelFailed(message)
+    return TaskFailed(task_error("error", "internal_error", f"{type(exc).__name__}: {exc}"))
+
+
+def resolve(agent: AgentRecord) -> Any:
+    return resolve_model(agent.model, agent.metadata)
+
+
+@dataclass(slots=True)
+class Environment:
+    """What one execution environment keeps between invocations."""
+
+    store: Store
+    workflow: Workflow
+
+
+def build_environment(settings: Settings) -> Environment:
+    store = build_store(settings)
+    if observability.enabled():
+        store = observability.instrument(store)
+    asyncio.run(store.open())
+    remote = remote_executor(settings, store)
+    workflow = Workflow(store, settings, resolve, remote.start_execution if remote is not None else None)
+    return Environment(store, workflow)
+
+
+class TaskHandler:
+    """`handler(event, context)` for one task of the run workflow."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.environment: Environment | None = None
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if self.environment is None:
+            self.environment = build_environment(get_settings())
+        workflow = self.environment.workflow
+        work = {"plan": workflow.plan, "step": workflow.step, "finish": workflow.finish}[self.task]
+        with _tagged(self.task, event, context):
+            try:
+                return asyncio.run(work(event))
+            except Exception as exc:
+                logger.exception("%s task of run %s failed", self.task, event.get("run_id"))
+                raise classify(exc) from exc
+
+    def reset(self) -> None:
+        """Forget the environment (tests that change the settings or the table between cases)."""
+        if self.environment is not None:
+            asyncio.run(self.environment.store.close())
+            self.environment = None
+
+
+@contextlib.contextmanager
+def _tagged(task: Task, event: dict[str, Any], context: Any) -> Iterator[None]:
+    if not observability.enabled():
+        yield
+        return
+    log = observability.logger()
+    log.set_correlation_id(event.get("run_id"))
+    log.append_keys(task=task, run_id=event.get("run_id"))
+    if context is not None:
+        log.append_keys(function_request_id=getattr(context, "aws_request_id", None))
+    try:
+        yield
+    finally:
+        observability.flush_metrics()
+        log.remove_keys(["task", "run_id", "function_request_id"])

@@ -1,0 +1,288 @@
+"""The three tasks of a run's workflow, each a short life of the run's driver.
+
+- **Plan** holds the run between rounds: it commits the run's inputs (once),
+  copies the finished round's staged output into the run in plan order,
+  asks the manager what comes next and returns it: the calls of the next
+  round (for the Map), `finish` with a stop reason, or `continued` when the
+  execution's history would outgrow its budget, after starting the run's
+  next execution.
+- **Step** runs one call of a round: the `live` call writes the run's log as
+  it streams, every other call stages its output (see `staging`). Every
+  Step re-derives the round from the store and checks it against its
+  input, so a definition and handlers that disagree fail loudly.
+- **Finish** ends the run exactly as the in-process driver does: stop
+  reason, error or usage, `[DONE]`, terminal status, group released. A
+  Catch hands it the failed task's error.
+
+Each task is safe to run again with the same input (Step Functions and
+Lambda both retry): commits are keyed, stages written once, the log
+appended only at its end, and a run already terminal is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from chorus.engine.managers import Finish, RunAgents
+from chorus.errors import ChorusError
+from chorus.llm.base import Model
+from chorus.runs.driver import Lease, ModelResolver, RunCancelled, RunDriver, RunPlan
+from chorus.runs.loading import load_plan
+from chorus.runs.log import RunLog, logged_stop
+from chorus.settings import Settings
+from chorus.store.base import Store
+from chorus.store.records import AgentRecord, RunRecord
+from chorus.workflow import staging
+from chorus.workflow.state import StepInput, TaskError, WorkflowInput, WorkflowState, round_cost
+
+logger = logging.getLogger(__name__)
+
+StartExecution = Callable[[WorkflowInput], Awaitable[None]]
+"""Starts an execution of the run workflow (a continuation, a sleeptime agent's run)."""
+
+
+class WorkflowMismatch(ChorusError):
+    """A task's input disagrees with the run in the store (a definition and handlers out of step)."""
+
+
+def task_error(stop_reason: str, error_type: str, detail: str) -> str:
+    """The message a failed task raises with: what Finish needs to end the run the same way."""
+    return orjson.dumps({"stop_reason": stop_reason, "error_type": error_type, "detail": detail}).decode()
+
+
+@dataclass(slots=True)
+class Workflow:
+    store: Store
+    settings: Settings
+    resolve: ModelResolver
+    start_execution: StartExecution | None = None
+    heartbeat_s: float = 1.0
+
+    # Plan
+    async def plan(self, raw: dict[str, Any]) -> dict[str, Any]:
+        state = WorkflowState.model_validate(raw)
+        run = await self.store.get_run(state.tenant_id, state.run_id)
+        if run.is_terminal:
+            return self._finishing(state, run.stop_reason or "end_turn")
+        driver = await self._driver(run)
+        try:
+            async with driver.holding():
+                await driver.mark_running()
+                await driver.open(mark_abandoned=False)
+                decision = driver.decide()
+                calls = len(decision.calls) if isinstance(decision, RunAgents) else 0
+                if calls > 1 and await staging.publish(driver, driver.rounds + 1, calls, 0):
+                    await driver.restore()
+                    decision = driver.decide()
+                await driver.mark_abandoned()
+                if driver.plan.cancel.is_set() or driver.run.cancel_requested:
+                    return self._finishing(state, "cancelled")
+                if isinstance(decision, Finish):
+                    await driver.start_children(decision)
+                    return self._finishing(state, decision.stop_reason, driver.children)
+                return await self._next_round(state, driver, decision)
+        finally:
+            await driver.log.stop()
+
+    async def _next_round(self, state: WorkflowState, driver: RunDriver, decision: RunAgents) -> dict[str, Any]:
+        cost = round_cost(len(decision.calls))
+        if state.history_events and state.history_events + cost > state.history_budget:
+            await self._continue(state)
+            return state.model_copy(update={"action": "continued", "steps": []}).out()
+        index = driver.rounds + 1
+        todo = [i for i in range(len(decision.calls)) if driver.finished_turn(i) is None]
+        steps = [
+            StepInput(
+                tenant_id=state.tenant_id,
+                run_id=state.run_id,
+                round=index,
+                call=i,
+                calls=len(decision.calls),
+                live=i == todo[0],
+            )
+            for i in todo
+        ]
+        update = {
+            "action": "steps",
+            "round": index,
+            "steps": steps,
+            "history_events": state.history_events + cost,
+            "max_concurrency": self.settings.fanout_concurrency,
+        }
+        return state.model_copy(update=update).out()
+
+    async def _continue(self, state: WorkflowState) -> None:
+        """Start the run's next execution (named after its generation: a retry finds it started)."""
+        if self.start_execution is None:
+            raise ChorusError("this workflow cannot start executions (no state machine configured)")
+        following = WorkflowInput(
+            tenant_id=state.tenant_id,
+            run_id=state.run_id,
+            generation=state.generation + 1,
+            history_budget=state.history_budget,
+        )
+        await self.start_execution(following)
+
+    def _finishing(self, state: WorkflowState, stop: str, children: list[str] | None = None) -> dict[str, Any]:
+        update = {"action": "finish", "steps": [], "stop_reason": stop, "children": children or []}
+        return state.model_copy(update=update).out()
+
+    # Step
+    async def step(self, raw: dict[str, Any]) -> dict[str, Any]:
+        item = StepInput.model_validate(raw)
+        outcome = {"call": item.call, "outcome": "done"}
+        run = await self.store.get_run(item.tenant_id, item.run_id)
+        if run.is_terminal:
+            return {**outcome, "outcome": "skipped"}
+        driver = await self._driver(run)
+        try:
+            async with driver.holding():
+                await driver.open(inputs=False, mark_abandoned=item.live)
+                if driver.rounds >= item.round:
+                    return {**outcome, "outcome": "skipped"}
+                decision = driver.decide()
+                if (
+                    not isinstance(decision, RunAgents)
+                    or driver.rounds + 1 != item.round
+                    or len(decision.calls) != item.calls
+                ):
+                    raise WorkflowMismatch(
+                        f"run {run.id}: step {item.round}.{item.call} of {item.calls} calls is not the run's next round"
+                    )
+                await self._run_call(driver, item, decision)
+        except RunCancelled:
+            return {**outcome, "outcome": "cancelled"}
+        finally:
+            await driver.log.stop()
+        return outcome
+
+    async def _run_call(self, driver: RunDriver, item: StepInput, decision: RunAgents) -> None:
+        runner = driver.runner()
+        if item.live:
+            await driver.run_call(runner, item.round, item.call, decision.calls, driver.direct_lane())
+            if item.calls > 1:
+                await staging.publish(driver, item.round, item.calls, item.call + 1)
+            return
+        log_id = staging.stage_id(driver.run.id, item.round, item.call)
+        if driver.finished_turn(item.call) or await staging.load(self.store, item.tenant_id, log_id) is not None:
+            return
+        lane = staging.StagingLane()
+        await driver.run_call(runner, item.round, item.call, decision.calls, lane)
+        await staging.save(self.store, item.tenant_id, log_id, lane.ops)
+
+    # Finish
+    async def finish(self, raw: dict[str, Any]) -> dict[str, Any]:
+        state = WorkflowState.model_validate(raw)
+        run = await self.store.get_run(state.tenant_id, state.run_id)
+        stop, error = state.stop_reason or "end_turn", None
+        if state.error is not None:
+            stop, error = failure_of(state.error)
+        run = await finalize(self.store, self.settings, run, stop, error, state.children)
+        return {"run_id": run.id, "status": run.status, "stop_reason": run.stop_reason}
+
+    async def _driver(self, run: RunRecord) -> RunDriver:
+        plan = await load_plan(self.store, run)
+        return RunDriver(
+            self.store,
+            self.resolve,
+            plan,
+            _log(self.store, self.settings, run, await self.store.last_seq(run.tenant_id, run.id)),
+            lease=workflow_lease(run, self.heartbeat_s),
+            retention_s=self.settings.event_retention_s,
+            fanout_concurrency=self.settings.fanout_concurrency,
+            spawn=self._spawn,
+            tool_timeout_s=self.settings.tool_timeout_s,
+        )
+
+    async def _spawn(self, child: RunRecord) -> None:
+        if self.start_execution is None:
+            raise ChorusError("this workflow cannot start executions (no state machine configured)")
+        await self.start_execution(WorkflowInput(tenant_id=child.tenant_id, run_id=child.id))
+
+
+def workflow_lease(run: RunRecord, heartbeat_s: float = 1.0) -> Lease:
+    """Tasks never take a lease (the workflow owns the run); their heartbeat only watches for cancel."""
+    return Lease(owner=f"workflow:{run.id}", heartbeat_s=heartbeat_s, renew=False)
+
+
+def _log(store: Store, settings: Settings, run: RunRecord, base_seq: int) -> RunLog:
+    include = run.options.get("include_return_message_types")
+    log = RunLog(
+        store,
+        run.tenant_id,
+        run.id,
+        include_types=frozenset(include) if include is not None else None,
+        flush_events=settings.log_flush_events,
+        flush_interval_s=settings.log_flush_interval_s,
+        base_seq=base_seq,
+    )
+    log.start()
+    return log
+
+
+def failure_of(error: TaskError) -> tuple[str, tuple[str, str, str | None]]:
+    """Stop reason and error event of a run whose task failed with `error` (a Catch's `$.error`)."""
+    message = ""
+    try:
+        message = str(orjson.loads(error.cause).get("errorMessage", ""))
+        known = orjson.loads(message)
+        return known["stop_reason"], (known["error_type"], _message(known), error.error)
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+        detail = f"{error.error}: {message}" if message else error.error
+        return "error", ("internal_error", "An internal error stopped the run.", detail)
+
+
+def _message(known: dict[str, Any]) -> str:
+    if known["error_type"] == "internal_error":
+        return "An internal error stopped the run."
+    return f"The model failed: {known['detail']}"
+
+
+async def finalize(
+    store: Store,
+    settings: Settings,
+    run: RunRecord,
+    stop: str,
+    error: tuple[str, str, str | None] | None,
+    children: list[str] | None = None,
+) -> RunRecord:
+    """End a run from outside any driver (the Finish task, a cancel after `StopExecution`, a
+    sweep of dead executions). Idempotent: a terminal run is returned as it is, a log already
+    complete only gets its run record's status from its logged stop reason."""
+    if run.is_terminal:
+        return run
+    last = await store.last_seq(run.tenant_id, run.id)
+    driver = RunDriver(
+        store,
+        _no_model,
+        RunPlan(run=run, group=None, agents={}),
+        _log(store, settings, run, last),
+        lease=workflow_lease(run),
+        retention_s=settings.event_retention_s,
+    )
+    await driver.restore()
+    driver.children = list(children or [])
+    logged = await logged_stop(store, run.tenant_id, run.id)
+    if logged is not None:  # a finisher that died after completing the log
+        await driver.log.abort()
+        await driver.finish_record(logged)
+    else:
+        if run.cancel_requested and error is None:
+            stop = "cancelled"
+        await driver.finish(stop, error, duration_ns=_since(run.created_at))
+    return await store.get_run(run.tenant_id, run.id)
+
+
+def _no_model(agent: AgentRecord) -> Model:
+    raise AssertionError(f"finishing a run calls no model ({agent.id})")
+
+
+def _since(created_at: str) -> int:
+    return int((time.time() - datetime.fromisoformat(created_at).timestamp()) * 1e9)
