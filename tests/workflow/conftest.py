@@ -85,6 +85,11 @@ class Faults:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    local: threading.local = field(default_factory=threading.local)
+    """`local.task`: the `(task, number, event)` this thread is running (each Map iteration has its thread)."""
+
+    def here(self) -> tuple[str, int, dict[str, Any]] | None:
+        return getattr(self.local, "task", None)
 
     def count(self, task: str) -> int:
         return sum(1 for t, _ in self.calls if t == task)
@@ -166,12 +171,11 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
         with lock:
             return original_call(self)
 
-    def invoke(
-        self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
-    ) -> bytes:
+    def invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
         event = json.loads(body)
         task = next(t for t, n in FUNCTIONS.items() if n == function_name.split(":")[-1])
         number = faults.record(task, event)
+        faults.local.task = (task, number, event)
         try:
             if (task, number) in faults.rules:
                 faults.rules[task, number](event)
@@ -180,14 +184,14 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
                 faults.after[task, number](event)
             return json.dumps(result).encode()
         except (Exception, Crash) as exc:
-            faults.errors.append((task, type(exc).__name__))
+            # what the Python runtime reports: the exception's class, or a sandbox that died
+            kind = "Runtime.ExitError" if isinstance(exc, Crash) else type(exc).__name__
+            faults.errors.append((task, kind))
             response_headers["x-amz-function-error"] = "Unhandled"
-            payload = {
-                "errorMessage": str(exc),
-                "errorType": type(exc).__name__,
-                "stackTrace": traceback.format_exception(exc)[-3:],
-            }
+            payload = {"errorMessage": str(exc), "errorType": kind, "stackTrace": traceback.format_exception(exc)[-3:]}
             return json.dumps(payload).encode()
+        finally:
+            faults.local.task = None
 
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     with (

@@ -517,6 +517,7 @@ class RunDriver:
             logger.info("step %s of run %s was committed before; not writing it again", step.step_key, self.run.id)
             return False
         self.history.extend(r.message for r in records)
+        self.log_seq = max(self.log_seq, step.log_seq)
         return True
 
     async def finish(

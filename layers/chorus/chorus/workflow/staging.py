@@ -123,7 +123,7 @@ async def publish(driver: RunDriver, round_index: int, calls: int, start: int) -
                 continue
             event = op["event"]
             if tail and driver.log.accepts(event):
-                if tail[0] == event:
+                if tail[0] == _unnumbered(event):
                     tail.pop(0)  # copied by a publisher that stopped before committing
                     continue
                 tail.clear()
@@ -152,9 +152,9 @@ async def _uncommitted_tail(driver: RunDriver) -> list[dict[str, Any]]:
     if count <= 0:
         return []
     rows = await driver.store.read_events(driver.tenant, driver.run.id, driver.log_seq, count)
-    out = []
-    for _, data in rows:
-        event = orjson.loads(data)
-        event.pop("seq_id", None)
-        out.append(event)
-    return out
+    return [_unnumbered(orjson.loads(data)) for _, data in rows]
+
+
+def _unnumbered(event: dict[str, Any]) -> dict[str, Any]:
+    """The event without its `seq_id` (the log numbers events; a stage's carry none yet)."""
+    return {key: value for key, value in event.items() if key != "seq_id"}

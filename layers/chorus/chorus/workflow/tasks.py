@@ -144,7 +144,11 @@ class Workflow:
         driver = await self._driver(run)
         try:
             async with driver.holding():
-                await driver.open(inputs=False, mark_abandoned=item.live)
+                await driver.open(inputs=False, mark_abandoned=False)
+                if item.live and driver.finished_turn(item.call) is None:
+                    # output after the last commit is this call's own dead attempt (once the call is
+                    # finished, it can only be a copy of a later call's stage, which `publish` recognises)
+                    await driver.mark_abandoned()
                 if driver.rounds >= item.round:
                     return {**outcome, "outcome": "skipped"}
                 decision = driver.decide()

@@ -1,0 +1,258 @@
+"""Faults injected into the workflow's tasks: every run still ends once, its log and history exact."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+from unittest import mock
+
+import orjson
+import pytest
+from test_workflow_runs import background
+
+from chorus.store.dynamodb import DynamoDBStore
+from chorus.workflow.handlers import ModelRetryable, TaskFailed
+from chorus.workflow.tasks import task_error
+from conftest import Crash, Harness
+from support import create_agent, create_group, replies
+
+
+async def logged(h: Harness, run_id: str) -> list[dict[str, Any]]:
+    rows = await h.store.read_events("default", run_id, 0, 100_000)
+    assert rows[-1][1] == "[DONE]", "the log is complete"
+    return [orjson.loads(data) for _, data in rows[:-1]]
+
+
+def check_exact(events: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
+    """Gapless seq ids; every message id logged once outside abandoned attempts; history = the log's
+    surviving messages, each once, in log order."""
+    assert [e["seq_id"] for e in events] == list(range(1, len(events) + 1))
+    abandoned = {i for e in events if "abandoned" in e for i in e["abandoned"]["message_ids"]}
+    surviving = [e["id"] for e in events if "id" in e and e["id"] not in abandoned]
+    stored = [m["id"] for m in history if m["message_type"] != "user_message"]
+    assert stored == list(dict.fromkeys(surviving))
+    assert len(set(stored)) == len(stored)
+    assert not abandoned & set(stored)
+
+
+async def history_of(h: Harness, group_id: str) -> list[dict[str, Any]]:
+    response = await h.client.get(f"/v1/groups/{group_id}/messages", params={"order": "asc", "limit": 1000})
+    result: list[dict[str, Any]] = response.json()
+    return result
+
+
+async def test_a_step_failing_with_a_retryable_model_error_is_retried_and_the_run_completes(
+    harness: Harness,
+) -> None:
+    h = harness
+    ada = await create_agent(h.client, "Ada", tokens=2)
+    group = await create_group(h.client, [ada["id"]])
+
+    def rate_limited(event: dict[str, Any]) -> None:
+        raise ModelRetryable(task_error("llm_api_error", "llm_rate_limit", "slow down"))
+
+    h.faults.rules[("step", 1)] = rate_limited
+    h.faults.rules[("step", 2)] = rate_limited
+    events = await background(h, group["id"])
+    assert [e["message_type"] for e in events] == ["assistant_message", "stop_reason", "usage_statistics"]
+    assert h.faults.count("step") == 3 and h.faults.errors == [("step", "ModelRetryable")] * 2
+    await h.settle()
+    assert (await h.client.get(f"/v1/runs/{events[0]['run_id']}")).json()["status"] == "completed"
+
+
+async def test_retryable_model_errors_past_the_retries_fail_the_run_with_its_stop_reason(harness: Harness) -> None:
+    h = harness
+    ada = await create_agent(h.client, "Ada", error="rate_limit")
+    group = await create_group(h.client, [ada["id"]])
+    events = await background(h, group["id"])
+    assert [e["message_type"] for e in events] == ["stop_reason", "error_message"]
+    assert events[0]["stop_reason"] == "llm_api_error"
+    assert events[1]["error_type"] == "llm_rate_limit"
+    assert h.faults.count("step") == 5  # the first attempt and the definition's 4 retries
+    await h.settle()
+    run = (await h.client.get(f"/v1/runs/{events[1]['run_id']}")).json()
+    assert run["status"] == "failed" and run["stop_reason"] == "llm_api_error"
+    # the group is free again
+    assert (await h.client.post(f"/v1/groups/{group['id']}/messages/async", json={"input": "x"})).status_code == 200
+
+
+async def test_a_permanent_model_failure_is_caught_into_finish(harness: Harness) -> None:
+    h = harness
+    ada = await create_agent(h.client, "Ada", error="invalid_llm_response")
+    group = await create_group(h.client, [ada["id"]])
+    events = await background(h, group["id"])
+    assert events[0] == {**events[0], "message_type": "stop_reason", "stop_reason": "invalid_llm_response"}
+    assert events[1]["message_type"] == "error_message" and "model failed" in events[1]["message"]
+    run = (await h.client.get(f"/v1/runs/{events[1]['run_id']}")).json()
+    assert run["status"] == "failed" and run["stop_reason"] == "invalid_llm_response"
+    assert h.faults.count("step") == 1 and h.faults.errors == [("step", "ModelFailed")]
+    executions = await h.settle()
+    assert executions[0]["status"] == "SUCCEEDED"  # the workflow itself ended properly, in Finish
+
+
+async def test_a_plan_failing_for_good_ends_the_run_failed_with_an_error_event(harness: Harness) -> None:
+    h = harness
+    ada = await create_agent(h.client, "Ada", tokens=2)
+    bob = await create_agent(h.client, "Bob", tokens=2)
+    group = await create_group(h.client, [ada["id"], bob["id"]])
+
+    def broken(event: dict[str, Any]) -> None:
+        raise TaskFailed(task_error("error", "internal_error", "KeyError: 'plan'"))
+
+    h.faults.rules[("plan", 2)] = broken
+    events = await background(h, group["id"])
+    assert [e["message_type"] for e in events] == ["assistant_message", "stop_reason", "error_message"]
+    assert events[1]["stop_reason"] == "error" and events[2]["error_type"] == "internal_error"
+    await h.settle()
+    run = (await h.client.get(f"/v1/runs/{events[0]['run_id']}")).json()
+    assert run["status"] == "failed" and run["stop_reason"] == "error"
+    assert h.faults.count("plan") == 2 and h.faults.count("finish") == 1
+
+
+async def test_a_live_step_crashing_mid_stream_is_retried_with_its_attempt_marked_abandoned(
+    harness: Harness,
+) -> None:
+    """The Step streams tokens (flushed to the log), then its sandbox dies before the commit: the
+    retry names the dead attempt's messages abandoned and writes the turn again under new ids."""
+    h = harness
+    ada = await create_agent(h.client, "Ada", tokens=40, delay_s=0.002)
+    bob = await create_agent(h.client, "Bob", tokens=3)
+    group = await create_group(h.client, [ada["id"], bob["id"]])
+    original = DynamoDBStore.commit_step
+    crashed: list[str] = []
+
+    async def dying(self: DynamoDBStore, step: Any, records: Any) -> None:
+        here = h.faults.here()
+        if here is not None and here[0] == "step" and step.agent_id == ada["id"] and not crashed:
+            crashed.append(step.step_key)
+            raise Crash("the sandbox was killed")
+        await original(self, step, records)
+
+    with mock.patch.object(DynamoDBStore, "commit_step", dying):
+        events = await background(h, group["id"], stream_tokens=True)
+    assert crashed and ("step", "Runtime.ExitError") in h.faults.errors
+    markers = [e for e in events if "abandoned" in e]
+    assert len(markers) == 1 and markers[0]["abandoned"]["message_ids"]
+    await h.settle()
+    check_exact(await logged(h, events[0]["run_id"]), await history_of(h, group["id"]))
+    history = await history_of(h, group["id"])
+    assert [m.get("name") for m in history[1:]] == ["Ada", "Bob"]
+
+
+async def test_staged_workers_crashing_mid_write_and_a_publisher_crashing_mid_copy_lose_and_repeat_nothing(
+    harness: Harness,
+) -> None:
+    h = harness
+    boss = await create_agent(h.client, "Boss", tokens=2)
+    workers = [await create_agent(h.client, f"W{i}", tokens=4) for i in range(4)]
+    config = {"manager_type": "supervisor", "manager_agent_id": boss["id"]}
+    group = await create_group(h.client, [w["id"] for w in workers], config)
+    append, commit = DynamoDBStore.append_events, DynamoDBStore.commit_step
+    torn: list[str] = []
+    copies: list[str] = []
+
+    async def torn_stage(self: DynamoDBStore, tenant: str, log_id: str, first: int, rows: list[str]) -> None:
+        if ".stage." in log_id and log_id.endswith(".2") and not torn:
+            torn.append(log_id)
+            await append(self, tenant, log_id, first, rows[: len(rows) // 2])  # half the stage, no end
+            raise Crash("killed while writing its stage")
+        await append(self, tenant, log_id, first, rows)
+
+    async def dying_copy(self: DynamoDBStore, step: Any, records: Any) -> None:
+        # the first commit of a staged call's step (a copy into the run) dies after its events were copied
+        if step.calls > 1 and step.call == 3 and not copies:
+            copies.append(step.step_key)
+            raise Crash("killed while publishing")
+        await commit(self, step, records)
+
+    with (
+        mock.patch.object(DynamoDBStore, "append_events", torn_stage),
+        mock.patch.object(DynamoDBStore, "commit_step", dying_copy),
+    ):
+        events = await background(h, group["id"], "go")
+    assert torn and copies
+    await h.settle()
+    log = await logged(h, events[0]["run_id"])
+    history = await history_of(h, group["id"])
+    check_exact(log, history)
+    assert not [e for e in log if "abandoned" in e], "a copy repeated after a crash is recognised, not re-sent"
+    speakers = [m["name"] for m in history if m["message_type"] == "assistant_message"]
+    assert speakers == ["W0", "W1", "W2", "W3", "Boss"]
+    entries = replies(next(m for m in history if m["message_type"] == "tool_return_message")["tool_return"])
+    assert [e["name"] for e in entries] == ["W0", "W1", "W2", "W3"]
+    run = (await h.client.get(f"/v1/runs/{events[0]['run_id']}")).json()
+    assert run["status"] == "completed"
+
+
+async def test_cancel_stops_the_execution_and_ends_the_run_cancelled(harness: Harness) -> None:
+    h = harness
+    ada = await create_agent(h.client, "Ada", tokens=400, delay_s=0.01)
+    group = await create_group(h.client, [ada["id"]])
+    response = await h.client.post(
+        f"/v1/groups/{group['id']}/messages/async", json={"input": "talk", "stream_tokens": True}
+    )
+    run_id = response.json()["id"]
+    for _ in range(500):
+        if await h.store.last_seq("default", run_id) > 0:
+            break
+        await asyncio.sleep(0.01)
+    cancelled = await h.client.post(f"/v1/groups/{group['id']}/messages/cancel", json={})
+    assert cancelled.status_code == 200, cancelled.text
+    run = (await h.client.get(f"/v1/runs/{run_id}")).json()
+    assert run["status"] == "cancelled" and run["stop_reason"] == "cancelled"
+    executions = await h.settle()
+    assert [e["status"] for e in executions] == ["ABORTED"]
+    log = await logged(h, run_id)
+    assert log[-1] == {**log[-1], "message_type": "stop_reason", "stop_reason": "cancelled"}
+    await asyncio.sleep(0.3)  # the stopped Step, still running, sees the flag and stops; it wrote nothing after [DONE]
+    rows = await h.store.read_events("default", run_id, 0, 100_000)
+    assert rows[-1][1] == "[DONE]" and Counter(d for _, d in rows)["[DONE]"] == 1
+    follow = await h.client.post(f"/v1/groups/{group['id']}/messages/async", json={"input": "again"})
+    assert follow.status_code == 200, "the cancelled run released the group"
+
+
+@pytest.mark.parametrize("budget", [100])
+async def test_a_long_run_continues_in_new_executions_before_its_history_fills(
+    harness: Harness, budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = harness
+    executor = h.app.state.services.runs.remote
+    monkeypatch.setattr(executor, "history_budget", budget)
+    agents = [await create_agent(h.client, f"A{i}", tokens=1) for i in range(3)]
+    group = await create_group(h.client, [a["id"] for a in agents], {"manager_type": "round_robin", "max_turns": 14})
+    events = await background(h, group["id"])
+    run_id = events[0]["run_id"]
+    assert len([e for e in events if e["message_type"] == "assistant_message"]) == 14
+    executions = await h.settle()
+    names = sorted((e["name"] for e in executions), key=lambda name: (len(name), name))
+    assert names == [run_id, f"{run_id}-2", f"{run_id}-3"]
+    assert {e["status"] for e in executions} == {"SUCCEEDED"}
+    check_exact(await logged(h, run_id), await history_of(h, group["id"]))
+
+
+async def test_the_live_worker_copies_the_stages_already_done_when_it_finishes(harness: Harness) -> None:
+    """W0 streams slowly while W1..W3 finish and stage; W0's Step then copies their stages right
+    after its own turn (not waiting for the next Plan), and nothing is taken for a dead attempt."""
+    h = harness
+    boss = await create_agent(h.client, "Boss", tokens=1)
+    slow = await create_agent(h.client, "W0", tokens=30, delay_s=0.02)
+    fast = [await create_agent(h.client, f"W{i}", tokens=2) for i in range(1, 4)]
+    config = {"manager_type": "supervisor", "manager_agent_id": boss["id"]}
+    group = await create_group(h.client, [slow["id"], *(w["id"] for w in fast)], config)
+    copied_by: list[str] = []
+    commit = DynamoDBStore.commit_step
+
+    async def watched(self: DynamoDBStore, step: Any, records: Any) -> None:
+        here = h.faults.here()
+        if step.calls > 1 and step.call > 0 and here is not None:
+            copied_by.append(here[0])
+        await commit(self, step, records)
+
+    with mock.patch.object(DynamoDBStore, "commit_step", watched):
+        events = await background(h, group["id"], "go")
+    await h.settle()
+    assert copied_by == ["step", "step", "step"]
+    log = await logged(h, events[0]["run_id"])
+    assert not [e for e in log if "abandoned" in e]
+    check_exact(log, await history_of(h, group["id"]))
