@@ -202,9 +202,10 @@ class GroupPage {
     const path = `/v1/groups/${this.group.id}/messages/stream`;
     const open = (signal) => openStream(path, body, { signal, headers: { 'Idempotency-Key': key } });
     this.sendButton.disabled = true;
+    const controller = new AbortController();
     let response;
     try {
-      response = await open();
+      response = await open(controller.signal);
     } catch (err) {
       this.showError(err);
       return false;
@@ -214,7 +215,7 @@ class GroupPage {
     const model = newRun();
     if (text !== null) apply(model, { message_type: 'user_message', id: `local-${key}`, content: text }, { whole: true });
     const view = this.add(model, { background: body.background });
-    this.followView(view, { response, resend: open });
+    this.followView(view, { response, controller, resend: open });
     return true;
   }
 

@@ -37,13 +37,15 @@ export class Follower {
   /**
    * @param view the RunView showing `view.run`
    * @param options.response an already open stream (a send's answer) read first
+   * @param options.controller the AbortController that response was opened with
    * @param options.resend re-send the original request (same Idempotency-Key), for a lost first answer
    * @param options.onDone called once the run's log ended ([DONE])
    */
-  constructor(view, { response = null, resend = null, onDone = null } = {}) {
+  constructor(view, { response = null, controller = null, resend = null, onDone = null } = {}) {
     this.view = view;
     this.run = view.run;
     this.response = response;
+    this.firstController = controller;
     this.resend = resend;
     this.onDone = onDone;
     this.controller = null;
@@ -87,7 +89,8 @@ export class Follower {
     followers.add(this);
     let failures = 0;
     while (!this.run.done && !this.stopped) {
-      this.controller = new AbortController();
+      this.controller = this.firstController ?? new AbortController();
+      this.firstController = null;
       this.view.setConnection(failures ? 'reconnecting' : 'live', failures ? 'reconnecting…' : 'streaming…');
       let progressed = false;
       try {
