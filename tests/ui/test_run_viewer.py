@@ -13,9 +13,9 @@ import re
 from typing import Any
 
 import pytest
+from ui_support import Viewer, assert_matches_log
 
 from chorus.devserver import Server, running_server
-from ui_support import Viewer, assert_matches_log
 
 SLOW = {"tokens": 40, "delay_s": 0.03}
 EVENT_COUNTER = """() => {
@@ -40,7 +40,7 @@ def send(viewer: Viewer, text: str, *, background: bool = True) -> str:
         page.click("#opt-background")
     page.click("#send")
     page.wait_for_function(
-        "(n) => document.querySelectorAll('.run').length > n && document.querySelector('.run:last-of-type').dataset.runId",
+        "(n) => { const runs = document.querySelectorAll('.run'); return runs.length > n && runs[n].dataset.runId; }",
         arg=before,
     )
     run_id: str = page.locator(".run").last.get_attribute("data-run-id") or ""
@@ -76,7 +76,8 @@ def test_round_robin_run_streams_live(viewer: Viewer) -> None:
     speakers = [item["speaker"] for item in rendered if item["kind"] == "assistant"]
     assert speakers == ["Ada", "Brook", "Cyd"]
     lanes = viewer.page.evaluate(
-        "() => [...document.querySelectorAll('.msg.assistant')].map((el) => [...el.classList].find((c) => c.startsWith('lane-')))"
+        "() => [...document.querySelectorAll('.msg.assistant')]"
+        ".map((el) => [...el.classList].find((c) => c.startsWith('lane-')))"
     )
     assert len(set(lanes)) == 3, "one colour per speaker"
     writes = viewer.page.evaluate("() => window.__bodyWrites")
