@@ -39,12 +39,18 @@ def send(viewer: Viewer, text: str, *, background: bool = True) -> str:
     if page.is_checked("#opt-background") != background:
         page.click("#opt-background")
     page.click("#send")
-    page.wait_for_function(
-        "(n) => { const runs = document.querySelectorAll('.run'); return runs.length > n && runs[n].dataset.runId; }",
-        arg=before,
-    )
-    run_id: str = page.locator(".run").last.get_attribute("data-run-id") or ""
+    run_id = newest_run(viewer, before + 1)
     assert run_id.startswith("run-")
+    return run_id
+
+
+def newest_run(viewer: Viewer, count: int) -> str:
+    """The id of the page's run number `count`, once its first event has named it."""
+    viewer.page.wait_for_function(
+        "(n) => document.querySelectorAll('.run')[n - 1]?.dataset.runId",
+        arg=count,
+    )
+    run_id: str = viewer.page.locator(".run").nth(count - 1).get_attribute("data-run-id") or ""
     return run_id
 
 
@@ -65,6 +71,7 @@ def test_round_robin_run_streams_live(viewer: Viewer) -> None:
     viewer.goto(f"/ui/groups/{group}")
     viewer.page.wait_for_selector("#message")
     viewer.page.evaluate(EVENT_COUNTER)
+    viewer.page.set_viewport_size({"width": 1000, "height": 620})  # the screenshot: the chat, little else
     run_id = send(viewer, "Plan a tiny launch, <b>in bold</b>.")
     viewer.wait_text('.run [data-speaker="Brook"] .body', "tok5")
     live = viewer.run_section(run_id)
@@ -163,8 +170,7 @@ def test_approve_then_deny_a_tool_call_with_a_reason(viewer: Viewer) -> None:
     assert "core_memory_append" in (card.text_content() or "")
     assert viewer.run_section(asking).locator('[data-stop="requires_approval"]').count() == 1
     card.locator("button.approve").click()
-    viewer.page.wait_for_function("() => document.querySelectorAll('.run').length === 2")
-    answered = viewer.page.locator(".run").last.get_attribute("data-run-id") or ""
+    answered = newest_run(viewer, 2)
     viewer.wait_done(answered)
     returned = viewer.run_section(answered).locator(".msg.tool_return")
     assert "success" in (returned.text_content() or "")
@@ -177,8 +183,7 @@ def test_approve_then_deny_a_tool_call_with_a_reason(viewer: Viewer) -> None:
     card = viewer.run_section(asking_again).locator(".msg.approval")
     card.locator("input.reason").fill("not today")
     card.locator("button.deny").click()
-    viewer.page.wait_for_function("() => document.querySelectorAll('.run').length === 4")
-    denied = viewer.page.locator(".run").last.get_attribute("data-run-id") or ""
+    denied = newest_run(viewer, 4)
     viewer.wait_done(denied)
     section = viewer.run_section(denied)
     assert "reason: not today" in (section.locator(".msg.approval_response").text_content() or "")
