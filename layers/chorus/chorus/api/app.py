@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from chorus import __version__, observability
 from chorus.api import errors
 from chorus.api.deps import Services, parse_api_keys
-from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools
+from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools, ui
 from chorus.runs.driver import ModelResolver
 from chorus.runs.service import RunService
 from chorus.settings import Settings, get_settings
@@ -64,6 +64,7 @@ def create_app(
     errors.install(app)
     for module in (health, agents, agent_memory, agent_tools, blocks, tools, groups, group_messages, runs):
         app.include_router(module.router)
+    ui.install(app)
     return app
 
 
