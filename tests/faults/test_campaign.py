@@ -293,7 +293,8 @@ async def cancel(
 async def campaign_case(tmp: Path, seed: int) -> None:
     cfg, plan = faults.config_for(seed), plan_for(seed)
     TALLY.cases += 1
-    TALLY.kinds[f"{cfg.manager_type}/{plan.mode}/{plan.client}/{'crash' if plan.crash else 'flaky'}"] += 1
+    fault = "crash+flaky" if plan.crash and plan.flaky else ("crash" if plan.crash else "flaky")
+    TALLY.kinds.update([f"manager:{cfg.manager_type}", f"mode:{plan.mode}", f"client:{plan.client}", f"fault:{fault}"])
     expected, expected_history, writes, tokens = await faults.reference(tmp, cfg)
     db = tmp / "crash.db"
     store_a = faults.SQLiteStore(db)
