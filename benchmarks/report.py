@@ -67,13 +67,12 @@ def run_pytest(target: str, env: dict[str, str]) -> dict[str, Any]:
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, check=False,
     )  # fmt: skip
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
-    counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|error|errors)", summary)}
-    return {
-        "passed": done.returncode == 0,
-        "summary": summary,
-        **counts,
-        "seconds": round(time.perf_counter() - started),
-    }
+    counts = {f"tests_{k}": int(v) for v, k in re.findall(r"(\d+) (passed|failed|error|errors)", summary)}
+    result: dict[str, Any] = {"ok": done.returncode == 0, "summary": summary, **counts}
+    if done.returncode != 0:
+        result["failures"] = done.stdout[-6000:]  # pytest's report of what failed, to reproduce it
+    result["seconds"] = round(time.perf_counter() - started)
+    return result
 
 
 def bench() -> dict[str, Any]:
@@ -164,11 +163,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(("fault campaign lost / duplicated / not terminal",
                     f"{fc['lost']} / {fc['duplicated']} / {fc['runs_not_terminal']}", "0 / 0 / 0",
                     verdict(fc["lost"] == fc["duplicated"] == fc["runs_not_terminal"] == 0
-                            and results["fault_campaign"]["passed"])))  # fmt: skip
+                            and results["fault_campaign"]["ok"])))  # fmt: skip
     fz = results.get("fuzz")
     if fz:
         out.append((f"fuzz, {fz['examples_per_operation']} examples per operation", fz["summary"],
-                    "0 5xx, schema ok", verdict(fz["passed"])))  # fmt: skip
+                    "0 5xx, schema ok", verdict(fz["ok"])))  # fmt: skip
     return out
 
 
