@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser run demo test lint typecheck unit bench clean
+.PHONY: install browser run demo test lint typecheck unit bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,13 @@ unit: $(STAMP) browser
 ## The whole test suite: formatting, lint, strict types, every test
 test: lint typecheck unit
 
+## Every benchmark, one JSON report (benchmarks/results/latest.json) and a table
 bench: $(STAMP)
-	$(BIN)/python benchmarks/stream_overhead.py
-	$(BIN)/python benchmarks/resume.py
-	$(BIN)/python benchmarks/fanout.py
-	$(BIN)/python benchmarks/store.py
+	$(BIN)/python benchmarks/report.py
+
+## The full-size fault campaign and fuzz (benchmarks/results/soak.json)
+soak: $(STAMP)
+	$(BIN)/python benchmarks/report.py --soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

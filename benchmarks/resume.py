@@ -4,9 +4,12 @@ Method: a real server (uvicorn, fresh SQLite) runs one background group run
 whose single agent streams 9,998 token chunks (plus stop reason and usage:
 10,000 logged events). Then, in the same process run, the log is replayed
 `--rounds` times (a) over HTTP with `POST /v1/runs/{id}/stream`
-(`starting_after=0`, `batch_size=1000`), read to `[DONE]` by httpx, and (b)
-in-process through the store tailer on the same file. Medians are printed
-as JSON with events/s; the target is at most 100 ms to `[DONE]`.
+(`starting_after=0`, `batch_size=1000`), read to `[DONE]` by httpx, (b)
+in-process through the store tailer on the same file, and (c) the same log
+copied into a DynamoDB table on moto (appended in batches of 64, as the run
+log writes) replayed through the same tailer (moto's in-memory backend, not
+network latency, is what (c) measures). Medians are printed as JSON with
+events/s; the target is at most 100 ms to `[DONE]` over HTTP on SQLite.
 """
 
 from __future__ import annotations
@@ -78,6 +81,44 @@ async def replay_store(db: Path, run_id: str) -> tuple[float, int]:
         await store.close()
 
 
+async def replay_dynamodb(db: Path, run_id: str, rounds: int) -> tuple[float, int]:
+    """Median seconds to replay the run's log from DynamoDB (moto), and the frames read."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "testing")
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    import boto3
+    from moto import mock_aws
+
+    from chorus.store.dynamodb import DynamoDBStore
+    from chorus.store.dynamodb_table import create_table
+
+    source = SQLiteStore(db)
+    await source.open()
+    rows = await source.read_events("default", run_id, 0, 1_000_000)
+    await source.close()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "chorus-resume")
+        store = DynamoDBStore(client, "chorus-resume")
+        await store.open()
+        for i in range(0, len(rows), 64):
+            batch = rows[i : i + 64]
+            await store.append_events("default", run_id, batch[0][0], [data for _, data in batch])
+        times, count = [], 0
+        for _ in range(rounds):
+            started = time.perf_counter()
+            parts = [
+                p
+                async for p in tail_store(
+                    store, "default", run_id, 0, batch_size=1000, poll_interval=0.01, ping_interval=None
+                )
+            ]
+            times.append(time.perf_counter() - started)
+            count = b"".join(parts).count(b"data: ")
+        await store.close()
+    return statistics.median(times), count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
@@ -94,6 +135,8 @@ def main() -> None:
             elapsed, count = asyncio.run(replay_store(db, run_id))
             assert count == EVENTS + 1, count
             store_times.append(elapsed)
+        dynamo_s, dynamo_count = asyncio.run(replay_dynamodb(db, run_id, max(3, args.rounds // 3)))
+        assert dynamo_count == EVENTS + 1, dynamo_count
     http_ms = statistics.median(http_times) * 1000
     store_ms = statistics.median(store_times) * 1000
     report = {
@@ -104,6 +147,8 @@ def main() -> None:
         "http_events_per_s": round(EVENTS / (http_ms / 1000)),
         "store_replay_ms_median": round(store_ms, 2),
         "store_events_per_s": round(EVENTS / (store_ms / 1000)),
+        "dynamodb_moto_replay_ms_median": round(dynamo_s * 1000, 2),
+        "dynamodb_moto_events_per_s": round(EVENTS / dynamo_s),
         "target_ms": 100,
         "target_met": http_ms <= 100,
         "python": sys.version.split()[0],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from fastapi import FastAPI
 
 from chorus.api.app import create_app
 from chorus.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))  # streamcheck, loadgen: shared with benchmarks
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ def group_of(client: httpx.Client, *scripts: dict[str, Any]) -> str:
 
 def test_framing_headers_and_incremental_delivery(server: Server) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        group = group_of(client, {"tokens": 20, "delay_s": 0.01}, {"tokens": 20, "delay_s": 0.01})
+        # 40 tokens over 1.2 s: live readers get what is stored, written at once or every 50 ms
+        group = group_of(client, {"tokens": 20, "delay_s": 0.03}, {"tokens": 20, "delay_s": 0.03})
         reads = 0
         body = b""
         with client.stream(

@@ -42,6 +42,20 @@ async def test_blocks_crud_and_errors(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"/v1/blocks/{block['id']}")).status_code == 404
 
 
+async def test_a_null_in_an_update_leaves_a_required_field_alone(client: httpx.AsyncClient) -> None:
+    """Found by schemathesis: `{"value": null}` or `{"limit": null}` answered 500 (None stored, then compared)."""
+    block = await make_block(client, "human", "Name: Ada", limit=100, description="the user")
+    for body in ({"value": None}, {"limit": None, "label": None, "read_only": None}):
+        patched = await client.patch(f"/v1/blocks/{block['id']}", json=body)
+        assert patched.status_code == 200, patched.text
+        assert patched.json() == block
+    cleared = await client.patch(f"/v1/blocks/{block['id']}", json={"description": None, "metadata": None})
+    assert cleared.status_code == 200 and cleared.json()["description"] is None
+    agent = (await client.post("/v1/agents", json={"name": "Ada", "block_ids": [block["id"]]})).json()
+    by_label = await client.patch(f"/v1/agents/{agent['id']}/core-memory/blocks/human", json={"value": None})
+    assert by_label.status_code == 200 and by_label.json()["value"] == "Name: Ada"
+
+
 async def test_agent_core_memory_routes(client: httpx.AsyncClient) -> None:
     shared = await make_block(client, "project", "Launch on Friday")
     body = {

@@ -126,3 +126,52 @@ def test_frames() -> None:
     assert frame(3, b'{"a":1}') == b'id: 3\ndata: {"a":1}\n\n'
     assert frame(4, b'{"message_type":"error_message","x":1}').startswith(b"event: error\nid: 4\ndata: ")
     assert frame(5, b"[DONE]") == b"data: [DONE]\n\n"
+
+
+class GatedStore(CountingStore):
+    """Log writes wait for the test to open the gate (a slow store, or a worker about to die)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def append_events(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
+        await self.gate.wait()
+        await super().append_events(tenant_id, run_id, first_seq, events)
+
+
+async def test_a_live_reader_is_sent_only_what_is_stored() -> None:
+    """A frame sent before it is stored could die with its worker, and the worker that adopts the run
+    would number other events the same (invariant 1): live readers wait for the write."""
+    store = GatedStore()
+    await store.open()
+    log = RunLog(store, "t", "run-d", flush_events=4, flush_interval_s=60)
+    log.start()
+    reader = tail_memory(log, 0, None)
+    first = asyncio.ensure_future(anext(reader))
+    for i in range(3):
+        log.emit(chunk(i))
+    await asyncio.sleep(0.02)
+    assert not first.done(), "a frame reached a reader before the store had it"
+    assert store.appends == [] and log.durable_frames == 0
+    store.gate.set()
+    sent = await asyncio.wait_for(first, 1)
+    assert sent.startswith(b"id: 1\n") and log.durable_frames >= 1
+    await log.close()
+    rest = b"".join([part async for part in reader])
+    assert (sent + rest).count(b"id: ") == 3 and rest.endswith(DONE_FRAME)
+    await store.close()
+
+
+async def test_an_idle_log_writes_its_first_event_at_once(store: CountingStore) -> None:
+    """Durable-before-sent costs no time to first byte: after an idle interval the flusher does not wait."""
+    log = RunLog(store, "t", "run-e", flush_events=64, flush_interval_s=60)
+    log.start()
+    log.emit(chunk(0))
+    await asyncio.wait_for(log.wait_beyond(0), 1)
+    assert store.appends == [1]
+    log.emit(chunk(1))
+    await asyncio.sleep(0.02)
+    assert store.appends == [1], "within the interval, events wait to be coalesced"
+    await log.close()
+    assert store.appends == [1, 2]

@@ -25,6 +25,8 @@ import httpx
 class Server:
     url: str
     db_path: Path
+    pid: int = 0
+    """The server process (its memory is read by `benchmarks/load.py`)."""
 
 
 def free_port() -> int:
@@ -56,7 +58,7 @@ def running_server(env: dict[str, str] | None = None, startup_timeout_s: float =
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"the Chorus server on port {port} did not start")
                 time.sleep(0.05)
-            yield Server(url, db)
+            yield Server(url, db, process.pid)
         finally:
             process.terminate()
             try:

@@ -2,7 +2,9 @@
 
 Validation errors keep Letta's shape (`detail` is a readable string) and add
 the structured `errors` list with field paths; a malformed id in a path also
-gets `examples`, as Letta's 422 does.
+gets `examples`, as Letta's 422 does. The OpenAPI document describes that
+body (`ValidationErrorBody`), not FastAPI's default one (`detail` a list),
+which no response of this app has (found by schemathesis, `tests/fuzz`).
 """
 
 from __future__ import annotations
@@ -12,13 +14,33 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chorus.errors import ChorusError
 from chorus.ids import example
 
 logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    """One invalid field: where (`loc`), what (`type`, `msg`) and the value sent, when it is a scalar."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+    input: str | int | float | bool | None = None
+
+
+class ValidationErrorBody(BaseModel):
+    """Every 422 of this app: a readable `detail`; for invalid fields their list, for a malformed id `examples`."""
+
+    detail: str
+    errors: list[FieldError] | None = None
+    examples: list[str] | None = None
+
 
 _ID_PREFIXES = {"agent_id": "agent", "group_id": "group", "run_id": "run", "message_id": "message"}
 
@@ -64,7 +86,22 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Internal server error."}, status_code=500)
 
 
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the 422 body this app really sends in place of FastAPI's default."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schemas = document.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            body = ValidationErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(body.pop("$defs", {}))
+            schemas["HTTPValidationError"] = body
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
 def install(app: FastAPI) -> None:
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(ChorusError, _chorus)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]

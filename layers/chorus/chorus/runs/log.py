@@ -9,6 +9,17 @@ so a 600-token run costs a handful of writes, not 600 (what clients see is
 unchanged: readers here take frames from memory, readers elsewhere poll
 the store). `close()` flushes everything and appends the `[DONE]` sentinel
 last, so a log that ends in `[DONE]` is complete wherever it is read.
+
+Live readers are handed only durable frames (`durable_frames`). A frame sent
+before it was written could die with its worker, and the worker that adopts
+the run numbers its own events after the last *stored* `seq_id`: a client
+that had been sent the lost frames would resume after them and skip, or be
+sent different events under, the same numbers (invariant 1; found by the
+fault campaign, `tests/faults/test_campaign.py`). So that this costs no time
+to first byte, the flusher writes at once when the log has been idle for
+`flush_interval_s`, and otherwise every `flush_events` events or
+`flush_interval_s`, as before: a token reaches a live reader at most one
+interval plus one store write after it was emitted.
 """
 
 from __future__ import annotations
@@ -52,7 +63,7 @@ class RunLog:
         """The events as emitted (with `seq_id`), for non-streaming responses."""
         self._json: list[bytes] = []
         self._durable = 0
-        """How many events the store holds."""
+        """How many events (of this writer's) the store holds; live readers see only these."""
         self._waiter: asyncio.Future[None] | None = None
         self._dirty = asyncio.Event()
         self._full = asyncio.Event()
@@ -64,6 +75,11 @@ class RunLog:
     @property
     def last_seq(self) -> int:
         return self.base_seq + len(self.frames)
+
+    @property
+    def durable_frames(self) -> int:
+        """How many of `frames` are stored: what a live reader may be sent."""
+        return self._durable
 
     def start(self) -> None:
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.run_id}")
@@ -92,6 +108,8 @@ class RunLog:
             self._dirty.set()
         if len(self._json) - self._durable >= self._flush_events:
             self._full.set()
+
+    def _wake_readers(self) -> None:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -103,8 +121,8 @@ class RunLog:
         await self._write_pending()
 
     async def wait_beyond(self, count: int, wait_s: float | None = None) -> bool:
-        """Wait until more than `count` frames (this writer's) exist or the log closes; False on timeout."""
-        while len(self.frames) <= count and not self.closed:
+        """Wait until more than `count` frames (this writer's) are durable or the log closes; False on timeout."""
+        while self._durable <= count and not self.closed:
             if self._waiter is None or self._waiter.done():
                 self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -131,9 +149,7 @@ class RunLog:
                 await self._write_pending()
         finally:
             self.closed = True
-            waiter, self._waiter = self._waiter, None
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            self._wake_readers()
 
     async def stop(self) -> None:
         """Write everything emitted, then stop the flusher, leaving the log open for the run's next
@@ -151,14 +167,18 @@ class RunLog:
                 await self._flusher
 
     async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_write = -self._flush_interval  # idle: the first event is written at once
         while True:
             await self._dirty.wait()
-            if not self._closing:
+            wait_s = self._flush_interval - (loop.time() - last_write)
+            if not self._closing and wait_s > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._flush_interval)
+                    await asyncio.wait_for(self._full.wait(), wait_s)
             self._dirty.clear()
             self._full.clear()
             await self._write_pending()
+            last_write = loop.time()
             if self._closing and self._durable == len(self._json):
                 return
 
@@ -170,6 +190,7 @@ class RunLog:
             batch = [data.decode() for data in self._json[start:end]]
             await self.store.append_events(self.tenant_id, self.run_id, self.base_seq + start + 1, batch)
             self._durable = end
+            self._wake_readers()
 
 
 async def logged_stop(store: Store, tenant_id: str, run_id: str) -> str | None:

@@ -23,14 +23,14 @@ STATUS_CHECK_S = 1.0
 
 
 async def tail_memory(log: RunLog, after_seq: int, ping_interval: float | None) -> AsyncIterator[bytes]:
-    """Frames after `after_seq` (>= the log's `base_seq`) from a live log, as emitted, ending with `[DONE]`."""
+    """Frames after `after_seq` (>= the log's `base_seq`) from a live log as they become durable, then `[DONE]`."""
     sent = after_seq - log.base_seq
     assert sent >= 0, "read the stored part of a recovered log from the store first"
     while True:
-        frames = log.frames
-        if len(frames) > sent:
-            batch = frames[sent:]
-            sent = len(frames)
+        durable = log.durable_frames
+        if durable > sent:
+            batch = log.frames[sent:durable]
+            sent = durable
             yield b"".join(batch)
             if log.closed and sent == len(log.frames):
                 return

@@ -36,10 +36,15 @@ def new_block(tenant_id: str, body: BlockCreate) -> BlockRecord:
     return BlockRecord(tenant_id=tenant_id, id=new_id("block"), created_at=now, updated_at=now, **body.model_dump())
 
 
+_CLEARABLE = {"description", "metadata"}
+"""Fields an update may set to null; a null for any other (`value`, `limit`, …) leaves it unchanged."""
+
+
 async def change_block(store: Store, block: BlockRecord, body: BlockUpdate) -> BlockRecord:
     """Apply an update with compare-and-set (agents may be editing the block right now)."""
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k in _CLEARABLE}
     for _ in range(20):
-        updated = block.model_copy(update={**body.model_dump(exclude_unset=True), "updated_at": now_iso()})
+        updated = block.model_copy(update={**changes, "updated_at": now_iso()})
         if len(updated.value) > updated.limit:
             raise BadRequest(f"Block value has {len(updated.value)} characters, over its limit of {updated.limit}.")
         try:

@@ -1,0 +1,103 @@
+"""Cold import time of each Lambda entry module, measured with `python -X importtime` in fresh processes.
+
+Discovers `functions/*/handler.py` and `functions/*/app.py` (new functions are
+picked up without editing this file) plus `chorus.api`, the module uvicorn
+imports under the Lambda Web Adapter (`functions/api/run.sh`). Each is
+imported `--rounds` times in a new interpreter with a Lambda-like
+environment (`AWS_LAMBDA_FUNCTION_NAME` set, so Powertools is imported as on
+Lambda; region and dummy credentials; `CHORUS_STORE=dynamodb`); bytecode is
+already compiled, as in a deployed layer. Reported: the median cumulative
+import time of the module (the `-X importtime` line of the module itself)
+and its heaviest direct and indirect imports. Target: the API handler
+(`functions/api/handler.py`) <= 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_MS = 300
+LAMBDA_ENV = {
+    "AWS_LAMBDA_FUNCTION_NAME": "chorus-bench",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "CHORUS_STORE": "dynamodb",
+    "POWERTOOLS_SERVICE_NAME": "chorus",
+}
+
+
+def entry_points() -> dict[str, tuple[Path | None, str]]:
+    """name -> (directory to put on sys.path, module to import)."""
+    found: dict[str, tuple[Path | None, str]] = {}
+    for path in sorted((ROOT / "functions").glob("*/*.py")):
+        if path.name in ("handler.py", "app.py"):
+            found[f"functions/{path.parent.name}/{path.name}"] = (path.parent, path.stem)
+    found["chorus.api (uvicorn under the Web Adapter)"] = (None, "chorus.api")
+    return found
+
+
+def import_once(directory: Path | None, module: str) -> tuple[int, list[tuple[int, str]]]:
+    """(cumulative µs of `module`, [(cumulative µs, name)] of every import) from one fresh interpreter."""
+    code = f"import sys; sys.path.insert(0, {str(directory)!r})\nimport {module}" if directory else f"import {module}"
+    env = {**os.environ, **LAMBDA_ENV, "PYTHONDONTWRITEBYTECODE": "0"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    rows: list[tuple[int, str]] = []
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        rows.append((int(cumulative), name))
+    own = next(us for us, name in reversed(rows) if name == module)
+    return own, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    for name, (directory, module) in entry_points().items():
+        import_once(directory, module)  # compile bytecode once, as a deployed layer ships it
+        times, heaviest = [], {}
+        for _ in range(args.rounds):
+            own, rows = import_once(directory, module)
+            times.append(own)
+            for us, imported in rows:
+                top = imported.strip().split(".")[0]
+                heaviest[top] = max(heaviest.get(top, 0), us)
+        median_ms = statistics.median(times) / 1000
+        results[name] = {
+            "median_ms": round(median_ms, 1),
+            "min_ms": round(min(times) / 1000, 1),
+            "heaviest_ms": {k: round(v / 1000, 1) for k, v in sorted(heaviest.items(), key=lambda kv: -kv[1])[:6]},
+        }
+    api = results.get("functions/api/handler.py", {}).get("median_ms")
+    report = {
+        "benchmark": "importtime",
+        "rounds": args.rounds,
+        "environment": "Lambda-like (AWS_LAMBDA_FUNCTION_NAME set: Powertools imported), bytecode compiled",
+        "modules": results,
+        "api_handler_ms": api,
+        "target_ms": TARGET_MS,
+        "met": api is not None and api <= TARGET_MS,
+        "python": sys.version.split()[0],
+        "cores": os.cpu_count(),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

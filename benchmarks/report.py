@@ -1,0 +1,210 @@
+"""One report: run every benchmark (or the soak campaigns), collect their JSON, print a table, save it.
+
+`make bench` runs the benchmarks, each in its own process (a fresh server,
+no state shared): stream overhead vs a bare SSE endpoint, fan-out scaling,
+resume replay (SQLite over HTTP and in-process, DynamoDB on moto), store
+append/replay, store writes per run, cold import time of the Lambda entry
+modules, and the 200-stream load (TTFB, throughput, memory per stream, every
+stream checked against its log). `make soak` runs the full-size campaigns
+through pytest: the fault campaign (1,200 seeded cases) and the schemathesis
+fuzz (60 examples per operation). Either writes one JSON document, with the
+machine and the time, to `benchmarks/results/latest.json` (or `soak.json`)
+and prints a table of the headline figures with each target as pass/fail.
+Targets are ratios and differences measured in the same run, never
+absolute times asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BENCHMARKS = ["stream_overhead", "fanout", "resume", "store", "writes", "importtime", "load"]
+
+
+def machine() -> dict[str, Any]:
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), platform.processor())
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def run_benchmark(name: str) -> dict[str, Any]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(HERE / f"{name}.py")], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    elapsed = round(time.perf_counter() - started, 1)
+    if done.returncode != 0:
+        return {"benchmark": name, "error": done.stderr[-2000:], "seconds": elapsed}
+    result: dict[str, Any] = json.loads(done.stdout)
+    result["seconds"] = elapsed
+    return result
+
+
+def run_pytest(target: str, env: dict[str, str]) -> dict[str, Any]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:warnings", target],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, check=False,
+    )  # fmt: skip
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
+    counts = {f"tests_{k}": int(v) for v, k in re.findall(r"(\d+) (passed|failed|error|errors)", summary)}
+    result: dict[str, Any] = {"ok": done.returncode == 0, "summary": summary, **counts}
+    if done.returncode != 0:
+        result["failures"] = done.stdout[-6000:]  # pytest's report of what failed, to reproduce it
+    result["seconds"] = round(time.perf_counter() - started)
+    return result
+
+
+def bench() -> dict[str, Any]:
+    results = {}
+    for name in BENCHMARKS:
+        print(f"running {name}…", file=sys.stderr, flush=True)
+        results[name] = run_benchmark(name)
+    return results
+
+
+def soak(cases: int, examples: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "campaign.json"
+        print(f"running the fault campaign ({cases} cases)…", file=sys.stderr, flush=True)
+        campaign = run_pytest(
+            "tests/faults/test_campaign.py", {"CHORUS_FAULT_CASES": str(cases), "CHORUS_CAMPAIGN_REPORT": str(path)}
+        )
+        campaign["counts"] = json.loads(path.read_text()) if path.exists() else None
+    print(f"running the fuzz ({examples} examples per operation)…", file=sys.stderr, flush=True)
+    fuzz = run_pytest("tests/fuzz", {"CHORUS_FUZZ_EXAMPLES": str(examples)})
+    fuzz["examples_per_operation"] = examples
+    fuzz["checks"] = ["not_a_server_error", "response_schema_conformance"]
+    return {"fault_campaign": campaign, "fuzz": fuzz}
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(figure, value, target, verdict) for the table."""
+
+    def verdict(ok: bool | None) -> str:
+        return "-" if ok is None else ("pass" if ok else "FAIL")
+
+    out = []
+    so = results.get("stream_overhead", {})
+    if "per_token_overhead_us" in so:
+        out.append(("stream overhead per token vs bare SSE", f"{so['per_token_overhead_us']} µs", "<= 30 µs",
+                    verdict(so["per_token_overhead_us"] <= 30 and so["verified"])))  # fmt: skip
+        out.append(("TTFB overhead vs bare SSE", f"{so['ttfb_overhead_ms']} ms", "<= 5 ms",
+                    verdict(so["ttfb_overhead_ms"] <= 5)))  # fmt: skip
+    fo = results.get("fanout", {})
+    if "ratio_32_over_1" in fo:
+        out.append(("fan-out 32 workers / 1 worker", f"{fo['ratio_32_over_1']}x", "<= 1.5x",
+                    verdict(fo["met"] and fo["verified"])))  # fmt: skip
+    re_ = results.get("resume", {})
+    if "http_replay_ms_median" in re_:
+        out.append(("resume 10k events, SQLite over HTTP", f"{re_['http_replay_ms_median']} ms "
+                    f"({re_['http_events_per_s']} ev/s)", "<= 100 ms", verdict(re_["target_met"])))  # fmt: skip
+        out.append(("resume 10k events, DynamoDB (moto) in-process", f"{re_['dynamodb_moto_replay_ms_median']} ms "
+                    f"({re_['dynamodb_moto_events_per_s']} ev/s)", "", "-"))  # fmt: skip
+    wr = results.get("writes", {})
+    for label, scenario in (_get(wr, "scenarios") or {}).items():
+        d = scenario["dynamodb_moto"]
+        out.append((f"store writes per run, {label}", f"{d['store_writes']} ({d['dynamodb_write_requests']} DynamoDB)",
+                    f"<= {d['bound']}", verdict(d["store_writes"] <= d["bound"])))  # fmt: skip
+    im = results.get("importtime", {})
+    for name, module in (_get(im, "modules") or {}).items():
+        api = name == "functions/api/handler.py"
+        out.append((f"cold import {name}", f"{module['median_ms']} ms", "<= 300 ms" if api else "",
+                    verdict(module["median_ms"] <= 300) if api else "-"))  # fmt: skip
+    lo = results.get("load", {})
+    if "timing" in lo:
+        t, m = lo["timing"], lo.get("memory", {})
+        streams = lo["scenario"]["streams"]
+        out.append((f"load {streams} streams: TTFB p50 / p99", f"{t['ttfb_ms_p50']} / {t['ttfb_ms_p99']} ms", "", "-"))
+        out.append((f"load {streams} streams: throughput", f"{t['runs_per_s']} runs/s, {t['events_per_s']} ev/s",
+                    "", "-"))  # fmt: skip
+        out.append((f"load {streams} streams: lost / duplicated / not terminal",
+                    f"{lo['lost']} / {lo['duplicated']} / {lo['runs_not_terminal']} of {lo['events_checked']} events",
+                    "0 / 0 / 0", verdict(lo["verified"])))  # fmt: skip
+        if m:
+            out.append(("memory per concurrent stream", f"{m['per_stream_kib']} KiB", "", "-"))
+    for name, data in results.items():
+        if isinstance(data, dict) and "error" in data:
+            out.append((name, "error", "", "FAIL"))
+    fc = _get(results, "fault_campaign", "counts")
+    if fc:
+        out.append(
+            ("fault campaign runs (cases)", f"{fc['runs']} ({fc['cases']})", ">= 1000", verdict(fc["cases"] >= 1000))
+        )
+        out.append(("fault campaign events checked", str(fc["events_checked"]), "", "-"))
+        out.append(("fault campaign lost / duplicated / not terminal",
+                    f"{fc['lost']} / {fc['duplicated']} / {fc['runs_not_terminal']}", "0 / 0 / 0",
+                    verdict(fc["lost"] == fc["duplicated"] == fc["runs_not_terminal"] == 0
+                            and results["fault_campaign"]["ok"])))  # fmt: skip
+    fz = results.get("fuzz")
+    if fz:
+        out.append((f"fuzz, {fz['examples_per_operation']} examples per operation", fz["summary"],
+                    "0 5xx, schema ok", verdict(fz["ok"])))  # fmt: skip
+    return out
+
+
+def table(lines: list[tuple[str, str, str, str]]) -> str:
+    widths = [max(len(r[i]) for r in [("figure", "value", "target", ""), *lines]) for i in range(4)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*r) for r in [("figure", "value", "target", ""), *lines])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--soak", action="store_true", help="the full-size fault campaign and fuzz instead")
+    parser.add_argument("--cases", type=int, default=1200)
+    parser.add_argument("--examples", type=int, default=60)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    started = datetime.datetime.now(datetime.UTC)
+    results = soak(args.cases, args.examples) if args.soak else bench()
+    lines = rows(results)
+    document = {
+        "report": "soak" if args.soak else "bench",
+        "started_at": started.isoformat(timespec="seconds"),
+        "seconds": round((datetime.datetime.now(datetime.UTC) - started).total_seconds()),
+        "machine": machine(),
+        "summary": [{"figure": f, "value": v, "target": t, "verdict": d} for f, v, t, d in lines],
+        "results": results,
+    }
+    out = args.out or HERE / "results" / ("soak.json" if args.soak else "latest.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps(document, indent=2))
+    print()
+    print(table(lines))
+    print(f"\nwritten to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    if any(d == "FAIL" for *_, d in lines):
+        print("some targets were missed (see FAIL above)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
