@@ -10,6 +10,7 @@ pin that wiring on the CloudFormation the translator generates.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -28,6 +29,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 SSM_PARAMETER = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ApiKeysParameterName}"
 LWA_LAYER = "arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:25"
+STATE_MACHINE = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-run"
+EXECUTIONS = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-run:*"
+STOP_AND_DESCRIBE = ["states:DescribeExecution", "states:StopExecution"]
+DEFINITION = ROOT / "statemachine" / "run.asl.json"
+TASKS = {"Plan": "plan", "Step": "step", "Finish": "finish"}
 
 
 def _offline_env() -> dict[str, str]:
@@ -119,8 +125,9 @@ def test_layer_requirements_are_the_runtime_and_aws_dependencies() -> None:
     assert {line for line in lines if line and not line.startswith("#")} == wanted
 
 
-def test_function_environment_names_real_settings(cfn: dict[str, Any]) -> None:
-    env = cfn["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+@pytest.mark.parametrize("function", ["ApiFunction", "PlanFunction", "StepFunction", "FinishFunction"])
+def test_function_environment_names_real_settings(cfn: dict[str, Any], function: str) -> None:
+    env = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
     chorus = {name.removeprefix("CHORUS_").lower() for name in env if name.startswith("CHORUS_")}
     assert chorus <= set(Settings.model_fields), chorus - set(Settings.model_fields)
     assert env["CHORUS_STORE"] == "dynamodb"
@@ -129,6 +136,33 @@ def test_function_environment_names_real_settings(cfn: dict[str, Any]) -> None:
     assert env["CHORUS_EVENT_RETENTION_S"] == {"Ref": "EventRetentionSeconds"}
     assert env["CHORUS_FANOUT_CONCURRENCY"] == {"Ref": "FanoutConcurrency"}
     assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert env["CHORUS_EXECUTOR"] == "stepfunctions"
+    assert env["CHORUS_STATE_MACHINE_ARN"] == {"Fn::Sub": STATE_MACHINE}
+    assert env["CHORUS_WORKFLOW_HISTORY_BUDGET"] == {"Ref": "WorkflowHistoryBudget"}
+
+
+def test_the_state_machine_runs_the_definition_with_every_task_wired(cfn: dict[str, Any]) -> None:
+    """The machine's name is the one the functions' `CHORUS_STATE_MACHINE_ARN` is built from, every
+    `${…}` of `run.asl.json` is substituted, and each task names its function, whose code is
+    `functions/<task>/handler.py` with the chorus layer and X-Ray tracing."""
+    machine = cfn["Resources"]["RunStateMachine"]["Properties"]
+    assert machine["StateMachineType"] == "STANDARD"
+    assert machine["StateMachineName"] == {"Fn::Sub": "${AWS::StackName}-run"}
+    assert STATE_MACHINE.endswith(":stateMachine:" + machine["StateMachineName"]["Fn::Sub"])
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    placeholders = set(re.findall(r"\$\{(\w+)\}", DEFINITION.read_text()))
+    substitutions = machine["DefinitionSubstitutions"]
+    assert set(substitutions) == placeholders == {f"{task}FunctionArn" for task in TASKS}
+    source = yaml_parse(TEMPLATE.read_text())["Resources"]
+    assert source["RunStateMachine"]["Properties"]["DefinitionUri"] == "statemachine/run.asl.json"
+    for task, folder in TASKS.items():
+        name = substitutions[f"{task}FunctionArn"]["Fn::GetAtt"][0]
+        function = cfn["Resources"][name]["Properties"]
+        assert source[name]["Properties"]["CodeUri"] == f"functions/{folder}/"
+        assert function["Handler"] == "handler.handler"
+        assert (ROOT / "functions" / folder / "handler.py").read_text().count(f'TaskHandler("{folder}")') == 1
+        assert function["Layers"] == [{"Ref": next(n for n in cfn["Resources"] if n.startswith("ChorusLayer"))}]
+        assert function["TracingConfig"] == {"Mode": "Active"}
 
 
 def test_table_matches_the_store_definition(cfn: dict[str, Any]) -> None:
@@ -167,9 +201,18 @@ def test_iam_has_no_wildcard_actions_and_the_store_only_reaches_its_table(cfn: d
         elif services == {"bedrock"}:
             assert _as_list(statement["Action"]) == ["bedrock:InvokeModelWithResponseStream"]
             assert all(":foundation-model/" in r["Fn::Sub"] or ":inference-profile/" in r["Fn::Sub"] for r in resources)
+        elif services == {"states"}:
+            # the run state machine only (by its fixed name), or its executions
+            assert resources in ([{"Fn::Sub": STATE_MACHINE}], [{"Fn::Sub": EXECUTIONS}]), statement
+            wanted = ["states:StartExecution"] if resources == [{"Fn::Sub": STATE_MACHINE}] else STOP_AND_DESCRIBE
+            assert sorted(_as_list(statement["Action"])) == wanted
+        elif services == {"lambda"}:
+            assert _as_list(statement["Action"]) == ["lambda:InvokeFunction"]
+            function = statement["Resource"]["Fn::Sub"][1]["functionName"]["Ref"]
+            assert function in {"PlanFunction", "StepFunction", "FinishFunction"}
         else:
             pytest.fail(f"unexpected statement {statement}")
-    assert {s.split(":")[0] for s in actions} == {"dynamodb", "ssm", "bedrock"}
+    assert {s.split(":")[0] for s in actions} == {"dynamodb", "ssm", "bedrock", "states", "lambda"}
 
 
 def test_api_keys_parameter_is_granted_only_when_named(cfn: dict[str, Any]) -> None:
@@ -195,3 +238,4 @@ def test_outputs(cfn: dict[str, Any]) -> None:
     outputs = cfn["Outputs"]
     assert outputs["FunctionUrl"]["Value"] == {"Fn::GetAtt": ["ApiFunctionUrl", "FunctionUrl"]}
     assert outputs["TableName"]["Value"] == {"Ref": "Table"}
+    assert outputs["StateMachineArn"]["Value"] == {"Ref": "RunStateMachine"}
