@@ -84,6 +84,8 @@ class Faults:
     after: dict[tuple[str, int], Callable[[dict[str, Any]], None]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    inflight: int = 0
+    """Task invocations running now (a stopped execution's task runs on until it returns)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     local: threading.local = field(default_factory=threading.local)
     """`local.task`: the `(task, number, event)` this thread is running (each Map iteration has its thread)."""
@@ -122,7 +124,7 @@ class Harness:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             executions = await asyncio.to_thread(self.executions)
-            if all(e["status"] != "RUNNING" for e in executions):
+            if all(e["status"] != "RUNNING" for e in executions) and not self.faults.inflight:
                 return executions
             await asyncio.sleep(0.02)
         raise AssertionError(f"executions still running: {self.executions()}")
@@ -176,6 +178,8 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
         task = next(t for t, n in FUNCTIONS.items() if n == function_name.split(":")[-1])
         number = faults.record(task, event)
         faults.local.task = (task, number, event)
+        with faults.lock:
+            faults.inflight += 1
         try:
             if (task, number) in faults.rules:
                 faults.rules[task, number](event)
@@ -192,6 +196,8 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
             return json.dumps(payload).encode()
         finally:
             faults.local.task = None
+            with faults.lock:
+                faults.inflight -= 1
 
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     with (

@@ -11,6 +11,8 @@ from support import create_agent, create_group, parse_sse, payloads, replies
 async def background(h: Harness, group_id: str, text: str = "hello", **extra: Any) -> list[dict[str, Any]]:
     """Send a background streaming message; the API tails the run the workflow writes."""
     body = {"input": text, "background": True, **extra}
+    if "messages" in extra:
+        body.pop("input")
     response = await h.client.post(f"/v1/groups/{group_id}/messages/stream", json=body)
     assert response.status_code == 200, response.text
     frames = parse_sse(response.text)
@@ -94,3 +96,53 @@ async def test_a_foreground_run_still_runs_in_the_api_process(harness: Harness) 
     assert response.status_code == 200
     assert payloads(parse_sse(response.text))[-1]["message_type"] == "usage_statistics"
     assert h.executions() == [] and h.faults.calls == []
+
+
+async def test_sleeptime_children_run_as_executions_of_their_own(harness: Harness) -> None:
+    h = harness
+    boss = await create_agent(h.client, "Boss", replies=["Noted."])
+    mem = await create_agent(h.client, "Mem", tokens=2)
+    config = {"manager_type": "sleeptime", "manager_agent_id": boss["id"], "sleeptime_agent_frequency": 1}
+    group = await create_group(h.client, [mem["id"]], config)
+    events = await background(h, group["id"], "I like tea.")
+    run_id = events[0]["run_id"]
+    run_ids = events[-1]["run_ids"]
+    assert run_ids[0] == run_id and len(run_ids) == 2
+    executions = await h.settle()
+    assert sorted(e["name"] for e in executions) == sorted(run_ids)
+    assert {e["status"] for e in executions} == {"SUCCEEDED"}
+    child = (await h.client.get(f"/v1/runs/{run_ids[1]}")).json()
+    assert child["status"] == "completed" and child["metadata"]["parent_run_id"] == run_id
+
+
+async def test_a_human_approval_pauses_and_resumes_a_workflow_run(harness: Harness) -> None:
+    h = harness
+    call = {"name": "core_memory_append", "arguments": {"label": "notes", "content": "likes tea"}}
+    ada = await h.client.post(
+        "/v1/agents",
+        json={
+            "name": "Ada",
+            "model": "scripted/default",
+            "metadata": {"scripted": {"steps": [[call]], "replies": ["Saved."]}},
+            "memory_blocks": [{"label": "notes", "value": ""}],
+            "tool_rules": [{"type": "requires_approval", "tool_name": "core_memory_append"}],
+        },
+    )
+    bo = await create_agent(h.client, "Bo", replies=["Bo here."], use_tools=False)
+    group = await create_group(h.client, [ada.json()["id"], bo["id"]])
+    first = await background(h, group["id"], "Remember that I like tea.")
+    assert [e["message_type"] for e in first] == ["approval_request_message", "stop_reason", "usage_statistics"]
+    assert first[1]["stop_reason"] == "requires_approval"
+    call_id = first[0]["tool_call"]["tool_call_id"]
+    answer = {"type": "approval", "approvals": [{"tool_call_id": call_id, "approve": True}]}
+    second = await background(h, group["id"], messages=[answer])
+    names = [(e["message_type"], e.get("name")) for e in second if e["message_type"].endswith("_message")]
+    assert names == [
+        ("approval_response_message", "Ada"),
+        ("tool_return_message", "Ada"),
+        ("assistant_message", "Ada"),
+        ("assistant_message", "Bo"),
+    ]
+    block = (await h.client.get(f"/v1/agents/{ada.json()['id']}/core-memory/blocks/notes")).json()
+    assert block["value"] == "likes tea"
+    await h.settle()

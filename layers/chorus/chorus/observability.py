@@ -18,9 +18,12 @@ On Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set) `create_app` turns on:
   (`key=tenant,…`) fetched with decryption and cached for `KEYS_MAX_AGE_S`,
   so a rotated key takes effect within that time without a redeploy.
 
-Tracing is not wired yet: under the Web Adapter the X-Ray trace header
-reaches uvicorn as a request header, not as `_X_AMZN_TRACE_ID`, which the
-X-Ray SDK needs (see the README).
+- **Tracer** (X-Ray) on the run workflow's task functions: each task is a
+  subsegment annotated with its run id, and boto3 (DynamoDB, Step Functions,
+  Bedrock) and httpx (the OpenAI and Anthropic adapters) calls are traced
+  inside it. The API function is not traced: under the Web Adapter the
+  trace header reaches uvicorn as a request header, not as
+  `_X_AMZN_TRACE_ID`, which the X-Ray SDK needs (see the README).
 """
 
 from __future__ import annotations
@@ -63,6 +66,14 @@ def logger() -> Any:
         if not any(isinstance(f, RunIdFilter) for f in handler.filters):
             handler.addFilter(RunIdFilter())
     return log
+
+
+@lru_cache(maxsize=1)
+def tracer() -> Any:
+    """The Powertools Tracer; creating it patches boto3, botocore and httpx for X-Ray."""
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=SERVICE)
 
 
 @lru_cache(maxsize=1)

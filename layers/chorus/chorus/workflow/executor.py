@@ -97,12 +97,12 @@ class StepFunctionsExecutor:
                 )
             except Exception as exc:
                 raise StorageUnavailable(f"Step Functions could not stop run {run.id}: {exc}") from exc
-        current = await self.store.get_run(run.tenant_id, run.id)
-        return await finalize(self.store, self.settings, current, "cancelled", None)
+        return await finalize(self.store, self.settings, run, "cancelled", None)
 
     async def reconcile(self, run: RunRecord) -> bool:
         """End a run whose execution is over but which is not terminal; True if it did."""
-        execution = await self.current(run.id)
+        run = await self.store.get_run(run.tenant_id, run.id)
+        execution = None if run.is_terminal else await self.current(run.id)
         if run.is_terminal or execution is None or execution["status"] in ("RUNNING", "SUCCEEDED"):
             # never started (the starter ends such runs itself), running, or succeeded (its
             # Finish ran, or it continued in a successor that `current` would have found)

@@ -4,8 +4,9 @@ A task handler is synchronous, as the Python runtime wants: it runs the
 task on a fresh event loop, against a store and a Step Functions client
 built once per execution environment from the same `CHORUS_*` settings as
 the API. On Lambda, the Powertools Logger tags every line with the task and
-the run (the run id is the correlation id) and metrics are flushed after
-each invocation.
+the run (the run id is the correlation id), the Tracer records the task as
+an X-Ray subsegment around its store and model calls, and metrics are
+flushed after each invocation.
 
 Failures leave as exceptions whose *class names* the state machine matches
 in its Retry and Catch rules (the runtime reports them as `errorType`):
@@ -128,7 +129,10 @@ def _tagged(task: Task, event: dict[str, Any], context: Any) -> Iterator[None]:
     if context is not None:
         log.append_keys(function_request_id=getattr(context, "aws_request_id", None))
     try:
-        yield
+        with observability.tracer().provider.in_subsegment(f"## {task}") as segment:
+            segment.put_annotation("run_id", str(event.get("run_id")))
+            segment.put_annotation("task", task)
+            yield
     finally:
         observability.flush_metrics()
         log.remove_keys(["task", "run_id", "function_request_id"])

@@ -260,6 +260,7 @@ async def finalize(
     """End a run from outside any driver (the Finish task, a cancel after `StopExecution`, a
     sweep of dead executions). Idempotent: a terminal run is returned as it is, a log already
     complete only gets its run record's status from its logged stop reason."""
+    run = await store.get_run(run.tenant_id, run.id)  # the caller's copy may be stale
     if run.is_terminal:
         return run
     last = await store.last_seq(run.tenant_id, run.id)
