@@ -12,13 +12,13 @@ import json
 from typing import Any
 
 import pytest
+from workflow_harness import DEFINITION, Harness, substituted
 
 from chorus.clock import now_iso
 from chorus.store.records import RunRecord
 from chorus.workflow.executor import StepFunctionsExecutor
 from chorus.workflow.handlers import RETRYABLE_ERRORS, ModelFailed, TaskFailed
 from chorus.workflow.state import WorkflowInput, execution_name
-from conftest import DEFINITION, Harness, substituted
 from support import create_agent, create_group
 
 

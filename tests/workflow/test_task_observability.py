@@ -9,11 +9,11 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from workflow_harness import Harness
 
 from chorus import observability
 from chorus.errors import InvalidModelResponse, ModelRateLimited, ModelTimeout, StorageUnavailable
 from chorus.workflow.handlers import ModelFailed, ModelRetryable, TaskFailed, classify
-from conftest import Harness
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from unittest import mock
 import orjson
 import pytest
 from test_workflow_runs import background
+from workflow_harness import Crash, Harness
 
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.workflow.handlers import ModelRetryable, TaskFailed
 from chorus.workflow.tasks import task_error
-from conftest import Crash, Harness
 from support import create_agent, create_group, replies
 
 

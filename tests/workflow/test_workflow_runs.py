@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Harness
+from workflow_harness import Harness
+
 from support import create_agent, create_group, parse_sse, payloads, replies
 
 

@@ -1,0 +1,228 @@
+"""The run workflow executed for real, offline: moto runs `statemachine/run.asl.json`.
+
+moto's Step Functions backend interprets the definition (Task, Choice, Map
+with its concurrency, Retry, Catch, Succeed, Fail) and invokes each Lambda
+task through its Lambda backend; `invoke` is patched to dispatch by function
+name to the real `functions/<task>/handler.py` modules, in-process, against a
+moto DynamoDB table (see ../shared/AWS-TESTING.md). A failing handler answers
+as the Python runtime does (`FunctionError`, `errorType` = the exception's
+class name), so Retry and Catch see what they would see on AWS. `Faults`
+injects errors and crashes at chosen task invocations; retry intervals are
+scaled down (moto sleeps for real).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import threading
+import time
+import traceback
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+import boto3
+import httpx
+import pytest
+from fastapi import FastAPI
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.dynamodb.responses import DynamoHandler
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+from chorus.api.app import create_app
+from chorus.settings import Settings, get_settings
+from chorus.store.dynamodb_table import create_table
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFINITION = ROOT / "statemachine" / "run.asl.json"
+TABLE = "chorus-workflow-test"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+FUNCTIONS = {"plan": "chorus-plan", "step": "chorus-step", "finish": "chorus-finish"}
+RETRY_SLEEP_SCALE = 0.01
+"""moto sleeps each Retry interval for real: 1 s in the definition becomes 10 ms here."""
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+def substituted(definition: str, **extra: str) -> str:
+    """The definition as CloudFormation would deploy it (`DefinitionSubstitutions`)."""
+    values = {f"{task.capitalize()}FunctionArn": function_arn(name) for task, name in FUNCTIONS.items()}
+    for key, value in {**values, **extra}.items():
+        definition = definition.replace("${" + key + "}", value)
+    assert "${" not in definition, "a substitution the template does not provide"
+    return definition
+
+
+def load_handler(task: str) -> Any:
+    path = ROOT / "functions" / task / "handler.py"
+    spec = importlib.util.spec_from_file_location(f"chorus_function_{task}", path)
+    assert spec is not None and spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+class Crash(BaseException):
+    """A Lambda dying mid-invocation (not an exception the handler could classify)."""
+
+
+@dataclass
+class Faults:
+    """Scripted failures: `rules[(task, n)]` runs before (or, `after=True`, after) the n-th
+    invocation of `task` (1-based) and may raise; every invocation is recorded."""
+
+    rules: dict[tuple[str, int], Callable[[dict[str, Any]], None]] = field(default_factory=dict)
+    after: dict[tuple[str, int], Callable[[dict[str, Any]], None]] = field(default_factory=dict)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    inflight: int = 0
+    """Task invocations running now (a stopped execution's task runs on until it returns)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    local: threading.local = field(default_factory=threading.local)
+    """`local.task`: the `(task, number, event)` this thread is running (each Map iteration has its thread)."""
+
+    def here(self) -> tuple[str, int, dict[str, Any]] | None:
+        return getattr(self.local, "task", None)
+
+    def count(self, task: str) -> int:
+        return sum(1 for t, _ in self.calls if t == task)
+
+    def record(self, task: str, event: dict[str, Any]) -> int:
+        with self.lock:
+            self.calls.append((task, event))
+            return self.count(task)
+
+
+@dataclass
+class Harness:
+    app: FastAPI
+    client: httpx.AsyncClient
+    sfn: Any
+    state_machine_arn: str
+    faults: Faults
+    settings: Settings
+    handlers: dict[str, Any]
+
+    @property
+    def store(self) -> Any:
+        return self.app.state.services.store
+
+    def executions(self) -> list[dict[str, Any]]:
+        return list(self.sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"])
+
+    async def settle(self, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+        """Wait until no execution is running (moto runs them on threads); returns them all."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            executions = await asyncio.to_thread(self.executions)
+            if all(e["status"] != "RUNNING" for e in executions) and not self.faults.inflight:
+                return executions
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"executions still running: {self.executions()}")
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def workflow_settings(monkeypatch: pytest.MonkeyPatch, aws_env: None) -> Iterator[dict[str, str]]:
+    """The Lambda functions' environment, as the template sets it."""
+    env = {
+        "CHORUS_STORE": "dynamodb",
+        "CHORUS_TABLE_NAME": TABLE,
+        "CHORUS_EXECUTOR": "stepfunctions",
+        "CHORUS_STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:chorus-run",
+        "CHORUS_FANOUT_CONCURRENCY": "4",
+        "CHORUS_LOG_FLUSH_INTERVAL_S": "0.01",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield env
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
+    faults = Faults()
+    handlers = {task: load_handler(task) for task in FUNCTIONS}
+    by_name = {name: handlers[task] for task, name in FUNCTIONS.items()}
+    lock = threading.RLock()
+    original_call = DynamoHandler.call_action
+    original_sleep = time.sleep
+
+    def atomic(self: DynamoHandler) -> Any:  # DynamoDB applies each request atomically; moto, with this lock
+        with lock:
+            return original_call(self)
+
+    def invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
+        event = json.loads(body)
+        task = next(t for t, n in FUNCTIONS.items() if n == function_name.split(":")[-1])
+        number = faults.record(task, event)
+        faults.local.task = (task, number, event)
+        with faults.lock:
+            faults.inflight += 1
+        try:
+            if (task, number) in faults.rules:
+                faults.rules[task, number](event)
+            result = by_name[FUNCTIONS[task]](event, None)
+            if (task, number) in faults.after:
+                faults.after[task, number](event)
+            return json.dumps(result).encode()
+        except (Exception, Crash) as exc:
+            # what the Python runtime reports: the exception's class, or a sandbox that died
+            kind = "Runtime.ExitError" if isinstance(exc, Crash) else type(exc).__name__
+            faults.errors.append((task, kind))
+            response_headers["x-amz-function-error"] = "Unhandled"
+            payload = {"errorMessage": str(exc), "errorType": kind, "stackTrace": traceback.format_exception(exc)[-3:]}
+            return json.dumps(payload).encode()
+        finally:
+            faults.local.task = None
+            with faults.lock:
+                faults.inflight -= 1
+
+    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    with (
+        mock_aws(config=config),  # type: ignore[arg-type]
+        mock.patch.object(DynamoHandler, "call_action", atomic),
+        mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
+        mock.patch.object(retrier_decl.time, "sleep", lambda s: original_sleep(s * RETRY_SLEEP_SCALE)),
+    ):
+        session = boto3.Session(region_name=REGION)
+        create_table(session.client("dynamodb"), TABLE)
+        sfn = session.client("stepfunctions")
+        role = f"arn:aws:iam::{ACCOUNT}:role/chorus-run"
+        machine = sfn.create_state_machine(
+            name="chorus-run", definition=substituted(DEFINITION.read_text()), roleArn=role
+        )["stateMachineArn"]
+        assert machine == workflow_settings["CHORUS_STATE_MACHINE_ARN"]
+        settings = get_settings()
+        app = create_app(settings)
+        try:
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+                    harness = Harness(app, client, sfn, machine, faults, settings, handlers)
+                    yield harness
+                    await harness.settle()
+        finally:
+            for handler in handlers.values():
+                await asyncio.to_thread(handler.reset)
