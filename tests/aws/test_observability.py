@@ -20,24 +20,15 @@ from test_lambda_events import _event, _load_handler, _seed
 from chorus import observability
 from chorus.store.records import RunRecord
 from dynamodb_support import TABLE, dynamodb_store
+from lambda_support import as_on_lambda
 
 PARAMETER = "/chorus/api-keys"
 
 
 @pytest.fixture
 def on_lambda(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """As on Lambda; afterwards the `chorus` logger is plain stdlib again (caplog needs propagation)."""
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "chorus-api")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Chorus")
-    observability.logger.cache_clear()
-    yield
-    stdlib = logging.getLogger("chorus")
-    stdlib.handlers.clear()
-    stdlib.propagate = True
-    stdlib.setLevel(logging.NOTSET)
-    for attribute in ("powertools_handler", "init", "logger_handler", "powertools_buffer_config"):
-        stdlib.__dict__.pop(attribute, None)  # Powertools marks the stdlib logger it configured
-    observability.logger.cache_clear()
+    with as_on_lambda(monkeypatch, "chorus-api"):
+        yield
     observability.metrics().clear_metrics()
 
 

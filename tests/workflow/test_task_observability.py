@@ -5,30 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Iterator
 
 import pytest
 from workflow_harness import Harness
 
-from chorus import observability
 from chorus.errors import InvalidModelResponse, ModelRateLimited, ModelTimeout, StorageUnavailable
 from chorus.workflow.handlers import ModelFailed, ModelRetryable, TaskFailed, classify
+from lambda_support import as_on_lambda
 
 
 @pytest.fixture
 def on_lambda(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "chorus-plan")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon here; the code path still runs
-    observability.logger.cache_clear()
-    yield
-    stdlib = logging.getLogger("chorus")
-    stdlib.handlers.clear()
-    stdlib.propagate = True
-    stdlib.setLevel(logging.NOTSET)
-    for attribute in ("powertools_handler", "init", "logger_handler", "powertools_buffer_config"):
-        stdlib.__dict__.pop(attribute, None)
-    observability.logger.cache_clear()
+    with as_on_lambda(monkeypatch, "chorus-plan"):
+        yield
 
 
 async def test_a_failing_task_logs_json_tagged_with_its_run_and_task(

@@ -175,12 +175,13 @@ class RunDriver:
         self._ttft_ns: int | None = None
         self._lost = False
 
-    async def execute(self) -> None:
-        """Run to a terminal state. Never raises for failures of the run itself."""
+    async def execute(self, *, fresh: bool = False) -> None:
+        """Run to a terminal state. Never raises for failures of the run itself. A `fresh` run
+        (one no worker started before) has no progress to restore."""
         stop, error = "end_turn", None
         try:
             async with self.holding():
-                await self.open()
+                await self.open(fresh=fresh)
                 stop = await self._loop()
         except LeaseLost:
             logger.warning("run %s: lease lost to another worker; stopping without writing", self.run.id)
@@ -207,7 +208,7 @@ class RunDriver:
     async def holding(self) -> AsyncIterator[None]:
         """Hold the run (status `running`, the lease) while the body runs, watched by the heartbeat."""
         self._started_ns = self._started_ns or time.perf_counter_ns()
-        if self.lease.renew:
+        if self.lease.renew and not self._held_fresh():
             await self._update(lambda r: self._hold(r, status="running"))
         heartbeat = asyncio.create_task(self._heartbeat(), name=f"lease-{self.run.id}")
         try:
@@ -225,10 +226,11 @@ class RunDriver:
         """Rebuild progress again from the store (after other workers committed steps)."""
         await self._restore_progress(mark_abandoned=False)
 
-    async def open(self, *, inputs: bool = True, mark_abandoned: bool = True) -> None:
+    async def open(self, *, inputs: bool = True, mark_abandoned: bool = True, fresh: bool = False) -> None:
         """Load the conversation and the run's progress (and commit its inputs, once)."""
         self.history = await self._load_history()
-        await self._restore_progress(mark_abandoned)
+        if not fresh or self.run.options.get("continues") is not None:
+            await self._restore_progress(mark_abandoned)
         if inputs:
             await self._commit_inputs()
 
@@ -270,6 +272,16 @@ class RunDriver:
                 return
             except ChorusError:
                 logger.warning("run %s: heartbeat failed; retrying", self.run.id)
+
+    def _held_fresh(self) -> bool:
+        """The run was created held by this worker, its lease far from expiry (a new run's first moments)."""
+        run = self.run
+        return (
+            run.status == "running"
+            and run.lease_owner == self.lease.owner
+            and not run.cancel_requested
+            and run.lease_expires_at - time.time() > self.lease.ttl_s / 2
+        )
 
     async def _watch(self) -> None:
         """Read the stored run: a cancel flag or a run finished elsewhere (cancelled) stops this worker."""

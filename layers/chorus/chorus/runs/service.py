@@ -37,7 +37,7 @@ from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
 from chorus.runs.approvals import approval_answers
-from chorus.runs.driver import Lease, ModelResolver, RunDriver, status_for
+from chorus.runs.driver import Lease, ModelResolver, RunDriver, RunPlan, status_for
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
 from chorus.runs.frames import DONE, frame
 from chorus.runs.loading import load_plan, members
@@ -66,6 +66,17 @@ class ActiveRun:
     run: RunRecord
     log: RunLog
     cancel: asyncio.Event
+    loaded: Loaded | None = None
+    """The group and agents the send already read and validated (a new run), so the driver need
+    not read them again before the first byte."""
+    fresh: bool = False
+    """A run no worker has started: it has no committed steps to restore."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    group: GroupRecord
+    agents: dict[str, AgentRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +130,7 @@ class RunService:
     ) -> Started:
         """Validate and start a run, or find the run an earlier request with the same key started."""
         group = await self.store.get_group(tenant_id, group_id)
-        for agent_id in members(group):
-            await self._load_agent(tenant_id, group_id, agent_id)
+        agents = {agent_id: await self._load_agent(tenant_id, group_id, agent_id) for agent_id in members(group)}
         inputs = request.input_messages()
         answers = approval_answers(group, inputs)
         run = RunRecord(
@@ -146,6 +156,14 @@ class RunService:
                 **({"approvals": answers, "continues": group.pending_approval} if answers else {}),
             },
         )
+        if not self.is_remote(run):
+            # held by this worker from the start: the driver need not write the run before its first byte
+            held = {
+                "status": "running",
+                "lease_owner": self.lease.owner,
+                "lease_expires_at": time.time() + self.lease.ttl_s,
+            }
+            run = run.model_copy(update=held)
         await self.store.put_run(run)
         if idempotency_key is not None:
             earlier = await self._remember_key(run, idempotency_key, _fingerprint(group_id, request))
@@ -159,19 +177,21 @@ class RunService:
             raise Conflict(
                 f"Group {group_id} already has an active run ({holder}); resume or cancel it first.", run_id=holder
             )
+        loaded = Loaded(group, agents)
         if group.manager_type in COUNTED_TURNS:
             run = await self._count_turn(run, group)
-        await self._launch(run)
+            loaded = Loaded(await self.store.get_group(tenant_id, group_id), agents)
+        await self._launch(run, loaded)
         return Started(run)
 
     def is_remote(self, run: RunRecord) -> bool:
         """Background runs execute remotely when a remote executor is configured."""
         return self.remote is not None and run.background
 
-    async def _launch(self, run: RunRecord) -> None:
+    async def _launch(self, run: RunRecord, loaded: Loaded | None = None) -> None:
         """Execute a new run: remotely, or here. A run that cannot be started is ended, never left hanging."""
         if self.remote is None or not run.background:
-            self._submit(run)
+            self._submit(run, loaded=loaded, fresh=True)
             return
         try:
             await self.remote.start(run)
@@ -215,7 +235,7 @@ class RunService:
             )
         return await self.store.get_run(run.tenant_id, stored.run_id)
 
-    def _submit(self, run: RunRecord, base_seq: int = 0) -> None:
+    def _submit(self, run: RunRecord, base_seq: int = 0, *, loaded: Loaded | None = None, fresh: bool = False) -> None:
         """Create the run's log and hand its driver to the executor (loading group and agents there)."""
         options = run.options
         include = options.get("include_return_message_types")
@@ -229,7 +249,7 @@ class RunService:
             base_seq=base_seq,
         )
         log.start()
-        active = ActiveRun(run, log, asyncio.Event())
+        active = ActiveRun(run, log, asyncio.Event(), loaded, fresh)
         self._active[run.id] = active
         self.executor.submit(run.id, self._execute(active))
 
@@ -237,7 +257,11 @@ class RunService:
         run = active.run
         try:
             try:
-                plan = await load_plan(self.store, run, active.cancel)
+                if active.loaded is not None:
+                    group, agents = active.loaded.group, active.loaded.agents
+                    plan = RunPlan(run, group, agents, active.cancel, list(group.shared_block_ids))
+                else:
+                    plan = await load_plan(self.store, run, active.cancel)
             except NotFound as exc:
                 await self._fail_unrunnable(active, f"The run cannot continue: {exc.detail}")
                 return
@@ -252,7 +276,7 @@ class RunService:
                 spawn=self._launch,
                 tool_timeout_s=self.settings.tool_timeout_s,
             )
-            await driver.execute()
+            await driver.execute(fresh=active.fresh)
         finally:
             self._active.pop(run.id, None)
 
