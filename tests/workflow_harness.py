@@ -39,7 +39,7 @@ from chorus.api.app import create_app
 from chorus.settings import Settings, get_settings
 from chorus.store.dynamodb_table import create_table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DEFINITION = ROOT / "statemachine" / "run.asl.json"
 TABLE = "chorus-workflow-test"
 ACCOUNT = "123456789012"
