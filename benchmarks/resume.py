@@ -28,6 +28,7 @@ import httpx
 from chorus.devserver import running_server
 from chorus.runs.tailer import tail_store
 from chorus.store.sqlite import SQLiteStore
+from moto_dynamodb import moto_store
 
 EVENTS = 10_000
 
@@ -83,23 +84,11 @@ async def replay_store(db: Path, run_id: str) -> tuple[float, int]:
 
 async def replay_dynamodb(db: Path, run_id: str, rounds: int) -> tuple[float, int]:
     """Median seconds to replay the run's log from DynamoDB (moto), and the frames read."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, "testing")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    import boto3
-    from moto import mock_aws
-
-    from chorus.store.dynamodb import DynamoDBStore
-    from chorus.store.dynamodb_table import create_table
-
     source = SQLiteStore(db)
     await source.open()
     rows = await source.read_events("default", run_id, 0, 1_000_000)
     await source.close()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client, "chorus-resume")
-        store = DynamoDBStore(client, "chorus-resume")
+    with moto_store("chorus-resume") as (store, _calls):
         await store.open()
         for i in range(0, len(rows), 64):
             batch = rows[i : i + 64]

@@ -19,12 +19,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from chorus.store.base import Store
 from chorus.store.sqlite import SQLiteStore
+from moto_dynamodb import moto_store
 
 BATCH = 64
 READ_BATCH = 1000
@@ -74,21 +74,8 @@ async def measure(store: Store, events: int, rounds: int) -> dict[str, Any]:
 
 
 async def run_dynamodb(events: int, rounds: int) -> dict[str, Any]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, "testing")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    import boto3
-    from moto import mock_aws
-
-    from chorus.store.dynamodb import DynamoDBStore
-    from chorus.store.dynamodb_table import create_table
-
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client, "chorus-bench")
-        calls: Counter[str] = Counter()
-        client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.update([model.name]))
-        result = await measure(DynamoDBStore(client, "chorus-bench"), events, rounds)
+    with moto_store("chorus-bench") as (store, calls):
+        result = await measure(store, events, rounds)
     result["calls"] = dict(calls)
     return result
 

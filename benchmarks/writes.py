@@ -29,6 +29,7 @@ import httpx
 from chorus.api.app import create_app
 from chorus.settings import Settings
 from chorus.store.base import Store
+from moto_dynamodb import moto_store
 
 PORT_WRITES = {
     "put_run", "update_run", "commit_step", "append_events", "claim_group", "release_group",
@@ -106,21 +107,8 @@ async def sqlite(manager: str) -> dict[str, Any]:
 
 
 async def dynamodb(manager: str) -> dict[str, Any]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, "testing")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    import boto3
-    from moto import mock_aws
-
-    from chorus.store.dynamodb import DynamoDBStore
-    from chorus.store.dynamodb_table import create_table
-
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client, "chorus-writes")
-        calls: Counter[str] = Counter()
-        client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.update([model.name]))
-        return await one_run(DynamoDBStore(client, "chorus-writes"), manager, calls)
+    with moto_store("chorus-writes") as (store, calls):
+        return await one_run(store, manager, calls)
 
 
 def main() -> None:
