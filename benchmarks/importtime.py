@@ -49,8 +49,9 @@ def entry_points() -> dict[str, tuple[Path | None, str]]:
 def import_once(directory: Path | None, module: str) -> tuple[int, list[tuple[int, str]]]:
     """(cumulative µs of `module`, [(cumulative µs, name)] of every import) from one fresh interpreter."""
     code = f"import sys; sys.path.insert(0, {str(directory)!r})\nimport {module}" if directory else f"import {module}"
-    env = {**os.environ, **LAMBDA_ENV, "PYTHONDONTWRITEBYTECODE": "0"}
+    env = {**os.environ, **LAMBDA_ENV}
     env.pop("AWS_ENDPOINT_URL", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # any non-empty value, "0" included, stops .pyc writing
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True, check=True
     )
