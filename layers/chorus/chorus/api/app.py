@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,17 @@ from chorus.store.factory import build_store
 from chorus.workflow.executor import remote_executor
 
 logger = logging.getLogger("chorus")
+
+# FastAPI wraps a route's `body` model in a pydantic TypeAdapter carrying the parameter's name as an
+# alias, and silences pydantic's warning that such an alias has no effect while it builds the adapter.
+# The models are built on first use (`chorus.schemas`), so the adapter is built, and would warn, at the
+# first request (or OpenAPI document) instead: the same warning, silenced for good here.
+warnings.filterwarnings(
+    "ignore",
+    message=r"The 'alias' attribute with value 'body' was provided to the `Field\(\)` function",
+    category=UserWarning,
+    module=r"pydantic\._internal\._generate_schema",
+)
 
 
 def create_app(

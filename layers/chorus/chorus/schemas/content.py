@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 
 class WireModel(BaseModel):
-    """Base of request-side models: unknown fields are ignored, as Letta does."""
+    """Base of request-side models: unknown fields are ignored, as Letta does; built on first use (`chorus.schemas`)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class URLImage(WireModel):

@@ -38,7 +38,7 @@ class BlockUpdate(WireModel):
 class BlockState(BaseModel):
     """A block as returned by the API (Letta's `Block`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: str
     label: str
@@ -137,6 +137,8 @@ class AgentUpdate(WireModel):
 
 
 class LlmConfig(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     model: str
     model_endpoint_type: str
     context_window: int
@@ -147,7 +149,7 @@ class LlmConfig(BaseModel):
 class AgentState(BaseModel):
     """An agent as returned by the API, shaped to satisfy Letta clients' `AgentState`."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: str
     name: str
@@ -187,7 +189,7 @@ class GroupUpdate(WireModel):
 class GroupState(BaseModel):
     """A group as returned by the API (Letta's `Group`: the config fields are flattened)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: str
     manager_type: ManagerType
@@ -212,7 +214,7 @@ RunStatus = Literal["created", "running", "completed", "failed", "cancelled"]
 class RunState(BaseModel):
     """A run as returned by `GET /v1/runs/{run_id}` (fields of Letta's `Run`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: str
     status: RunStatus
@@ -235,5 +237,7 @@ class RunState(BaseModel):
 
 
 class Health(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     status: str
     version: str

@@ -40,7 +40,7 @@ class ToolUpdate(WireModel):
 
 
 class ToolState(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: str
     name: str
