@@ -13,6 +13,7 @@ from chorus import __version__, observability
 from chorus.api import errors
 from chorus.api.deps import Services, parse_api_keys
 from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools, ui
+from chorus.api.slashes import CollectionSlash, collection_paths
 from chorus.runs.driver import ModelResolver
 from chorus.runs.service import RunService
 from chorus.settings import Settings, get_settings
@@ -74,8 +75,12 @@ def create_app(
         observability.logger()
         app.add_middleware(observability.PowertoolsMiddleware)
     errors.install(app)
-    for module in (health, agents, agent_memory, agent_tools, blocks, tools, groups, group_messages, runs):
-        app.include_router(module.router)
+    routers = [
+        m.router for m in (health, agents, agent_memory, agent_tools, blocks, tools, groups, group_messages, runs)
+    ]
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(CollectionSlash, patterns=collection_paths(routers))
     ui.install(app)
     return app
 
