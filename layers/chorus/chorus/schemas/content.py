@@ -12,9 +12,15 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 
 class WireModel(BaseModel):
-    """Base of request-side models: unknown fields are ignored, as Letta does; built on first use (`chorus.schemas`)."""
+    """Base of request-side models: unknown fields are ignored, as Letta does."""
 
-    model_config = ConfigDict(extra="ignore", defer_build=True)
+    model_config = ConfigDict(extra="ignore")
+
+
+class BodyModel(WireModel):
+    """Base of request bodies and of the parts only they use: built on first use (see `chorus.schemas`)."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 class URLImage(WireModel):

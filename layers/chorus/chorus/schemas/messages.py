@@ -19,7 +19,7 @@ from chorus.schemas.requests import Approval
 
 
 class LettaMessageBase(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
+    model_config = ConfigDict(extra="allow")
 
     id: str
     date: str
@@ -61,8 +61,6 @@ class HiddenReasoningMessage(LettaMessageBase):
 
 
 class ToolCall(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
     name: str | None = None
     arguments: str | None = None
     tool_call_id: str | None = None
@@ -113,20 +111,18 @@ LettaMessage = Annotated[
 
 
 class LettaPing(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
     message_type: Literal["ping"] = "ping"
 
 
 class LettaStopReason(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
+    model_config = ConfigDict(extra="allow")
 
     message_type: Literal["stop_reason"] = "stop_reason"
     stop_reason: str
 
 
 class LettaUsageStatistics(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
+    model_config = ConfigDict(extra="allow")
 
     message_type: Literal["usage_statistics"] = "usage_statistics"
     completion_tokens: int = 0
@@ -140,7 +136,7 @@ class LettaUsageStatistics(BaseModel):
 
 
 class LettaErrorMessage(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
+    model_config = ConfigDict(extra="allow")
 
     message_type: Literal["error_message"] = "error_message"
     run_id: str
@@ -152,8 +148,6 @@ class LettaErrorMessage(BaseModel):
 
 class LettaResponse(BaseModel):
     """Body of a non-streaming send."""
-
-    model_config = ConfigDict(defer_build=True)
 
     messages: list[LettaMessage]
     stop_reason: LettaStopReason
