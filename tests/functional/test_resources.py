@@ -46,6 +46,24 @@ async def test_agent_defaults_and_trailing_slash(client: httpx.AsyncClient) -> N
     assert [a["id"] for a in listed.json()] == [agent["id"]]
 
 
+async def test_every_collection_path_answers_with_a_trailing_slash_as_without(client: httpx.AsyncClient) -> None:
+    """`<collection>/` is routed as `<collection>` (chorus.api.slashes), for every method, 405s included."""
+    agent = await create_agent(client, "Slash")
+    collections = [
+        "/v1/agents", "/v1/blocks", "/v1/groups", "/v1/tools", "/v1/runs", "/v1/health",
+        f"/v1/agents/{agent['id']}/core-memory/blocks", f"/v1/agents/{agent['id']}/tools",
+    ]  # fmt: skip
+    for path in collections:
+        for method in ("GET", "PUT", "PATCH", "DELETE"):
+            plain, slashed = await client.request(method, path), await client.request(method, f"{path}/")
+            assert slashed.status_code == plain.status_code, (method, path)
+            assert slashed.headers.get("allow") == plain.headers.get("allow"), (method, path)
+            assert slashed.json() == plain.json(), (method, path)
+    assert (await client.post("/v1/blocks/", json={"label": "notes", "value": "x"})).status_code == 200
+    assert (await client.get(f"/v1/agents/{agent['id']}/")).status_code == 404, "only collection paths are aliased"
+    assert (await client.get("/v1/agents//")).status_code == 404
+
+
 async def test_agent_list_pagination(client: httpx.AsyncClient) -> None:
     ids = [(await create_agent(client, f"a{i}"))["id"] for i in range(5)]
     first = (await client.get("/v1/agents", params={"limit": 2, "order": "asc"})).json()

@@ -14,7 +14,7 @@ from workflow_harness import Crash, Harness
 
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.workflow.handlers import ModelRetryable, TaskFailed
-from chorus.workflow.tasks import task_error
+from chorus.workflow.tasks import finalize, task_error
 from support import create_agent, create_group, replies
 
 
@@ -256,3 +256,32 @@ async def test_the_live_worker_copies_the_stages_already_done_when_it_finishes(h
     log = await logged(h, events[0]["run_id"])
     assert not [e for e in log if "abandoned" in e]
     check_exact(log, await history_of(h, group["id"]))
+
+
+async def test_a_plan_running_after_its_run_was_cancelled_and_ended_ends_quietly(harness: Harness) -> None:
+    """The race of a cancel from the API (flag, StopExecution, the end written at once) with a Plan
+    already started: the Plan finds a complete log and hands over to Finish, which leaves the run be."""
+    h = harness
+    ada = await create_agent(h.client, "Ada", tokens=2)
+    bob = await create_agent(h.client, "Bob", tokens=2)
+    group = await create_group(h.client, [ada["id"], bob["id"]])
+    settings = h.settings
+
+    def cancelled_meanwhile(event: dict[str, Any]) -> None:
+        async def cancel() -> None:
+            run = await h.store.get_run("default", event["run_id"])
+            await h.store.update_run(run.model_copy(update={"cancel_requested": True}), expect_version=run.version)
+            await finalize(h.store, settings, run, "cancelled", None)
+
+        asyncio.run(cancel())
+
+    h.faults.rules[("plan", 2)] = cancelled_meanwhile
+    events = await background(h, group["id"])
+    assert [e["message_type"] for e in events] == ["assistant_message", "stop_reason"]
+    assert events[-1]["stop_reason"] == "cancelled"
+    await h.settle()
+    assert h.faults.errors == [], "no task failed on the complete log"
+    rows = await h.store.read_events("default", events[0]["run_id"], 0, 1000)
+    assert [d for _, d in rows].count("[DONE]") == 1 and rows[-1][1] == "[DONE]"
+    run = (await h.client.get(f"/v1/runs/{events[0]['run_id']}")).json()
+    assert run["status"] == "cancelled"

@@ -34,12 +34,13 @@ import logging
 import os
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, cast
-
-from starlette.types import ASGIApp, Receive, Scope, Send
+from typing import TYPE_CHECKING, Any, cast
 
 from chorus.store.base import Store
 from chorus.store.records import MessageRecord, RunRecord, StepRecord
+
+if TYPE_CHECKING:  # the task functions import this module and no web stack
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 SERVICE = "chorus"
 """The Logger's service: also the stdlib logger it configures, parent of every `chorus.*` logger."""

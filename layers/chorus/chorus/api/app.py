@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,7 @@ from chorus import __version__, observability
 from chorus.api import errors
 from chorus.api.deps import Services, parse_api_keys
 from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools, ui
+from chorus.api.slashes import CollectionSlash, collection_paths
 from chorus.runs.driver import ModelResolver
 from chorus.runs.service import RunService
 from chorus.settings import Settings, get_settings
@@ -20,6 +22,17 @@ from chorus.store.factory import build_store
 from chorus.workflow.executor import remote_executor
 
 logger = logging.getLogger("chorus")
+
+# FastAPI wraps a route's `body` model in a pydantic TypeAdapter carrying the parameter's name as an
+# alias, and silences pydantic's warning that such an alias has no effect while it builds the adapter.
+# The models are built on first use (`chorus.schemas`), so the adapter is built, and would warn, at the
+# first request (or OpenAPI document) instead: the same warning, silenced for good here.
+warnings.filterwarnings(
+    "ignore",
+    message=r"The 'alias' attribute with value 'body' was provided to the `Field\(\)` function",
+    category=UserWarning,
+    module=r"pydantic\._internal\._generate_schema",
+)
 
 
 def create_app(
@@ -63,8 +76,12 @@ def create_app(
         app.add_middleware(observability.PowertoolsMiddleware)
     errors.install(app)
     # the hot paths first: a request is matched against routes in order (about 20 µs per route)
-    for module in (group_messages, runs, health, agents, agent_memory, agent_tools, blocks, tools, groups):
-        app.include_router(module.router)
+    routers = [
+        m.router for m in (group_messages, runs, health, agents, agent_memory, agent_tools, blocks, tools, groups)
+    ]
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(CollectionSlash, patterns=collection_paths(routers))
     ui.install(app)
     return app
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chorus.errors import ChorusError
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 class FieldError(BaseModel):
     """One invalid field: where (`loc`), what (`type`, `msg`) and the value sent, when it is a scalar."""
 
+    model_config = ConfigDict(defer_build=True)
+
     type: str
     loc: list[str | int]
     msg: str
@@ -36,6 +38,8 @@ class FieldError(BaseModel):
 
 class ValidationErrorBody(BaseModel):
     """Every 422 of this app: a readable `detail`; for invalid fields their list, for a malformed id `examples`."""
+
+    model_config = ConfigDict(defer_build=True)
 
     detail: str
     errors: list[FieldError] | None = None

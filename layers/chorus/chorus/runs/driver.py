@@ -52,7 +52,7 @@ from chorus.runs.progress import restore, slot_of, step_records, turn_of, usage_
 from chorus.runs.toolbox import Toolbox
 from chorus.runs.turn_runner import Answers, Resume, Slot, StepCommit, TurnRunner, TurnSettings
 from chorus.schemas.requests import MessageCreate
-from chorus.store.base import Store
+from chorus.store.base import LOG_END, Store
 from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, RunRecord, StepRecord
 
 logger = logging.getLogger(__name__)
@@ -341,6 +341,8 @@ class RunDriver:
         ids: list[str] = []
         step_id = None
         for _, data in rows:
+            if data == LOG_END:
+                break  # the run was ended meanwhile (a cancel from the API): nothing after the end
             event = orjson.loads(data)
             if "id" in event and event["id"] not in ids:
                 ids.append(event["id"])

@@ -17,6 +17,12 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class BodyModel(WireModel):
+    """Base of request bodies and of the parts only they use: built on first use (see `chorus.schemas`)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class URLImage(WireModel):
     type: Literal["url"] = "url"
     url: str

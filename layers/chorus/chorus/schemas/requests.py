@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from chorus.schemas.content import ContentList, ContentPart, WireModel
+from chorus.schemas.content import BodyModel, ContentList, ContentPart, WireModel
 
 MessageType = Literal[
     "system_message",
@@ -21,7 +21,7 @@ MessageType = Literal[
 ]
 
 
-class MessageCreate(WireModel):
+class MessageCreate(BodyModel):
     """A message sent to the group (Letta's `MessageCreate`)."""
 
     type: Literal["message"] | None = "message"
@@ -62,7 +62,7 @@ Approval = Annotated[
 ]
 
 
-class ApprovalCreate(WireModel):
+class ApprovalCreate(BodyModel):
     """Approves or denies pending tool calls (Letta's `ApprovalCreate`)."""
 
     type: Literal["approval"] = "approval"
@@ -88,13 +88,13 @@ InputMessage = Annotated[
 ]
 
 
-class ClientTool(WireModel):
+class ClientTool(BodyModel):
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
 
 
-class MessageRequest(WireModel):
+class MessageRequest(BodyModel):
     """Body of `POST /v1/groups/{group_id}/messages[/stream]` (the seed's `MessageStreamParams`).
 
     Streaming-only options are checked against `streaming` by the route,

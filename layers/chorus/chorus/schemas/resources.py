@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.ids import pattern
-from chorus.schemas.content import WireModel
+from chorus.schemas.content import BodyModel
 from chorus.schemas.tools import ToolId, ToolRule
 
 AgentId = Annotated[str, Field(pattern=pattern("agent"), examples=["agent-123e4567-e89b-42d3-8456-426614174000"])]
@@ -15,7 +15,7 @@ BlockId = Annotated[str, Field(pattern=pattern("block"), examples=["block-123e45
 BlockLabel = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
-class BlockCreate(WireModel):
+class BlockCreate(BodyModel):
     """Body of `POST /v1/blocks`, and each of an agent's `memory_blocks` (Letta's `CreateBlock`)."""
 
     label: BlockLabel
@@ -26,7 +26,7 @@ class BlockCreate(WireModel):
     metadata: dict[str, Any] | None = None
 
 
-class BlockUpdate(WireModel):
+class BlockUpdate(BodyModel):
     label: BlockLabel | None = None
     value: str | None = None
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
@@ -65,30 +65,30 @@ AgentType = Literal[
 ManagerType = Literal["round_robin", "supervisor", "dynamic", "sleeptime", "voice_sleeptime"]
 
 
-class RoundRobinManager(WireModel):
+class RoundRobinManager(BodyModel):
     manager_type: Literal["round_robin"] = "round_robin"
     max_turns: int | None = Field(default=None, ge=1, le=10_000)
 
 
-class SupervisorManager(WireModel):
+class SupervisorManager(BodyModel):
     manager_type: Literal["supervisor"]
     manager_agent_id: AgentId
 
 
-class DynamicManager(WireModel):
+class DynamicManager(BodyModel):
     manager_type: Literal["dynamic"]
     manager_agent_id: AgentId
     termination_token: str | None = Field(default="DONE!", min_length=1)
     max_turns: int | None = Field(default=None, ge=1, le=10_000)
 
 
-class SleeptimeManager(WireModel):
+class SleeptimeManager(BodyModel):
     manager_type: Literal["sleeptime"]
     manager_agent_id: AgentId
     sleeptime_agent_frequency: int | None = Field(default=None, ge=1)
 
 
-class VoiceSleeptimeManager(WireModel):
+class VoiceSleeptimeManager(BodyModel):
     manager_type: Literal["voice_sleeptime"]
     manager_agent_id: AgentId
     max_message_buffer_length: int | None = None
@@ -101,7 +101,7 @@ ManagerConfig = Annotated[
 ]
 
 
-class AgentCreate(WireModel):
+class AgentCreate(BodyModel):
     """Body of `POST /v1/agents`. Letta's many other fields are accepted and ignored."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -123,7 +123,7 @@ class AgentCreate(WireModel):
     tool_rules: list[ToolRule] = Field(default_factory=list)
 
 
-class AgentUpdate(WireModel):
+class AgentUpdate(BodyModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     system: str | None = None
     model: str | None = None
@@ -167,7 +167,7 @@ class AgentState(BaseModel):
     updated_at: str
 
 
-class GroupCreate(WireModel):
+class GroupCreate(BodyModel):
     agent_ids: list[AgentId]
     description: str = ""
     manager_config: ManagerConfig = Field(default_factory=RoundRobinManager)
@@ -176,7 +176,7 @@ class GroupCreate(WireModel):
     project_id: str | None = None
 
 
-class GroupUpdate(WireModel):
+class GroupUpdate(BodyModel):
     agent_ids: list[AgentId] | None = None
     description: str | None = None
     manager_config: ManagerConfig | None = None

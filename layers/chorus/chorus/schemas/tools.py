@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.ids import pattern
-from chorus.schemas.content import WireModel
+from chorus.schemas.content import BodyModel
 
 ToolId = Annotated[str, Field(pattern=pattern("tool"), examples=["tool-123e4567-e89b-42d3-8456-426614174000"])]
 
 
-class ToolCreate(WireModel):
+class ToolCreate(BodyModel):
     """Body of `POST /v1/tools` and `PUT /v1/tools` (upsert by name).
 
     The schema comes from `json_schema` when given, else from the Python
@@ -30,7 +30,7 @@ class ToolCreate(WireModel):
     """Accepted for compatibility; the sandbox installs nothing (a non-empty list is a 400)."""
 
 
-class ToolUpdate(WireModel):
+class ToolUpdate(BodyModel):
     source_code: str | None = Field(default=None, min_length=1, max_length=200_000)
     description: str | None = None
     tags: list[str] | None = None
@@ -55,7 +55,7 @@ class ToolState(BaseModel):
     tool_type: str = "custom"
 
 
-class _Rule(WireModel):
+class _Rule(BodyModel):
     tool_name: str = Field(min_length=1)
 
 

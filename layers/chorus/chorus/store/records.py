@@ -15,7 +15,9 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """Built on first use, as the wire models are (see `chorus.schemas`)."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     tenant_id: str
     id: str
@@ -182,6 +184,8 @@ class StepRecord(Record):
 
 
 class IdempotencyRecord(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     tenant_id: str
     key: str
     fingerprint: str
@@ -192,6 +196,8 @@ class IdempotencyRecord(BaseModel):
 
 class Page(BaseModel):
     """Cursor pagination of a listing, as Letta's list routes take it."""
+
+    model_config = ConfigDict(defer_build=True)
 
     before: str | None = None
     after: str | None = None

@@ -34,7 +34,7 @@ from chorus.errors import Conflict
 from chorus.llm.base import Usage
 from chorus.runs.progress import usage_dict, usage_of
 from chorus.runs.turn_runner import Slot, StepCommit
-from chorus.store.base import Store
+from chorus.store.base import LOG_END, Store
 
 if TYPE_CHECKING:
     from chorus.runs.driver import RunDriver
@@ -152,7 +152,7 @@ async def _uncommitted_tail(driver: RunDriver) -> list[dict[str, Any]]:
     if count <= 0:
         return []
     rows = await driver.store.read_events(driver.tenant, driver.run.id, driver.log_seq, count)
-    return [_unnumbered(orjson.loads(data)) for _, data in rows]
+    return [_unnumbered(orjson.loads(data)) for _, data in rows if data != LOG_END]
 
 
 def _unnumbered(event: dict[str, Any]) -> dict[str, Any]:

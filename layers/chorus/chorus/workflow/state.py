@@ -30,7 +30,7 @@ def execution_name(run_id: str, generation: int) -> str:
 
 
 class _Shape(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class WorkflowInput(_Shape):

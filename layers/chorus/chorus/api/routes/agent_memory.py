@@ -33,7 +33,6 @@ async def _by_label(store: Store, agent: AgentRecord, label: str) -> BlockRecord
 
 
 @router.get("", response_model=list[BlockState])
-@router.get("/", response_model=list[BlockState], include_in_schema=False)
 async def list_agent_blocks(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep) -> list[BlockState]:
     return (await agent_view(svc.store, await svc.store.get_agent(tenant_id, agent_id))).blocks_state
 

@@ -23,7 +23,6 @@ router = APIRouter(prefix="/v1/agents/{agent_id}/tools", tags=["agents"])
 
 
 @router.get("", response_model=list[ToolState])
-@router.get("/", response_model=list[ToolState], include_in_schema=False)
 async def list_agent_tools(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep) -> list[ToolState]:
     return (await agent_view(svc.store, await svc.store.get_agent(tenant_id, agent_id))).tools_state
 

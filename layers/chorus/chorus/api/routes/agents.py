@@ -110,7 +110,6 @@ def agent_state(
 
 
 @router.post("", response_model=AgentState)
-@router.post("/", response_model=AgentState, include_in_schema=False)
 async def create_agent(body: AgentCreate, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
     model = body.model or default_model_handle(svc.settings.default_model)
     check_handle(model, body.metadata)
@@ -145,7 +144,6 @@ async def create_agent(body: AgentCreate, svc: ServicesDep, tenant_id: TenantDep
 
 
 @router.get("", response_model=list[AgentState])
-@router.get("/", response_model=list[AgentState], include_in_schema=False)
 async def list_agents(svc: ServicesDep, tenant_id: TenantDep, page: PageDep) -> list[AgentState]:
     return [(await agent_view(svc.store, a)).state for a in await svc.store.list_agents(tenant_id, page)]
 

@@ -55,7 +55,6 @@ async def change_block(store: Store, block: BlockRecord, body: BlockUpdate) -> B
 
 
 @router.post("", response_model=BlockState)
-@router.post("/", response_model=BlockState, include_in_schema=False)
 async def create_block(body: BlockCreate, svc: ServicesDep, tenant_id: TenantDep) -> BlockState:
     block = new_block(tenant_id, body)
     await svc.store.put_block(block)
@@ -63,7 +62,6 @@ async def create_block(body: BlockCreate, svc: ServicesDep, tenant_id: TenantDep
 
 
 @router.get("", response_model=list[BlockState])
-@router.get("/", response_model=list[BlockState], include_in_schema=False)
 async def list_blocks(
     svc: ServicesDep, tenant_id: TenantDep, page: PageDep, label: Annotated[str | None, Query()] = None
 ) -> list[BlockState]:

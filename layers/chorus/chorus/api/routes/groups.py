@@ -74,7 +74,6 @@ async def _validate(
 
 
 @router.post("", response_model=GroupState)
-@router.post("/", response_model=GroupState, include_in_schema=False)
 async def create_group(body: GroupCreate, svc: ServicesDep, tenant_id: TenantDep) -> GroupState:
     config = body.manager_config.model_dump()
     await _validate(svc.store, tenant_id, body.agent_ids, config, body.shared_block_ids)
@@ -96,7 +95,6 @@ async def create_group(body: GroupCreate, svc: ServicesDep, tenant_id: TenantDep
 
 
 @router.get("", response_model=list[GroupState])
-@router.get("/", response_model=list[GroupState], include_in_schema=False)
 async def list_groups(svc: ServicesDep, tenant_id: TenantDep, page: PageDep) -> list[GroupState]:
     return [group_state(g) for g in await svc.store.list_groups(tenant_id, page)]
 

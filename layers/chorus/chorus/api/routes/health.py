@@ -9,7 +9,6 @@ router = APIRouter(prefix="/v1/health", tags=["health"])
 
 
 @router.get("", response_model=Health)
-@router.get("/", response_model=Health, include_in_schema=False)
 async def health() -> Health:
     """Liveness and version; also the Lambda Web Adapter's readiness check."""
     return Health(status="ok", version=__version__)

@@ -33,7 +33,6 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 
 @router.get("", response_model=list[RunState])
-@router.get("/", response_model=list[RunState], include_in_schema=False)
 async def list_runs(
     svc: ServicesDep,
     tenant_id: TenantDep,

@@ -74,7 +74,6 @@ def _record(tenant_id: str, body: ToolCreate, existing: ToolRecord | None) -> To
 
 
 @router.post("", response_model=ToolState)
-@router.post("/", response_model=ToolState, include_in_schema=False)
 async def create_tool(body: ToolCreate, svc: ServicesDep, tenant_id: TenantDep) -> ToolState:
     tool = _record(tenant_id, body, None)
     if await by_name(svc.store, tenant_id, tool.name) is not None:
@@ -84,7 +83,6 @@ async def create_tool(body: ToolCreate, svc: ServicesDep, tenant_id: TenantDep) 
 
 
 @router.put("", response_model=ToolState)
-@router.put("/", response_model=ToolState, include_in_schema=False)
 async def upsert_tool(body: ToolCreate, svc: ServicesDep, tenant_id: TenantDep) -> ToolState:
     name = _schema(body.source_code, body.json_schema).name
     tool = _record(tenant_id, body, await by_name(svc.store, tenant_id, name))
@@ -93,7 +91,6 @@ async def upsert_tool(body: ToolCreate, svc: ServicesDep, tenant_id: TenantDep) 
 
 
 @router.get("", response_model=list[ToolState])
-@router.get("/", response_model=list[ToolState], include_in_schema=False)
 async def list_tools(
     svc: ServicesDep, tenant_id: TenantDep, page: PageDep, name: Annotated[str | None, Query()] = None
 ) -> list[ToolState]:

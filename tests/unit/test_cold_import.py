@@ -1,0 +1,115 @@
+"""What importing a Lambda entry module pulls in, in fresh interpreters (no timing: benchmarks/importtime.py).
+
+The API handler's cold import is mostly FastAPI's; what is ours stays small
+by importing provider SDKs, boto3 and Powertools only where they are used
+(model resolution, the store and executor the settings choose, the Lambda
+runtime), by building request bodies and store records on first use
+(`defer_build`), and by answering `<collection>/` without a second route per
+method. The task functions (plan, step, finish) import no web stack at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+LAMBDA_ENV = {
+    "AWS_LAMBDA_FUNCTION_NAME": "chorus-test",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "CHORUS_STORE": "dynamodb",
+    "CHORUS_EXECUTOR": "stepfunctions",
+    "CHORUS_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:chorus-run",
+}
+PROVIDER_SDKS = {"openai", "anthropic"}
+WEB_STACK = {"fastapi", "starlette", "mangum", "uvicorn"}
+
+_PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import handler
+facts = {"modules": sorted({name.split(".")[0] for name in sys.modules})}
+if "chorus.api.app" in sys.modules:
+    from chorus.api import routes
+    from chorus.schemas import requests, resources, tools
+    from chorus.store import records
+    bodies = [requests.MessageRequest, resources.AgentCreate, resources.GroupCreate, resources.BlockCreate,
+              tools.ToolCreate, records.AgentRecord, records.RunRecord, records.MessageRecord]
+    facts["built_at_import"] = [model.__name__ for model in bodies if model.__pydantic_complete__]
+    facts["slashed_routes"] = [
+        route.path
+        for name in ("agents", "agent_memory", "agent_tools", "blocks", "tools", "groups", "group_messages", "runs",
+                     "health")
+        for route in getattr(routes, name).router.routes
+        if route.path.endswith("/")
+    ]
+print(json.dumps(facts))
+"""
+
+
+def probe(function: str, env: dict[str, str]) -> dict[str, Any]:
+    """Import `functions/<function>/handler.py` in a fresh interpreter with only `env` (no CHORUS_* of ours)."""
+    clean = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **env}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(FUNCTIONS / function)],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    facts: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return facts
+
+
+def test_the_api_handler_imports_no_sdk_boto3_or_powertools_locally() -> None:
+    facts = probe("api", {})
+    imported = set(facts["modules"])
+    assert not imported & (PROVIDER_SDKS | {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"})
+    assert facts["built_at_import"] == [], "request bodies and store records are built on first use"
+    assert facts["slashed_routes"] == [], "`<collection>/` is served by chorus.api.slashes, not by a second route"
+
+
+def test_the_api_handler_on_lambda_imports_powertools_but_no_sdk_or_boto3() -> None:
+    imported = set(probe("api", LAMBDA_ENV)["modules"])
+    assert "aws_lambda_powertools" in imported, "the Logger is set up when the app is built on Lambda"
+    assert not imported & (PROVIDER_SDKS | {"boto3", "aws_xray_sdk"}), "store and executor are built at start-up"
+
+
+@pytest.mark.parametrize("task", ["plan", "step", "finish"])
+@pytest.mark.parametrize("on_lambda", [False, True], ids=["local", "lambda"])
+def test_a_task_handler_imports_no_web_stack(task: str, on_lambda: bool) -> None:
+    imported = set(probe(task, LAMBDA_ENV if on_lambda else {})["modules"])
+    assert not imported & WEB_STACK
+    assert not imported & (PROVIDER_SDKS | {"boto3"}), "the environment (store, client) is built on first invocation"
+
+
+def test_a_deferred_body_does_not_warn_on_its_first_request(tmp_path: Path) -> None:
+    """FastAPI's "alias has no effect" warning, which a deferred body raises at its first request, stays silenced."""
+    code = (
+        "from fastapi.testclient import TestClient\n"
+        "from chorus.api.app import create_app\n"
+        "app = create_app()\n"
+        "app.openapi()\n"
+        "with TestClient(app) as client:\n"
+        "    assert client.post('/v1/blocks', json={'label': 'notes', 'value': 'x'}).status_code == 200\n"
+        "    assert client.post('/v1/agents/', json={}).status_code == 200\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "CHORUS_DB_PATH": str(tmp_path / "c.db")}
+    done = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
