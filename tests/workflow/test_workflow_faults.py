@@ -265,18 +265,21 @@ async def test_a_plan_running_after_its_run_was_cancelled_and_ended_ends_quietly
     ada = await create_agent(h.client, "Ada", tokens=2)
     bob = await create_agent(h.client, "Bob", tokens=2)
     group = await create_group(h.client, [ada["id"], bob["id"]])
-    settings = h.settings
+    original = DynamoDBStore.last_seq
+    raced: list[str] = []
 
-    def cancelled_meanwhile(event: dict[str, Any]) -> None:
-        async def cancel() -> None:
-            run = await h.store.get_run("default", event["run_id"])
-            await h.store.update_run(run.model_copy(update={"cancel_requested": True}), expect_version=run.version)
-            await finalize(h.store, settings, run, "cancelled", None)
+    async def cancelled_meanwhile(self: DynamoDBStore, tenant: str, run_id: str) -> Any:
+        here = h.faults.here()
+        if here is not None and here[:2] == ("plan", 2) and not raced:
+            raced.append(run_id)  # the Plan has read its run (not terminal) and is opening its log
+            run = await self.get_run(tenant, run_id)
+            await self.update_run(run.model_copy(update={"cancel_requested": True}), expect_version=run.version)
+            await finalize(self, h.settings, run, "cancelled", None)
+        return await original(self, tenant, run_id)
 
-        asyncio.run(cancel())
-
-    h.faults.rules[("plan", 2)] = cancelled_meanwhile
-    events = await background(h, group["id"])
+    with mock.patch.object(DynamoDBStore, "last_seq", cancelled_meanwhile):
+        events = await background(h, group["id"])
+    assert raced
     assert [e["message_type"] for e in events] == ["assistant_message", "stop_reason"]
     assert events[-1]["stop_reason"] == "cancelled"
     await h.settle()
