@@ -8,11 +8,11 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from workflow_harness import Harness
 
 from chorus.errors import InvalidModelResponse, ModelRateLimited, ModelTimeout, StorageUnavailable
 from chorus.workflow.handlers import ModelFailed, ModelRetryable, TaskFailed, classify
 from lambda_support import as_on_lambda
+from workflow_harness import Harness
 
 
 @pytest.fixture

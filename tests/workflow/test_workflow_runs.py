@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow_harness import Harness
-
 from support import create_agent, create_group, parse_sse, payloads, replies
+from workflow_harness import Harness
 
 
 async def background(h: Harness, group_id: str, text: str = "hello", **extra: Any) -> list[dict[str, Any]]:
