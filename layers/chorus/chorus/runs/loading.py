@@ -11,7 +11,7 @@ import asyncio
 from chorus.errors import NotFound
 from chorus.runs.driver import RunPlan
 from chorus.store.base import Store
-from chorus.store.records import GroupRecord, RunRecord
+from chorus.store.records import AgentRecord, GroupRecord, RunRecord
 
 
 def members(group: GroupRecord) -> list[str]:
@@ -20,11 +20,22 @@ def members(group: GroupRecord) -> list[str]:
     return [*group.agent_ids, *([manager] if manager and manager not in group.agent_ids else [])]
 
 
-async def load_plan(store: Store, run: RunRecord, cancel: asyncio.Event | None = None) -> RunPlan:
-    """The run's plan; `NotFound` when its group or one of its agents is gone."""
-    group = await store.get_group(run.tenant_id, run.group_id) if run.group_id else None
-    ids = members(group) if group is not None else [run.agent_id]
-    agents = {a: await store.get_agent(run.tenant_id, a) for a in ids}
+async def load_plan(
+    store: Store,
+    run: RunRecord,
+    cancel: asyncio.Event | None = None,
+    *,
+    preloaded: tuple[GroupRecord, dict[str, AgentRecord]] | None = None,
+) -> RunPlan:
+    """The run's plan; `NotFound` when its group or one of its agents is gone. A send that has just
+    read and validated the group and its agents passes them as `preloaded` (nothing is read again)."""
+    group: GroupRecord | None
+    if preloaded is not None:
+        group, agents = preloaded
+    else:
+        group = await store.get_group(run.tenant_id, run.group_id) if run.group_id else None
+        ids = members(group) if group is not None else [run.agent_id]
+        agents = {a: await store.get_agent(run.tenant_id, a) for a in ids}
     return RunPlan(
         run=run,
         group=group,

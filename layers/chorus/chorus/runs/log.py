@@ -32,7 +32,9 @@ import orjson
 
 from chorus.engine.events import MESSAGE_TYPES, Event
 from chorus.runs.frames import DONE, frame
+from chorus.settings import Settings
 from chorus.store.base import Store
+from chorus.store.records import RunRecord
 
 logger = logging.getLogger(__name__)
 
@@ -209,3 +211,20 @@ async def logged_stop(store: Store, tenant_id: str, run_id: str) -> str | None:
         ),
         "error",
     )
+
+
+def run_log(store: Store, settings: Settings, run: RunRecord, base_seq: int) -> RunLog:
+    """The started log writer of `run` (its message-type filter and the configured coalescing),
+    continuing after `base_seq` events already stored: every worker of a run writes through one."""
+    include = run.options.get("include_return_message_types")
+    log = RunLog(
+        store,
+        run.tenant_id,
+        run.id,
+        include_types=frozenset(include) if include is not None else None,
+        flush_events=settings.log_flush_events,
+        flush_interval_s=settings.log_flush_interval_s,
+        base_seq=base_seq,
+    )
+    log.start()
+    return log

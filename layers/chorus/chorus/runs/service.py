@@ -37,11 +37,11 @@ from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
 from chorus.runs.approvals import approval_answers
-from chorus.runs.driver import Lease, ModelResolver, RunDriver, RunPlan, status_for
+from chorus.runs.driver import Lease, ModelResolver, RunDriver, status_for
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
 from chorus.runs.frames import DONE, frame
 from chorus.runs.loading import load_plan, members
-from chorus.runs.log import RunLog, logged_stop
+from chorus.runs.log import RunLog, logged_stop, run_log
 from chorus.runs.tailer import tail_memory, tail_store
 from chorus.schemas.requests import MessageCreate, MessageRequest
 from chorus.settings import Settings
@@ -179,8 +179,8 @@ class RunService:
             )
         loaded = Loaded(group, agents)
         if group.manager_type in COUNTED_TURNS:
-            run = await self._count_turn(run, group)
-            loaded = Loaded(await self.store.get_group(tenant_id, group_id), agents)
+            run, counted = await self._count_turn(run, group)
+            loaded = Loaded(counted, agents)
         await self._launch(run, loaded)
         return Started(run)
 
@@ -200,14 +200,16 @@ class RunService:
             await self._set_terminal(run, "error")
             raise
 
-    async def _count_turn(self, run: RunRecord, group: GroupRecord) -> RunRecord:
+    async def _count_turn(self, run: RunRecord, group: GroupRecord) -> tuple[RunRecord, GroupRecord]:
         """Bump the group's `turns_counter` for this run (the group is claimed: no other run races it)
-        and remember the run's number, so a re-driven run paces its sleeptime agents the same way."""
+        and remember the run's number, so a re-driven run paces its sleeptime agents the same way.
+        Returns the run and the group as now stored."""
         current = await self.store.get_group(group.tenant_id, group.id)
         number = current.turns_counter + 1
-        await self.store.put_group(current.model_copy(update={"turns_counter": number}))
+        counted = current.model_copy(update={"turns_counter": number})
+        await self.store.put_group(counted)
         run = run.model_copy(update={"options": {**run.options, "turn_number": number}})
-        return await self.store.update_run(run, expect_version=run.version)
+        return await self.store.update_run(run, expect_version=run.version), counted
 
     async def _load_agent(self, tenant_id: str, group_id: str, agent_id: str) -> AgentRecord:
         try:
@@ -237,17 +239,7 @@ class RunService:
 
     def _submit(self, run: RunRecord, base_seq: int = 0, *, loaded: Loaded | None = None, fresh: bool = False) -> None:
         """Create the run's log and hand its driver to the executor (loading group and agents there)."""
-        options = run.options
-        include = options.get("include_return_message_types")
-        log = RunLog(
-            self.store,
-            run.tenant_id,
-            run.id,
-            include_types=frozenset(include) if include is not None else None,
-            flush_events=self.settings.log_flush_events,
-            flush_interval_s=self.settings.log_flush_interval_s,
-            base_seq=base_seq,
-        )
+        log = run_log(self.store, self.settings, run, base_seq)
         log.start()
         active = ActiveRun(run, log, asyncio.Event(), loaded, fresh)
         self._active[run.id] = active
@@ -257,11 +249,9 @@ class RunService:
         run = active.run
         try:
             try:
-                if active.loaded is not None:
-                    group, agents = active.loaded.group, active.loaded.agents
-                    plan = RunPlan(run, group, agents, active.cancel, list(group.shared_block_ids))
-                else:
-                    plan = await load_plan(self.store, run, active.cancel)
+                loaded = active.loaded
+                preloaded = (loaded.group, loaded.agents) if loaded is not None else None
+                plan = await load_plan(self.store, run, active.cancel, preloaded=preloaded)
             except NotFound as exc:
                 await self._fail_unrunnable(active, f"The run cannot continue: {exc.detail}")
                 return

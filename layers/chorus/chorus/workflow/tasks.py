@@ -35,7 +35,7 @@ from chorus.errors import ChorusError
 from chorus.llm.base import Model
 from chorus.runs.driver import Lease, ModelResolver, RunCancelled, RunDriver, RunPlan
 from chorus.runs.loading import load_plan
-from chorus.runs.log import RunLog, logged_stop
+from chorus.runs.log import logged_stop, run_log
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, RunRecord
@@ -120,15 +120,13 @@ class Workflow:
 
     async def _continue(self, state: WorkflowState) -> None:
         """Start the run's next execution (named after its generation: a retry finds it started)."""
-        if self.start_execution is None:
-            raise ChorusError("this workflow cannot start executions (no state machine configured)")
         following = WorkflowInput(
             tenant_id=state.tenant_id,
             run_id=state.run_id,
             generation=state.generation + 1,
             history_budget=state.history_budget,
         )
-        await self.start_execution(following)
+        await self._start(following)
 
     def _finishing(self, state: WorkflowState, stop: str, children: list[str] | None = None) -> dict[str, Any]:
         update = {"action": "finish", "steps": [], "stop_reason": stop, "children": children or []}
@@ -197,7 +195,7 @@ class Workflow:
             self.store,
             self.resolve,
             plan,
-            _log(self.store, self.settings, run, await self.store.last_seq(run.tenant_id, run.id)),
+            run_log(self.store, self.settings, run, await self.store.last_seq(run.tenant_id, run.id)),
             lease=workflow_lease(run, self.heartbeat_s),
             retention_s=self.settings.event_retention_s,
             fanout_concurrency=self.settings.fanout_concurrency,
@@ -206,29 +204,17 @@ class Workflow:
         )
 
     async def _spawn(self, child: RunRecord) -> None:
+        await self._start(WorkflowInput(tenant_id=child.tenant_id, run_id=child.id))
+
+    async def _start(self, state: WorkflowInput) -> None:
         if self.start_execution is None:
             raise ChorusError("this workflow cannot start executions (no state machine configured)")
-        await self.start_execution(WorkflowInput(tenant_id=child.tenant_id, run_id=child.id))
+        await self.start_execution(state)
 
 
 def workflow_lease(run: RunRecord, heartbeat_s: float = 1.0) -> Lease:
     """Tasks never take a lease (the workflow owns the run); their heartbeat only watches for cancel."""
     return Lease(owner=f"workflow:{run.id}", heartbeat_s=heartbeat_s, renew=False)
-
-
-def _log(store: Store, settings: Settings, run: RunRecord, base_seq: int) -> RunLog:
-    include = run.options.get("include_return_message_types")
-    log = RunLog(
-        store,
-        run.tenant_id,
-        run.id,
-        include_types=frozenset(include) if include is not None else None,
-        flush_events=settings.log_flush_events,
-        flush_interval_s=settings.log_flush_interval_s,
-        base_seq=base_seq,
-    )
-    log.start()
-    return log
 
 
 def failure_of(error: TaskError) -> tuple[str, tuple[str, str, str | None]]:
@@ -268,7 +254,7 @@ async def finalize(
         store,
         _no_model,
         RunPlan(run=run, group=None, agents={}),
-        _log(store, settings, run, last),
+        run_log(store, settings, run, last),
         lease=workflow_lease(run),
         retention_s=settings.event_retention_s,
     )
