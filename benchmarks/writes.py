@@ -32,7 +32,7 @@ from chorus.store.base import Store
 from moto_dynamodb import moto_store
 
 PORT_WRITES = {
-    "put_run", "update_run", "commit_step", "append_events", "claim_group", "release_group",
+    "put_run", "update_run", "commit_step", "append_events", "end_log", "claim_group", "release_group",
     "remember_idempotency_key", "forget_idempotency_key", "put_group", "put_agent",
 }  # fmt: skip
 API_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}

@@ -112,3 +112,33 @@ async def test_a_compare_and_set_whose_lost_response_was_retried_still_succeeds(
     with pytest.raises(Conflict):
         await store.update_run(run.model_copy(update={"lease_owner": "w2"}), expect_version=0)
     await store.close()
+
+
+async def test_an_ending_whose_run_changed_meanwhile_is_applied_again(dynamodb: Any) -> None:
+    """Between reading the run and the closing transaction a cancel flag lands: only the record's
+    condition fails, and the ending is rebuilt from the new record (no lost flag, no lost log)."""
+    from chorus.runs.ending import ending
+    from chorus.store.base import LOG_END
+    from chorus.store.records import RunRecord
+    from dynamodb_support import TABLE
+
+    store = DynamoDBStore(dynamodb, TABLE)
+    await store.open()
+    run = RunRecord(tenant_id="t1", id="run-1", created_at="2026-01-01T00:00:00+00:00", agent_id="a", status="running")
+    await store.put_run(run)
+    end = ending("end_turn", 60)
+    seen: list[int] = []
+
+    def end_racing_a_cancel(r: RunRecord) -> RunRecord:
+        seen.append(r.version)
+        if len(seen) == 1:  # another writer sets the cancel flag after this read
+            flagged = r.model_copy(update={"cancel_requested": True, "version": r.version + 1})
+            store._cas_sync("Run", flagged, store._run_item(flagged), r.version)
+        return end(r)
+
+    stored = await store.end_log("t1", "run-1", 1, ["stop", LOG_END], end_racing_a_cancel)
+    assert seen == [0, 1]
+    assert stored.version == 2 and stored.cancel_requested and stored.status == "completed"
+    assert await store.get_run("t1", "run-1") == stored
+    assert [e for _, e in await store.read_events("t1", "run-1", 0, 10)] == ["stop", LOG_END]
+    await store.close()

@@ -14,6 +14,7 @@ import pytest
 from contract_records import agent, block, group, message, run, step
 
 from chorus.errors import AlreadyCommitted, Conflict, NotFound
+from chorus.runs.ending import ending
 from chorus.store.base import LOG_END, Store
 from chorus.store.records import IdempotencyRecord, Page, RunRecord
 
@@ -367,6 +368,74 @@ async def test_a_log_ending_in_done_is_closed_to_every_writer(store: Store) -> N
             await store.append_events("t1", other.id, seq, ["late"])
     assert [e for _, e in await store.read_events("t1", other.id, 0, 10)] == ["e1", "e2", "e3", LOG_END]
     assert await store.last_seq("t1", other.id) == 4
+
+
+async def test_end_log_completes_the_log_and_ends_the_run_in_one_write(store: Store) -> None:
+    r = run(status="running", lease_owner="w1")
+    await store.put_run(r)
+    assert await store.claim_group("t1", "group-1", r.id) is None
+    await store.append_events("t1", r.id, 1, ["e1"])
+    flagged = await store.update_run(r.model_copy(update={"cancel_requested": True}), expect_version=0)
+    ended = await store.end_log("t1", r.id, 2, ["stop", LOG_END], ending("end_turn", 60, usage={"n": 1}))
+    # the ending was applied to the record as stored (its cancel flag kept), one version on
+    assert ended.version == flagged.version + 1 and ended.cancel_requested
+    assert (ended.status, ended.stop_reason, ended.usage, ended.lease_owner) == (
+        "completed",
+        "end_turn",
+        {"n": 1},
+        None,
+    )
+    assert await store.get_run("t1", r.id) == ended
+    assert [e for _, e in await store.read_events("t1", r.id, 0, 10)] == ["e1", "stop", LOG_END]
+    assert await store.claim_group("t1", "group-1", "run-next") is None  # the group is free at once
+
+
+async def test_a_refused_end_log_writes_neither_events_nor_record(store: Store) -> None:
+    r = run(status="running")
+    await store.put_run(r)
+    await store.append_events("t1", r.id, 1, ["e1", "e2"])
+    with pytest.raises(Conflict):
+        await store.end_log("t1", r.id, 2, ["stop", LOG_END], ending("end_turn", 60))  # seq 2 is taken
+    assert (await store.get_run("t1", r.id)) == r
+    assert await store.last_seq("t1", r.id) == 2
+    with pytest.raises(NotFound):
+        await store.end_log("t1", "run-missing", 1, [LOG_END], ending("end_turn", 60))
+    assert await store.read_events("t1", "run-missing", 0, 10) == []
+    await store.end_log("t1", r.id, 3, [LOG_END], ending("cancelled", 60))
+    with pytest.raises(Conflict, match="complete"):  # a second ending, after the first
+        await store.end_log("t1", r.id, 4, ["stop", LOG_END], ending("end_turn", 60))
+    assert (await store.get_run("t1", r.id)).stop_reason == "cancelled"
+
+
+async def test_end_log_of_a_run_already_ended_writes_the_events_only(store: Store) -> None:
+    r = run(status="cancelled", stop_reason="cancelled")
+    await store.put_run(r)
+    stored = await store.end_log("t1", r.id, 1, ["stop", LOG_END], ending("end_turn", 60))
+    assert stored == r == await store.get_run("t1", r.id)
+    assert await store.last_seq("t1", r.id) == 2
+
+
+async def test_end_log_of_a_batch_over_a_transaction(store: Store) -> None:
+    r = run(status="running")
+    await store.put_run(r)
+    events = [f'{{"n":{i},"pad":"{"p" * 30_000}"}}' for i in range(200)]
+    ended = await store.end_log("t1", r.id, 1, [*events, LOG_END], ending("end_turn", 60))
+    assert ended.status == "completed" and await store.get_run("t1", r.id) == ended
+    assert [e for _, e in await store.read_events("t1", r.id, 0, 1000)] == [*events, LOG_END]
+
+
+async def test_racing_end_logs_end_the_run_once(store: Store) -> None:
+    r = run(status="running")
+    await store.put_run(r)
+    stops = ["end_turn", "cancelled", "error", "max_steps"]
+    results = await asyncio.gather(
+        *(store.end_log("t1", r.id, 1, [s, LOG_END], ending(s, 60)) for s in stops), return_exceptions=True
+    )
+    winners = [res for res in results if isinstance(res, RunRecord)]
+    assert len(winners) == 1 and all(isinstance(res, Conflict) for res in results if res not in winners)
+    stored = await store.get_run("t1", r.id)
+    assert stored == winners[0] and stored.version == 1
+    assert [e for _, e in await store.read_events("t1", r.id, 0, 10)] == [stored.stop_reason, LOG_END]
 
 
 async def test_events_over_400_kb_and_batches_over_a_transaction(store: Store) -> None:

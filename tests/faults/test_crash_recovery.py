@@ -50,6 +50,7 @@ WRITES = {
     "update_run",
     "commit_step",
     "append_events",
+    "end_log",
     "claim_group",
     "release_group",
     "remember_idempotency_key",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -291,7 +292,7 @@ async def wait_runs(client: httpx.AsyncClient, run_ids: list[str]) -> list[dict[
 async def test_sleeptime_agents_run_as_their_own_runs_every_n_turns(
     client: httpx.AsyncClient, recorder: Recorder
 ) -> None:
-    ids = await team(client, {"replies": ["Noted."]}, Mem={"delay_s": 0.02}, Arc={"delay_s": 0.02})
+    ids = await team(client, {"replies": ["Noted."]}, Mem={"delay_s": 0.1}, Arc={"delay_s": 0.1})
     config = {"manager_type": "sleeptime", "manager_agent_id": ids[0], "sleeptime_agent_frequency": 2}
     group = await create_group(client, ids[1:], config)
     first = payloads(await stream(client, group["id"], {"input": "I like tea."}))
@@ -301,10 +302,12 @@ async def test_sleeptime_agents_run_as_their_own_runs_every_n_turns(
     run_id = second[0]["run_id"]
     run_ids = second[-1]["run_ids"]
     assert run_ids[0] == run_id and len(run_ids) == 3
-    # the foreground run is finished while its background runs are still going
-    assert (await client.get(f"/v1/runs/{run_id}")).json()["status"] == "completed"
-    assert any(r["status"] != "completed" for r in [(await client.get(f"/v1/runs/{c}")).json() for c in run_ids[1:]])
+    # the foreground run is finished (its stream read to the end) and did not wait for its background runs
+    parent = (await client.get(f"/v1/runs/{run_id}")).json()
+    assert parent["status"] == "completed"
     children = await wait_runs(client, run_ids[1:])
+    ended = datetime.fromisoformat(parent["completed_at"])
+    assert all(datetime.fromisoformat(c["completed_at"]) > ended for c in children)
     assert [c["agent_id"] for c in children] == ids[1:]
     assert all(c["status"] == "completed" and c["background"] for c in children)
     assert all(c["metadata"]["run_type"] == "sleeptime_agent_send_message_async" for c in children)

@@ -270,6 +270,22 @@ def keyed_server() -> Any:
         yield server
 
 
+def test_a_refused_request_keeps_the_key_being_typed(browser: Any, keyed_server: Server, artifacts: Any) -> None:
+    """A page's requests are refused together and polls go on being refused: one form, input kept."""
+    with Viewer.open(browser, keyed_server, artifacts) as viewer:
+        viewer.goto("/ui")
+        viewer.page.fill("#api-key", "sk-al")
+        refused = viewer.page.evaluate(
+            """async () => {
+                const api = await import('/ui/static/api.js');
+                return api.get('/v1/groups').then(() => 'answered', (err) => err.status);
+            }"""
+        )
+        assert refused == 401
+        assert viewer.page.locator(".key-form").count() == 1
+        assert viewer.page.input_value("#api-key") == "sk-al"
+
+
 def test_api_key_is_asked_once_and_kept_in_session_storage(browser: Any, keyed_server: Server, artifacts: Any) -> None:
     with Viewer.open(browser, keyed_server, artifacts, api_key="sk-alice") as viewer:
         viewer.group(viewer.agent("Ada"), description="Alice's team")

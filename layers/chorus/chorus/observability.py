@@ -165,6 +165,18 @@ class InstrumentedStore:
 
     async def update_run(self, run: RunRecord, *, expect_version: int) -> RunRecord:
         updated = await self._store.update_run(run, expect_version=expect_version)
+        self._record_end(updated)
+        return updated
+
+    async def end_log(
+        self, tenant_id: str, run_id: str, first_seq: int, events: list[str], end: Callable[[RunRecord], RunRecord]
+    ) -> RunRecord:
+        ended = await self._store.end_log(tenant_id, run_id, first_seq, events, end)
+        self._record_end(ended)
+        return ended
+
+    def _record_end(self, updated: RunRecord) -> None:
+        """Once per run, when a write made it terminal (an ending, or a sweep's record update)."""
         if updated.is_terminal and updated.id not in self._ended:
             if len(self._ended) > 10_000:
                 self._ended.clear()
@@ -173,7 +185,6 @@ class InstrumentedStore:
             self._record(name, "Count", 1)
             if updated.ttft_ns is not None:
                 self._record("TimeToFirstToken", "Milliseconds", updated.ttft_ns / 1e6)
-        return updated
 
     async def commit_step(self, step: StepRecord, messages: list[MessageRecord]) -> None:
         await self._store.commit_step(step, messages)

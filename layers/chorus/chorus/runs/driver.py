@@ -29,7 +29,6 @@ from typing import Any
 
 import orjson
 
-from chorus.clock import now_iso
 from chorus.engine import events, identity
 from chorus.engine.context import group_system_prompt
 from chorus.engine.managers import (
@@ -45,6 +44,7 @@ from chorus.errors import AlreadyCommitted, ChorusError, Conflict, ModelError, M
 from chorus.llm.base import Model, Usage
 from chorus.runs.approvals import track_pending_approval
 from chorus.runs.background import Spawn, start_background, unprocessed
+from chorus.runs.ending import FAILED_STOP_REASONS, ending
 from chorus.runs.lanes import DirectLane, Lane, OrderedLanes
 from chorus.runs.log import RunLog, logged_stop
 from chorus.runs.memory import AgentMemory
@@ -58,9 +58,6 @@ from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, 
 logger = logging.getLogger(__name__)
 
 ModelResolver = Callable[[AgentRecord], Model]
-FAILED_STOP_REASONS = frozenset(
-    {"error", "llm_api_error", "invalid_llm_response", "invalid_tool_call", "no_tool_call", "max_tokens_exceeded"}
-)
 
 
 class RunCancelled(Exception):
@@ -124,12 +121,6 @@ def error_type_of(exc: ModelError) -> str:
     if isinstance(exc, ModelTimeout):
         return "llm_timeout"
     return "llm_error"
-
-
-def status_for(stop_reason: str) -> str:
-    if stop_reason == "cancelled":
-        return "cancelled"
-    return "failed" if stop_reason in FAILED_STOP_REASONS else "completed"
 
 
 class RunDriver:
@@ -537,7 +528,8 @@ class RunDriver:
     async def finish(
         self, stop: str, error: tuple[str, str, str | None] | None, *, duration_ns: int | None = None
     ) -> None:
-        """End the run: stop reason, error or usage, `[DONE]`, terminal status, group released.
+        """End the run: stop reason, error or usage, then `[DONE]` written with the terminal
+        record in one transaction, and the group released.
         A run another worker finished meanwhile (its log closed) is left as that worker ended it."""
         run = self.run
         log = self.log
@@ -551,45 +543,46 @@ class RunDriver:
         except Exception:
             logger.exception("could not write the end of run %s", run.id)
             stop = stop if stop in FAILED_STOP_REASONS else "error"
-        finally:
-            try:
-                await log.close()
-            except Exception:
-                ended = await logged_stop(self.store, self.tenant, run.id)
-                if ended is not None:
-                    stop = ended  # another worker ended the run first (a cancel): its end stands
-                else:
-                    logger.exception("could not complete the event log of run %s", run.id)
-                    stop = stop if stop in FAILED_STOP_REASONS else "error"
-        await self.finish_record(stop, duration_ns)
+        try:
+            ended = await log.close(self._ending(stop, duration_ns))
+        except Exception:
+            logged = await logged_stop(self.store, self.tenant, run.id)
+            if logged is not None:
+                stop = logged  # another worker ended the run first (a cancel): its end stands
+            else:
+                logger.exception("could not complete the event log of run %s", run.id)
+                stop = stop if stop in FAILED_STOP_REASONS else "error"
+            await self.finish_record(stop, duration_ns)
+            return
+        if ended is not None:
+            self.run = self.plan.run = ended
+        await self._release()
 
     async def finish_record(self, stop: str, duration_ns: int | None = None) -> None:
-        """The run record's terminal state, and the group released (the log is complete)."""
-        usage = self._usage_event()
-        duration = duration_ns if duration_ns is not None else time.perf_counter_ns() - self._started_ns
-
-        def terminal(r: RunRecord) -> RunRecord:
-            if r.is_terminal:
-                return r
-            return r.model_copy(
-                update={
-                    "status": status_for(stop),
-                    "stop_reason": stop,
-                    "completed_at": now_iso(),
-                    "ttft_ns": self._ttft_ns if r.ttft_ns is None else r.ttft_ns,
-                    "total_duration_ns": duration,
-                    "usage": usage,
-                    "lease_owner": None,
-                    "lease_expires_at": 0.0,
-                    "expires_at": time.time() + self.retention_s,
-                }
-            )
-
+        """The run record's terminal state, and the group released, for a log that is complete
+        already (or cannot be completed): the record follows what the log says."""
         try:
-            await self._update(terminal)
+            await self._update(self._ending(stop, duration_ns))
         finally:
-            if self.run.group_id is not None:
-                await self.store.release_group(self.tenant, self.run.group_id, self.run.id)
+            await self._release()
+
+    def _ending(self, stop: str, duration_ns: int | None) -> Callable[[RunRecord], RunRecord]:
+        duration = duration_ns if duration_ns is not None else time.perf_counter_ns() - self._started_ns
+        ttft = self._ttft_ns
+        usage = self._usage_event()
+        end = ending(stop, self.retention_s, total_duration_ns=duration, usage=usage)
+
+        def end_with_ttft(r: RunRecord) -> RunRecord:
+            ended = end(r)
+            if ended is r or r.ttft_ns is not None:
+                return ended
+            return ended.model_copy(update={"ttft_ns": ttft})
+
+        return end_with_ttft
+
+    async def _release(self) -> None:
+        if self.run.group_id is not None:
+            await self.store.release_group(self.tenant, self.run.group_id, self.run.id)
 
     def _usage_event(self) -> dict[str, Any]:
         u = self.usage

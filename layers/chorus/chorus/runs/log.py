@@ -8,7 +8,8 @@ flusher task writes queued events as one log record every
 so a 600-token run costs a handful of writes, not 600 (what clients see is
 unchanged: readers here take frames from memory, readers elsewhere poll
 the store). `close()` flushes everything and appends the `[DONE]` sentinel
-last, so a log that ends in `[DONE]` is complete wherever it is read.
+last, so a log that ends in `[DONE]` is complete wherever it is read; given
+the run's ending, the same write ends the run record (`Store.end_log`).
 
 Live readers are handed only durable frames (`durable_frames`). A frame sent
 before it was written could die with its worker, and the worker that adopts
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import orjson
 
@@ -71,6 +73,9 @@ class RunLog:
         self._full = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._closing = False
+        self._end: Callable[[RunRecord], RunRecord] | None = None
+        self.ended: RunRecord | None = None
+        """The run as `close(end)` stored it."""
         self.closed = False
         self._flusher: asyncio.Task[None] | None = None
 
@@ -136,10 +141,13 @@ class RunLog:
                 return False
         return True
 
-    async def close(self) -> None:
-        """Write everything, then the `[DONE]` sentinel; the log is complete after this returns."""
+    async def close(self, end: Callable[[RunRecord], RunRecord] | None = None) -> RunRecord | None:
+        """Write everything, then the `[DONE]` sentinel; the log is complete after this returns.
+        With `end`, the write of `[DONE]` also ends the run record (`Store.end_log`), which is
+        returned as stored: a reader of `[DONE]` never finds the run still running."""
         if self.closed:
-            return
+            return self.ended
+        self._end = end
         self._append(self.last_seq + 1, DONE)
         self._closing = True
         self._dirty.set()
@@ -152,6 +160,7 @@ class RunLog:
         finally:
             self.closed = True
             self._wake_readers()
+        return self.ended
 
     async def stop(self) -> None:
         """Write everything emitted, then stop the flusher, leaving the log open for the run's next
@@ -190,7 +199,11 @@ class RunLog:
             if start == end:
                 return
             batch = [data.decode() for data in self._json[start:end]]
-            await self.store.append_events(self.tenant_id, self.run_id, self.base_seq + start + 1, batch)
+            first = self.base_seq + start + 1
+            if self._end is not None and self._json[end - 1] == DONE:
+                self.ended = await self.store.end_log(self.tenant_id, self.run_id, first, batch, self._end)
+            else:
+                await self.store.append_events(self.tenant_id, self.run_id, first, batch)
             self._durable = end
             self._wake_readers()
 

@@ -37,7 +37,8 @@ from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
 from chorus.runs.approvals import approval_answers
-from chorus.runs.driver import Lease, ModelResolver, RunDriver, status_for
+from chorus.runs.driver import Lease, ModelResolver, RunDriver
+from chorus.runs.ending import ending
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
 from chorus.runs.frames import DONE, frame
 from chorus.runs.loading import load_plan, members
@@ -276,25 +277,25 @@ class RunService:
         log, run = active.log, active.run
         log.emit(events.stop_reason("error"))
         log.emit(events.error_message(run_id=run.id, error_type="internal_error", message=detail, detail=None))
-        await log.close()
-        await self._set_terminal(run, "error")
+        await log.close(ending("error", self.settings.event_retention_s))
+        await self._release(run)
 
     async def _set_terminal(self, run: RunRecord, stop: str) -> None:
+        """End a run record whose log will not be written (its start failed) or is already complete."""
+        end = ending(stop, self.settings.event_retention_s)
         for _ in range(20):
             current = await self.store.get_run(run.tenant_id, run.id)
-            update = {
-                "status": status_for(stop),
-                "stop_reason": stop,
-                "completed_at": now_iso(),
-                "lease_owner": None,
-                "lease_expires_at": 0.0,
-                "expires_at": time.time() + self.settings.event_retention_s,
-            }
+            ended = end(current)
+            if ended is current:
+                break
             try:
-                await self.store.update_run(current.model_copy(update=update), expect_version=current.version)
+                await self.store.update_run(ended, expect_version=current.version)
                 break
             except Conflict:
                 continue
+        await self._release(run)
+
+    async def _release(self, run: RunRecord) -> None:
         if run.group_id is not None:
             await self.store.release_group(run.tenant_id, run.group_id, run.id)
 

@@ -20,12 +20,18 @@ test suite runs against each. Rules every adapter must keep:
   whose last event is the `[DONE]` sentinel (`LOG_END`) is closed: appending
   to it is a `Conflict` too, so a stale writer (a task still running after
   its run was cancelled and finished elsewhere) can never write past the end.
+- `end_log` is the only way a run's log gets `[DONE]` from a run's writer:
+  the last events, the sentinel and the run's terminal record go in one
+  transaction, so a log that is complete always belongs to a terminal run
+  (whoever reads `[DONE]` and then polls the run, or sends the group its
+  next message, never meets the run still `running`).
 - Listings order by (`created_at`, `id`) for resources and by `position` for
   messages; `before`/`after` are ids of the same kind, exclusive.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Protocol
 
 from chorus.store.records import (
@@ -156,6 +162,20 @@ class Store(Protocol):
     # the run event log
     async def append_events(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
         """Append serialised events numbered `first_seq`, `first_seq + 1`, …; `Conflict` on a gap or overlap."""
+
+    async def end_log(
+        self,
+        tenant_id: str,
+        run_id: str,
+        first_seq: int,
+        events: list[str],
+        end: Callable[[RunRecord], RunRecord],
+    ) -> RunRecord:
+        """Append `events` (the last one `LOG_END`) as `append_events` does and, in the same
+        transaction, store `end(stored run)` with its version bumped: the log completes and the
+        run record ends together or not at all. `end` may be applied more than once (the record
+        changed meanwhile, e.g. a cancel flag) and returns the record unchanged to write the events
+        only (a run already ended). Returns the run as stored; `Conflict` as `append_events`."""
 
     async def read_events(self, tenant_id: str, run_id: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` events with `seq_id > after_seq`, in order, as `(seq_id, json)`."""

@@ -13,7 +13,9 @@ two writers never take one number and none leaves a gap. The append that
 ends with `[DONE]` marks the head `closed`, and every later append is
 refused by the same condition. A batch too large
 for one transaction (100 items, ~3.5 MB) goes as consecutive transactions,
-each conditioned on the previous one's end: still gapless.
+each conditioned on the previous one's end: still gapless. The transaction
+that writes `[DONE]` also carries the run record's terminal put (`ending`),
+so a log is never complete while its run is not (`Store.end_log`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ from chorus.store import dynamodb_keys as keys
 from chorus.store.base import LOG_END
 from chorus.store.dynamodb_keys import TTL_ATTRIBUTE, Item, n, s
 from chorus.store.dynamodb_wire import DynamoDBTable, cancellation_codes, chunk_actions, condition
+
+Ending = Callable[[], tuple[list[dict[str, Any]], list[Item]]]
+"""Builds the actions (and the part items to write first) that join the transaction closing a
+log: the run record's conditional put, computed afresh from the stored run on every attempt."""
+
+ENDING_BYTES = 400_000
+"""Room kept in a closing transaction for the run record (a body inline up to 350 KB, plus keys)."""
+
+ENDING_ATTEMPTS = 50
 
 RECORD_BYTES = 64_000
 """Events per log record, in bytes: small next to Query's 1 MB page, so a read of a batch of events
@@ -65,33 +76,28 @@ class DynamoDBEventLog:
             size += weight
         return items, parts
 
-    def append(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
+    def append(
+        self, tenant_id: str, run_id: str, first_seq: int, events: list[str], ending: Ending | None = None
+    ) -> None:
+        """Append `events` gaplessly; with `ending`, its actions join the last transaction (the one
+        writing `[DONE]`), rebuilt and retried while only they are refused (the run record changed)."""
         pk = keys.run_pk(tenant_id, run_id)
         items, parts = self._items(pk, first_seq, events)
         self.table.write_parts(parts)
-        chunks = chunk_actions([self.table.put_action(item) for item in items])
+        spare = (2, ENDING_BYTES) if ending is not None else (1, 0)
+        chunks = chunk_actions([self.table.put_action(item) for item in items], *spare)
         for number, chunk in enumerate(chunks):
             chunk_first = int(chunk[0]["Put"]["Item"]["first"]["N"])
             chunk_last = int(chunk[-1]["Put"]["Item"]["SK"]["S"].removeprefix(keys.EVENT_PREFIX))
-            if chunk_first == 1:
-                guard = condition("attribute_not_exists(last_seq)")
-            else:
-                guard = condition(
-                    "last_seq = :prev AND attribute_not_exists(closed)", values={":prev": n(chunk_first - 1)}
-                )
-            values = {**guard.pop("ExpressionAttributeValues", {}), ":last": n(chunk_last), ":ttl": self.ttl()}
-            closes = number == len(chunks) - 1 and events[-1] == LOG_END
-            head = {
-                "TableName": self.table.name,
-                "Key": keys.log_key(tenant_id, run_id),
-                "UpdateExpression": "SET last_seq = :last, #ttl = :ttl" + (", closed = :last" if closes else ""),
-                "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
-                "ExpressionAttributeValues": values,
-                **guard,
-            }
-            chunk.insert(0, {"Update": head})
+            last_chunk = number == len(chunks) - 1
+            chunk.insert(
+                0, self._head(tenant_id, run_id, chunk_first, chunk_last, last_chunk and events[-1] == LOG_END)
+            )
             try:
-                self.table.transact(chunk)
+                if last_chunk and ending is not None:
+                    self._transact_ending(run_id, chunk, ending)
+                else:
+                    self.table.transact(chunk)
             except ClientError as exc:
                 if number == 0:
                     self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in parts])
@@ -103,6 +109,38 @@ class DynamoDBEventLog:
                         f"Event log of run {run_id} ends at seq_id {last}; cannot append at {first_seq}."
                     ) from None
                 raise
+
+    def _head(self, tenant_id: str, run_id: str, first: int, last: int, closes: bool) -> dict[str, Any]:
+        """The log head's update in a transaction appending `first..last`: conditioned on the log
+        ending at `first - 1` and open, and marking it closed when the batch ends with `[DONE]`."""
+        if first == 1:
+            guard = condition("attribute_not_exists(last_seq)")
+        else:
+            guard = condition("last_seq = :prev AND attribute_not_exists(closed)", values={":prev": n(first - 1)})
+        values = {**guard.pop("ExpressionAttributeValues", {}), ":last": n(last), ":ttl": self.ttl()}
+        head = {
+            "TableName": self.table.name,
+            "Key": keys.log_key(tenant_id, run_id),
+            "UpdateExpression": "SET last_seq = :last, #ttl = :ttl" + (", closed = :last" if closes else ""),
+            "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
+            "ExpressionAttributeValues": values,
+            **guard,
+        }
+        return {"Update": head}
+
+    def _transact_ending(self, run_id: str, chunk: list[dict[str, Any]], ending: Ending) -> None:
+        for _ in range(ENDING_ATTEMPTS):
+            extra, extra_parts = ending()
+            self.table.write_parts(extra_parts)
+            try:
+                self.table.transact([*chunk, *extra])
+                return
+            except ClientError as exc:
+                self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in extra_parts])
+                codes = cancellation_codes(exc)
+                if "ConditionalCheckFailed" not in codes[len(chunk) :] or "ConditionalCheckFailed" in codes[:1]:
+                    raise
+        raise Conflict(f"Run {run_id} is updated too often to end.")
 
     def read(self, tenant_id: str, run_id: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` events after `after_seq`: one Query when batches average `0.8 * events_per_item` events."""

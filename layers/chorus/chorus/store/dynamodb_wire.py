@@ -165,12 +165,16 @@ class DynamoDBTable:
         """One `TransactWriteItems`: all of `actions` or none (at most `TRANSACTION_ITEMS`)."""
         self.call("transact_write_items", TransactItems=actions)
 
-    def put_action(self, item: Item, condition: str | None = None, values: Item | None = None) -> dict[str, Any]:
+    def put_action(
+        self, item: Item, condition: str | None = None, values: Item | None = None, names: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         put: dict[str, Any] = {"TableName": self.name, "Item": item}
         if condition is not None:
             put["ConditionExpression"] = condition
             if values:
                 put["ExpressionAttributeValues"] = values
+            if names:
+                put["ExpressionAttributeNames"] = names
         return {"Put": put}
 
     # bodies
@@ -230,14 +234,18 @@ def condition(expression: str, names: dict[str, str] | None = None, values: Item
     return out
 
 
-def chunk_actions(actions: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Split transaction actions into groups that each fit one `TransactWriteItems` (count and bytes)."""
+def chunk_actions(
+    actions: list[dict[str, Any]], spare_items: int = 0, spare_bytes: int = 0
+) -> list[list[dict[str, Any]]]:
+    """Split transaction actions into groups that each fit one `TransactWriteItems` (count and bytes),
+    leaving room in each for `spare_items` more actions of `spare_bytes` in all (added by the caller)."""
     chunks: list[list[dict[str, Any]]] = [[]]
     size = 0
+    max_items, max_bytes = TRANSACTION_ITEMS - spare_items, TRANSACTION_BYTES - spare_bytes
     for action in actions:
         body = next(iter(action.values()))
         weight = item_size(body.get("Item") or body.get("Key") or {}) + 512
-        if chunks[-1] and (len(chunks[-1]) >= TRANSACTION_ITEMS or size + weight > TRANSACTION_BYTES):
+        if chunks[-1] and (len(chunks[-1]) >= max_items or size + weight > max_bytes):
             chunks.append([])
             size = 0
         chunks[-1].append(action)

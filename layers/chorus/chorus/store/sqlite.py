@@ -433,23 +433,45 @@ class SQLiteStore:
         return int(row[0] or 0)
 
     def _append_sync(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
-        def write(db: sqlite3.Connection) -> None:
-            row = db.execute(
-                "SELECT last_seq, data FROM run_events WHERE tenant_id = ? AND run_id = ?"
-                " ORDER BY last_seq DESC LIMIT 1",
-                (tenant_id, run_id),
-            ).fetchone()
-            last = int(row[0]) if row else 0
-            if first_seq != last + 1:
-                raise Conflict(f"Event log of run {run_id} ends at seq_id {last}; cannot append at {first_seq}.")
-            if row is not None and str(row[1]).rpartition("\n")[2] == LOG_END:
-                raise Conflict(f"Event log of run {run_id} is complete; nothing can be appended.")
-            db.execute(
-                "INSERT INTO run_events (tenant_id, run_id, first_seq, last_seq, data) VALUES (?, ?, ?, ?, ?)",
-                (tenant_id, run_id, first_seq, first_seq + len(events) - 1, "\n".join(events)),
-            )
+        self._tx(lambda db: self._append_rows(db, tenant_id, run_id, first_seq, events))
 
-        self._tx(write)
+    def _append_rows(
+        self, db: sqlite3.Connection, tenant_id: str, run_id: str, first_seq: int, events: list[str]
+    ) -> None:
+        """The checks and the row of one append, inside the caller's transaction."""
+        row = db.execute(
+            "SELECT last_seq, data FROM run_events WHERE tenant_id = ? AND run_id = ? ORDER BY last_seq DESC LIMIT 1",
+            (tenant_id, run_id),
+        ).fetchone()
+        last = int(row[0]) if row else 0
+        if first_seq != last + 1:
+            raise Conflict(f"Event log of run {run_id} ends at seq_id {last}; cannot append at {first_seq}.")
+        if row is not None and str(row[1]).rpartition("\n")[2] == LOG_END:
+            raise Conflict(f"Event log of run {run_id} is complete; nothing can be appended.")
+        db.execute(
+            "INSERT INTO run_events (tenant_id, run_id, first_seq, last_seq, data) VALUES (?, ?, ?, ?, ?)",
+            (tenant_id, run_id, first_seq, first_seq + len(events) - 1, "\n".join(events)),
+        )
+
+    async def end_log(
+        self,
+        tenant_id: str,
+        run_id: str,
+        first_seq: int,
+        events: list[str],
+        end: Callable[[RunRecord], RunRecord],
+    ) -> RunRecord:
+        def write(db: sqlite3.Connection) -> RunRecord:
+            run = RunRecord.model_validate_json(self._get_sync("runs", tenant_id, run_id))
+            self._append_rows(db, tenant_id, run_id, first_seq, events)
+            ended = end(run)
+            if ended is run:
+                return run
+            stored = ended.model_copy(update={"version": run.version + 1})
+            self._put_sync("runs", stored, self._run_columns(stored))
+            return stored
+
+        return await self._call(self._tx, write)
 
     async def read_events(self, tenant_id: str, run_id: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
         def read() -> list[tuple[int, str]]:

@@ -9,7 +9,14 @@ import { runPage } from './run.js';
 const main = document.getElementById('main');
 const crumbs = document.getElementById('crumbs');
 
+// Several requests of one page can be refused at once (and polls go on being refused), so the
+// form is drawn once and later refusals only update its message: what the user is typing stays.
 function keyForm(message) {
+  const shown = main.querySelector('.key-form');
+  if (shown) {
+    shown.querySelector('.key-message').textContent = message;
+    return;
+  }
   const input = h('input', { type: 'password', id: 'api-key', autocomplete: 'off', required: true,
     placeholder: 'API key', 'aria-label': 'API key' });
   const form = h('form', { class: 'key-form', onsubmit: (event) => {
@@ -18,7 +25,7 @@ function keyForm(message) {
     window.location.reload();
   } },
   h('h1', {}, 'API key'),
-  h('p', {}, message),
+  h('p', { class: 'key-message' }, message),
   h('p', { class: 'muted' }, 'It is sent as "Authorization: Bearer <key>" to this server only and kept in this '
     + "tab's session storage, which the browser clears when the tab closes."),
   input, ' ', h('button', { type: 'submit' }, 'Use key'));
