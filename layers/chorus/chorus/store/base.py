@@ -5,7 +5,9 @@ test suite runs against each. Rules every adapter must keep:
 
 - Every method is scoped by `tenant_id`; another tenant's object raises
   `NotFound`, exactly like a missing one.
-- No method blocks the event loop: synchronous drivers run in a thread.
+- No method makes the event loop wait: network drivers (boto3) run in
+  threads; SQLite does its CPU work on the loop and moves a call that would
+  wait for a lock to its worker thread (`SQLiteStore._call` says why).
 - `commit_step` is idempotent by `(run_id, step_key)`: the second commit of
   the same step raises `AlreadyCommitted` and writes nothing (step record and
   messages go in one transaction).
