@@ -92,3 +92,16 @@ async def test_a_run_whose_end_was_read_is_terminal_and_its_group_free(client: h
     assert [r["status"] for r in listed if r["id"] == run_id] == ["completed"]
     following = await client.post(f"/v1/groups/{group_id}/messages", json={"input": "and then?"})
     assert following.status_code == 200, following.text
+
+
+async def test_a_finished_run_leaves_no_task_behind(client: httpx.AsyncClient) -> None:
+    """Its log's flusher, its heartbeat and its driver all end with it."""
+    group_id = await _group(client)
+    for how in ("stream", "background", "buffered"):
+        run_id = await _finished_run(client, group_id, how)
+        for _ in range(100):  # the worker finishes its last writes after the response has ended
+            left = [t.get_name() for t in asyncio.all_tasks() if run_id in t.get_name() and not t.done()]
+            if not left:
+                break
+            await asyncio.sleep(0.01)
+        assert left == [], how

@@ -68,6 +68,9 @@ class RunLog:
         self._json: list[bytes] = []
         self._durable = 0
         """How many events (of this writer's) the store holds; live readers see only these."""
+        self._taken = 0
+        """How many events a write has taken (stored, or being stored): a batch is full when 64
+        more have been emitted since, not counting those already on their way to the store."""
         self._waiter: asyncio.Future[None] | None = None
         self._dirty = asyncio.Event()
         self._full = asyncio.Event()
@@ -89,6 +92,9 @@ class RunLog:
         return self._durable
 
     def start(self) -> None:
+        """Start the one flusher of this writer (a second would race the first for every batch)."""
+        if self._flusher is not None:
+            raise RuntimeError(f"the event log writer of {self.run_id} is already started")
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.run_id}")
 
     def emit(self, event: Event) -> None:
@@ -113,7 +119,7 @@ class RunLog:
         self._json.append(data)
         if not self._dirty.is_set():
             self._dirty.set()
-        if len(self._json) - self._durable >= self._flush_events:
+        if len(self._json) - self._taken >= self._flush_events:
             self._full.set()
 
     def _wake_readers(self) -> None:
@@ -198,6 +204,7 @@ class RunLog:
             start, end = self._durable, len(self._json)
             if start == end:
                 return
+            self._taken = end
             batch = [data.decode() for data in self._json[start:end]]
             first = self.base_seq + start + 1
             if self._end is not None and self._json[end - 1] == DONE:

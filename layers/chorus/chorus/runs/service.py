@@ -241,7 +241,6 @@ class RunService:
     def _submit(self, run: RunRecord, base_seq: int = 0, *, loaded: Loaded | None = None, fresh: bool = False) -> None:
         """Create the run's log and hand its driver to the executor (loading group and agents there)."""
         log = run_log(self.store, self.settings, run, base_seq)
-        log.start()
         active = ActiveRun(run, log, asyncio.Event(), loaded, fresh)
         self._active[run.id] = active
         self.executor.submit(run.id, self._execute(active))
