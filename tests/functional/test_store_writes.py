@@ -10,6 +10,7 @@ other for every batch and cost a dozen extra writes per 600 tokens.
 from __future__ import annotations
 
 import pytest
+
 import writes  # benchmarks/writes.py (on sys.path via tests/conftest.py)
 
 
