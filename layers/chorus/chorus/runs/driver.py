@@ -554,8 +554,10 @@ class RunDriver:
                 stop = stop if stop in FAILED_STOP_REASONS else "error"
             await self.finish_record(stop, duration_ns)
             return
-        if ended is not None:
-            self.run = self.plan.run = ended
+        if ended is None:  # the log was completed before, by a close without the run's ending
+            await self.finish_record(stop, duration_ns)
+            return
+        self.run = self.plan.run = ended
         await self._release()
 
     async def finish_record(self, stop: str, duration_ns: int | None = None) -> None:
