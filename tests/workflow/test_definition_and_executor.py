@@ -125,6 +125,11 @@ async def test_a_run_that_cannot_be_started_is_ended_and_the_group_released(
     assert response.status_code == 503 and "Step Functions" in response.json()["detail"]
     runs = (await h.client.get("/v1/runs")).json()
     assert [(r["status"], r["stop_reason"]) for r in runs] == [("failed", "error")]
+    # its log ends as every run's does: a resume replays the error and [DONE]
+    resumed = [json.loads(data) for _, data in (await h.store.read_events("default", runs[0]["id"], 0, 10))[:-1]]
+    assert [e["message_type"] for e in resumed] == ["stop_reason", "error_message"]
+    assert "Step Functions" in resumed[1]["message"]
+    assert (await h.store.read_events("default", runs[0]["id"], 2, 1))[0][1] == "[DONE]"
     monkeypatch.undo()
     assert (await h.client.post(f"/v1/groups/{group['id']}/messages/async", json={"input": "hi"})).status_code == 200
 

@@ -196,9 +196,10 @@ class RunService:
             return
         try:
             await self.remote.start(run)
-        except Exception:
+        except Exception as exc:
             logger.exception("run %s could not be started", run.id)
-            await self._set_terminal(run, "error")
+            detail = exc.detail if isinstance(exc, ChorusError) else "The run's workflow could not be started."
+            await self._end_with_error(run, run_log(self.store, self.settings, run, 0), detail)
             raise
 
     async def _count_turn(self, run: RunRecord, group: GroupRecord) -> tuple[RunRecord, GroupRecord]:
@@ -271,9 +272,12 @@ class RunService:
             self._active.pop(run.id, None)
 
     async def _fail_unrunnable(self, active: ActiveRun, detail: str) -> None:
+        await self._end_with_error(active.run, active.log, detail)
+
+    async def _end_with_error(self, run: RunRecord, log: RunLog, detail: str) -> None:
+        """End a run that cannot run as every run ends: `stop_reason`, `error_message`, `[DONE]`."""
         from chorus.engine import events
 
-        log, run = active.log, active.run
         log.emit(events.stop_reason("error"))
         log.emit(events.error_message(run_id=run.id, error_type="internal_error", message=detail, detail=None))
         await log.close(ending("error", self.settings.event_retention_s))
