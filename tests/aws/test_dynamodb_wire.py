@@ -142,3 +142,32 @@ async def test_an_ending_whose_run_changed_meanwhile_is_applied_again(dynamodb: 
     assert await store.get_run("t1", "run-1") == stored
     assert [e for _, e in await store.read_events("t1", "run-1", 0, 10)] == ["stop", LOG_END]
     await store.close()
+
+
+async def test_every_boto3_call_runs_off_the_event_loop(dynamodb: Any) -> None:
+    """Invariant 5 on DynamoDB: a network call may take any time, so none runs on the loop's thread."""
+    import threading
+
+    from chorus.store.records import RunRecord
+    from dynamodb_support import TABLE
+
+    store = DynamoDBStore(dynamodb, TABLE)
+    await store.open()
+    threads: set[int] = set()
+    original = dynamodb._make_api_call
+
+    def record(operation: str, params: Any) -> Any:
+        threads.add(threading.get_ident())
+        return original(operation, params)
+
+    dynamodb._make_api_call = record
+    try:
+        run = RunRecord(tenant_id="t1", id="run-1", created_at="2026-01-01T00:00:00+00:00", agent_id="a")
+        await store.put_run(run)
+        await store.get_run("t1", "run-1")
+        await store.append_events("t1", "run-1", 1, ["e1"])
+        await store.read_events("t1", "run-1", 0, 10)
+    finally:
+        del dynamodb._make_api_call
+    assert threads and threading.get_ident() not in threads
+    await store.close()
