@@ -570,17 +570,8 @@ class RunDriver:
 
     def _ending(self, stop: str, duration_ns: int | None) -> Callable[[RunRecord], RunRecord]:
         duration = duration_ns if duration_ns is not None else time.perf_counter_ns() - self._started_ns
-        ttft = self._ttft_ns
         usage = self._usage_event()
-        end = ending(stop, self.retention_s, total_duration_ns=duration, usage=usage)
-
-        def end_with_ttft(r: RunRecord) -> RunRecord:
-            ended = end(r)
-            if ended is r or r.ttft_ns is not None:
-                return ended
-            return ended.model_copy(update={"ttft_ns": ttft})
-
-        return end_with_ttft
+        return ending(stop, self.retention_s, ttft_ns=self._ttft_ns, total_duration_ns=duration, usage=usage)
 
     async def _release(self) -> None:
         if self.run.group_id is not None:

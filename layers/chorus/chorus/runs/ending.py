@@ -29,8 +29,11 @@ def status_for(stop_reason: str) -> str:
     return "failed" if stop_reason in FAILED_STOP_REASONS else "completed"
 
 
-def ending(stop_reason: str, retention_s: float, **fields: Any) -> Callable[[RunRecord], RunRecord]:
-    """The change that ends a stored run with `stop_reason` (and `fields`, e.g. usage and timings).
+def ending(
+    stop_reason: str, retention_s: float, *, ttft_ns: int | None = None, **fields: Any
+) -> Callable[[RunRecord], RunRecord]:
+    """The change that ends a stored run with `stop_reason` (and `fields`, e.g. usage and timings;
+    `ttft_ns` only where the record has none yet).
 
     A run that is already terminal is returned unchanged, so whoever ended it first (a cancel,
     another worker) keeps its ending, and the change can be re-applied after a conflict.
@@ -41,6 +44,7 @@ def ending(stop_reason: str, retention_s: float, **fields: Any) -> Callable[[Run
             return run
         return run.model_copy(
             update={
+                "ttft_ns": run.ttft_ns if run.ttft_ns is not None else ttft_ns,
                 "status": status_for(stop_reason),
                 "stop_reason": stop_reason,
                 "completed_at": now_iso(),

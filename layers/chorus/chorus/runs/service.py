@@ -284,7 +284,7 @@ class RunService:
         await self._release(run)
 
     async def _set_terminal(self, run: RunRecord, stop: str) -> None:
-        """End a run record whose log will not be written (its start failed) or is already complete."""
+        """End a run record whose log is already complete (its worker died before ending the record)."""
         end = ending(stop, self.settings.event_retention_s)
         for _ in range(20):
             current = await self.store.get_run(run.tenant_id, run.id)

@@ -12,7 +12,6 @@ coalesced log record); `read_events` splits rows back into single events.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import threading
@@ -68,6 +67,10 @@ class SQLiteStore:
         self._local = threading.local()
         """This thread's connection, for calls run on an event loop (`_call`)."""
         self._connections: list[sqlite3.Connection] = []
+        self._worker_ident: int | None = None
+        self._on_loop = self.path != ":memory:"
+        """Whether calls run on the calling thread's connection (another connection to ":memory:"
+        would be another database, so an in-memory store keeps everything on its worker)."""
         self._calls = 0
         self._checkpoint: Future[None] | None = None
 
@@ -92,7 +95,7 @@ class SQLiteStore:
         if self._calls % CHECKPOINT_EVERY == 0:
             self._start_checkpoint()
         try:
-            if self.path != ":memory:":  # another connection to ":memory:" would be another database
+            if self._on_loop:
                 try:
                     result = fn(*args)
                 except sqlite3.OperationalError as exc:
@@ -110,7 +113,7 @@ class SQLiteStore:
     @property
     def _db(self) -> sqlite3.Connection:
         """The calling thread's connection: the worker's own, or one per thread running a loop."""
-        if threading.get_ident() == self._worker_ident or self.path == ":memory:":
+        if threading.get_ident() == self._worker_ident or not self._on_loop:
             assert self._worker_conn is not None, "SQLiteStore is not open"
             return self._worker_conn
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -129,7 +132,7 @@ class SQLiteStore:
         return conn
 
     def _start_checkpoint(self) -> None:
-        if self._executor is None or self.path == ":memory:":
+        if self._executor is None or not self._on_loop:
             return
         if self._checkpoint is None or self._checkpoint.done():
             self._checkpoint = self._executor.submit(self._checkpoint_sync)
@@ -150,8 +153,6 @@ class SQLiteStore:
 
     def _claim_worker(self) -> None:
         self._worker_ident = threading.get_ident()
-
-    _worker_ident: int | None = None
 
     def _open_sync(self) -> None:
         if self.path != ":memory:":
@@ -183,9 +184,8 @@ class SQLiteStore:
 
     def _close_sync(self) -> None:
         """Checkpoint what the loop's connections wrote, then close every connection."""
-        if self._worker_conn is not None and self.path != ":memory:":
-            with contextlib.suppress(sqlite3.Error):
-                self._worker_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        if self._worker_conn is not None and self._on_loop:
+            self._checkpoint_sync()
         for conn in self._connections:
             conn.close()
         self._connections.clear()
