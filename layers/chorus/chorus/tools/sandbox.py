@@ -37,8 +37,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from chorus.tools.execution import ToolResult
 
 __all__ = ["INHERITED_ENV", "OUTPUT_BYTE_LIMIT", "RUNNER", "ToolResult", "run_tool"]
 
@@ -106,18 +107,6 @@ def main():
 main()
 """
 """The child's program. Truncation happens in the child so a huge return value never crosses the pipe."""
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    """One tool call's outcome, in the shape of Letta's tool return message."""
-
-    value: str
-    """The return value (`str` as is, else JSON, else `repr`), or what went wrong."""
-    status: Literal["success", "error"]
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-    duration_s: float = 0.0
 
 
 async def run_tool(
