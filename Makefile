@@ -3,13 +3,21 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+## what serving needs (the model providers' SDKs, boto3 for Bedrock and DynamoDB), and on top of it the test tools
+SERVE_STAMP := $(VENV)/.serve-stamp
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install browser run demo test lint typecheck unit bench soak clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(SERVE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[aws,openai,anthropic]"
+	touch $(SERVE_STAMP)
+
+$(STAMP): pyproject.toml $(SERVE_STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,aws]"
 	touch $(STAMP)
 
@@ -24,10 +32,10 @@ browser:
 	  || echo "chromium not installed (not root or no apt-get): the browser tests will be skipped"
 
 ## Run Chorus locally: uvicorn on 127.0.0.1:8283, SQLite at ./.chorus/chorus.db
-run: $(STAMP)
+run: $(SERVE_STAMP)
 	$(BIN)/uvicorn chorus.api:app --host 127.0.0.1 --port 8283
 
-demo: $(STAMP)
+demo: $(SERVE_STAMP)
 	$(BIN)/chorus demo
 
 lint: $(STAMP)
@@ -38,7 +46,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP) browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 ## The whole test suite: formatting, lint, strict types, every test
 test: lint typecheck unit

@@ -54,3 +54,9 @@ def test_the_page_code_makes_no_outside_request_and_parses_no_html() -> None:
             assert risky not in text, f"{file.name} uses {risky}"
     for module in STATIC_DIR.glob("*.js"):
         assert len(module.read_text().splitlines()) < 300, f"{module.name}: keep modules small"
+
+
+async def test_the_root_leads_to_the_viewer(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.status_code == 307
+    assert response.headers["location"] == "/ui"

@@ -126,6 +126,29 @@ def test_unknown_provider_lists_the_known_ones() -> None:
     assert all(p in caught.value.detail for p in KNOWN_PROVIDERS)
 
 
+@pytest.mark.parametrize(
+    ("handle", "meant"),
+    [
+        ("gpt-4o", "openai/gpt-4o"),
+        ("openia/gpt-4o-mini", "openai/gpt-4o-mini"),
+        ("claude-sonnet-4-5", "anthropic/claude-sonnet-4-5"),
+        ("Anthropic/claude-3-haiku", "anthropic/claude-3-haiku"),
+        ("us.anthropic.claude-sonnet-4-5-v1:0", "bedrock/us.anthropic.claude-sonnet-4-5-v1:0"),
+        ("scriptd/demo", "scripted/demo"),
+    ],
+)
+def test_an_unknown_handle_suggests_the_likely_provider(handle: str, meant: str) -> None:
+    with pytest.raises(ModelNotAvailable) as caught:
+        resolve_model(handle)
+    assert f"Did you mean {meant!r}?" in caught.value.detail
+
+
+def test_no_suggestion_when_nothing_is_likely() -> None:
+    with pytest.raises(ModelNotAvailable) as caught:
+        resolve_model("acme/llm-9")
+    assert "Did you mean" not in caught.value.detail
+
+
 async def test_agent_create_and_update_reject_an_unconfigured_provider(client: httpx.AsyncClient) -> None:
     created = await client.post("/v1/agents", json={"name": "a", "model": "anthropic/claude-sonnet-4-5"})
     assert created.status_code == 400

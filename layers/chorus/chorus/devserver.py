@@ -36,10 +36,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(env: dict[str, str] | None = None, startup_timeout_s: float = 30) -> Iterator[Server]:
-    """Start `uvicorn chorus.api:app`, wait until `/v1/health` answers, stop it on exit."""
+def running_server(
+    env: dict[str, str] | None = None, startup_timeout_s: float = 30, *, db_path: Path | None = None
+) -> Iterator[Server]:
+    """Start `uvicorn chorus.api:app`, wait until `/v1/health` answers, stop it on exit.
+
+    The database is a fresh temporary file unless `db_path` names one (the demo's: the file
+    `make run` serves, so what it creates is still there afterwards)."""
     with tempfile.TemporaryDirectory(prefix="chorus-") as tmp:
-        db = Path(tmp) / "chorus.db"
+        db = db_path or Path(tmp) / "chorus.db"
         port = free_port()
         command = [
             sys.executable, "-m", "uvicorn", "chorus.api:app", "--host", "127.0.0.1", "--port", str(port),

@@ -14,6 +14,7 @@ SDK clients are built once per configuration (and, for async clients, event loop
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -29,10 +30,39 @@ MODEL_TIMEOUT_S = 120.0
 """Default connect/read timeout of provider calls; `CHORUS_MODEL_TIMEOUT_S` overrides it."""
 
 
+_FAMILIES = (
+    (("gpt-", "o1", "o3", "o4", "chatgpt-"), "openai"),
+    (("claude-",), "anthropic"),
+    (("anthropic.", "amazon.", "meta.", "mistral.", "cohere.", "ai21.", "us.", "eu.", "apac.", "global."), "bedrock"),
+)
+"""Model name prefixes and the provider that serves them, for suggesting a handle."""
+
+
+def suggest(handle: str) -> str | None:
+    """The `provider/model` handle the user most likely meant, if one is likely."""
+    provider, sep, name = handle.strip().partition("/")
+    if not sep:
+        name, provider = provider, ""
+    if provider:
+        close = difflib.get_close_matches(provider.lower(), KNOWN_PROVIDERS, n=1, cutoff=0.6)
+        if close and name:
+            return f"{close[0]}/{name}"
+    for prefixes, family in _FAMILIES:
+        if name.lower().startswith(prefixes):
+            return f"{family}/{name}"
+    return None
+
+
+def _unknown(handle: str, problem: str) -> ModelNotAvailable:
+    guess = suggest(handle)
+    hint = f" Did you mean {guess!r}?" if guess and guess != handle else ""
+    return ModelNotAvailable(f"{problem}{hint}")
+
+
 def split_handle(handle: str) -> tuple[str, str]:
     provider, sep, name = handle.partition("/")
     if not sep or not provider or not name:
-        raise ModelNotAvailable(f"Model handle {handle!r} is not of the form 'provider/model'.")
+        raise _unknown(handle, f"Model handle {handle!r} is not of the form 'provider/model'.")
     return provider, name
 
 
@@ -54,8 +84,9 @@ def resolve_model(handle: str, metadata: Mapping[str, Any] | None = None) -> Mod
         return _anthropic(name)
     if provider == "bedrock":
         return _bedrock(name)
-    raise ModelNotAvailable(
-        f"Model provider {provider!r} is not available in this build; known providers: {', '.join(KNOWN_PROVIDERS)}."
+    raise _unknown(
+        handle,
+        f"Model provider {provider!r} is not available in this build; known providers: {', '.join(KNOWN_PROVIDERS)}.",
     )
 
 

@@ -93,7 +93,13 @@ class _RevalidatedStatic(StaticFiles):
         return response
 
 
+async def root(request: Request) -> Response:
+    """A person who opens the server's address lands on the viewer, not on a 404."""
+    return RedirectResponse(str(request.scope.get("root_path", "")) + "/ui", status_code=307)
+
+
 def install(app: FastAPI) -> None:
-    """Add the viewer's pages and its static files to the app."""
+    """Add the viewer's pages, its static files, and `/` leading to them, to the app."""
     app.include_router(router)
+    app.add_api_route("/", root, methods=["GET", "HEAD"], include_in_schema=False, response_model=None)
     app.mount("/ui/static", _RevalidatedStatic(directory=STATIC_DIR), name="ui-static")
