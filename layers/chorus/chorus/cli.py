@@ -73,9 +73,7 @@ def _colour(out: Any) -> bool:
     return bool(getattr(out, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
 
 
-def demo(
-    url: str, message: str, out: Any = None, *, api_key: str | None = None, viewer: str | None = None
-) -> int:
+def demo(url: str, message: str, out: Any = None, *, api_key: str | None = None, viewer: str | None = None) -> int:
     """Create three agents and a round-robin group, stream two rounds of their conversation,
     and end with the link to the group in the run viewer (`viewer`: the server that will show it,
     when it is not `url`)."""
