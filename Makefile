@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 ## what serving needs (the model providers' SDKs, boto3 for Bedrock and DynamoDB), and on top of it the test tools
 SERVE_STAMP := $(VENV)/.serve-stamp
 STAMP := $(VENV)/.installed-stamp
+SAM_VENV ?= .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed-stamp
 
 .PHONY: install browser run demo test lint typecheck unit bench soak clean
 
@@ -21,7 +23,14 @@ $(STAMP): pyproject.toml $(SERVE_STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,aws]"
 	touch $(STAMP)
 
-install: $(STAMP) browser
+install: $(STAMP) browser $(SAM_STAMP)
+
+## aws-sam-cli in a venv of its own (its pins are not ours), for the `sam validate` / `sam build` tests (tests/sam)
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
+	touch $(SAM_STAMP)
 
 ## Debian's chromium for the browser tests (tests/ui), installed when missing and we are root with apt-get
 CHROMIUM ?= /usr/bin/chromium
@@ -45,7 +54,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) browser
+unit: $(STAMP) browser $(SAM_STAMP)
 	$(BIN)/pytest -q -rs
 
 ## The whole test suite: formatting, lint, strict types, every test
@@ -60,4 +69,4 @@ soak: $(STAMP)
 	$(BIN)/python benchmarks/report.py --soak
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache
