@@ -9,8 +9,8 @@ invocations; Mangum's per-invocation lifespan would instead cancel, at the end
 of each invocation, the runs it started. A Lambda environment is frozen
 between invocations, so each invocation also waits for the in-process runs it
 started (a `background` stream's last writes after `[DONE]`, a
-`/messages/async` run) before it returns; the Step Functions executor (issue 8)
-will take those runs off the function.
+`/messages/async` run) before it returns; with the Step Functions executor (the
+deployed default) background runs are executions of the run workflow instead.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ the test first starts with `api-group-stream-background.json`.
 Under Mangum every invocation runs the app's lifespan, so a run started by
 `/messages/async` lives only as long as its invocation (the response still
 returns it at once); executing it across invocations is the Step Functions
-executor's job (issue 8). Live streaming goes through the Web Adapter.
+executor's job (`tests/workflow`). Live streaming goes through the Web Adapter.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `AgentTurn.feed(event)` returns the stream events to emit now; `finish()`
 closes the step and returns the rest. The driver pumps a model stream
-through it; the Step Functions Step task will pump the same way, so both
+through it, in process and in the Step Functions Step task alike, so both
 produce identical events. With `stream_tokens`, each text/reasoning delta is
 a chunk sharing its message's `id` (clients concatenate by id) and complete
 messages are not re-sent; without it, each message is emitted once, whole.

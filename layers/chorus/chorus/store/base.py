@@ -1,6 +1,6 @@
 """The `store` port: everything Chorus keeps, behind one Protocol.
 
-Adapters (`SQLiteStore`, later `DynamoDBStore`) implement it; one contract
+Adapters (`SQLiteStore`, `DynamoDBStore`) implement it; one contract
 test suite runs against each. Rules every adapter must keep:
 
 - Every method is scoped by `tenant_id`; another tenant's object raises
