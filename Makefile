@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 SAM_VENV ?= .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-stamp
 
-.PHONY: install browser run demo test lint typecheck unit bench soak clean
+.PHONY: install browser doctools run demo test lint typecheck unit bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml $(SERVE_STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,aws]"
 	touch $(STAMP)
 
-install: $(STAMP) browser $(SAM_STAMP)
+install: $(STAMP) browser doctools $(SAM_STAMP)
 
 ## aws-sam-cli in a venv of its own (its pins are not ours), for the `sam validate` / `sam build` tests (tests/sam)
 $(SAM_STAMP):
@@ -40,6 +40,13 @@ browser:
 	     chromium fonts-dejavu-core >/dev/null; } \
 	  || echo "chromium not installed (not root or no apt-get): the browser tests will be skipped"
 
+## curl and jq, which the README's and docs' shell examples use (tests/docs runs them)
+doctools:
+	@command -v curl >/dev/null && command -v jq >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	     curl jq >/dev/null; } \
+	  || echo "curl or jq missing (not root or no apt-get): the docs' shell examples will fail"
+
 ## Run Chorus locally: uvicorn on 127.0.0.1:8283, SQLite at ./.chorus/chorus.db
 run: $(SERVE_STAMP)
 	$(BIN)/uvicorn chorus.api:app --host 127.0.0.1 --port 8283
@@ -54,7 +61,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) browser $(SAM_STAMP)
+unit: $(STAMP) browser doctools $(SAM_STAMP)
 	$(BIN)/pytest -q -rs
 
 ## The whole test suite: formatting, lint, strict types, every test
