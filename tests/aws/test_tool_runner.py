@@ -326,6 +326,10 @@ async def test_calls_the_function_would_refuse_are_not_sent(runner: ToolRunner) 
     assert too_long.status == too_big.status == "error"
     assert too_long.value.startswith("Tool f could not be run: the tool runner cannot take this call (source:")
     assert too_big.value.startswith("Tool f could not be run: its request is ")
+    not_json = await executor.run(call("def f(a):\n    return 1\n", arguments={"a": object()}))
+    assert (
+        not_json.value == "Tool f could not be run: its arguments cannot be sent as JSON (PydanticSerializationError)"
+    )
     assert runner.events == []
 
 

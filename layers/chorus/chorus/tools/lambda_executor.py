@@ -102,6 +102,8 @@ class LambdaToolExecutor:
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)[:5]
             )
             return _failed(call, f"the tool runner cannot take this call ({problems})", started)
+        except (TypeError, ValueError) as exc:  # arguments that are not JSON
+            return _failed(call, f"its arguments cannot be sent as JSON ({type(exc).__name__})", started)
         if len(payload) > REQUEST_BYTE_LIMIT:
             return _failed(
                 call,
