@@ -209,15 +209,18 @@ def test_iam_has_no_wildcard_actions_and_the_store_only_reaches_its_table(cfn: d
         elif services == {"lambda"}:
             assert _as_list(statement["Action"]) == ["lambda:InvokeFunction"]
             function = statement["Resource"]["Fn::Sub"][1]["functionName"]["Ref"]
-            assert function in {"PlanFunction", "StepFunction", "FinishFunction"}
+            assert function in {"PlanFunction", "StepFunction", "FinishFunction", "ToolRunnerFunction"}
+        elif services == {"logs"}:
+            assert sorted(_as_list(statement["Action"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+            assert resources == [{"Fn::GetAtt": ["ToolRunnerLogGroup", "Arn"]}]
         else:
             pytest.fail(f"unexpected statement {statement}")
-    assert {s.split(":")[0] for s in actions} == {"dynamodb", "ssm", "bedrock", "states", "lambda"}
+    assert {s.split(":")[0] for s in actions} == {"dynamodb", "ssm", "bedrock", "states", "lambda", "logs"}
 
 
 def test_api_keys_parameter_is_granted_only_when_named(cfn: dict[str, Any]) -> None:
-    (policy,) = cfn["Resources"]["ApiFunctionRole"]["Properties"]["Policies"]
-    conditional = [s for s in policy["PolicyDocument"]["Statement"] if "Fn::If" in s]
+    policies = cfn["Resources"]["ApiFunctionRole"]["Properties"]["Policies"]
+    conditional = [s for p in policies for s in p["PolicyDocument"]["Statement"] if "Fn::If" in s]
     assert [s["Fn::If"][0] for s in conditional] == ["HasApiKeysParameter"]
     assert cfn["Conditions"]["HasApiKeysParameter"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ApiKeysParameterName"}, ""]}]
@@ -239,3 +242,78 @@ def test_outputs(cfn: dict[str, Any]) -> None:
     assert outputs["FunctionUrl"]["Value"] == {"Fn::GetAtt": ["ApiFunctionUrl", "FunctionUrl"]}
     assert outputs["TableName"]["Value"] == {"Ref": "Table"}
     assert outputs["StateMachineArn"]["Value"] == {"Ref": "RunStateMachine"}
+
+
+def _role_statements(cfn: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    return [s for p in cfn["Resources"][role]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def test_tool_runner_is_tenant_isolated_and_its_role_can_only_write_its_own_logs(cfn: dict[str, Any]) -> None:
+    """A tool that takes the ToolRunner's credentials can write log lines and nothing else, and
+    Lambda never gives one tenant's invocation an execution environment another tenant used."""
+    function = cfn["Resources"]["ToolRunnerFunction"]
+    props = function["Properties"]
+    assert function["Type"] == "AWS::Lambda::Function"
+    assert props["TenancyConfig"] == {"TenantIsolationMode": "PER_TENANT"}
+    assert props["Handler"] == "handler.handler"
+    assert "TracingConfig" not in props  # tracing would need X-Ray permissions on the role
+    assert props["Role"] == {"Fn::GetAtt": ["ToolRunnerRole", "Arn"]}
+    assert props["LoggingConfig"] == {"LogGroup": {"Ref": "ToolRunnerLogGroup"}}
+    role = cfn["Resources"]["ToolRunnerRole"]["Properties"]
+    assert "ManagedPolicyArns" not in role and "PermissionsBoundary" not in role
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+    (statement,) = _role_statements(cfn, "ToolRunnerRole")
+    assert statement["Effect"] == "Allow"
+    assert sorted(statement["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["ToolRunnerLogGroup", "Arn"]}
+    assert cfn["Resources"]["ToolRunnerLogGroup"]["Type"] == "AWS::Logs::LogGroup"
+    source = yaml_parse(TEMPLATE.read_text())["Resources"]["ToolRunnerFunction"]["Properties"]
+    assert source["CodeUri"] == "functions/toolrunner/"
+    assert "from chorus.tools.tool_runner import handler" in (ROOT / "functions/toolrunner/handler.py").read_text()
+
+
+def test_tool_runner_gives_tools_time_and_holds_no_secret(cfn: dict[str, Any]) -> None:
+    """Its timeout leaves the handler room to end a tool that uses all of `CHORUS_TOOL_TIMEOUT_S`; its
+    environment adds nothing to the shared configuration names (no keys: those live in SSM, unreachable)."""
+    from chorus.tools.tool_runner import RESERVED_S
+
+    props = cfn["Resources"]["ToolRunnerFunction"]["Properties"]
+    assert props["Timeout"] >= Settings().tool_timeout_s + RESERVED_S
+    assert props["MemorySize"] <= 1024
+    shared = yaml_parse(TEMPLATE.read_text())["Globals"]["Function"]["Environment"]["Variables"]
+    env = props["Environment"]["Variables"]
+    assert set(env) == set(shared)
+    assert not {name for name in env if name in {"CHORUS_API_KEYS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}}
+
+
+@pytest.mark.parametrize("function", ["ApiFunction", "StepFunction"])
+def test_functions_that_run_tools_run_them_on_the_tool_runner(cfn: dict[str, Any], function: str) -> None:
+    env = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+    assert env["CHORUS_TOOL_EXECUTOR"] == "lambda"
+    assert env["CHORUS_TOOL_RUNNER_FUNCTION"] == {"Ref": "ToolRunnerFunction"}
+    invokes = [
+        s
+        for s in _role_statements(cfn, f"{function}Role")
+        if "Fn::If" not in s and s["Action"] == ["lambda:InvokeFunction"]
+    ]
+    assert [s["Resource"]["Fn::Sub"][1]["functionName"] for s in invokes] == [{"Ref": "ToolRunnerFunction"}]
+
+
+def _invoked_function(statement: dict[str, Any]) -> Any:
+    """The function a `LambdaInvokePolicy` statement names, else None."""
+    resource = statement.get("Resource")
+    if not isinstance(resource, dict) or not isinstance(resource.get("Fn::Sub"), list):
+        return None
+    return resource["Fn::Sub"][1].get("functionName")
+
+
+def test_only_the_functions_that_run_tools_may_invoke_the_tool_runner(cfn: dict[str, Any]) -> None:
+    may_invoke = {
+        name.removesuffix("Role")
+        for name, role in _of_type(cfn, "AWS::IAM::Role").items()
+        for p in role["Properties"].get("Policies", [])
+        for s in p["PolicyDocument"]["Statement"]
+        if _invoked_function(s) == {"Ref": "ToolRunnerFunction"}
+    }
+    assert may_invoke == {"ApiFunction", "StepFunction"}

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     """Workers of one supervisor broadcast running at once."""
     tool_timeout_s: float = Field(default=30.0, gt=0)
     """How long a custom tool may run in the sandbox before it is killed."""
+    tool_executor: Literal["auto", "sandbox", "lambda", "subprocess"] = "auto"
+    """Where custom tools run (see `chorus.tools.execution`); `lambda` needs `tool_runner_function`."""
+    tool_runner_function: str | None = None
+    """Name or ARN of the ToolRunner Lambda function that runs custom tools with the `lambda` executor (AWS)."""
     log_flush_events: int = Field(default=64, ge=1)
     """Token chunks coalesced into one durable log record at most."""
     log_flush_interval_s: float = Field(default=0.05, gt=0)

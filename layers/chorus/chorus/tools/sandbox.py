@@ -41,7 +41,16 @@ from typing import Any, Literal
 
 from chorus.tools.execution import ToolResult
 
-__all__ = ["INHERITED_ENV", "OUTPUT_BYTE_LIMIT", "RUNNER", "ToolResult", "run_tool"]
+__all__ = [
+    "INHERITED_ENV",
+    "OUTPUT_BYTE_LIMIT",
+    "RUNNER",
+    "ToolResult",
+    "run_tool",
+    "stream_cut_marker",
+    "timed_out",
+    "value_cut_marker",
+]
 
 OUTPUT_BYTE_LIMIT = 1 << 20
 """Bytes kept of each of the tool's stdout and stderr; the rest is read (so the tool never blocks) and counted."""
@@ -138,15 +147,14 @@ async def run_tool(
     stdout, stderr = _lines(out, out_cut, "stdout"), _lines(err, err_cut, "stderr")
     duration = time.monotonic() - started
     if report is None:
-        value = f"Tool {name} timed out after {timeout_s} s"
-        return ToolResult(value, "error", stdout, stderr, duration)
+        return ToolResult(timed_out(name, timeout_s), "error", stdout, stderr, duration)
     parsed = _parse(report)
     if parsed is None:
         value = _crash(name, returncode, stderr) if not report else f"Tool {name} sent a malformed result"
         return ToolResult(value, "error", stdout, stderr, duration)
     status, value, cut = parsed
     if cut:
-        value += f"\n[... {cut} more characters cut: the result exceeded return_char_limit={return_char_limit}]"
+        value += value_cut_marker(cut, return_char_limit)
     return ToolResult(value, status, stdout, stderr, duration)
 
 
@@ -264,5 +272,20 @@ def _crash(name: str, returncode: int | None, stderr: list[str]) -> str:
 def _lines(data: bytes, cut: int, stream: str) -> list[str]:
     lines = data.decode("utf-8", errors="replace").splitlines()
     if cut:
-        lines.append(f"[... {cut} more bytes of {stream} cut: the limit is {OUTPUT_BYTE_LIMIT} bytes]")
+        lines.append(stream_cut_marker(cut, stream))
     return lines
+
+
+def timed_out(name: str, timeout_s: float) -> str:
+    """What the model reads when a tool ran out of time, whichever executor ran it."""
+    return f"Tool {name} timed out after {timeout_s} s"
+
+
+def value_cut_marker(cut: int, return_char_limit: int) -> str:
+    """Appended to a return value cut at `return_char_limit`, so the model knows it is incomplete."""
+    return f"\n[... {cut} more characters cut: the result exceeded return_char_limit={return_char_limit}]"
+
+
+def stream_cut_marker(cut: int, stream: str) -> str:
+    """The last line of a stdout or stderr cut at `OUTPUT_BYTE_LIMIT`."""
+    return f"[... {cut} more bytes of {stream} cut: the limit is {OUTPUT_BYTE_LIMIT} bytes]"
