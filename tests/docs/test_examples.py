@@ -87,3 +87,11 @@ def test_every_relative_link_in_the_docs_names_a_file_that_exists() -> None:
             if not (path.parent / target).exists():
                 broken.append(f"{path.relative_to(ROOT)} → {target}")
     assert not broken, broken
+
+
+def test_every_setting_is_documented_in_the_configuration_table() -> None:
+    from chorus.settings import Settings
+
+    table = (ROOT / "docs" / "configuration.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`CHORUS_{name.upper()}`" not in table]
+    assert not missing, missing
