@@ -11,7 +11,10 @@ from fastapi import FastAPI
 
 from chorus import __version__, observability
 from chorus.api import errors
+from chorus.api.body_limit import BodyLimit
 from chorus.api.deps import Services, parse_api_keys
+from chorus.api.host_guard import HostGuard
+from chorus.api.http_policy import HttpPolicy
 from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools, ui
 from chorus.api.slashes import CollectionSlash, collection_paths
 from chorus.runs.driver import ModelResolver
@@ -54,7 +57,9 @@ def create_app(
         await the_store.open()
         run_service = RunService(the_store, config, resolver=resolver, remote=remote_executor(config, the_store))
         loader = observability.api_keys_loader(config.api_keys_parameter) if config.api_keys_parameter else None
-        app.state.services = Services(config, the_store, run_service, parse_api_keys(config.api_keys), loader)
+        keys = parse_api_keys(config.api_keys.get_secret_value() if config.api_keys else None)
+        app.state.services = Services(config, the_store, run_service, keys, loader)
+        policy.configure(config, has_keys=bool(keys) or loader is not None, on_lambda=on_lambda)
         _announce(config)
         run_service.start_sweeper()
         try:
@@ -82,6 +87,9 @@ def create_app(
     for router in routers:
         app.include_router(router)
     app.add_middleware(CollectionSlash, patterns=collection_paths(routers))
+    policy = HttpPolicy()
+    app.add_middleware(BodyLimit, policy=policy)
+    app.add_middleware(HostGuard, policy=policy)  # the outermost: a forged request costs nothing more
     ui.install(app)
     return app
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 
 from chorus.api.deps import AgentIdPath, PageDep, ServicesDep, TenantDep
+from chorus.api.json_body import JsonRoute
 from chorus.api.routes.blocks import block_state, new_block
 from chorus.api.routes.tools import tool_state
 from chorus.clock import now_iso
@@ -20,7 +21,7 @@ from chorus.schemas.tools import ToolState
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/agents", tags=["agents"])
 
 DEFAULT_SYSTEM = "You are a helpful agent taking part in a group conversation."
 _ENDPOINT_TYPES = frozenset({"openai", "anthropic", "bedrock", "ollama", "vllm"})

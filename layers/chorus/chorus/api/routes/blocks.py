@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from chorus.api.deps import BlockIdPath, PageDep, ServicesDep, TenantDep
+from chorus.api.json_body import JsonRoute
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, Conflict
 from chorus.ids import new_id
@@ -14,7 +15,7 @@ from chorus.schemas.resources import BlockCreate, BlockState, BlockUpdate
 from chorus.store.base import Store
 from chorus.store.records import BlockRecord
 
-router = APIRouter(prefix="/v1/blocks", tags=["blocks"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/blocks", tags=["blocks"])
 
 
 def block_state(block: BlockRecord) -> BlockState:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from chorus.api.deps import AscendingPageDep, PageDep, RunIdPath, ServicesDep, TenantDep
+from chorus.api.json_body import JsonRoute
 from chorus.api.sse import sse_response
 from chorus.errors import Conflict
 from chorus.schemas.messages import LettaMessage
@@ -16,7 +17,7 @@ from chorus.schemas.requests import ResumeRequest
 from chorus.schemas.resources import RunState
 from chorus.store.records import RunRecord
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/runs", tags=["runs"])
 
 _HIDDEN = {"tenant_id", "usage", "expires_at", "version", "lease_owner", "lease_expires_at", "inputs", "options"}
 

@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from chorus.api.deps import PageDep, ServicesDep, TenantDep, ToolIdPath
+from chorus.api.json_body import JsonRoute
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, Conflict
 from chorus.ids import new_id
@@ -24,7 +25,7 @@ from chorus.store.base import Store
 from chorus.store.records import Page, ToolRecord
 from chorus.tools.schema import ToolSchema, schema_from_json, schema_from_source
 
-router = APIRouter(prefix="/v1/tools", tags=["tools"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/tools", tags=["tools"])
 
 
 def tool_state(tool: ToolRecord) -> ToolState:
