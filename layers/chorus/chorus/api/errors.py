@@ -89,7 +89,7 @@ def _errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
         loc = [part if isinstance(part, int) else _text(part, _ECHO_CHARS) for part in err.get("loc", ())]
-        item = {"type": _text(err.get("type")), "loc": loc, "msg": _message(err)}
+        item: dict[str, Any] = {"type": _text(err.get("type")), "loc": loc, "msg": _message(err)}
         if "input" in err and isinstance(err["input"], str | int | float | bool | type(None)):
             item["input"] = _echo(err["input"])
         out.append(item)

@@ -12,6 +12,7 @@ from chorus.api.deps import AscendingPageDep, PageDep, RunIdPath, ServicesDep, T
 from chorus.api.json_body import JsonRoute
 from chorus.api.sse import sse_response
 from chorus.errors import Conflict
+from chorus.limits import MAX_CURSOR
 from chorus.schemas.messages import LettaMessage
 from chorus.schemas.requests import ResumeRequest
 from chorus.schemas.resources import RunState
@@ -77,7 +78,7 @@ async def resume_run_stream(
     svc: ServicesDep,
     tenant_id: TenantDep,
     body: ResumeRequest | None = None,
-    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, le=MAX_CURSOR)] = None,
 ) -> Response:
     """Replay a background run's events after `starting_after` (or `Last-Event-ID`), then follow it live."""
     request = body or ResumeRequest()
