@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chorus import __version__, observability
-from chorus.api import errors
+from chorus.api import api_docs, errors
 from chorus.api.body_limit import BodyLimit
 from chorus.api.deps import Services, parse_api_keys
 from chorus.api.host_guard import HostGuard
@@ -74,6 +74,8 @@ def create_app(
         description="Serverless multi-agent orchestrator speaking the Letta groups API.",
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
     )
     on_lambda = observability.enabled()
     if on_lambda:  # Powertools is imported only here: nothing to pay locally
@@ -91,6 +93,7 @@ def create_app(
     app.add_middleware(BodyLimit, policy=policy)
     app.add_middleware(HostGuard, policy=policy)  # the outermost: a forged request costs nothing more
     ui.install(app)
+    api_docs.install(app)
     return app
 
 
