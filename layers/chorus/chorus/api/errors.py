@@ -56,11 +56,11 @@ _ECHO_CHARS = 200
 
 
 def _text(value: object, limit: int | None = None) -> str:
-    """`value` as a string that always encodes: lone surrogates become U+FFFD, long text is cut."""
+    """`value` as a string that always encodes: a lone surrogate is shown escaped (`\\ud800`), long text is cut."""
     text = str(value)
     if limit is not None and len(text) > limit:
         text = text[:limit] + "…"
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _echo(value: Any) -> str | int | float | bool | None:
