@@ -251,3 +251,27 @@ async def test_resuming_past_the_end_of_a_finished_run_is_done(api: httpx.AsyncC
     for after in (len(full), len(full) + 1, 2**63 - 1):
         resumed = await api.post(f"/v1/runs/{run['id']}/stream", json={"starting_after": after})
         assert [e.data for e in parse_sse(resumed.text)] == ["[DONE]"], after
+
+
+async def test_a_listing_of_large_items_ends_early_and_pages_on(api: httpx.AsyncClient) -> None:
+    """Ten blocks of a million characters: no one response carries them all; the cursor reaches every one."""
+    made = set()
+    for i in range(10):
+        response = await api.post("/v1/blocks", json={"label": f"b{i}", "value": "x" * 1_000_000, "limit": 1_000_000})
+        assert response.status_code == 200, response.text
+        made.add(response.json()["id"])
+    seen: list[str] = []
+    pages = 0
+    params: dict[str, Any] = {"limit": 1000, "order": "asc"}
+    while True:
+        page = await api.get("/v1/blocks", params=params)
+        assert page.status_code == 200
+        assert len(page.content) <= 8_000_000 + 100_000
+        ids = [b["id"] for b in page.json()]
+        if not ids:
+            break
+        seen += ids
+        pages += 1
+        params["after"] = ids[-1]
+    assert set(seen) == made and len(seen) == len(made)
+    assert pages >= 2

@@ -50,3 +50,7 @@ MAX_SCRIPTED_ITEMS = 1000
 
 MAX_SCRIPTED_TEXT_CHARS = 100_000
 """Length of one scripted reply or reasoning text."""
+
+MAX_LISTING_CHARS = 8_000_000
+"""Characters (about bytes) of one listing response: a page that would be longer ends early, after at least
+one item, and the client reads on from its last id (`after`), as with any cursor."""

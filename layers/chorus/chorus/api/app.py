@@ -14,7 +14,7 @@ from chorus.api import api_docs, errors
 from chorus.api.body_limit import BodyLimit
 from chorus.api.deps import Services, parse_api_keys
 from chorus.api.host_guard import HostGuard
-from chorus.api.http_policy import HttpPolicy
+from chorus.api.http_policy import HttpPolicy, parse_hosts
 from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools, ui
 from chorus.api.slashes import CollectionSlash, collection_paths
 from chorus.runs.driver import ModelResolver
@@ -109,3 +109,5 @@ def _announce(settings: Settings) -> None:
         logger.info("API keys from SSM parameter %s", settings.api_keys_parameter)
     elif not settings.api_keys and settings.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("No API keys configured while bound to %s: anyone who can reach it can use it.", settings.host)
+    if not settings.api_keys and not settings.api_keys_parameter and "*" in parse_hosts(settings.allowed_hosts):
+        logger.warning("No API keys and CHORUS_ALLOWED_HOSTS=*: a web page the user visits can drive this server.")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from chorus.api.deps import BlockIdPath, PageDep, ServicesDep, TenantDep
 from chorus.api.json_body import JsonRoute
+from chorus.api.listing import ITEM_OVERHEAD, within_budget
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, Conflict
 from chorus.ids import new_id
@@ -66,7 +67,8 @@ async def create_block(body: BlockCreate, svc: ServicesDep, tenant_id: TenantDep
 async def list_blocks(
     svc: ServicesDep, tenant_id: TenantDep, page: PageDep, label: Annotated[str | None, Query()] = None
 ) -> list[BlockState]:
-    return [block_state(b) for b in await svc.store.list_blocks(tenant_id, page, label=label)]
+    blocks = await svc.store.list_blocks(tenant_id, page, label=label)
+    return [block_state(b) for b in within_budget(blocks, lambda b: ITEM_OVERHEAD + len(b.value))]
 
 
 @router.get("/{block_id}", response_model=BlockState)

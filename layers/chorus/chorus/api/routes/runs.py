@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from chorus.api.deps import AscendingPageDep, PageDep, RunIdPath, ServicesDep, TenantDep
 from chorus.api.json_body import JsonRoute
+from chorus.api.listing import json_size, within_budget
 from chorus.api.sse import sse_response
 from chorus.errors import Conflict
 from chorus.limits import MAX_CURSOR
@@ -100,7 +101,8 @@ async def list_run_messages(
 ) -> JSONResponse:
     """The messages a run committed to history (its input and every finished step)."""
     await svc.store.get_run(tenant_id, run_id)
-    return JSONResponse([r.message for r in await svc.store.list_messages(tenant_id, page, run_id=run_id)])
+    records = await svc.store.list_messages(tenant_id, page, run_id=run_id)
+    return JSONResponse(within_budget([r.message for r in records], json_size))
 
 
 @router.get("/{run_id}/usage")
