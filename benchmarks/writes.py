@@ -62,7 +62,7 @@ async def one_run(store: Store, manager: str, api_calls: Counter[str] | None) ->
     app = create_app(settings, store=counting)  # type: ignore[arg-type]
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.bench", timeout=120) as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=120) as client:
             tokens = 200 if manager == "round_robin" else 50
             names = ["Ada", "Brook", "Cy"] if manager == "round_robin" else ["Lead", "W1", "W2", "W3", "W4"]
             ids = []

@@ -48,7 +48,7 @@ class Connection:
             "root_path": "",
             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
             "client": ("127.0.0.1", 50000),
-            "server": ("chorus.test", 80),
+            "server": ("127.0.0.1", 80),
         }
         sent_body = False
 

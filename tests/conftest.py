@@ -36,5 +36,5 @@ async def client(make_app: Callable[..., FastAPI]) -> AsyncIterator[httpx.AsyncC
     app = make_app()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             yield c

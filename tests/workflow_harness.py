@@ -219,7 +219,7 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
         try:
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+                async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
                     harness = Harness(app, client, sfn, machine, faults, settings, handlers)
                     yield harness
                     await harness.settle()

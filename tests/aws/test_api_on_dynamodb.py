@@ -109,7 +109,7 @@ async def test_the_configured_retention_sets_the_run_expiry(make_app: Any, reten
     app = make_app(settings={"event_retention_s": retention_s})
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             agent = await create_agent(client, "Ada", tokens=1)
             group = await create_group(client, [agent["id"]])
             started = time.time()

@@ -38,7 +38,7 @@ async def test_a_three_agent_run_of_200_tokens_each_costs_steps_plus_tokens_over
     app = await _app(make_app)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             agents = [await create_agent(client, name, tokens=200) for name in ("Ada", "Brook", "Cy")]
             group = await create_group(client, [a["id"] for a in agents])
             calls = count_calls(dynamodb)
@@ -60,7 +60,7 @@ async def test_resuming_10000_events_takes_one_query_per_batch(make_app: Callabl
     app = await _app(make_app)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test", timeout=120) as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=120) as client:
             agent = await create_agent(client, "Long", tokens=9_998)
             group = await create_group(client, [agent["id"]])
             body = {"input": "go", "stream_tokens": True, "background": True}

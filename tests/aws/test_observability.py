@@ -107,7 +107,7 @@ async def test_logs_carry_the_lambda_request_id_and_the_run_id(
     wrapped = observability.PowertoolsMiddleware(app)
     context = json.dumps({"request_id": "req-42", "invoked_function_arn": "arn:aws:lambda:us-east-1:1:function:f"})
     transport = httpx.ASGITransport(app=wrapped)
-    async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         response = await client.get("/v1/health", headers={"x-amzn-lambda-context": context})
     assert response.status_code == 204
     lines = {line["message"]: line for line in _json_lines(capsys.readouterr().out) if "message" in line}
@@ -135,7 +135,7 @@ async def test_api_keys_from_ssm_scope_tenants_and_are_cached(ssm_keys: Any, mak
     app = make_app(settings={"api_keys_parameter": PARAMETER})
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
 
             def auth(key: str) -> dict[str, str]:
                 return {"Authorization": f"Bearer {key}"}

@@ -22,7 +22,7 @@ async def api(make_app: Callable[..., FastAPI]) -> AsyncIterator[tuple[httpx.Asy
     app = make_app()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             yield client, app.state.services.store
 
 
@@ -250,7 +250,7 @@ async def test_server_start_recovers_orphaned_runs(make_app: Callable[..., FastA
     first = make_app()
     async with first.router.lifespan_context(first):
         transport = httpx.ASGITransport(app=first)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             group = await _group(client, tokens=2)
             run_id = await _orphan(first.state.services.store, group)
             if delete_group:
@@ -258,7 +258,7 @@ async def test_server_start_recovers_orphaned_runs(make_app: Callable[..., FastA
     second = make_app()
     async with second.router.lifespan_context(second):
         transport = httpx.ASGITransport(app=second)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             final = await _wait_status(client, run_id, {"completed", "failed"})
             events = payloads(parse_sse((await client.post(f"/v1/runs/{run_id}/stream", json={})).text))
     if delete_group:

@@ -43,7 +43,11 @@ def _load_handler() -> Any:
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
 def handler(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The Mangum handler on a seeded store: SQLite, or the deployed DynamoDB table on moto."""
+    """The Mangum handler on a seeded store: SQLite, or the deployed DynamoDB table on moto.
+
+    The events carry the Function URL's `Host`. On Lambda a keyless server does not check it (the
+    Function URL's auth decides who calls); here, outside Lambda, the allow-list names it."""
+    monkeypatch.setenv("CHORUS_ALLOWED_HOSTS", "abcdefg.lambda-url.us-east-1.on.aws")
     if request.param == "sqlite":
         db = tmp_path / "lambda.db"
         asyncio.run(seed(SQLiteStore(db)))

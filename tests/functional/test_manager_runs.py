@@ -32,7 +32,7 @@ async def client(make_app: Callable[..., FastAPI], recorder: Recorder) -> AsyncI
     app = make_app(resolver=recorder)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             yield c
 
 
@@ -212,7 +212,7 @@ async def test_supervisor_fan_out_respects_the_concurrency_bound(
     app = make_app(resolver=recorder, settings={"fanout_concurrency": 1})
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             _, group = await supervisor(client, **SLOW_FIRST)
             events = payloads(await stream(client, group["id"], {"input": "Go."}))
     assert [s[1] for s in said(events) if s[0] == "assistant_message"] == ["Ada", "Bo", "Cy", "Boss"]

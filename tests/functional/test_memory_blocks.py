@@ -118,7 +118,7 @@ async def test_sleeptime_agents_update_the_groups_shared_memory(make_app: Callab
     app = make_app(resolver=recorder)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             await _sleeptime_memory(client, recorder)
 
 

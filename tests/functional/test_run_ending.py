@@ -54,7 +54,7 @@ async def client(make_app: Callable[..., FastAPI], settings: Any) -> AsyncIterat
     app = make_app(store=SlowRecordWrites(SQLiteStore(settings.db_path)))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test", timeout=30) as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=30) as c:
             yield c
 
 

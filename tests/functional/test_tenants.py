@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from support import parse_sse, payloads
 
 
 @pytest.fixture
 async def clients(make_app: Callable[..., FastAPI]) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    app = make_app(settings={"api_keys": "key-a=tenant-a,key-b=tenant-b"})
+    app = make_app(settings={"api_keys": SecretStr("key-a=tenant-a,key-b=tenant-b")})
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with (

@@ -28,7 +28,7 @@ async def test_the_shell_follows_the_apps_root_path(make_app: Callable[..., Fast
     app = make_app()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, root_path="/prod")
-        async with httpx.AsyncClient(transport=transport, base_url="http://chorus.test") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             text = (await c.get("/ui")).text
     assert 'src="/prod/ui/static/app.js"' in text and 'data-base="/prod"' in text
 

@@ -99,7 +99,7 @@ def test_a_deferred_body_does_not_warn_on_its_first_request(tmp_path: Path) -> N
         "from chorus.api.app import create_app\n"
         "app = create_app()\n"
         "app.openapi()\n"
-        "with TestClient(app) as client:\n"
+        "with TestClient(app, base_url='http://127.0.0.1') as client:\n"
         "    assert client.post('/v1/blocks', json={'label': 'notes', 'value': 'x'}).status_code == 200\n"
         "    assert client.post('/v1/agents/', json={}).status_code == 200\n"
     )

@@ -54,6 +54,17 @@ async def test_scripted_errors_after_n_tokens(kind: str, exc: type[Exception]) -
         {"scripted": {"delay_s": -1}},
         {"scripted": {"error": "nope"}},
         {"scripted": {"tokens": "many"}},
+        {"scripted": {"tokens": 15_000_000}},
+        {"scripted": {"error_after_tokens": 10**9}},
+        {"scripted": {"delay_s": "nan"}},
+        {"scripted": {"delay_s": "inf"}},
+        {"scripted": {"delay_s": 3600}},
+        {"scripted": {"replies": ["x"] * 1001}},
+        {"scripted": {"replies": ["x" * 100_001]}},
+        {"scripted": {"reasoning": "x" * 100_001}},
+        {"scripted": {"reasoning": 5}},
+        {"scripted": {"steps": [[]] * 1001}},
+        {"scripted": {"calls": [{"name": "t"}] * 1001}},
     ],
 )
 def test_bad_scripts_are_rejected_at_resolve(metadata: dict[str, object]) -> None:
@@ -65,3 +76,9 @@ def test_bad_scripts_are_rejected_at_resolve(metadata: dict[str, object]) -> Non
 def test_unknown_or_malformed_handles(handle: str) -> None:
     with pytest.raises(ModelNotAvailable):
         resolve_model(handle)
+
+
+def test_the_largest_allowed_script_is_accepted() -> None:
+    """The bounds reject what is past them, not what is at them."""
+    metadata = {"scripted": {"tokens": 100_000, "delay_s": 60, "replies": ["x" * 100_000] * 1000, "steps": [[]] * 1000}}
+    assert resolve_model("scripted/default", metadata).handle == "scripted/default"

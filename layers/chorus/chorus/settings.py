@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,10 +49,17 @@ class Settings(BaseSettings):
     """Token chunks coalesced into one durable log record at most."""
     log_flush_interval_s: float = Field(default=0.05, gt=0)
     """Longest time an event waits in memory before its log record is written."""
-    api_keys: str | None = None
-    """`key=tenant,key2=tenant2` pairs; unset means one anonymous local tenant."""
+    api_keys: SecretStr | None = None
+    """`key=tenant,key2=tenant2` pairs; unset means one anonymous local tenant (a secret: never in a repr or log)."""
     api_keys_parameter: str | None = None
     """Name of an SSM (SecureString) parameter holding the `api_keys` pairs; read (cached) instead of `api_keys`."""
+    allowed_hosts: str = "127.0.0.1,localhost,[::1]"
+    """Comma-separated `Host` names (any port) a server with no API keys answers; `*` answers any.
+
+    Without keys anyone who can make a browser send a request is a user, so a web page could
+    reach a local server through DNS rebinding; with keys configured, or on Lambda, this is not checked."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body in bytes; a longer one is refused with 413 before it is read."""
     host: str = "127.0.0.1"
     port: int = 8283
 

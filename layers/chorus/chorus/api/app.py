@@ -10,8 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chorus import __version__, observability
-from chorus.api import errors
+from chorus.api import api_docs, errors
+from chorus.api.body_limit import BodyLimit
 from chorus.api.deps import Services, parse_api_keys
+from chorus.api.host_guard import HostGuard
+from chorus.api.http_policy import HttpPolicy, parse_hosts
 from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools, ui
 from chorus.api.slashes import CollectionSlash, collection_paths
 from chorus.runs.driver import ModelResolver
@@ -54,7 +57,9 @@ def create_app(
         await the_store.open()
         run_service = RunService(the_store, config, resolver=resolver, remote=remote_executor(config, the_store))
         loader = observability.api_keys_loader(config.api_keys_parameter) if config.api_keys_parameter else None
-        app.state.services = Services(config, the_store, run_service, parse_api_keys(config.api_keys), loader)
+        keys = parse_api_keys(config.api_keys.get_secret_value() if config.api_keys else None)
+        app.state.services = Services(config, the_store, run_service, keys, loader)
+        policy.configure(config, has_keys=bool(keys) or loader is not None, on_lambda=on_lambda)
         _announce(config)
         run_service.start_sweeper()
         try:
@@ -69,6 +74,8 @@ def create_app(
         description="Serverless multi-agent orchestrator speaking the Letta groups API.",
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
     )
     on_lambda = observability.enabled()
     if on_lambda:  # Powertools is imported only here: nothing to pay locally
@@ -82,7 +89,11 @@ def create_app(
     for router in routers:
         app.include_router(router)
     app.add_middleware(CollectionSlash, patterns=collection_paths(routers))
+    policy = HttpPolicy()
+    app.add_middleware(BodyLimit, policy=policy)
+    app.add_middleware(HostGuard, policy=policy)  # the outermost: a forged request costs nothing more
     ui.install(app)
+    api_docs.install(app)
     return app
 
 
@@ -98,3 +109,5 @@ def _announce(settings: Settings) -> None:
         logger.info("API keys from SSM parameter %s", settings.api_keys_parameter)
     elif not settings.api_keys and settings.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("No API keys configured while bound to %s: anyone who can reach it can use it.", settings.host)
+    if not settings.api_keys and not settings.api_keys_parameter and "*" in parse_hosts(settings.allowed_hosts):
+        logger.warning("No API keys and CHORUS_ALLOWED_HOSTS=*: a web page the user visits can drive this server.")

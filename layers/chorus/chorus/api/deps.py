@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -11,6 +12,7 @@ from fastapi import Depends, Header, Path, Query, Request
 
 from chorus.errors import Unauthorized
 from chorus.ids import example, pattern
+from chorus.limits import MAX_PAGE_LIMIT
 from chorus.runs.service import RunService
 from chorus.settings import Settings
 from chorus.store.base import Store
@@ -60,9 +62,25 @@ async def tenant(
     elif not keys:
         return ANONYMOUS_TENANT
     scheme, _, key = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or key.strip() not in keys:
+    found = match_key(key.strip(), keys) if scheme.lower() == "bearer" else None
+    if found is None:
         raise Unauthorized("Missing or invalid API key: send 'Authorization: Bearer <key>'.")
-    return keys[key.strip()]
+    return found
+
+
+def match_key(candidate: str, keys: dict[str, str]) -> str | None:
+    """The tenant of `candidate`, compared with every configured key in constant time.
+
+    A dict lookup (or `==`) returns as soon as a byte differs, so its timing tells
+    an attacker how much of a guess is right; here every key is compared in full,
+    whichever matches, so the time depends only on how many keys there are.
+    """
+    given = candidate.encode("utf-8", "surrogatepass")
+    found = None
+    for key, tenant_id in keys.items():
+        if hmac.compare_digest(given, key.encode("utf-8", "surrogatepass")):
+            found = tenant_id
+    return found
 
 
 def _id_path(prefix: str) -> object:
@@ -87,7 +105,7 @@ ToolIdPath = Annotated[str, _id_path("tool")]
 def page(
     before: str | None = None,
     after: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 50,
     order: Literal["asc", "desc"] = "desc",
 ) -> Page:
     """Letta's cursor pagination: `before`/`after` are ids of the listed kind, exclusive."""
@@ -97,7 +115,7 @@ def page(
 def ascending_page(
     before: str | None = None,
     after: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 100,
     order: Literal["asc", "desc"] = "asc",
 ) -> Page:
     """Pagination for what reads oldest first by default (a run's messages)."""

@@ -10,6 +10,8 @@ which no response of this app has (found by schemathesis, `tests/fuzz`).
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -49,16 +51,47 @@ class ValidationErrorBody(BaseModel):
 _ID_PREFIXES = {"agent_id": "agent", "group_id": "group", "run_id": "run", "message_id": "message"}
 
 
+_ECHO_CHARS = 200
+"""How much of an invalid string value a 422 echoes back."""
+
+
+def _text(value: object, limit: int | None = None) -> str:
+    """`value` as a string that always encodes: a lone surrogate is shown escaped (`\\ud800`), long text is cut."""
+    text = str(value)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _echo(value: Any) -> str | int | float | bool | None:
+    """The invalid input as a 422 may send it back: a scalar that serialises, whatever the client sent."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return _text(value, _ECHO_CHARS)
+
+
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
-    return ".".join(str(part) for part in loc)
+    return ".".join(_text(part, _ECHO_CHARS) for part in loc)
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    """The error's message; for a body that is not (acceptable) JSON, with the parser's reason."""
+    msg = _text(err.get("msg", ""))
+    reason = (err.get("ctx") or {}).get("error")
+    if err.get("type") == "json_invalid" and reason:
+        msg = f"{msg}: {_text(reason, _ECHO_CHARS)}"
+    return msg
 
 
 def _errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
-        item = {"type": err.get("type"), "loc": list(err.get("loc", ())), "msg": err.get("msg")}
+        loc = [part if isinstance(part, int) else _text(part, _ECHO_CHARS) for part in err.get("loc", ())]
+        item: dict[str, Any] = {"type": _text(err.get("type")), "loc": loc, "msg": _message(err)}
         if "input" in err and isinstance(err["input"], str | int | float | bool | type(None)):
-            item["input"] = err["input"]
+            item["input"] = _echo(err["input"])
         out.append(item)
     return out
 

@@ -28,12 +28,14 @@ as a network stream does, so streaming is measured honestly.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
 
 from chorus.errors import InvalidModelResponse, ModelError, ModelRateLimited, ModelTimeout
+from chorus.limits import MAX_SCRIPTED_DELAY_S, MAX_SCRIPTED_ITEMS, MAX_SCRIPTED_TEXT_CHARS, MAX_SCRIPTED_TOKENS
 from chorus.llm.base import (
     Finish,
     ModelEvent,
@@ -58,23 +60,41 @@ _ERRORS: dict[str, type[ModelError]] = {
 
 
 def parse_script(metadata: Mapping[str, Any] | None) -> Script:
-    """Read a `Script` from agent metadata; unknown keys are ignored, bad values are a `ValueError`."""
+    """Read a `Script` from agent metadata; unknown keys are ignored, bad values are a `ValueError`.
+
+    Every knob that makes the model loop or sleep is bounded (`chorus.limits`): the
+    script is tenant input, and one agent's reply must not hold a worker for hours."""
     raw = (metadata or {}).get("scripted") or {}
     if not isinstance(raw, Mapping):
         raise ValueError("metadata.scripted must be an object")
+    replies = raw.get("replies", [])
+    steps = raw.get("steps")
+    if not isinstance(replies, list) or (steps is not None and not isinstance(steps, list)):
+        raise ValueError("metadata.scripted.replies and steps must be lists")
+    if len(replies) > MAX_SCRIPTED_ITEMS or len(steps or []) > MAX_SCRIPTED_ITEMS:
+        raise ValueError(f"metadata.scripted.replies and steps may have at most {MAX_SCRIPTED_ITEMS} items")
     script = Script(
-        replies=[str(r) for r in raw.get("replies", [])],
+        replies=[str(r) for r in replies],
         tokens=int(raw.get("tokens", 8)),
         delay_s=float(raw.get("delay_s", 0.0)),
         reasoning=raw.get("reasoning"),
         error=raw.get("error"),
         error_after_tokens=int(raw.get("error_after_tokens", 0)),
         calls=_calls(raw.get("calls")),
-        steps=[_calls(step) or [] for step in raw["steps"]] if raw.get("steps") is not None else None,
+        steps=[_calls(step) or [] for step in steps] if steps is not None else None,
         use_tools=bool(raw.get("use_tools", True)),
     )
-    if script.tokens < 1 or script.delay_s < 0 or script.error_after_tokens < 0:
-        raise ValueError("metadata.scripted: tokens must be >= 1, delays and counts >= 0")
+    if not 1 <= script.tokens <= MAX_SCRIPTED_TOKENS or not 0 <= script.error_after_tokens <= MAX_SCRIPTED_TOKENS:
+        raise ValueError(f"metadata.scripted: tokens must be 1..{MAX_SCRIPTED_TOKENS}, error_after_tokens >= 0")
+    if not (math.isfinite(script.delay_s) and 0 <= script.delay_s <= MAX_SCRIPTED_DELAY_S):
+        raise ValueError(f"metadata.scripted.delay_s must be a number of seconds from 0 to {MAX_SCRIPTED_DELAY_S:g}")
+    if script.reasoning is not None and not isinstance(script.reasoning, str):
+        raise ValueError("metadata.scripted.reasoning must be a string")
+    texts = [*script.replies, script.reasoning or ""]
+    if any(len(text) > MAX_SCRIPTED_TEXT_CHARS for text in texts):
+        raise ValueError(
+            f"metadata.scripted replies and reasoning may have at most {MAX_SCRIPTED_TEXT_CHARS} characters"
+        )
     if script.error is not None and script.error not in _ERRORS:
         raise ValueError(f"metadata.scripted.error must be one of {sorted(_ERRORS)}")
     return script
@@ -83,8 +103,8 @@ def parse_script(metadata: Mapping[str, Any] | None) -> Script:
 def _calls(raw: Any) -> list[tuple[str, dict[str, Any]]] | None:
     if raw is None:
         return None
-    if not isinstance(raw, list):
-        raise ValueError("metadata.scripted.calls must be a list of {name, arguments}")
+    if not isinstance(raw, list) or len(raw) > MAX_SCRIPTED_ITEMS:
+        raise ValueError(f"metadata.scripted.calls must be a list of at most {MAX_SCRIPTED_ITEMS} {{name, arguments}}")
     calls = []
     for call in raw:
         if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):

@@ -23,7 +23,11 @@ STATUS_CHECK_S = 1.0
 
 
 async def tail_memory(log: RunLog, after_seq: int, ping_interval: float | None) -> AsyncIterator[bytes]:
-    """Frames after `after_seq` (>= the log's `base_seq`) from a live log as they become durable, then `[DONE]`."""
+    """Frames after `after_seq` (>= the log's `base_seq`) from a live log as they become durable, then `[DONE]`.
+
+    A cursor past the log's end (a client that resumes with a later `seq_id` than
+    the run has reached) waits for events beyond it and, when the run ends, is
+    sent `[DONE]` all the same: every stream of a finished run ends with it."""
     sent = after_seq - log.base_seq
     assert sent >= 0, "read the stored part of a recovered log from the store first"
     while True:
@@ -36,6 +40,8 @@ async def tail_memory(log: RunLog, after_seq: int, ping_interval: float | None) 
                 return
             continue
         if log.closed:
+            if sent > len(log.frames) or (sent == len(log.frames) and sent == after_seq - log.base_seq):
+                yield DONE_FRAME  # nothing of the log was sent: the cursor was at or past its end
             return
         arrived = await log.wait_beyond(sent, ping_interval)
         if not arrived:
@@ -54,7 +60,8 @@ async def tail_store(
 ) -> AsyncIterator[bytes]:
     """Frames after `after_seq` read from the store, polling for more until `[DONE]`."""
     cursor = after_seq
-    last_output = last_check = time.monotonic()
+    last_output = time.monotonic()
+    last_check = last_output - STATUS_CHECK_S  # a cursor past the end of a finished run gets [DONE] at once
     while True:
         rows = await store.read_events(tenant_id, run_id, cursor, batch_size)
         if rows:

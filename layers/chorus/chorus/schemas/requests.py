@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
+from chorus.limits import MAX_CURSOR, MAX_LIST_ITEMS, MAX_STEPS, MAX_TEXT_CHARS
 from chorus.schemas.content import BodyModel, ContentList, ContentPart, WireModel
 
 MessageType = Literal[
@@ -26,7 +27,7 @@ class MessageCreate(BodyModel):
 
     type: Literal["message"] | None = "message"
     role: Literal["user", "system", "assistant"]
-    content: str | ContentList
+    content: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | ContentList
     name: str | None = None
     otid: str | None = None
     sender_id: str | None = None
@@ -44,7 +45,7 @@ class ApprovalReturn(WireModel):
 class ToolReturn(WireModel):
     type: Literal["tool"] = "tool"
     tool_call_id: str
-    tool_return: str
+    tool_return: str = Field(max_length=MAX_TEXT_CHARS)
     status: Literal["success", "error"]
     stdout: list[str] | None = None
     stderr: list[str] | None = None
@@ -66,7 +67,7 @@ class ApprovalCreate(BodyModel):
     """Approves or denies pending tool calls (Letta's `ApprovalCreate`)."""
 
     type: Literal["approval"] = "approval"
-    approvals: list[Approval] | None = None
+    approvals: list[Approval] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
     approve: bool | None = Field(default=None, json_schema_extra={"deprecated": True})
     approval_request_id: str | None = Field(default=None, json_schema_extra={"deprecated": True})
     reason: str | None = Field(default=None, json_schema_extra={"deprecated": True})
@@ -101,15 +102,19 @@ class MessageRequest(BodyModel):
     because the dedicated stream route forces `streaming=true` first.
     """
 
-    messages: list[InputMessage] | None = None
-    input: str | list[ContentPart] | None = None
-    max_steps: int = Field(default=50, ge=1, le=10_000)
+    messages: list[InputMessage] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
+    input: (
+        Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+        | Annotated[list[ContentPart], Field(max_length=MAX_LIST_ITEMS)]
+        | None
+    ) = None
+    max_steps: int = Field(default=50, ge=1, le=MAX_STEPS)
     streaming: bool = False
     stream_tokens: bool = False
     background: bool = False
     include_pings: bool = True
-    include_return_message_types: list[MessageType] | None = None
-    client_tools: list[ClientTool] | None = None
+    include_return_message_types: list[MessageType] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
+    client_tools: list[ClientTool] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
     use_assistant_message: bool = Field(default=True, json_schema_extra={"deprecated": True})
     assistant_message_tool_name: str = Field(default="send_message", json_schema_extra={"deprecated": True})
     assistant_message_tool_kwarg: str = Field(default="message", json_schema_extra={"deprecated": True})
@@ -145,11 +150,11 @@ class MessageRequest(BodyModel):
 class ResumeRequest(WireModel):
     """Body of `POST /v1/runs/{run_id}/stream`."""
 
-    starting_after: int = Field(default=0, ge=0)
+    starting_after: int = Field(default=0, ge=0, le=MAX_CURSOR)
     include_pings: bool = True
     poll_interval: float = Field(default=0.1, gt=0, le=60)
     batch_size: int = Field(default=100, ge=1, le=10_000)
 
 
 class CancelRequest(WireModel):
-    run_ids: list[str] | None = None
+    run_ids: list[str] | None = Field(default=None, max_length=MAX_LIST_ITEMS)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.ids import pattern
+from chorus.limits import MAX_BLOCK_CHARS, MAX_LIST_ITEMS, MAX_TEXT_CHARS, MAX_TURNS
 from chorus.schemas.content import BodyModel
 from chorus.schemas.tools import ToolId, ToolRule
 
@@ -19,18 +20,18 @@ class BlockCreate(BodyModel):
     """Body of `POST /v1/blocks`, and each of an agent's `memory_blocks` (Letta's `CreateBlock`)."""
 
     label: BlockLabel
-    value: str = ""
-    limit: int = Field(default=20_000, ge=1, le=1_000_000)
-    description: str | None = None
+    value: str = Field(default="", max_length=MAX_BLOCK_CHARS)
+    limit: int = Field(default=20_000, ge=1, le=MAX_BLOCK_CHARS)
+    description: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     read_only: bool = False
     metadata: dict[str, Any] | None = None
 
 
 class BlockUpdate(BodyModel):
     label: BlockLabel | None = None
-    value: str | None = None
-    limit: int | None = Field(default=None, ge=1, le=1_000_000)
-    description: str | None = None
+    value: str | None = Field(default=None, max_length=MAX_BLOCK_CHARS)
+    limit: int | None = Field(default=None, ge=1, le=MAX_BLOCK_CHARS)
+    description: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     read_only: bool | None = None
     metadata: dict[str, Any] | None = None
 
@@ -67,7 +68,7 @@ ManagerType = Literal["round_robin", "supervisor", "dynamic", "sleeptime", "voic
 
 class RoundRobinManager(BodyModel):
     manager_type: Literal["round_robin"] = "round_robin"
-    max_turns: int | None = Field(default=None, ge=1, le=10_000)
+    max_turns: int | None = Field(default=None, ge=1, le=MAX_TURNS)
 
 
 class SupervisorManager(BodyModel):
@@ -78,21 +79,21 @@ class SupervisorManager(BodyModel):
 class DynamicManager(BodyModel):
     manager_type: Literal["dynamic"]
     manager_agent_id: AgentId
-    termination_token: str | None = Field(default="DONE!", min_length=1)
-    max_turns: int | None = Field(default=None, ge=1, le=10_000)
+    termination_token: str | None = Field(default="DONE!", min_length=1, max_length=MAX_TEXT_CHARS)
+    max_turns: int | None = Field(default=None, ge=1, le=MAX_TURNS)
 
 
 class SleeptimeManager(BodyModel):
     manager_type: Literal["sleeptime"]
     manager_agent_id: AgentId
-    sleeptime_agent_frequency: int | None = Field(default=None, ge=1)
+    sleeptime_agent_frequency: int | None = Field(default=None, ge=1, le=MAX_TURNS)
 
 
 class VoiceSleeptimeManager(BodyModel):
     manager_type: Literal["voice_sleeptime"]
     manager_agent_id: AgentId
-    max_message_buffer_length: int | None = None
-    min_message_buffer_length: int | None = None
+    max_message_buffer_length: int | None = Field(default=None, ge=0, le=MAX_TURNS)
+    min_message_buffer_length: int | None = Field(default=None, ge=0, le=MAX_TURNS)
 
 
 ManagerConfig = Annotated[
@@ -105,34 +106,34 @@ class AgentCreate(BodyModel):
     """Body of `POST /v1/agents`. Letta's many other fields are accepted and ignored."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    system: str | None = None
-    model: str | None = Field(default=None, description="Model handle `provider/model`.")
+    system: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    model: str | None = Field(default=None, max_length=200, description="Model handle `provider/model`.")
     agent_type: AgentType = "letta_v1_agent"
     """`memgpt_agent` / `memgpt_v2_agent` speak through the `send_message` tool, as in Letta."""
     reasoning: bool | None = None
     """Extended thinking for models that have it (Anthropic, Bedrock Claude); `enable_reasoner` too."""
     enable_reasoner: bool | None = Field(default=None, json_schema_extra={"deprecated": True})
-    description: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    description: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    tags: list[str] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     metadata: dict[str, Any] | None = None
-    memory_blocks: list[BlockCreate] = Field(default_factory=list)
+    memory_blocks: list[BlockCreate] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     """New blocks created for the agent, in context order."""
-    block_ids: list[BlockId] = Field(default_factory=list)
+    block_ids: list[BlockId] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     """Existing blocks to attach (after `memory_blocks`)."""
-    tool_ids: list[ToolId] = Field(default_factory=list)
-    tool_rules: list[ToolRule] = Field(default_factory=list)
+    tool_ids: list[ToolId] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    tool_rules: list[ToolRule] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
 
 
 class AgentUpdate(BodyModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    system: str | None = None
-    model: str | None = None
-    description: str | None = None
-    tags: list[str] | None = None
+    system: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    model: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    tags: list[str] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
     metadata: dict[str, Any] | None = None
-    block_ids: list[BlockId] | None = None
-    tool_ids: list[ToolId] | None = None
-    tool_rules: list[ToolRule] | None = None
+    block_ids: list[BlockId] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
+    tool_ids: list[ToolId] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
+    tool_rules: list[ToolRule] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
     reasoning: bool | None = None
 
 
@@ -168,19 +169,19 @@ class AgentState(BaseModel):
 
 
 class GroupCreate(BodyModel):
-    agent_ids: list[AgentId]
-    description: str = ""
+    agent_ids: list[AgentId] = Field(max_length=MAX_LIST_ITEMS)
+    description: str = Field(default="", max_length=MAX_TEXT_CHARS)
     manager_config: ManagerConfig = Field(default_factory=RoundRobinManager)
-    shared_block_ids: list[BlockId] = Field(default_factory=list)
+    shared_block_ids: list[BlockId] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     hidden: bool | None = None
     project_id: str | None = None
 
 
 class GroupUpdate(BodyModel):
-    agent_ids: list[AgentId] | None = None
-    description: str | None = None
+    agent_ids: list[AgentId] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
+    description: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     manager_config: ManagerConfig | None = None
-    shared_block_ids: list[BlockId] | None = None
+    shared_block_ids: list[BlockId] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
     project_id: str | None = None
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.ids import pattern
+from chorus.limits import MAX_LIST_ITEMS, MAX_STEPS, MAX_TEXT_CHARS, MAX_TOOL_SOURCE_CHARS
 from chorus.schemas.content import BodyModel
 
 ToolId = Annotated[str, Field(pattern=pattern("tool"), examples=["tool-123e4567-e89b-42d3-8456-426614174000"])]
@@ -18,10 +19,10 @@ class ToolCreate(BodyModel):
     The schema comes from `json_schema` when given, else from the Python
     `source_code` (its function signature and Google-style docstring)."""
 
-    source_code: str = Field(min_length=1, max_length=200_000)
+    source_code: str = Field(min_length=1, max_length=MAX_TOOL_SOURCE_CHARS)
     source_type: Literal["python"] = "python"
-    description: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    description: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    tags: list[str] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     json_schema: dict[str, Any] | None = None
     args_json_schema: dict[str, Any] | None = None
     return_char_limit: int = Field(default=50_000, ge=1, le=1_000_000)
@@ -31,9 +32,9 @@ class ToolCreate(BodyModel):
 
 
 class ToolUpdate(BodyModel):
-    source_code: str | None = Field(default=None, min_length=1, max_length=200_000)
-    description: str | None = None
-    tags: list[str] | None = None
+    source_code: str | None = Field(default=None, min_length=1, max_length=MAX_TOOL_SOURCE_CHARS)
+    description: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    tags: list[str] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
     json_schema: dict[str, Any] | None = None
     return_char_limit: int | None = Field(default=None, ge=1, le=1_000_000)
     default_requires_approval: bool | None = None
@@ -81,17 +82,17 @@ class RequiresApprovalToolRule(_Rule):
 
 class ChildToolRule(_Rule):
     type: Literal["constrain_child_tools"] = "constrain_child_tools"
-    children: list[str]
+    children: list[str] = Field(max_length=MAX_LIST_ITEMS)
 
 
 class ParentToolRule(_Rule):
     type: Literal["parent_last_tool"] = "parent_last_tool"
-    children: list[str]
+    children: list[str] = Field(max_length=MAX_LIST_ITEMS)
 
 
 class MaxCountPerStepToolRule(_Rule):
     type: Literal["max_count_per_step"] = "max_count_per_step"
-    max_count_limit: int = Field(ge=1)
+    max_count_limit: int = Field(ge=1, le=MAX_STEPS)
 
 
 ToolRule = Annotated[

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -57,6 +58,28 @@ V = TypeVar("V", RunRecord, BlockRecord)
 CHECKPOINT_EVERY = 256
 """Store calls between two passive WAL checkpoints on the worker thread (the loop's connections never
 checkpoint: a checkpoint writes the database file and syncs it, which can take milliseconds)."""
+
+
+def make_private(path: Path) -> None:
+    """Create the database file 0600 in a 0700 directory, whatever the umask, before SQLite opens it.
+
+    The database holds every tenant's messages and tool sources; SQLite creates its
+    `-wal` and `-shm` files with the database file's permissions, so those follow.
+    A database file (or its `-wal`/`-shm`) readable by others is tightened to 0600
+    with a warning. An existing directory is left as it is (it may be the working
+    directory, shared on purpose), with a warning if others may enter it.
+    """
+    directory = path.parent
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+    elif directory.stat().st_mode & 0o077:
+        logger.warning("The directory of the database, %s, is accessible to other users.", directory)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            os.chmod(file, 0o600)
+            logger.warning("%s was readable by other users; its permissions are now 0600.", file)
 
 
 class SQLiteStore:
@@ -156,7 +179,7 @@ class SQLiteStore:
 
     def _open_sync(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            make_private(Path(self.path))
         conn = self._connect(busy_timeout_ms=5000)
         conn.execute("PRAGMA journal_mode=WAL")
         self._worker_conn = conn

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from chorus.api.deps import AgentIdPath, BlockIdPath, ServicesDep, TenantDep
+from chorus.api.json_body import JsonRoute
 from chorus.api.routes.agents import agent_view, change_attachment
 from chorus.api.routes.blocks import block_state, change_block
 from chorus.errors import NotFound
@@ -18,7 +19,7 @@ from chorus.schemas.resources import AgentState, BlockState, BlockUpdate
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, BlockRecord
 
-router = APIRouter(prefix="/v1/agents/{agent_id}/core-memory/blocks", tags=["agents"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/agents/{agent_id}/core-memory/blocks", tags=["agents"])
 
 
 async def _by_label(store: Store, agent: AgentRecord, label: str) -> BlockRecord:

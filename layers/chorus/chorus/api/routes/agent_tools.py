@@ -13,13 +13,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from chorus.api.deps import AgentIdPath, ServicesDep, TenantDep, ToolIdPath
+from chorus.api.json_body import JsonRoute
 from chorus.api.routes.agents import agent_view, change_attachment
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, NotFound
 from chorus.schemas.resources import AgentState
 from chorus.schemas.tools import ToolState
 
-router = APIRouter(prefix="/v1/agents/{agent_id}/tools", tags=["agents"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/agents/{agent_id}/tools", tags=["agents"])
 
 
 @router.get("", response_model=list[ToolState])

@@ -8,11 +8,14 @@ from typing import Any, Literal
 from fastapi import APIRouter
 
 from chorus.api.deps import AgentIdPath, PageDep, ServicesDep, TenantDep
+from chorus.api.json_body import JsonRoute
+from chorus.api.listing import ITEM_OVERHEAD
 from chorus.api.routes.blocks import block_state, new_block
 from chorus.api.routes.tools import tool_state
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, NotFound
 from chorus.ids import new_id
+from chorus.limits import MAX_LISTING_CHARS
 from chorus.llm.resolve import check_handle, default_model_handle, split_handle
 from chorus.schemas.requests import CancelRequest
 from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate, BlockState, LlmConfig
@@ -20,7 +23,7 @@ from chorus.schemas.tools import ToolState
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/agents", tags=["agents"])
 
 DEFAULT_SYSTEM = "You are a helpful agent taking part in a group conversation."
 _ENDPOINT_TYPES = frozenset({"openai", "anthropic", "bedrock", "ollama", "vllm"})
@@ -145,7 +148,19 @@ async def create_agent(body: AgentCreate, svc: ServicesDep, tenant_id: TenantDep
 
 @router.get("", response_model=list[AgentState])
 async def list_agents(svc: ServicesDep, tenant_id: TenantDep, page: PageDep) -> list[AgentState]:
-    return [(await agent_view(svc.store, a)).state for a in await svc.store.list_agents(tenant_id, page)]
+    """Agents with their blocks and tools; a page ends early at `MAX_LISTING_CHARS` (see `chorus.api.listing`)."""
+    out: list[AgentState] = []
+    total = 0
+    for agent in await svc.store.list_agents(tenant_id, page):
+        view = await agent_view(svc.store, agent)
+        blocks = sum(len(b.value) for b in view.blocks_state)  # twice: in `blocks` and in `memory`
+        total += (
+            ITEM_OVERHEAD + len(agent.system) + 2 * blocks + sum(len(t.source_code or "") for t in view.tools_state)
+        )
+        if out and total > MAX_LISTING_CHARS:
+            break
+        out.append(view.state)
+    return out
 
 
 @router.get("/{agent_id}", response_model=AgentState)

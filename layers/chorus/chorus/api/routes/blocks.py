@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from chorus.api.deps import BlockIdPath, PageDep, ServicesDep, TenantDep
+from chorus.api.json_body import JsonRoute
+from chorus.api.listing import ITEM_OVERHEAD, within_budget
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, Conflict
 from chorus.ids import new_id
@@ -14,7 +16,7 @@ from chorus.schemas.resources import BlockCreate, BlockState, BlockUpdate
 from chorus.store.base import Store
 from chorus.store.records import BlockRecord
 
-router = APIRouter(prefix="/v1/blocks", tags=["blocks"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/blocks", tags=["blocks"])
 
 
 def block_state(block: BlockRecord) -> BlockState:
@@ -65,7 +67,8 @@ async def create_block(body: BlockCreate, svc: ServicesDep, tenant_id: TenantDep
 async def list_blocks(
     svc: ServicesDep, tenant_id: TenantDep, page: PageDep, label: Annotated[str | None, Query()] = None
 ) -> list[BlockState]:
-    return [block_state(b) for b in await svc.store.list_blocks(tenant_id, page, label=label)]
+    blocks = await svc.store.list_blocks(tenant_id, page, label=label)
+    return [block_state(b) for b in within_budget(blocks, lambda b: ITEM_OVERHEAD + len(b.value))]
 
 
 @router.get("/{block_id}", response_model=BlockState)

@@ -20,6 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from chorus.api.deps import GroupIdPath, PageDep, ServicesDep, TenantDep
+from chorus.api.json_body import JsonRoute
+from chorus.api.listing import json_size, within_budget
 from chorus.api.routes.runs import run_state
 from chorus.api.sse import sse_response
 from chorus.engine.events import MESSAGE_TYPES
@@ -30,7 +32,7 @@ from chorus.schemas.messages import LettaMessage, LettaResponse
 from chorus.schemas.requests import CancelRequest, MessageRequest
 from chorus.schemas.resources import RunState
 
-router = APIRouter(prefix="/v1/groups/{group_id}", tags=["groups"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/groups/{group_id}", tags=["groups"])
 
 _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events, one LettaMessage per `data:`"}
@@ -145,7 +147,7 @@ async def list_group_messages(
     """The group's history, newest first by default; `before`/`after` are message ids."""
     await svc.store.get_group(tenant_id, group_id)
     records = await svc.store.list_messages(tenant_id, page, group_id=group_id)
-    return JSONResponse([r.message for r in records])
+    return JSONResponse(within_budget([r.message for r in records], json_size))
 
 
 @router.patch("/reset-messages")

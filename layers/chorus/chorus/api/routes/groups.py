@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from chorus.api.deps import GroupIdPath, PageDep, ServicesDep, TenantDep
+from chorus.api.json_body import JsonRoute
 from chorus.clock import now_iso
 from chorus.engine.managers.sleeptime import DEFAULT_MAX_BUFFER, DEFAULT_MIN_BUFFER
 from chorus.errors import BadRequest
@@ -20,7 +21,7 @@ from chorus.schemas.resources import GroupCreate, GroupState, GroupUpdate
 from chorus.store.base import Store
 from chorus.store.records import GroupRecord
 
-router = APIRouter(prefix="/v1/groups", tags=["groups"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/groups", tags=["groups"])
 
 
 def group_state(group: GroupRecord) -> GroupState:

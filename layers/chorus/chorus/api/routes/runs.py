@@ -9,14 +9,17 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from chorus.api.deps import AscendingPageDep, PageDep, RunIdPath, ServicesDep, TenantDep
+from chorus.api.json_body import JsonRoute
+from chorus.api.listing import json_size, within_budget
 from chorus.api.sse import sse_response
 from chorus.errors import Conflict
+from chorus.limits import MAX_CURSOR
 from chorus.schemas.messages import LettaMessage
 from chorus.schemas.requests import ResumeRequest
 from chorus.schemas.resources import RunState
 from chorus.store.records import RunRecord
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/runs", tags=["runs"])
 
 _HIDDEN = {"tenant_id", "usage", "expires_at", "version", "lease_owner", "lease_expires_at", "inputs", "options"}
 
@@ -76,7 +79,7 @@ async def resume_run_stream(
     svc: ServicesDep,
     tenant_id: TenantDep,
     body: ResumeRequest | None = None,
-    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, le=MAX_CURSOR)] = None,
 ) -> Response:
     """Replay a background run's events after `starting_after` (or `Last-Event-ID`), then follow it live."""
     request = body or ResumeRequest()
@@ -98,7 +101,8 @@ async def list_run_messages(
 ) -> JSONResponse:
     """The messages a run committed to history (its input and every finished step)."""
     await svc.store.get_run(tenant_id, run_id)
-    return JSONResponse([r.message for r in await svc.store.list_messages(tenant_id, page, run_id=run_id)])
+    records = await svc.store.list_messages(tenant_id, page, run_id=run_id)
+    return JSONResponse(within_budget([r.message for r in records], json_size))
 
 
 @router.get("/{run_id}/usage")

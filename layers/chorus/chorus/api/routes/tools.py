@@ -16,6 +16,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from chorus.api.deps import PageDep, ServicesDep, TenantDep, ToolIdPath
+from chorus.api.json_body import JsonRoute
+from chorus.api.listing import ITEM_OVERHEAD, within_budget
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, Conflict
 from chorus.ids import new_id
@@ -24,7 +26,7 @@ from chorus.store.base import Store
 from chorus.store.records import Page, ToolRecord
 from chorus.tools.schema import ToolSchema, schema_from_json, schema_from_source
 
-router = APIRouter(prefix="/v1/tools", tags=["tools"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/tools", tags=["tools"])
 
 
 def tool_state(tool: ToolRecord) -> ToolState:
@@ -94,7 +96,8 @@ async def upsert_tool(body: ToolCreate, svc: ServicesDep, tenant_id: TenantDep) 
 async def list_tools(
     svc: ServicesDep, tenant_id: TenantDep, page: PageDep, name: Annotated[str | None, Query()] = None
 ) -> list[ToolState]:
-    return [tool_state(t) for t in await svc.store.list_tools(tenant_id, page, name=name)]
+    tools = await svc.store.list_tools(tenant_id, page, name=name)
+    return [tool_state(t) for t in within_budget(tools, lambda t: ITEM_OVERHEAD + len(t.source_code or ""))]
 
 
 @router.get("/{tool_id}", response_model=ToolState)
