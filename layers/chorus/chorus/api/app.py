@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from chorus import __version__, observability
 from chorus.api import errors
-from chorus.api.deps import Services, parse_api_keys
+from chorus.api.deps import Services
 from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools, ui
 from chorus.api.slashes import CollectionSlash, collection_paths
 from chorus.runs.driver import ModelResolver
@@ -19,6 +19,7 @@ from chorus.runs.service import RunService
 from chorus.settings import Settings, get_settings
 from chorus.store.base import Store
 from chorus.store.factory import build_store
+from chorus.tenancy import parse_api_keys
 from chorus.workflow.executor import remote_executor
 
 logger = logging.getLogger("chorus")
@@ -56,6 +57,7 @@ def create_app(
         loader = observability.api_keys_loader(config.api_keys_parameter) if config.api_keys_parameter else None
         app.state.services = Services(config, the_store, run_service, parse_api_keys(config.api_keys), loader)
         _announce(config)
+        logger.info("Custom tools run in: %s", run_service.tool_executor.name)
         run_service.start_sweeper()
         try:
             yield
