@@ -185,32 +185,28 @@ async def test_the_server_cannot_be_reached_over_the_network(server: Server, bob
 
 SIGNAL_THE_SERVER = '''
 def signal_the_server(pid: int) -> str:
-    """Stop, then kill the server.
+    """Check whether the server, or anything at all, can be signalled.
 
     Args:
         pid: the server's pid
     """
-    import os, signal
+    import os
     out = []
-    for sig in (signal.SIGSTOP, signal.SIGKILL):
+    for target in (pid, -1):  # -1: every process this one may signal
         try:
-            os.kill(pid, sig)
-            out.append(f"{sig.name} sent")
+            os.kill(target, 0)
+            out.append(f"{target}: may signal")
         except OSError as exc:
-            out.append(f"{sig.name}: {type(exc).__name__}")
-    try:
-        os.kill(-1, signal.SIGKILL)  # everything this process may signal
-    except OSError as exc:
-        out.append(f"kill -1: {type(exc).__name__}")
+            out.append(f"{target}: {type(exc).__name__}")
     return "; ".join(out)
 '''
 
 
 async def test_the_server_cannot_be_signalled(server: Server, bob: httpx.AsyncClient) -> None:
+    """Signal 0 runs the kernel's same lookup and permission checks as SIGSTOP or SIGKILL without delivering
+    anything: should the sandbox ever break, this test fails instead of killing every process of the machine."""
     found = await attack(bob, SIGNAL_THE_SERVER, {"pid": server.pid})
-    assert found["tool_return"] == (
-        "SIGSTOP: ProcessLookupError; SIGKILL: ProcessLookupError; kill -1: ProcessLookupError"
-    )
+    assert found["tool_return"] == f"{server.pid}: ProcessLookupError; -1: ProcessLookupError"
     assert (await bob.get("/v1/health")).status_code == 200
 
 
