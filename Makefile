@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser run demo test lint typecheck unit bench soak clean
+.PHONY: install browser sandbox run demo test lint typecheck unit bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,aws]"
 	touch $(STAMP)
 
-install: $(STAMP) browser
+install: $(STAMP) browser sandbox
 
 ## Debian's chromium for the browser tests (tests/ui), installed when missing and we are root with apt-get
 CHROMIUM ?= /usr/bin/chromium
@@ -23,8 +23,16 @@ browser:
 	     chromium fonts-dejavu-core >/dev/null; } \
 	  || echo "chromium not installed (not root or no apt-get): the browser tests will be skipped"
 
+## Debian's bubblewrap, the namespaces custom tools run in (CHORUS_TOOL_EXECUTOR=sandbox), installed the same way
+BWRAP ?= /usr/bin/bwrap
+sandbox:
+	@[ -x $(BWRAP) ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	     bubblewrap >/dev/null; } \
+	  || echo "bubblewrap not installed (not root or no apt-get): custom tools run unsandboxed, single tenant only"
+
 ## Run Chorus locally: uvicorn on 127.0.0.1:8283, SQLite at ./.chorus/chorus.db
-run: $(STAMP)
+run: $(STAMP) sandbox
 	$(BIN)/uvicorn chorus.api:app --host 127.0.0.1 --port 8283
 
 demo: $(STAMP)
@@ -37,7 +45,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) browser
+unit: $(STAMP) browser sandbox
 	$(BIN)/pytest -q
 
 ## The whole test suite: formatting, lint, strict types, every test
