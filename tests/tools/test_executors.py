@@ -10,17 +10,19 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from chorus.runs import service
 from chorus.settings import Settings
 from chorus.tenancy import multi_tenant
 from chorus.tools import bubblewrap, executors
 from chorus.tools.bubblewrap import BubblewrapExecutor
-from chorus.tools.execution import ToolCall
+from chorus.tools.execution import ToolCall, ToolResult
 from chorus.tools.executors import (
     RefusingExecutor,
     SubprocessExecutor,
     ToolExecutorConfigError,
     tool_executor_for,
 )
+from support import create_group, payloads, stream
 
 MISSING = "bubblewrap is not installed ('bwrap' not found on PATH; Debian package 'bubblewrap')"
 TOOL = "def double(x: int) -> int:\n    '''Twice x.\n\n    Args:\n        x: a number\n    '''\n    return 2 * x\n"
@@ -166,3 +168,48 @@ async def test_the_app_does_not_start_with_subprocess_and_several_tenants(make_a
     with pytest.raises(ToolExecutorConfigError, match="single tenant"):
         async with app.router.lifespan_context(app):
             pass
+
+
+class Recording:
+    """An executor that keeps every call it was given and answers each the same."""
+
+    name = "recording"
+    isolates_tenants = True
+
+    def __init__(self) -> None:
+        self.calls: list[ToolCall] = []
+
+    async def run(self, call: ToolCall) -> ToolResult:
+        self.calls.append(call)
+        return ToolResult("recorded", "success")
+
+
+async def test_runs_use_the_one_executor_of_the_service_and_name_the_tenant(
+    make_app: Callable[..., FastAPI], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[Recording] = []
+
+    def build(settings: Settings) -> Recording:
+        built.append(Recording())
+        return built[-1]
+
+    monkeypatch.setattr(service, "tool_executor_for", build)
+    app = make_app(settings={"api_keys": "ka=alice,kb=bob", "tool_timeout_s": 7})
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": "Bearer kb"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers=headers) as client:
+            tool = (await client.post("/v1/tools", json={"source_code": TOOL})).json()
+            calls = [{"name": "double", "arguments": {"x": 4}}]
+            script = {"steps": [calls], "replies": ["ok"]}
+            body = {"name": "Ada", "tool_ids": [tool["id"]], "metadata": {"scripted": script}}
+            agent = (await client.post("/v1/agents", json=body)).json()
+            group = await create_group(client, [agent["id"]])
+            for _ in range(2):
+                events = payloads(await stream(client, group["id"], {"input": "Go."}))
+                ret = next(e for e in events if e["message_type"] == "tool_return_message")
+                assert (ret["status"], ret["tool_return"]) == ("success", "recorded")
+    assert len(built) == 1, "one executor per service, not one per run or call"
+    assert [(c.tenant_id, c.name, dict(c.arguments), c.timeout_s) for c in built[0].calls] == [
+        ("bob", "double", {"x": 4}, 7.0)
+    ] * 2
