@@ -8,13 +8,7 @@ host afterwards. Skipped, with the reason, where bubblewrap cannot run.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import signal
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +16,7 @@ import pytest
 
 from chorus.devserver import Server, running_server
 from chorus.tools.bubblewrap import bubblewrap_problem
+from host_processes import all_gone, process_marker
 from support import create_group, payloads, stream
 
 PROBLEM = bubblewrap_problem()
@@ -241,30 +236,10 @@ def spawn_and_hang(marker: str) -> str:
 '''
 
 
-def running(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
-            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-    return found
-
-
-async def all_gone(marker: str, within_s: float = 30.0) -> bool:
-    for _ in range(int(within_s / 0.05)):
-        if not running(marker):
-            return True
-        await asyncio.sleep(0.05)
-    return False
-
-
 @pytest.fixture
 def marker() -> Iterator[str]:
-    word = f"chorus-escape-{uuid.uuid4().hex}"
-    yield word
-    for pid in running(word):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+    with process_marker() as word:
+        yield word
 
 
 async def test_an_escaping_grandchild_dies_with_the_call(bob: httpx.AsyncClient, marker: str) -> None:
