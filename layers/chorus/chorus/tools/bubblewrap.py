@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import logging
 import os
 import secrets
 import shutil
@@ -44,12 +43,11 @@ from chorus.tools.sandbox import ChildLaunch, Confinement, run_child
 
 __all__ = ["BubblewrapExecutor", "SandboxLimits", "bubblewrap_problem", "sandbox_prefix"]
 
-logger = logging.getLogger(__name__)
-
 SANDBOX_UID_BASE = 1 << 30
 """First uid a root server's tools run as: far above every account and every container's subordinate range."""
 SANDBOX_UID_SPAN = 1 << 24
-"""How many uids calls draw from at random, so concurrent calls (of any worker process) never share a count."""
+"""How many uids calls draw from at random: two concurrent calls (of any worker process) sharing one, and so one
+process budget, has odds of about 1 in 16 million."""
 
 TOOL_HOME = "/tmp"
 
