@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 SAM_VENV ?= .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-stamp
 
-.PHONY: install browser doctools run demo test lint typecheck unit bench soak clean
+.PHONY: install browser sandbox doctools run demo test lint typecheck unit bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml $(SERVE_STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,aws]"
 	touch $(STAMP)
 
-install: $(STAMP) browser doctools $(SAM_STAMP)
+install: $(STAMP) browser sandbox doctools $(SAM_STAMP)
 
 ## aws-sam-cli in a venv of its own (its pins are not ours), for the `sam validate` / `sam build` tests (tests/sam)
 $(SAM_STAMP):
@@ -47,8 +47,16 @@ doctools:
 	     curl jq >/dev/null; } \
 	  || echo "curl or jq missing (not root or no apt-get): the docs' shell examples will fail"
 
+## Debian's bubblewrap, the namespaces custom tools run in (CHORUS_TOOL_EXECUTOR=sandbox), installed the same way
+BWRAP ?= /usr/bin/bwrap
+sandbox:
+	@[ -x $(BWRAP) ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	     bubblewrap >/dev/null; } \
+	  || echo "bubblewrap not installed (not root or no apt-get): custom tools run unsandboxed, single tenant only"
+
 ## Run Chorus locally: uvicorn on 127.0.0.1:8283, SQLite at ./.chorus/chorus.db
-run: $(SERVE_STAMP)
+run: $(SERVE_STAMP) sandbox
 	$(BIN)/uvicorn chorus.api:app --host 127.0.0.1 --port 8283
 
 demo: $(SERVE_STAMP)
@@ -61,7 +69,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) browser doctools $(SAM_STAMP)
+unit: $(STAMP) browser sandbox doctools $(SAM_STAMP)
 	$(BIN)/pytest -q -rs
 
 ## The whole test suite: formatting, lint, strict types, every test

@@ -4,7 +4,8 @@
 no state shared): stream overhead vs a bare SSE endpoint, fan-out scaling,
 resume replay (SQLite over HTTP and in-process, DynamoDB on moto), store
 append/replay, store writes per run, cold import time of the Lambda entry
-modules, and the 200-stream load (TTFB, throughput, memory per stream, every
+modules, the per-call cost of the tool sandbox against a plain child
+process, and the 200-stream load (TTFB, throughput, memory per stream, every
 stream checked against its log). `make soak` runs the full-size campaigns
 through pytest: the fault campaign (1,200 seeded cases) and the schemathesis
 fuzz (60 examples per operation). Either writes one JSON document, with the
@@ -31,7 +32,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ["stream_overhead", "fanout", "resume", "store", "writes", "importtime", "load"]
+BENCHMARKS = ["stream_overhead", "fanout", "resume", "store", "writes", "importtime", "sandbox", "load"]
 
 
 def machine() -> dict[str, Any]:
@@ -142,6 +143,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     if _get(im, "api_handler_own_ms") is not None:
         out.append(("cold import functions/api/handler.py above the floor",
                     f"{im['api_handler_own_ms']} ms ({im['api_handler_over_floor']}x the floor)", "", "-"))  # fmt: skip
+    sb = results.get("sandbox", {})
+    if "executors" in sb:
+        e = sb["executors"]
+        out.append(("tool call median: sandbox / subprocess",
+                    f"{e['sandbox']['median_ms']} / {e['subprocess']['median_ms']} ms "
+                    f"(+{sb['sandbox_overhead_ms']} ms, {sb['ratio_sandbox_over_subprocess']}x)", "", "-"))  # fmt: skip
+    elif "skipped" in sb:
+        out.append(("tool call sandbox overhead", "skipped: " + sb["skipped"], "", "-"))
     lo = results.get("load", {})
     if "timing" in lo:
         t, m = lo["timing"], lo.get("memory", {})

@@ -150,3 +150,32 @@ async def test_legacy_agents_speak_through_send_message(client: httpx.AsyncClien
         "tool_call_message",
         "tool_return_message",
     ]
+
+
+def non_utf8_name() -> str:
+    """A file name that is not UTF-8, as `os.listdir` returns it: with a lone surrogate.
+
+    Returns:
+        The name.
+    """
+    import os
+
+    name = os.fsdecode(b"caf\xe9")
+    print(name)
+    return name
+
+
+async def test_a_tool_returning_invalid_unicode_is_stored_with_replacement_characters(
+    client: httpx.AsyncClient,
+) -> None:
+    tool = await upsert(client, non_utf8_name)
+    calls = [{"name": "non_utf8_name", "arguments": {}}]
+    body = {"name": "Ada", "tool_ids": [tool["id"]], "metadata": {"scripted": {"steps": [calls], "replies": ["ok"]}}}
+    agent = (await client.post("/v1/agents", json=body)).json()
+    group = await create_group(client, [agent["id"]])
+    events = payloads(await stream(client, group["id"], {"input": "List it."}))
+    ret = next(e for e in events if e["message_type"] == "tool_return_message")
+    assert (ret["status"], ret["tool_return"], ret["stdout"]) == ("success", "caf\ufffd", ["caf\ufffd"])
+    assert events[-2]["stop_reason"] == "end_turn"
+    history = (await client.get(f"/v1/groups/{group['id']}/messages", params={"order": "asc"})).json()
+    assert [m["tool_return"] for m in history if m["message_type"] == "tool_return_message"] == ["caf\ufffd"]

@@ -9,6 +9,7 @@
     │   └── AlreadyCommitted (409)       a step's messages were written before (retry)
     ├── RunExpired (410)
     ├── StorageUnavailable (503)     the store failed or throttled past its own retries; retryable
+    ├── ToolExecutionUnavailable (503)  no executor here isolates one tenant's tools from another's
     └── ModelError (502)                 the model failed; carries a stop reason
         ├── ModelRateLimited (429)       retryable; may carry the provider's retry-after
         ├── ModelTimeout (504)           retryable
@@ -66,6 +67,12 @@ class RunExpired(ChorusError):
 
 class StorageUnavailable(ChorusError):
     """The store could not complete a call (throttled past its backoff, unreachable): worth retrying later."""
+
+    status_code = 503
+
+
+class ToolExecutionUnavailable(ChorusError):
+    """Custom tools cannot run safely here (several tenants, no isolating executor); the detail says what is missing."""
 
     status_code = 503
 

@@ -42,7 +42,23 @@ class Settings(BaseSettings):
     tool_timeout_s: float = Field(default=30.0, gt=0)
     """How long a custom tool may run in the sandbox before it is killed."""
     tool_executor: Literal["auto", "sandbox", "lambda", "subprocess"] = "auto"
-    """Where custom tools run (see `chorus.tools.execution`); `lambda` needs `tool_runner_function`."""
+    """Where custom tools run: `sandbox` (bubblewrap namespaces), `lambda`, `subprocess` (a plain child process,
+    single tenant only), or `auto`: `sandbox` when bubblewrap works here, else `subprocess` for a single tenant
+    (with a warning), else none (multi-tenant custom tools are refused with 503)."""
+    tool_memory_mb: int = Field(default=512, ge=64)
+    """Address space of each process of a sandboxed tool call, in MiB."""
+    tool_cpu_s: int = Field(default=30, ge=1)
+    """CPU seconds each process of a sandboxed tool call may use before the kernel kills it."""
+    tool_max_processes: int = Field(default=32, ge=2)
+    """Processes (and threads) one sandboxed tool call may have at once, its interpreter included."""
+    tool_max_file_mb: int = Field(default=16, ge=1)
+    """Largest file a sandboxed tool may write, in MiB."""
+    tool_max_open_files: int = Field(default=256, ge=16)
+    """File descriptors each process of a sandboxed tool call may hold."""
+    tool_tmp_mb: int = Field(default=64, ge=1)
+    """Size of the sandboxed tool's private tmpfs (`/tmp`, its working directory and HOME), in MiB of memory."""
+    tool_network: bool = False
+    """Let sandboxed tools use the host's network (off: they have only a loopback of their own)."""
     tool_runner_function: str | None = None
     """Name or ARN of the ToolRunner Lambda function that runs custom tools with the `lambda` executor (AWS)."""
     log_flush_events: int = Field(default=64, ge=1)

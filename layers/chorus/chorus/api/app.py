@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from chorus import __version__, observability
 from chorus.api import api_docs, errors
 from chorus.api.body_limit import BodyLimit
-from chorus.api.deps import Services, parse_api_keys
+from chorus.api.deps import Services
 from chorus.api.host_guard import HostGuard
 from chorus.api.http_policy import HttpPolicy, parse_hosts
 from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools, ui
@@ -22,6 +22,7 @@ from chorus.runs.service import RunService
 from chorus.settings import Settings, get_settings
 from chorus.store.base import Store
 from chorus.store.factory import build_store
+from chorus.tenancy import parse_api_keys
 from chorus.workflow.executor import remote_executor
 
 logger = logging.getLogger("chorus")
@@ -57,10 +58,11 @@ def create_app(
         await the_store.open()
         run_service = RunService(the_store, config, resolver=resolver, remote=remote_executor(config, the_store))
         loader = observability.api_keys_loader(config.api_keys_parameter) if config.api_keys_parameter else None
-        keys = parse_api_keys(config.api_keys.get_secret_value() if config.api_keys else None)
+        keys = parse_api_keys(config.api_keys)
         app.state.services = Services(config, the_store, run_service, keys, loader)
         policy.configure(config, has_keys=bool(keys) or loader is not None, on_lambda=on_lambda)
         _announce(config)
+        logger.info("Custom tools run in: %s", run_service.tool_executor.name)
         run_service.start_sweeper()
         try:
             yield

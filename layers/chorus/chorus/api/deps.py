@@ -17,8 +17,7 @@ from chorus.runs.service import RunService
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import Page
-
-ANONYMOUS_TENANT = "default"
+from chorus.tenancy import ANONYMOUS_TENANT, parse_api_keys
 
 
 @dataclass(slots=True)
@@ -35,16 +34,6 @@ class Services:
 def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
-
-
-def parse_api_keys(raw: str | None) -> dict[str, str]:
-    """`key=tenant,key2=tenant2` → mapping; a bare `key` maps to the anonymous tenant."""
-    keys: dict[str, str] = {}
-    for item in (raw or "").split(","):
-        key, _, tenant = item.strip().partition("=")
-        if key:
-            keys[key] = tenant.strip() or ANONYMOUS_TENANT
-    return keys
 
 
 async def tenant(

@@ -49,11 +49,12 @@ from chorus.runs.lanes import DirectLane, Lane, OrderedLanes
 from chorus.runs.log import RunLog, logged_stop
 from chorus.runs.memory import AgentMemory
 from chorus.runs.progress import restore, slot_of, step_records, turn_of, usage_dict
-from chorus.runs.toolbox import Toolbox
+from chorus.runs.toolbox import NO_EXECUTOR, Toolbox
 from chorus.runs.turn_runner import Answers, Resume, Slot, StepCommit, TurnRunner, TurnSettings
 from chorus.schemas.requests import MessageCreate
 from chorus.store.base import LOG_END, Store
 from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, RunRecord, StepRecord
+from chorus.tools.execution import ToolExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class RunDriver:
         fanout_concurrency: int = 50,
         spawn: Spawn | None = None,
         tool_timeout_s: float = 30.0,
+        tool_executor: ToolExecutor = NO_EXECUTOR,
     ) -> None:
         self.store = store
         self.resolve = resolve
@@ -145,6 +147,7 @@ class RunDriver:
         self.retention_s = retention_s
         self.fanout_concurrency = fanout_concurrency
         self.tool_timeout_s = tool_timeout_s
+        self.tool_executor = tool_executor
         self.spawn = spawn
         self.run = plan.run
         self.tenant = plan.run.tenant_id
@@ -413,6 +416,7 @@ class RunDriver:
                 self.store,
                 self.tenant,
                 AgentMemory(self.store, self.tenant, self.plan.shared_block_ids),
+                executor=self.tool_executor,
                 timeout_s=self.tool_timeout_s,
             ),
             speech_tool=(

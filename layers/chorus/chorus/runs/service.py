@@ -48,6 +48,8 @@ from chorus.schemas.requests import MessageCreate, MessageRequest
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, GroupRecord, IdempotencyRecord, Page, RunRecord
+from chorus.tools.execution import ToolExecutor
+from chorus.tools.executors import tool_executor_for
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class RunService:
         lease_ttl_s: float = 30.0,
         heartbeat_s: float = 1.0,
         orphan_grace_s: float = 10.0,
+        tool_executor: ToolExecutor | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -107,6 +110,8 @@ class RunService:
         self.remote = remote
         """Where background runs execute when set (Step Functions on AWS); else in this process."""
         self._resolver = resolver
+        self.tool_executor = tool_executor if tool_executor is not None else tool_executor_for(settings)
+        """Runs every custom tool call of this service's runs; chosen once, from the settings unless given."""
         self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=lease_ttl_s, heartbeat_s=heartbeat_s)
         self.orphan_grace_s = orphan_grace_s
         """How old a never-leased `created` run must be before another worker adopts it."""
@@ -266,6 +271,7 @@ class RunService:
                 fanout_concurrency=self.settings.fanout_concurrency,
                 spawn=self._launch,
                 tool_timeout_s=self.settings.tool_timeout_s,
+                tool_executor=self.tool_executor,
             )
             await driver.execute(fresh=active.fresh)
         finally:

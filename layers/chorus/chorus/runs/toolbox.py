@@ -3,10 +3,13 @@
 Loaded afresh each step (another agent may have edited a shared block, a
 user may have attached a tool): the agent's memory blocks and its custom
 tools (`tool_ids`). Memory tools edit blocks (`AgentMemory`); custom tools
-run their Python source in the sandbox, a separate process with a timeout
-and no server secrets. Whether a call needs a human's approval is decided
-here once: the agent's `requires_approval` tool rules, then its per-tool
-override, then the tool's `default_requires_approval`.
+run their Python source through the configured `ToolExecutor` (a bubblewrap
+sandbox, Lambda, or a plain child process), with a timeout and no server
+secrets. What a tool returns is untrusted text: lone surrogates (a name
+from `os.listdir` that is not UTF-8) become U+FFFD before anything stores
+it. Whether a call needs a human's approval is decided here once: the
+agent's `requires_approval` tool rules, then its per-tool override, then
+the tool's `default_requires_approval`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from chorus.llm.base import ToolSpec
 from chorus.runs.memory import AgentMemory
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, BlockRecord, ToolRecord
-from chorus.tools.sandbox import run_tool
+from chorus.tools.execution import ToolCall, ToolExecutor
+from chorus.tools.executors import RefusingExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +55,23 @@ class AgentTools:
         return out
 
 
+NO_EXECUTOR = RefusingExecutor("no tool executor was given to this run")
+
+
 class Toolbox:
-    def __init__(self, store: Store, tenant_id: str, memory: AgentMemory, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tenant_id: str,
+        memory: AgentMemory,
+        *,
+        executor: ToolExecutor = NO_EXECUTOR,
+        timeout_s: float = 30.0,
+    ) -> None:
         self.store = store
         self.tenant_id = tenant_id
         self.memory = memory
+        self.executor = executor
         self.timeout_s = timeout_s
 
     async def load(self, agent: AgentRecord) -> AgentTools:
@@ -89,11 +105,23 @@ class Toolbox:
             content, status = await self.memory.call(agent, name, arguments, call_id)
             return ToolOutcome(content, status)
         tool = tools.custom[name]
-        result = await run_tool(
-            tool.source_code,
-            str(tool.json_schema.get("name") or tool.name),
-            dict(arguments),
+        call = ToolCall(
+            tenant_id=self.tenant_id,
+            source_code=tool.source_code,
+            name=str(tool.json_schema.get("name") or tool.name),
+            arguments=dict(arguments),
             timeout_s=self.timeout_s,
             return_char_limit=tool.return_char_limit,
         )
-        return ToolOutcome(result.value, result.status, result.stdout, result.stderr)
+        result = await self.executor.run(call)
+        return ToolOutcome(
+            valid_text(result.value),
+            result.status,
+            [valid_text(line) for line in result.stdout],
+            [valid_text(line) for line in result.stderr],
+        )
+
+
+def valid_text(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD: storable as UTF-8 (JSON, SQLite, DynamoDB)."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -16,8 +16,11 @@ needed. The channel closing without a result means the child crashed.
 Process group: the child starts a session of its own, and when the call ends
 (returned, timed out, crashed, cancelled) the whole group is killed, so
 nothing a tool spawned outlives the call. A process that leaves the session
-(`setsid`) escapes this; the sandbox contains mistakes, it is not a security
-boundary against hostile code.
+(`setsid`) escapes this: run on its own, the child contains mistakes, it is
+not a security boundary against hostile code. The `sandbox` adapter
+(`chorus.tools.bubblewrap`) starts the same child behind a command prefix
+that puts it in namespaces of its own, and asks the runner to confine itself
+(`Confinement`) before it reads the tool's source.
 
 Environment: the child sees only PATH, HOME, LANG and what the caller passes.
 Tool code is user code and the server's environment holds its secrets
@@ -37,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from chorus.tools.execution import ToolResult
@@ -45,7 +49,10 @@ __all__ = [
     "INHERITED_ENV",
     "OUTPUT_BYTE_LIMIT",
     "RUNNER",
+    "ChildLaunch",
+    "Confinement",
     "ToolResult",
+    "run_child",
     "run_tool",
     "stream_cut_marker",
     "timed_out",
@@ -63,6 +70,27 @@ _REAP_GRACE_S = 5.0
 
 RUNNER = r"""
 import json, os, sys, types
+
+def confine(rules):
+    import ctypes, resource
+    libc = ctypes.CDLL(None, use_errno=True)
+    def check(result, what):
+        if result != 0:
+            raise OSError(ctypes.get_errno(), f"cannot {what}")
+    check(libc.prctl(38, 1, 0, 0, 0), "set no_new_privs")  # PR_SET_NO_NEW_PRIVS: no setuid binary regains root
+    for name, value in rules["limits"].items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    uid = rules["uid"]
+    if uid is None:
+        return
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)  # every capability goes with uid 0
+    check(libc.prctl(4, 1, 0, 0, 0), "stay dumpable")  # PR_SET_DUMPABLE: /proc/self stays ours to write
+    check(libc.unshare(0x10000000), "unshare the user namespace")  # CLONE_NEWUSER
+    for path, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{uid} {uid} 1")):
+        with open(f"/proc/self/{path}", "w") as f:
+            f.write(text)
 
 def call(request):
     import linecache
@@ -104,6 +132,8 @@ def main():
     channel = int(sys.argv[1])
     os.set_inheritable(channel, False)
     request = json.loads(sys.stdin.buffer.read())
+    if request["confine"] is not None:
+        confine(request["confine"])  # before any of the tool's code runs; a failure is a crash, never a run
     try:
         status, value = "success", render(call(request))
     except BaseException as exc:
@@ -116,6 +146,33 @@ def main():
 main()
 """
 """The child's program. Truncation happens in the child so a huge return value never crosses the pipe."""
+
+
+@dataclass(frozen=True, slots=True)
+class Confinement:
+    """What the runner does to itself before it reads the tool's source (the `sandbox` adapter's part inside)."""
+
+    limits: Mapping[str, int]
+    """`resource` limit names (`RLIMIT_AS`, ...) and their value, set soft and hard so the tool cannot raise them."""
+    uid: int | None = None
+    """Drop to this uid and a user namespace of its own (a server running as root), or stay (bwrap mapped one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildLaunch:
+    """How the child interpreter is started: the plain child of `run_tool`, or one behind a command prefix."""
+
+    prefix: tuple[str, ...] = ()
+    """Command run in front of the interpreter (`bwrap ...`); it must pass the stdio and the result pipe through."""
+    env: Mapping[str, str] | None = None
+    """Replaces the inherited `INHERITED_ENV` variables (the sandbox's own PATH and HOME); the call's `env` is added."""
+    confinement: Confinement | None = None
+    scratch_dir: bool = True
+    """Run in a fresh temporary directory of the host; a prefix that gives the child its own tmpfs needs none."""
+
+
+PLAIN_CHILD = ChildLaunch()
+"""The child on its own: today's `subprocess` behaviour."""
 
 
 async def run_tool(
@@ -132,17 +189,44 @@ async def run_tool(
     Every failure of the tool is a `status="error"` result, never an exception: the
     model reads the error and can try again. Cancelling the caller kills the child.
     """
+    return await run_child(
+        source_code, name, arguments, timeout_s=timeout_s, return_char_limit=return_char_limit, env=env
+    )
+
+
+async def run_child(
+    source_code: str,
+    name: str,
+    arguments: Mapping[str, Any],
+    *,
+    timeout_s: float = 30.0,
+    return_char_limit: int = 50_000,
+    env: Mapping[str, str] | None = None,
+    launch: ChildLaunch = PLAIN_CHILD,
+) -> ToolResult:
+    """`run_tool`, with the child started as `launch` says."""
     if timeout_s <= 0 or return_char_limit < 0:
         raise ValueError(
             f"timeout_s must be positive and return_char_limit not negative: {timeout_s}, {return_char_limit}"
         )
     started = time.monotonic()
-    request = json.dumps({"source": source_code, "name": name, "arguments": arguments, "limit": return_char_limit})
-    scratch = tempfile.mkdtemp(prefix="chorus-tool-")  # the cwd, so files a tool writes land nowhere that matters
+    confine = (
+        None
+        if launch.confinement is None
+        else {"limits": dict(launch.confinement.limits), "uid": launch.confinement.uid}
+    )
+    request = json.dumps(
+        {"source": source_code, "name": name, "arguments": arguments, "limit": return_char_limit, "confine": confine}
+    )
+    command = (*launch.prefix, sys.executable, "-I", "-u", "-X", "utf8", "-c", RUNNER)
+    child_env = {**(launch.env if launch.env is not None else _inherited_env()), **(env or {})}
+    # the cwd, so files a tool writes land nowhere that matters
+    scratch = tempfile.mkdtemp(prefix="chorus-tool-") if launch.scratch_dir else None
     try:
-        outcome = await _call(request.encode(), timeout_s, return_char_limit, _child_env(env), scratch)
+        outcome = await _call(command, request.encode(), timeout_s, return_char_limit, child_env, scratch)
     finally:
-        await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
+        if scratch is not None:
+            await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
     report, returncode, (out, out_cut), (err, err_cut) = outcome
     stdout, stderr = _lines(out, out_cut, "stdout"), _lines(err, err_cut, "stderr")
     duration = time.monotonic() - started
@@ -163,14 +247,14 @@ _Captured = tuple[bytes, int]
 
 
 async def _call(
-    request: bytes, timeout_s: float, limit: int, env: dict[str, str], cwd: str
+    command: tuple[str, ...], request: bytes, timeout_s: float, limit: int, env: dict[str, str], cwd: str | None
 ) -> tuple[bytes | None, int | None, _Captured, _Captured]:
     """The raw report (None on timeout, empty when the child died without one), exit code, stdout and stderr."""
     read_fd, write_fd = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-I", "-u", "-X", "utf8", "-c", RUNNER, str(write_fd)),
+            *command,
+            str(write_fd),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -235,10 +319,9 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+def _inherited_env() -> dict[str, str]:
     env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
     env.setdefault("PATH", os.defpath)
-    env.update(extra or {})
     return env
 
 

@@ -36,6 +36,7 @@ from chorus.settings import Settings, get_settings
 from chorus.store.base import Store
 from chorus.store.factory import build_store
 from chorus.store.records import AgentRecord
+from chorus.tools.executors import tool_executor_for
 from chorus.workflow.executor import remote_executor
 from chorus.workflow.tasks import Workflow, task_error
 
@@ -88,7 +89,13 @@ def build_environment(settings: Settings) -> Environment:
         store = observability.instrument(store)
     asyncio.run(store.open())
     remote = remote_executor(settings, store)
-    workflow = Workflow(store, settings, resolve, remote.start_execution if remote is not None else None)
+    workflow = Workflow(
+        store,
+        settings,
+        resolve,
+        remote.start_execution if remote is not None else None,
+        tool_executor=tool_executor_for(settings),
+    )
     return Environment(store, workflow)
 
 

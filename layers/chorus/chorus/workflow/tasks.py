@@ -39,6 +39,8 @@ from chorus.runs.log import logged_stop, run_log
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, RunRecord
+from chorus.tools.execution import ToolExecutor
+from chorus.tools.executors import tool_executor_for
 from chorus.workflow import staging
 from chorus.workflow.state import StepInput, TaskError, WorkflowInput, WorkflowState, round_cost
 
@@ -64,6 +66,8 @@ class Workflow:
     resolve: ModelResolver
     start_execution: StartExecution | None = None
     heartbeat_s: float = 1.0
+    tool_executor: ToolExecutor | None = None
+    """Runs the custom tools of every task; chosen from `settings` on first use unless given."""
 
     # Plan
     async def plan(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +205,13 @@ class Workflow:
             fanout_concurrency=self.settings.fanout_concurrency,
             spawn=self._spawn,
             tool_timeout_s=self.settings.tool_timeout_s,
+            tool_executor=self._tool_executor(),
         )
+
+    def _tool_executor(self) -> ToolExecutor:
+        if self.tool_executor is None:
+            self.tool_executor = tool_executor_for(self.settings)
+        return self.tool_executor
 
     async def _spawn(self, child: RunRecord) -> None:
         await self._start(WorkflowInput(tenant_id=child.tenant_id, run_id=child.id))

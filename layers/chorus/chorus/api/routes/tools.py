@@ -4,9 +4,11 @@ Letta clients send a function's source (`client.tools.upsert_from_function`)
 and expect the server to derive the JSON schema from its signature and
 docstring; a client may also send `json_schema` itself. Tool names are
 unique per tenant: `PUT /v1/tools` upserts by name, `POST` refuses a name
-that exists (409). Tools run in the sandbox (`chorus.tools.sandbox`); no
-packages are installed for them, so `pip_requirements` is refused (400)
-rather than silently ignored.
+that exists (409). Tools run through the configured tool executor
+(`chorus.tools.executors`); when none here may run them (several tenants, no
+isolating executor) a tool's source is refused (503) rather than stored to
+fail later. No packages are installed for them, so `pip_requirements` is
+refused (400) rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from chorus.ids import new_id
 from chorus.schemas.tools import ToolCreate, ToolState, ToolUpdate
 from chorus.store.base import Store
 from chorus.store.records import Page, ToolRecord
+from chorus.tools.executors import require_tool_execution
 from chorus.tools.schema import ToolSchema, schema_from_json, schema_from_source
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1/tools", tags=["tools"])
@@ -77,6 +80,7 @@ def _record(tenant_id: str, body: ToolCreate, existing: ToolRecord | None) -> To
 
 @router.post("", response_model=ToolState)
 async def create_tool(body: ToolCreate, svc: ServicesDep, tenant_id: TenantDep) -> ToolState:
+    require_tool_execution(svc.runs.tool_executor)
     tool = _record(tenant_id, body, None)
     if await by_name(svc.store, tenant_id, tool.name) is not None:
         raise Conflict(f"A tool named {tool.name!r} exists; use PUT /v1/tools to replace it.")
@@ -86,6 +90,7 @@ async def create_tool(body: ToolCreate, svc: ServicesDep, tenant_id: TenantDep) 
 
 @router.put("", response_model=ToolState)
 async def upsert_tool(body: ToolCreate, svc: ServicesDep, tenant_id: TenantDep) -> ToolState:
+    require_tool_execution(svc.runs.tool_executor)
     name = _schema(body.source_code, body.json_schema).name
     tool = _record(tenant_id, body, await by_name(svc.store, tenant_id, name))
     await svc.store.put_tool(tool)
@@ -110,6 +115,7 @@ async def update_tool(tool_id: ToolIdPath, body: ToolUpdate, svc: ServicesDep, t
     tool = await svc.store.get_tool(tenant_id, tool_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "source_code" in changes or "json_schema" in changes:
+        require_tool_execution(svc.runs.tool_executor)
         schema = _schema(changes.get("source_code", tool.source_code), changes.get("json_schema"))
         if schema.name != tool.name and await by_name(svc.store, tenant_id, schema.name) is not None:
             raise Conflict(f"A tool named {schema.name!r} exists.")
