@@ -114,6 +114,20 @@ def invoke_all(handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> dict
     return results
 
 
+def load_api_handler(path: Path = ROOT / "functions" / "api" / "handler.py") -> Any:
+    """The API function's buffered handler, built afresh under this process's environment."""
+    import importlib.util
+
+    from chorus.settings import get_settings
+
+    get_settings.cache_clear()
+    spec = importlib.util.spec_from_file_location("api_handler", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler
+
+
 async def seed(store: Store) -> None:
     """The agents and group the events name."""
     await store.open()

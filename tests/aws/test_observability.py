@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from test_lambda_events import _event, _load_handler, _seed
 
 from chorus import observability
 from chorus.store.records import RunRecord
 from dynamodb_support import TABLE, dynamodb_store
+from lambda_events import event, load_api_handler, seed
 from lambda_support import as_on_lambda
 
 PARAMETER = "/chorus/api-keys"
@@ -57,13 +57,13 @@ def test_nothing_is_configured_locally() -> None:
 def test_a_buffered_group_run_emits_run_metrics(
     on_lambda: None, dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    asyncio.run(_seed(dynamodb_store(dynamodb)))
+    asyncio.run(seed(dynamodb_store(dynamodb)))
     monkeypatch.setenv("CHORUS_STORE", "dynamodb")
     monkeypatch.setenv("CHORUS_TABLE_NAME", TABLE)
-    handler = _load_handler()
+    handler = load_api_handler()
     try:
         capsys.readouterr()
-        result = handler(_event("api-group-stream-background.json"), None)
+        result = handler(event("api-group-stream-background.json"), None)
         assert result["statusCode"] == 200
     finally:
         handler.close()

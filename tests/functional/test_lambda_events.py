@@ -19,7 +19,6 @@ executor's job (`tests/workflow`). Live streaming goes through the Web Adapter.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,7 @@ import pytest
 from chorus.settings import get_settings
 from chorus.store.sqlite import SQLiteStore
 from dynamodb_support import TABLE, dynamodb_store, moto_dynamodb
-from lambda_events import EXPECTED, ROOT, event, for_run, seed, sse
-
-
-def _load_handler() -> Any:
-    get_settings.cache_clear()
-    spec = importlib.util.spec_from_file_location("api_handler", ROOT / "functions/api/handler.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.handler
+from lambda_events import EXPECTED, ROOT, event, for_run, load_api_handler, seed, sse
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -52,7 +42,7 @@ def handler(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
         db = tmp_path / "lambda.db"
         asyncio.run(seed(SQLiteStore(db)))
         monkeypatch.setenv("CHORUS_DB_PATH", str(db))
-        handler = _load_handler()
+        handler = load_api_handler()
         yield handler
         handler.close()
     else:
@@ -60,7 +50,7 @@ def handler(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
             asyncio.run(seed(dynamodb_store(client)))
             monkeypatch.setenv("CHORUS_STORE", "dynamodb")
             monkeypatch.setenv("CHORUS_TABLE_NAME", TABLE)
-            handler = _load_handler()
+            handler = load_api_handler()
             yield handler
             handler.close()
     get_settings.cache_clear()

@@ -10,7 +10,6 @@ tests' `lambda_events` module, so an import the build lacks fails here as it wou
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import sys
@@ -20,17 +19,14 @@ import pydantic_core
 
 import chorus
 from chorus.store.sqlite import SQLiteStore
-from lambda_events import invoke_all, seed
+from lambda_events import invoke_all, load_api_handler, seed
 
 
 def main() -> None:
     asyncio.run(seed(SQLiteStore(Path(os.environ["CHORUS_DB_PATH"]))))
-    spec = importlib.util.spec_from_file_location("handler", Path.cwd() / "handler.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    results = invoke_all(module.handler)
-    module.handler.close()
+    handler = load_api_handler(Path.cwd() / "handler.py")
+    results = invoke_all(handler)
+    handler.close()
     where = {"chorus": chorus.__file__, "pydantic_core": pydantic_core.__file__, "python": sys.version}
     Path(sys.argv[1]).write_text(json.dumps({"loaded_from": where, "results": results}))
 
