@@ -68,6 +68,11 @@ async def until(check: Callable[[], Any], what: str) -> Any:
     raise AssertionError(f"never: {what}")
 
 
+def marked(marks: Path, what: str) -> bool:
+    """Whether the tool left its `what` mark."""
+    return Path(f"{marks}.{what}").exists()
+
+
 async def status(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
     run: dict[str, Any] = (await client.get(f"/v1/runs/{run_id}")).json()
     return run
@@ -135,11 +140,11 @@ async def test_cancel_during_a_long_tool_kills_it(api: tuple[httpx.AsyncClient, 
     agent = await tool_agent(client, marks)
     group = await create_group(client, [agent["id"]])
     run_id = await send_async(client, group["id"], {"input": "go"})
-    await until(lambda: Path(str(marks) + ".started").exists(), "the tool started")
+    await until(lambda: marked(marks, "started"), "the tool started")
     await cancel_and_check(client, store, group["id"], run_id)
     assert "tool_return_message" not in await history_types(client, group["id"])
     await asyncio.sleep(1.0)  # a surviving process would still be sleeping; this only lets a kill land
-    assert not Path(str(marks) + ".finished").exists()
+    assert not marked(marks, "finished")
     await client.patch(
         f"/v1/agents/{agent['id']}", json={"metadata": {"scripted": {"replies": ["fast"], "use_tools": False}}}
     )
@@ -179,8 +184,8 @@ async def test_cancel_during_an_approved_tool(api: tuple[httpx.AsyncClient, Stor
     call_id = first[0]["tool_call"]["tool_call_id"]
     approve = {"type": "approval", "tool_call_id": call_id, "approve": True}
     run_id = await send_async(client, group["id"], {"messages": [{"type": "approval", "approvals": [approve]}]})
-    await until(lambda: Path(str(marks) + ".started").exists(), "the approved tool started")
+    await until(lambda: marked(marks, "started"), "the approved tool started")
     await cancel_and_check(client, store, group["id"], run_id)
     await asyncio.sleep(1.0)
-    assert not Path(str(marks) + ".finished").exists()
+    assert not marked(marks, "finished")
     assert "tool_return_message" not in await history_types(client, group["id"])

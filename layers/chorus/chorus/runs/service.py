@@ -37,6 +37,7 @@ from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
 from chorus.runs.approvals import approval_answers
+from chorus.runs.attempts import RECOVERY, Deaths, deaths_after, last_doing, poisoned_message
 from chorus.runs.driver import Lease, ModelResolver, RunDriver
 from chorus.runs.ending import ending
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
@@ -97,7 +98,7 @@ class RunService:
         resolver: ModelResolver | None = None,
         *,
         remote: RemoteExecutor | None = None,
-        lease_ttl_s: float = 30.0,
+        lease_ttl_s: float | None = None,
         heartbeat_s: float = 1.0,
         orphan_grace_s: float = 10.0,
     ) -> None:
@@ -107,7 +108,8 @@ class RunService:
         self.remote = remote
         """Where background runs execute when set (Step Functions on AWS); else in this process."""
         self._resolver = resolver
-        self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=lease_ttl_s, heartbeat_s=heartbeat_s)
+        ttl_s = lease_ttl_s if lease_ttl_s is not None else settings.lease_ttl_s
+        self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=ttl_s, heartbeat_s=heartbeat_s)
         self.orphan_grace_s = orphan_grace_s
         """How old a never-leased `created` run must be before another worker adopts it."""
         self._active: dict[str, ActiveRun] = {}
@@ -462,15 +464,34 @@ class RunService:
             await self._set_terminal(run, stop)  # its worker died after completing the log
             return
         last = await self.store.last_seq(run.tenant_id, run.id)
+        deaths = await deaths_after(self.store, run)
+        if deaths.count >= self.settings.max_run_attempts:
+            await self._end_poisoned(run, last, deaths)
+            return
+        options = {**run.options, RECOVERY: deaths.as_option()}
         try:
             run = await self.store.update_run(
-                run.model_copy(update={"incarnation": run.incarnation + 1, "lease_owner": None}),
+                run.model_copy(update={"incarnation": run.incarnation + 1, "lease_owner": None, "options": options}),
                 expect_version=run.version,
             )
         except Conflict:
             return
         logger.warning("recovering run %s (incarnation %d) from its last committed step", run.id, run.incarnation)
         self._submit(run, base_seq=last)
+
+    async def _end_poisoned(self, run: RunRecord, last: int, deaths: Deaths) -> None:
+        """End a run whose step killed every worker that attempted it, instead of driving it again:
+        taken over first (compare-and-set), so only one worker ends it."""
+        try:
+            run = await self.store.update_run(
+                run.model_copy(update={"lease_owner": self.lease.owner, "lease_expires_at": time.time() + 60}),
+                expect_version=run.version,
+            )
+        except Conflict:
+            return
+        detail = poisoned_message(deaths, await last_doing(self.store, run, deaths.log_seq))
+        logger.error("run %s: %s", run.id, detail)
+        await self._end_with_error(run, run_log(self.store, self.settings, run, last), detail)
 
     def start_sweeper(self, interval_s: float | None = None) -> None:
         """Recover orphaned runs now and then periodically (other workers may die too)."""
