@@ -8,6 +8,7 @@
     ├── Conflict (409)
     │   └── AlreadyCommitted (409)       a step's messages were written before (retry)
     ├── RunExpired (410)
+    ├── TooManyActiveRuns (429)       the tenant's active-run limit; carries `Retry-After`
     ├── StorageUnavailable (503)     the store failed or throttled past its own retries; retryable
     └── ModelError (502)                 the model failed; carries a stop reason
         ├── ModelRateLimited (429)       retryable; may carry the provider's retry-after
@@ -34,6 +35,11 @@ class ChorusError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the error's response carries (none but what a subclass adds)."""
+        return {}
 
 
 class BadRequest(ChorusError):
@@ -62,6 +68,20 @@ class AlreadyCommitted(Conflict):
 
 class RunExpired(ChorusError):
     status_code = 410
+
+
+class TooManyActiveRuns(ChorusError):
+    """The tenant has as many active runs as it may (`Settings.max_active_runs_per_tenant`)."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class StorageUnavailable(ChorusError):

@@ -14,7 +14,10 @@ Order of a send, and why:
 3. the group is claimed for the run; a group held by another live run is a
    409 naming it (invariant 7), and our record and key are dropped, so a
    retry later may start afresh;
-4. the driver is submitted to the executor.
+4. one of the tenant's active-run slots is claimed; a tenant whose slots are
+   all held by live runs gets 429 with `Retry-After`, and the group, our
+   record and key are dropped as for a 409;
+5. the driver is submitted to the executor.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any, Literal
 import orjson
 
 from chorus.clock import now_iso
-from chorus.errors import BadRequest, ChorusError, Conflict, NotFound, RunExpired
+from chorus.errors import BadRequest, ChorusError, Conflict, NotFound, RunExpired, TooManyActiveRuns
 from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
@@ -53,6 +56,8 @@ from chorus.store.records import AgentRecord, GroupRecord, IdempotencyRecord, Pa
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = ["created", "running"]
+RETRY_AFTER_S = 5
+"""What a 429 for a tenant at its active-run limit tells the client to wait before sending again."""
 COUNTED_TURNS = frozenset({"sleeptime", "voice_sleeptime"})
 """Manager types whose groups count their runs (`turns_counter`), as Letta does."""
 
@@ -179,6 +184,17 @@ class RunService:
                 await self.store.forget_idempotency_key(tenant_id, idempotency_key, run.id)
             raise Conflict(
                 f"Group {group_id} already has an active run ({holder}); resume or cancel it first.", run_id=holder
+            )
+        limit = self.settings.max_active_runs_per_tenant
+        if not await self.store.claim_run_slot(tenant_id, run.id, limit):
+            await self.store.release_group(tenant_id, group_id, run.id)
+            await self.store.delete_run(tenant_id, run.id)
+            if idempotency_key is not None:
+                await self.store.forget_idempotency_key(tenant_id, idempotency_key, run.id)
+            raise TooManyActiveRuns(
+                f"This tenant already has {limit} active runs, the most it may have at once; "
+                "wait for one to finish (or cancel one) and send again.",
+                retry_after_s=RETRY_AFTER_S,
             )
         loaded = Loaded(group, agents)
         if group.manager_type in COUNTED_TURNS:
