@@ -600,10 +600,11 @@ class RunDriver:
         )
 
 
-async def until_cancelled(work: Awaitable[T], cancel: asyncio.Event, stopped: Callable[[], None]) -> T:
+async def until_cancelled(work: Awaitable[T], cancel: asyncio.Event, stopped: Callable[[], None] | None = None) -> T:
     """Await `work` unless `cancel` is set first: then `work` is cancelled (a model call, a tool's
-    process, fan-out workers all stop with its task) and `stopped` raises why. Checking a flag
-    between chunks is not enough: a step waiting on a slow model or a long tool sees no chunk."""
+    process, fan-out workers all stop with its task) and `stopped` raises why (by default
+    `RunCancelled`). Checking a flag between chunks is not enough: a step waiting on a slow model
+    or a long tool sees no chunk."""
     task = asyncio.ensure_future(work)
     watch = asyncio.ensure_future(cancel.wait())
     try:
@@ -615,8 +616,9 @@ async def until_cancelled(work: Awaitable[T], cancel: asyncio.Event, stopped: Ca
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
     if task.cancelled():
-        stopped()
-        raise asyncio.CancelledError
+        if stopped is not None:
+            stopped()
+        raise RunCancelled
     return task.result()
 
 
