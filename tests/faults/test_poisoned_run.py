@@ -155,7 +155,11 @@ def test_a_step_that_kills_its_server_fails_its_run_after_the_bound(tmp_path: Pa
         stream = httpx.post(f"{server.url}/v1/runs/{run_id}/stream", json={}, timeout=10).text
         data = [line[6:] for line in stream.splitlines() if line.startswith("data: ")]
         assert data[-1] == "[DONE]"
-        errors = [json.loads(d) for d in data[:-1] if json.loads(d)["message_type"] == "error_message"]
+        logged = [json.loads(d) for d in data[:-1]]
+        errors = [e for e in logged if e["message_type"] == "error_message"]
+        streamed = {e["id"] for e in logged if e["message_type"] == "tool_call_message"}
+        abandoned = {i for e in logged if "abandoned" in e for i in e["abandoned"]["message_ids"]}
+        assert streamed and streamed <= abandoned, "every dead attempt's tool call is marked abandoned"
         assert len(errors) == 1
         message = errors[0]["message"]
         assert f"stopped {ATTEMPTS} times" in message and "kill_server" in message and "Mallory" in message

@@ -45,16 +45,18 @@ async def test_the_message_names_what_the_dead_worker_was_doing(tmp_path: Path) 
         await store.put_run(run())
         call = {"name": "kill_server", "arguments": "{}", "tool_call_id": "c1"}
         events = [
-            '{"message_type":"assistant_message","name":"Ada","step_id":"step-a","seq_id":1}',
-            '{"message_type":"tool_call_message","name":"Mallory","step_id":"step-m","tool_call":'
+            '{"message_type":"assistant_message","id":"m1","name":"Ada","step_id":"step-a","seq_id":1}',
+            '{"message_type":"tool_call_message","id":"m2","name":"Mallory","step_id":"step-m","tool_call":'
             + json.dumps(call)
             + ',"seq_id":2}',
         ]
         await store.append_events("t1", "run-1", 1, events)
         doing = await last_doing(store, run(), after_seq=1)
-        assert doing == "step step-m of agent Mallory calling tool kill_server"
-        assert await last_doing(store, run(), after_seq=2) == "", "nothing logged after the last committed step"
-        message = poisoned_message(await deaths_after(store, run()), doing)
+        assert doing.describe() == "step step-m of agent Mallory calling tool kill_server"
+        assert doing.message_ids == ("m2",), "only what followed the last committed step"
+        nothing = await last_doing(store, run(), after_seq=2)
+        assert nothing.describe() == "" and not nothing.message_ids, "nothing logged after the last committed step"
+        message = poisoned_message(await deaths_after(store, run()), doing.describe())
         assert "stopped 1 times" in message and "kill_server" in message
     finally:
         await store.close()

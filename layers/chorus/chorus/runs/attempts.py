@@ -49,14 +49,34 @@ async def deaths_after(store: Store, run: RunRecord) -> Deaths:
     return Deaths(steps, 1, log_seq)
 
 
-async def last_doing(store: Store, run: RunRecord, after_seq: int) -> str:
-    """What the run's log says its dead worker was doing: the agent and tool of the unfinished
-    step's last events (best effort: a worker may die before its events were written)."""
+@dataclass(frozen=True, slots=True)
+class Doing:
+    """What the run's log says its dead worker was doing after its last committed step."""
+
+    step_id: str | None = None
+    agent: str | None = None
+    tool: str | None = None
+    message_ids: tuple[str, ...] = ()
+    """The messages it streamed of the step it never committed (to be marked abandoned)."""
+
+    def describe(self) -> str:
+        parts = [
+            f"step {self.step_id}" if self.step_id else "",
+            f"of agent {self.agent}" if self.agent else "",
+            f"calling tool {self.tool}" if self.tool else "",
+        ]
+        return " ".join(p for p in parts if p)
+
+
+async def last_doing(store: Store, run: RunRecord, after_seq: int) -> Doing:
+    """The agent, tool and messages of the unfinished step's events (best effort: a worker may
+    die before its events were written)."""
     last = await store.last_seq(run.tenant_id, run.id)
     if last <= after_seq:
-        return ""
-    rows = await store.read_events(run.tenant_id, run.id, max(after_seq, last - 200), 200)
+        return Doing()
+    rows = await store.read_events(run.tenant_id, run.id, after_seq, last - after_seq)
     agent = tool = step = None
+    ids: list[str] = []
     for _, data in rows:
         if data == LOG_END:
             break
@@ -73,12 +93,9 @@ async def last_doing(store: Store, run: RunRecord, after_seq: int) -> str:
             agent = str(event["name"])
         if event.get("step_id"):
             step = str(event["step_id"])
-    parts = [
-        f"step {step}" if step else "",
-        f"of agent {agent}" if agent else "",
-        f"calling tool {tool}" if tool else "",
-    ]
-    return " ".join(p for p in parts if p)
+        if isinstance(event.get("id"), str) and event["id"] not in ids:
+            ids.append(event["id"])
+    return Doing(step, agent, tool, tuple(ids))
 
 
 def poisoned_message(deaths: Deaths, doing: str) -> str:

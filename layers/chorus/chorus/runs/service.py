@@ -498,16 +498,24 @@ class RunService:
     async def _end_poisoned(self, run: RunRecord, last: int, deaths: Deaths) -> None:
         """End a run whose step killed every worker that attempted it, instead of driving it again:
         taken over first (compare-and-set), so only one worker ends it."""
+        from chorus.engine import events
+
+        held = {"lease_owner": self.lease.owner, "lease_expires_at": time.time() + self.lease.ttl_s}
         try:
-            run = await self.store.update_run(
-                run.model_copy(update={"lease_owner": self.lease.owner, "lease_expires_at": time.time() + 60}),
-                expect_version=run.version,
-            )
+            run = await self.store.update_run(run.model_copy(update=held), expect_version=run.version)
         except Conflict:
             return
-        detail = poisoned_message(deaths, await last_doing(self.store, run, deaths.log_seq))
+        doing = await last_doing(self.store, run, deaths.log_seq)
+        detail = poisoned_message(deaths, doing.describe())
         logger.error("run %s: %s", run.id, detail)
-        await self._end_with_error(run, run_log(self.store, self.settings, run, last), detail)
+        log = run_log(self.store, self.settings, run, last)
+        if doing.message_ids:
+            reason = "the worker running it stopped"
+            marker = events.abandoned_attempt(
+                run_id=run.id, step_id=doing.step_id, message_ids=list(doing.message_ids), reason=reason
+            )
+            log.emit(marker)
+        await self._end_with_error(run, log, detail)
 
     def start_sweeper(self, interval_s: float | None = None) -> None:
         """Recover orphaned runs now and then periodically (other workers may die too)."""
