@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from test_active_run_limit import limited, test_concurrent_sends_beyond_the_limit_are_429
 from test_durable_runs import (
     api,
     test_async_send_returns_the_run_at_once_and_resume_replays_it,
@@ -50,12 +51,14 @@ from support import create_agent, create_group, parse_sse, payloads
 
 __all__ = [
     "api",
+    "limited",
     "test_agent_crud_round_trip",
     "test_agent_list_pagination",
     "test_async_send_returns_the_run_at_once_and_resume_replays_it",
     "test_background_stream_equals_its_resume",
     "test_cancel_a_background_run",
     "test_cancel_by_agent_and_by_run_ids",
+    "test_concurrent_sends_beyond_the_limit_are_429",
     "test_delete_run",
     "test_group_crud_round_robin_default",
     "test_history_persists_and_next_run_sees_it",

@@ -235,6 +235,32 @@ async def test_claim_group(store: Store) -> None:
     assert await store.claim_group("t1", "g1", second.id) is None  # so is a holder that is gone
 
 
+async def test_run_slots(store: Store) -> None:
+    a, b, c, d = (run(status="running") for _ in range(4))
+    other = run(status="running").model_copy(update={"tenant_id": "t2"})
+    for r in (a, b, c, d, other):
+        await store.put_run(r)
+    assert await store.claim_run_slot("t1", a.id, 2)
+    assert await store.claim_run_slot("t1", a.id, 2), "claiming again keeps the same slot"
+    assert await store.claim_run_slot("t1", b.id, 2)
+    assert not await store.claim_run_slot("t1", c.id, 2), "both slots are held by live runs"
+    assert await store.claim_run_slot("t2", other.id, 2), "another tenant has its own slots"
+    await store.update_run(a.model_copy(update={"status": "completed"}), expect_version=0)
+    assert await store.claim_run_slot("t1", c.id, 2), "a terminal run's slot is free"
+    assert not await store.claim_run_slot("t1", d.id, 2)
+    await store.delete_run("t1", b.id)
+    assert await store.claim_run_slot("t1", d.id, 2), "so is the slot of a run that is gone"
+    assert await store.claim_run_slot("t1", a.id, 3) is True  # a larger limit has room again
+
+
+async def test_racing_run_slot_claims_respect_the_limit(store: Store) -> None:
+    runs = [run(status="created") for _ in range(10)]
+    for r in runs:
+        await store.put_run(r)
+    results = await asyncio.gather(*(store.claim_run_slot("t1", r.id, 3) for r in runs))
+    assert results.count(True) == 3
+
+
 # idempotency keys
 async def test_idempotency_keys(store: Store) -> None:
     def record(run_id: str, expires: float = 60, key: str = "k") -> IdempotencyRecord:

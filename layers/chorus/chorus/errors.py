@@ -8,6 +8,7 @@
     ├── Conflict (409)
     │   └── AlreadyCommitted (409)       a step's messages were written before (retry)
     ├── RunExpired (410)
+    ├── TooManyActiveRuns (429)       the tenant's active-run limit; carries `Retry-After`
     ├── StorageUnavailable (503)     the store failed or throttled past its own retries; retryable
     ├── ToolExecutionUnavailable (503)  no executor here isolates one tenant's tools from another's
     └── ModelError (502)                 the model failed; carries a stop reason
@@ -36,6 +37,11 @@ class ChorusError(Exception):
         self.detail = detail
         self.extra = extra
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the error's response carries (none but what a subclass adds)."""
+        return {}
+
 
 class BadRequest(ChorusError):
     status_code = 400
@@ -63,6 +69,20 @@ class AlreadyCommitted(Conflict):
 
 class RunExpired(ChorusError):
     status_code = 410
+
+
+class TooManyActiveRuns(ChorusError):
+    """The tenant has as many active runs as it may (`Settings.max_active_runs_per_tenant`)."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class StorageUnavailable(ChorusError):

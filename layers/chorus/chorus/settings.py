@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     """Let sandboxed tools use the host's network (off: they have only a loopback of their own)."""
     tool_runner_function: str | None = None
     """Name or ARN of the ToolRunner Lambda function that runs custom tools with the `lambda` executor (AWS)."""
+    max_run_attempts: int = Field(default=3, ge=1, le=100)
+    """How many workers may die while running the same step of a run before recovery ends the run
+    `failed` instead of driving it again (a step that kills its worker would otherwise kill every
+    worker that adopts it)."""
+    lease_ttl_s: float = Field(default=30.0, ge=2, le=3600)
+    """How long a run's lease outlives its worker's last heartbeat (renewed every second): how
+    soon another worker adopts the run of a worker that died."""
+    max_active_runs_per_tenant: int = Field(default=16, ge=1, le=100_000)
+    """Runs of one tenant's groups that may be active (`created` or `running`) at once; a send
+    beyond it is answered 429 with `Retry-After`."""
     log_flush_events: int = Field(default=64, ge=1)
     """Token chunks coalesced into one durable log record at most."""
     log_flush_interval_s: float = Field(default=0.05, gt=0)

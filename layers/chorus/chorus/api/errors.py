@@ -111,7 +111,7 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 async def _chorus(request: Request, exc: ChorusError) -> JSONResponse:
     if exc.status_code >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
-    return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=exc.status_code)
+    return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=exc.status_code, headers=exc.headers or None)
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

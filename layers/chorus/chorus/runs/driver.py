@@ -12,9 +12,12 @@ It is re-entrant: a run whose worker died is driven again from its last
 committed step (the committed steps are the manager's progress), with a new
 incarnation number so re-executed messages get fresh ids, after an
 `abandoned` marker naming what the dead worker had streamed of its
-unfinished step. Cancellation is observed between token chunks and between
-turns (invariant 4); a cancelled or failed step's partial output was
-streamed but is never committed to history.
+unfinished step. Cancellation is prompt (invariant 4): the run's work is
+raced against its cancel event, so a step waiting on a model, a tool's
+process, a fan-out worker or an approved tool is cancelled the moment the
+event is set (a tool's process group is killed with its task); a step's
+commit is never cut in half, and a cancelled or failed step's partial output
+was streamed but is never committed to history.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -57,6 +60,8 @@ from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, 
 from chorus.tools.execution import ToolExecutor
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 ModelResolver = Callable[[AgentRecord], Model]
 
@@ -176,7 +181,7 @@ class RunDriver:
         try:
             async with self.holding():
                 await self.open(fresh=fresh)
-                stop = await self._loop()
+                stop = await until_cancelled(self._loop(), self.plan.cancel, self._check_cancel)
         except LeaseLost:
             logger.warning("run %s: lease lost to another worker; stopping without writing", self.run.id)
             self._lost = True
@@ -515,7 +520,12 @@ class RunDriver:
                 await track_pending_approval(self.store, self.plan.group, self.run, commit)
 
     async def _write(self, records: list[MessageRecord], step: StepRecord) -> bool:
-        """Flush the log, then commit; False if the step was committed before (a retry)."""
+        """Flush the log, then commit; False if the step was committed before (a retry). A cancel
+        arriving meanwhile waits for the write: a log batch or a commit cut in half by a
+        cancelled await would leave the log's writer and the store disagreeing."""
+        return await uncancellable(self._write_now(records, step))
+
+    async def _write_now(self, records: list[MessageRecord], step: StepRecord) -> bool:
         if self._lost:
             raise LeaseLost
         await self.log.flush()
@@ -592,3 +602,36 @@ class RunDriver:
             cache_write_tokens=u.cache_write_tokens,
             reasoning_tokens=u.reasoning_tokens,
         )
+
+
+async def until_cancelled(work: Awaitable[T], cancel: asyncio.Event, stopped: Callable[[], None] | None = None) -> T:
+    """Await `work` unless `cancel` is set first: then `work` is cancelled (a model call, a tool's
+    process, fan-out workers all stop with its task) and `stopped` raises why (by default
+    `RunCancelled`). Checking a flag between chunks is not enough: a step waiting on a slow model
+    or a long tool sees no chunk."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    if task.cancelled():
+        if stopped is not None:
+            stopped()
+        raise RunCancelled
+    return task.result()
+
+
+async def uncancellable(work: Awaitable[T]) -> T:
+    """Await `work` to its end even if the caller is cancelled meanwhile (then re-raise the cancel)."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise

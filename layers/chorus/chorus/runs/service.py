@@ -14,7 +14,10 @@ Order of a send, and why:
 3. the group is claimed for the run; a group held by another live run is a
    409 naming it (invariant 7), and our record and key are dropped, so a
    retry later may start afresh;
-4. the driver is submitted to the executor.
+4. one of the tenant's active-run slots is claimed; a tenant whose slots are
+   all held by live runs gets 429 with `Retry-After`, and the group, our
+   record and key are dropped as for a 409;
+5. the driver is submitted to the executor.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from typing import Any, Literal
 import orjson
 
 from chorus.clock import now_iso
-from chorus.errors import BadRequest, ChorusError, Conflict, NotFound, RunExpired
+from chorus.errors import BadRequest, ChorusError, Conflict, NotFound, RunExpired, TooManyActiveRuns
 from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
 from chorus.runs.approvals import approval_answers
+from chorus.runs.attempts import RECOVERY, Deaths, deaths_after, last_doing, poisoned_message
 from chorus.runs.driver import Lease, ModelResolver, RunDriver
 from chorus.runs.ending import ending
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
@@ -54,6 +58,8 @@ from chorus.tools.executors import tool_executor_for
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = ["created", "running"]
+RETRY_AFTER_S = 5
+"""What a 429 for a tenant at its active-run limit tells the client to wait before sending again."""
 COUNTED_TURNS = frozenset({"sleeptime", "voice_sleeptime"})
 """Manager types whose groups count their runs (`turns_counter`), as Letta does."""
 
@@ -99,7 +105,7 @@ class RunService:
         resolver: ModelResolver | None = None,
         *,
         remote: RemoteExecutor | None = None,
-        lease_ttl_s: float = 30.0,
+        lease_ttl_s: float | None = None,
         heartbeat_s: float = 1.0,
         orphan_grace_s: float = 10.0,
         tool_executor: ToolExecutor | None = None,
@@ -112,7 +118,8 @@ class RunService:
         self._resolver = resolver
         self.tool_executor = tool_executor if tool_executor is not None else tool_executor_for(settings)
         """Runs every custom tool call of this service's runs; chosen once, from the settings unless given."""
-        self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=lease_ttl_s, heartbeat_s=heartbeat_s)
+        ttl_s = lease_ttl_s if lease_ttl_s is not None else settings.lease_ttl_s
+        self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=ttl_s, heartbeat_s=heartbeat_s)
         self.orphan_grace_s = orphan_grace_s
         """How old a never-leased `created` run must be before another worker adopts it."""
         self._active: dict[str, ActiveRun] = {}
@@ -182,6 +189,17 @@ class RunService:
                 await self.store.forget_idempotency_key(tenant_id, idempotency_key, run.id)
             raise Conflict(
                 f"Group {group_id} already has an active run ({holder}); resume or cancel it first.", run_id=holder
+            )
+        limit = self.settings.max_active_runs_per_tenant
+        if not await self.store.claim_run_slot(tenant_id, run.id, limit):
+            await self.store.release_group(tenant_id, group_id, run.id)
+            await self.store.delete_run(tenant_id, run.id)
+            if idempotency_key is not None:
+                await self.store.forget_idempotency_key(tenant_id, idempotency_key, run.id)
+            raise TooManyActiveRuns(
+                f"This tenant already has {limit} active runs, the most it may have at once; "
+                "wait for one to finish (or cancel one) and send again.",
+                retry_after_s=RETRY_AFTER_S,
             )
         loaded = Loaded(group, agents)
         if group.manager_type in COUNTED_TURNS:
@@ -468,15 +486,42 @@ class RunService:
             await self._set_terminal(run, stop)  # its worker died after completing the log
             return
         last = await self.store.last_seq(run.tenant_id, run.id)
+        deaths = await deaths_after(self.store, run)
+        if deaths.count >= self.settings.max_run_attempts:
+            await self._end_poisoned(run, last, deaths)
+            return
+        options = {**run.options, RECOVERY: deaths.as_option()}
         try:
             run = await self.store.update_run(
-                run.model_copy(update={"incarnation": run.incarnation + 1, "lease_owner": None}),
+                run.model_copy(update={"incarnation": run.incarnation + 1, "lease_owner": None, "options": options}),
                 expect_version=run.version,
             )
         except Conflict:
             return
         logger.warning("recovering run %s (incarnation %d) from its last committed step", run.id, run.incarnation)
         self._submit(run, base_seq=last)
+
+    async def _end_poisoned(self, run: RunRecord, last: int, deaths: Deaths) -> None:
+        """End a run whose step killed every worker that attempted it, instead of driving it again:
+        taken over first (compare-and-set), so only one worker ends it."""
+        from chorus.engine import events
+
+        held = {"lease_owner": self.lease.owner, "lease_expires_at": time.time() + self.lease.ttl_s}
+        try:
+            run = await self.store.update_run(run.model_copy(update=held), expect_version=run.version)
+        except Conflict:
+            return
+        doing = await last_doing(self.store, run, deaths.log_seq)
+        detail = poisoned_message(deaths, doing.describe())
+        logger.error("run %s: %s", run.id, detail)
+        log = run_log(self.store, self.settings, run, last)
+        if doing.message_ids:
+            reason = "the worker running it stopped"
+            marker = events.abandoned_attempt(
+                run_id=run.id, step_id=doing.step_id, message_ids=list(doing.message_ids), reason=reason
+            )
+            log.emit(marker)
+        await self._end_with_error(run, log, detail)
 
     def start_sweeper(self, interval_s: float | None = None) -> None:
         """Recover orphaned runs now and then periodically (other workers may die too)."""

@@ -16,6 +16,7 @@ test suite runs against each. Rules every adapter must keep:
   `version + 1`. Leases, the cancel flag and status changes all go through it.
   `update_block` is the same for memory blocks (agents editing shared memory).
 - `claim_group` makes at most one non-terminal run per group the holder;
+  `claim_run_slot` keeps at most `limit` non-terminal runs per tenant counted;
   `remember_idempotency_key` keeps the first run stored for a key.
 - `append_events` keeps the run's event log gapless: the batch must start at
   the log's last `seq_id + 1`, else `Conflict` and nothing is written. A log
@@ -134,6 +135,12 @@ class Store(Protocol):
 
     async def release_group(self, tenant_id: str, group_id: str, run_id: str) -> None:
         """Release the group if `run_id` holds it (no-op otherwise)."""
+
+    async def claim_run_slot(self, tenant_id: str, run_id: str, limit: int) -> bool:
+        """Take one of the tenant's `limit` active-run slots for `run_id` (its record stored
+        first); False when each is held by a non-terminal run. A slot whose run is terminal or
+        gone is free, so a run that ends (however it ends) needs no release. Exact under
+        concurrent claims from any number of processes: each slot is one compare-and-set."""
 
     async def remember_idempotency_key(self, record: IdempotencyRecord) -> IdempotencyRecord:
         """Store `record` unless an unexpired one exists for (tenant, key); return the stored one."""

@@ -388,6 +388,48 @@ class DynamoDBStore:
     async def release_group(self, tenant_id: str, group_id: str, run_id: str) -> None:
         await self._call(self._delete_if, keys.claim_key(tenant_id, group_id), run_id)
 
+    async def claim_run_slot(self, tenant_id: str, run_id: str, limit: int) -> bool:
+        def claim() -> bool:
+            for _ in range(self.table.max_attempts * 4):
+                query = {
+                    "KeyConditionExpression": "PK = :pk",
+                    "ExpressionAttributeValues": {":pk": s(keys.run_slots_pk(tenant_id))},
+                    "ConsistentRead": True,
+                }
+                held = {str(item["SK"]["S"]): str(item["run_id"]["S"]) for item in self.table.query(**query)}
+                if run_id in held.values():
+                    return True
+                free = self._free_run_slot(tenant_id, held, limit)
+                if free is None:
+                    return False
+                slot, seen = free
+                guard = (
+                    condition("attribute_not_exists(PK)")
+                    if seen is None
+                    else condition("run_id = :seen", values={":seen": s(seen)})
+                )
+                item = {**keys.run_slot_key(tenant_id, slot), "run_id": s(run_id)}
+                try:
+                    self.table.call("put_item", TableName=self.table.name, Item=item, **guard)
+                    return True
+                except ClientError as exc:
+                    if not is_condition_failure(exc):
+                        raise
+            raise Conflict("Too many runs are starting at once; retry.")
+
+        return await self._call(claim)
+
+    def _free_run_slot(self, tenant_id: str, held: dict[str, str], limit: int) -> tuple[int, str | None] | None:
+        """The first slot below `limit` that is empty or whose run is terminal or gone, with its holder."""
+        for slot in range(limit):
+            holder = held.get(str(keys.run_slot_key(tenant_id, slot)["SK"]["S"]))
+            if holder is None:
+                return slot, None
+            run = self.table.get(keys.record_key("Run", tenant_id, holder), projection=["status"])
+            if run is None or run["status"]["S"] in TERMINAL_STATUSES:
+                return slot, holder
+        return None
+
     def _delete_if(self, key: Item, run_id: str) -> None:
         """Delete `key` if it still points at `run_id`."""
         try:

@@ -12,6 +12,7 @@ items (invariant 6). Base-table keys (`PK`, `SK`):
     step       T#t#RUN#<id>      STEP#<step_key>
     message    T#t#MSG#<id>      MSG
     idem. key  T#t#IDEM#<key>    IDEM
+    run slot   T#t#RUNSLOTS      SLOT#<n, 5 digits>   (`run_id` attribute: an active-run slot)
     body part  <owner PK>        <owner SK>#PART#<n>
 
 Listings use sparse, overloaded GSIs that share one range key, `OSK`
@@ -119,6 +120,14 @@ def step_key(tenant_id: str, run_id: str, key: str) -> Item:
 
 def claim_key(tenant_id: str, group_id: str) -> Item:
     return {"PK": s(f"{tenant(tenant_id)}GROUP#{group_id}"), "SK": s(CLAIM_SK)}
+
+
+def run_slots_pk(tenant_id: str) -> str:
+    return f"{tenant(tenant_id)}RUNSLOTS"
+
+
+def run_slot_key(tenant_id: str, slot: int) -> Item:
+    return {"PK": s(run_slots_pk(tenant_id)), "SK": s(f"SLOT#{slot:05d}")}
 
 
 def idempotency_key(tenant_id: str, key: str) -> Item:

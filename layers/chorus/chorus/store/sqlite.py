@@ -435,6 +435,28 @@ class SQLiteStore:
 
         await self._call(release)
 
+    async def claim_run_slot(self, tenant_id: str, run_id: str, limit: int) -> bool:
+        def claim(db: sqlite3.Connection) -> bool:
+            rows = db.execute(
+                "SELECT s.slot, s.run_id, r.status FROM run_slots s LEFT JOIN runs r "
+                "ON r.tenant_id = s.tenant_id AND r.id = s.run_id WHERE s.tenant_id = ? AND s.slot < ?",
+                (tenant_id, limit),
+            ).fetchall()
+            held = {int(slot): (holder, status) for slot, holder, status in rows}
+            if any(holder == run_id for holder, _ in held.values()):
+                return True
+            for slot in range(limit):
+                holder, status = held.get(slot, (None, None))
+                if holder is None or status is None or status in TERMINAL_STATUSES:
+                    db.execute(
+                        "INSERT OR REPLACE INTO run_slots (tenant_id, slot, run_id) VALUES (?, ?, ?)",
+                        (tenant_id, slot, run_id),
+                    )
+                    return True
+            return False
+
+        return await self._call(self._tx, claim)
+
     async def remember_idempotency_key(self, record: IdempotencyRecord) -> IdempotencyRecord:
         def remember(db: sqlite3.Connection) -> str:
             row = db.execute(

@@ -77,4 +77,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX tools_by_name ON tools (tenant_id, name);
         """,
     ),
+    (
+        4,
+        """
+        CREATE TABLE run_slots (
+            tenant_id TEXT NOT NULL, slot INTEGER NOT NULL, run_id TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, slot)
+        );
+        """,
+    ),
 ]

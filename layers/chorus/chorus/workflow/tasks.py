@@ -33,7 +33,7 @@ import orjson
 from chorus.engine.managers import Finish, RunAgents
 from chorus.errors import ChorusError
 from chorus.llm.base import Model
-from chorus.runs.driver import Lease, ModelResolver, RunCancelled, RunDriver, RunPlan
+from chorus.runs.driver import Lease, ModelResolver, RunCancelled, RunDriver, RunPlan, until_cancelled
 from chorus.runs.loading import load_plan
 from chorus.runs.log import logged_stop, run_log
 from chorus.settings import Settings
@@ -162,7 +162,8 @@ class Workflow:
                     raise WorkflowMismatch(
                         f"run {run.id}: step {item.round}.{item.call} of {item.calls} calls is not the run's next round"
                     )
-                await self._run_call(driver, item, decision)
+                # the heartbeat reads the stored cancel flag: a Step waiting on a model or a tool stops at once
+                await until_cancelled(self._run_call(driver, item, decision), driver.plan.cancel)
         except RunCancelled:
             return {**outcome, "outcome": "cancelled"}
         finally:
@@ -236,7 +237,22 @@ def failure_of(error: TaskError) -> tuple[str, tuple[str, str, str | None]]:
         return known["stop_reason"], (known["error_type"], _message(known), error.error)
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
         detail = f"{error.error}: {message}" if message else error.error
+        if error.error in WORKER_DEATHS:
+            return "error", ("internal_error", _died(error.error), detail)
         return "error", ("internal_error", "An internal error stopped the run.", detail)
+
+
+WORKER_DEATHS = frozenset({"Runtime.ExitError", "Sandbox.Timedout", "States.Timeout", "Lambda.Unknown"})
+"""Errors of a task whose Lambda died or ran out of time (not an error the handler raised). The
+definition retries a Step that dies this way twice (three attempts: `Settings.max_run_attempts`'
+default), so one that reaches Finish with it killed every worker that attempted it."""
+
+
+def _died(error: str) -> str:
+    return (
+        f"The run was stopped: the worker running its step stopped ({error}) on every attempt. "
+        "It is not retried again, so that one run cannot keep taking the service down."
+    )
 
 
 def _message(known: dict[str, Any]) -> str:
