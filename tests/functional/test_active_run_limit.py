@@ -20,7 +20,7 @@ from support import create_agent, create_group
 
 LIMIT = 3
 GROUPS = 8
-SLOW = {"tokens": 2, "delay_s": 300}
+SLOW = {"tokens": 2, "delay_s": 60}  # the longest model wait the scripted model allows
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ async def test_a_step_whose_lambda_dies_every_time_fails_the_run_after_the_bound
 
 async def test_cancel_reaches_a_step_waiting_on_a_slow_model(harness: Harness) -> None:
     h = harness
-    ada = await create_agent(h.client, "Ada", tokens=2, delay_s=300)
+    ada = await create_agent(h.client, "Ada", tokens=2, delay_s=60)  # the longest wait the scripted model allows
     group = await create_group(h.client, [ada["id"]])
     response = await h.client.post(f"/v1/groups/{group['id']}/messages/async", json={"input": "talk"})
     run_id = response.json()["id"]
