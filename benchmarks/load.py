@@ -34,7 +34,8 @@ def main() -> None:
     scenario = Scenario(
         streams=args.streams, agents=2, tokens=args.tokens, delay_s=args.delay_ms / 1000, timeout_s=args.timeout_s
     )
-    with running_server() as server:
+    # one tenant with every stream active at once: the operator raises the tenant's active-run limit for it
+    with running_server({"CHORUS_MAX_ACTIVE_RUNS_PER_TENANT": str(args.streams)}) as server:
         result = asyncio.run(run_load(server.url, server.db_path, scenario, pid=server.pid))
     clean = result["lost"] == result["duplicated"] == result["runs_not_terminal"] == 0
     report = {

@@ -21,6 +21,18 @@ SESSION = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="test
 """One session for every test's client: creating a client from a warm session takes milliseconds."""
 
 
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch, region: str = "us-east-1") -> None:
+    """Credentials moto accepts, and no endpoint override: boto3 must never reach a real AWS account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": region,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
 @contextmanager
 def moto_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A moto DynamoDB client with the store's table.
@@ -30,14 +42,7 @@ def moto_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     atomically. A lock around moto's request handler gives the same guarantee
     here, so the race tests prove the adapter's conditions, not moto's threading.
     """
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_credentials(monkeypatch)
     lock = threading.RLock()
     original = DynamoHandler.call_action
 

@@ -38,6 +38,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from chorus.api.app import create_app
 from chorus.settings import Settings, get_settings
 from chorus.store.dynamodb_table import create_table
+from dynamodb_support import fake_aws_credentials
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFINITION = ROOT / "statemachine" / "run.asl.json"
@@ -132,14 +133,7 @@ class Harness:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 @pytest.fixture

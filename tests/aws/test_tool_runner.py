@@ -36,6 +36,7 @@ from chorus.tools.runner_wire import REQUEST_BYTE_LIMIT, RESPONSE_BYTE_LIMIT, To
 from chorus.tools.sandbox import INHERITED_ENV, OUTPUT_BYTE_LIMIT, run_tool, stream_cut_marker, timed_out
 from chorus.tools.sandbox import value_cut_marker as cut_marker
 from chorus.tools.tool_runner import ToolRequestRefused, fit_response
+from dynamodb_support import fake_aws_credentials
 from workflow_harness import ROOT, load_handler
 
 FUNCTION = "chorus-tool-runner"
@@ -74,14 +75,7 @@ class ToolRunner:
 
 @pytest.fixture
 def runner(monkeypatch: pytest.MonkeyPatch) -> Iterator[ToolRunner]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_credentials(monkeypatch, REGION)
     state: dict[str, ToolRunner] = {}
 
     def invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:

@@ -9,13 +9,21 @@ every run terminal, no event lost, duplicated, reordered or changed
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
-from chorus.devserver import Server
+from chorus.devserver import Server, running_server
 from loadgen import Scenario, run_load
 
 STREAMS = int(os.environ.get("CHORUS_LOAD_STREAMS", "40"))
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    """One tenant with every stream active at once: a load its operator allows by raising the tenant's limit."""
+    with running_server({"CHORUS_MAX_ACTIVE_RUNS_PER_TENANT": str(STREAMS)}) as s:
+        yield s
 
 
 @pytest.mark.e2e
