@@ -16,7 +16,7 @@ from contract_records import agent, block, group, message, run, step
 from chorus.errors import AlreadyCommitted, Conflict, NotFound
 from chorus.runs.ending import ending
 from chorus.store.base import LOG_END, Store
-from chorus.store.records import IdempotencyRecord, Page, RunRecord
+from chorus.store.records import IdempotencyRecord, Page, RunRecord, ToolRecord
 
 BIG = 1_200_000
 """Characters of a message well over DynamoDB's 400 KB item limit."""
@@ -595,3 +595,41 @@ async def test_racing_block_edits_have_one_winner_each_round(store: Store) -> No
     await asyncio.gather(*(append(i) for i in range(10)))
     final = await store.get_block("t1", shared.id)
     assert final.version == 10 and sorted(final.value.strip("[]").split("][")) == sorted(str(i) for i in range(10))
+
+
+# batch reads: one listing reads every related block or tool at once
+async def test_get_blocks_keeps_order_and_leaves_out_missing_and_foreign_ids(store: Store) -> None:
+    mine = [block(value=f"v{i}") for i in range(3)]
+    big = block(value="x" * BIG)
+    foreign = block("t2")
+    for b in (*mine, big, foreign):
+        await store.put_block(b)
+    asked = [mine[2].id, "block-missing", big.id, foreign.id, mine[0].id, mine[2].id]
+    assert await store.get_blocks("t1", asked) == [mine[2], big, mine[0]]
+    assert await store.get_blocks("t1", []) == []
+    assert await store.get_blocks("t2", [b.id for b in mine]) == []
+
+
+async def test_get_blocks_and_tools_beyond_one_batch_request(store: Store) -> None:
+    blocks = [block(created=i) for i in range(130)]
+    tools = [_tool(f"tool_{i}") for i in range(130)]
+    for b, t in zip(blocks, tools, strict=True):
+        await store.put_block(b)
+        await store.put_tool(t)
+    ids = [b.id for b in reversed(blocks)]
+    assert [b.id for b in await store.get_blocks("t1", ids)] == ids
+    tool_ids = [t.id for t in tools[::2]] + ["tool-missing"]
+    assert await store.get_tools("t1", tool_ids) == tools[::2]
+    assert await store.get_tools("t2", tool_ids) == []
+
+
+def _tool(name: str) -> ToolRecord:
+    return ToolRecord(
+        tenant_id="t1",
+        id=f"tool-{name}",
+        created_at="2025-01-01T00:00:00+00:00",
+        updated_at="2025-01-01T00:00:00+00:00",
+        name=name,
+        source_code=f"def {name}() -> str:\n    return 'x'\n",
+        json_schema={"name": name},
+    )

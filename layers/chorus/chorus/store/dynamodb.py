@@ -171,6 +171,14 @@ class DynamoDBStore:
             raise NotFound(f"{kind} not found: {record_id}")
         return self.table.body(item)
 
+    def _get_many_sync(self, kind: str, tenant_id: str, record_ids: list[str]) -> list[str]:
+        """The bodies of the records among `record_ids`, in that order (`BatchGetItem`, 100 keys a request)."""
+        wanted = list(dict.fromkeys(record_ids))
+        items = self.table.batch_get([keys.record_key(kind, tenant_id, i) for i in wanted])
+        by_pk = {item["PK"]["S"]: item for item in items}
+        found = [by_pk.get(keys.record_key(kind, tenant_id, i)["PK"]["S"]) for i in wanted]
+        return [self.table.body(item) for item in found if item is not None]
+
     def _delete_sync(self, kind: str, tenant_id: str, record_id: str) -> None:
         try:
             response = self.table.call(
@@ -226,6 +234,10 @@ class DynamoDBStore:
     async def get_tool(self, tenant_id: str, tool_id: str) -> ToolRecord:
         return ToolRecord.model_validate_json(await self._call(self._get_sync, "Tool", tenant_id, tool_id))
 
+    async def get_tools(self, tenant_id: str, tool_ids: list[str]) -> list[ToolRecord]:
+        rows = await self._call(self._get_many_sync, "Tool", tenant_id, tool_ids)
+        return [ToolRecord.model_validate_json(r) for r in rows]
+
     async def list_tools(self, tenant_id: str, page: Page, *, name: str | None = None) -> list[ToolRecord]:
         partition = keys.listing("Tool", tenant_id)
         return await self._list(ToolRecord, "Tool", tenant_id, page, "by_tenant", partition, {"name": name})
@@ -243,6 +255,10 @@ class DynamoDBStore:
 
     async def get_block(self, tenant_id: str, block_id: str) -> BlockRecord:
         return BlockRecord.model_validate_json(await self._call(self._get_sync, "Block", tenant_id, block_id))
+
+    async def get_blocks(self, tenant_id: str, block_ids: list[str]) -> list[BlockRecord]:
+        rows = await self._call(self._get_many_sync, "Block", tenant_id, block_ids)
+        return [BlockRecord.model_validate_json(r) for r in rows]
 
     async def list_blocks(self, tenant_id: str, page: Page, *, label: str | None = None) -> list[BlockRecord]:
         partition = keys.listing("Block", tenant_id)

@@ -158,6 +158,25 @@ class DynamoDBTable:
                     self.backoff(attempt)
                     attempt += 1
 
+    def batch_get(self, keys: list[Item]) -> list[Item]:
+        """The items at `keys` (distinct), in no particular order: strongly consistent `BatchGetItem`s of
+        100 keys, re-asking for unprocessed keys with backoff; absent items are simply not returned."""
+        out: list[Item] = []
+        for start in range(0, len(keys), 100):
+            pending: list[Item] = keys[start : start + 100]
+            attempt = 0
+            while pending:
+                request = {self.name: {"Keys": pending, "ConsistentRead": True}}
+                response = self.call("batch_get_item", RequestItems=request)
+                out.extend(response.get("Responses", {}).get(self.name, []))
+                pending = response.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys", [])
+                if pending:
+                    if attempt >= self.max_attempts:
+                        raise StorageUnavailable(f"Storage error: {len(pending)} reads stayed unprocessed")
+                    self.backoff(attempt)
+                    attempt += 1
+        return out
+
     def delete_keys(self, keys: list[Item]) -> None:
         self.batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
 

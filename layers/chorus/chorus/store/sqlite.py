@@ -54,6 +54,9 @@ _KINDS: dict[str, str] = {
 }
 V = TypeVar("V", RunRecord, BlockRecord)
 
+_IN_BATCH = 500
+"""Ids per `IN (…)` query: well under SQLite's bound-variable limit (999 before 3.32)."""
+
 
 CHECKPOINT_EVERY = 256
 """Store calls between two passive WAL checkpoints on the worker thread (the loop's connections never
@@ -241,6 +244,17 @@ class SQLiteStore:
             raise NotFound(f"{_KINDS[table]} not found: {record_id}")
         return str(row[0])
 
+    def _get_many_sync(self, table: str, tenant_id: str, record_ids: list[str]) -> list[str]:
+        """The bodies of the records among `record_ids`, in that order: one `IN` query per `_IN_BATCH` ids."""
+        wanted = list(dict.fromkeys(record_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), _IN_BATCH):
+            batch = wanted[start : start + _IN_BATCH]
+            marks = ", ".join("?" for _ in batch)
+            sql = f"SELECT id, data FROM {table} WHERE tenant_id = ? AND id IN ({marks})"
+            found.update((str(i), str(d)) for i, d in self._db.execute(sql, [tenant_id, *batch]).fetchall())
+        return [found[i] for i in wanted if i in found]
+
     def _delete_sync(self, table: str, tenant_id: str, record_id: str) -> None:
         cursor = self._db.execute(f"DELETE FROM {table} WHERE tenant_id = ? AND id = ?", (tenant_id, record_id))
         if cursor.rowcount == 0:
@@ -303,6 +317,10 @@ class SQLiteStore:
     async def get_tool(self, tenant_id: str, tool_id: str) -> ToolRecord:
         return ToolRecord.model_validate_json(await self._call(self._get_sync, "tools", tenant_id, tool_id))
 
+    async def get_tools(self, tenant_id: str, tool_ids: list[str]) -> list[ToolRecord]:
+        rows = await self._call(self._get_many_sync, "tools", tenant_id, tool_ids)
+        return [ToolRecord.model_validate_json(r) for r in rows]
+
     async def list_tools(self, tenant_id: str, page: Page, *, name: str | None = None) -> list[ToolRecord]:
         return await self._list(ToolRecord, "tools", tenant_id, page, {"name": name}, "created_at")
 
@@ -315,6 +333,10 @@ class SQLiteStore:
 
     async def get_block(self, tenant_id: str, block_id: str) -> BlockRecord:
         return BlockRecord.model_validate_json(await self._call(self._get_sync, "blocks", tenant_id, block_id))
+
+    async def get_blocks(self, tenant_id: str, block_ids: list[str]) -> list[BlockRecord]:
+        rows = await self._call(self._get_many_sync, "blocks", tenant_id, block_ids)
+        return [BlockRecord.model_validate_json(r) for r in rows]
 
     async def list_blocks(self, tenant_id: str, page: Page, *, label: str | None = None) -> list[BlockRecord]:
         return await self._list(BlockRecord, "blocks", tenant_id, page, {"label": label}, "created_at")
