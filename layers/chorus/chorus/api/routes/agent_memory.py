@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from chorus.api.changes import change_attachment, change_block
 from chorus.api.deps import AgentIdPath, BlockIdPath, ServicesDep, TenantDep
 from chorus.api.json_body import JsonRoute
-from chorus.api.routes.agents import agent_view, change_attachment
-from chorus.api.routes.blocks import block_state, change_block
+from chorus.api.views import agent_view, block_state
 from chorus.errors import NotFound
 from chorus.schemas.resources import AgentState, BlockState, BlockUpdate
 from chorus.store.base import Store
@@ -23,11 +23,7 @@ router = APIRouter(route_class=JsonRoute, prefix="/v1/agents/{agent_id}/core-mem
 
 
 async def _by_label(store: Store, agent: AgentRecord, label: str) -> BlockRecord:
-    for block_id in agent.block_ids:
-        try:
-            block = await store.get_block(agent.tenant_id, block_id)
-        except NotFound:
-            continue
+    for block in await store.get_blocks(agent.tenant_id, agent.block_ids):
         if block.label == label:
             return block
     raise NotFound(f"Agent {agent.id} has no memory block labelled {label!r}.")

@@ -12,9 +12,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
+from chorus.api.changes import change_attachment
 from chorus.api.deps import AgentIdPath, ServicesDep, TenantDep, ToolIdPath
 from chorus.api.json_body import JsonRoute
-from chorus.api.routes.agents import agent_view, change_attachment
+from chorus.api.views import agent_view
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, NotFound
 from chorus.schemas.resources import AgentState

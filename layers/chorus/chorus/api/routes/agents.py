@@ -2,70 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter
 
+from chorus.api.changes import new_block
 from chorus.api.deps import AgentIdPath, PageDep, ServicesDep, TenantDep
 from chorus.api.json_body import JsonRoute
 from chorus.api.listing import ITEM_OVERHEAD
-from chorus.api.routes.blocks import block_state, new_block
-from chorus.api.routes.tools import tool_state
+from chorus.api.views import agent_view, agent_views
 from chorus.clock import now_iso
-from chorus.errors import BadRequest, NotFound
+from chorus.errors import BadRequest
 from chorus.ids import new_id
 from chorus.limits import MAX_LISTING_CHARS
-from chorus.llm.resolve import check_handle, default_model_handle, split_handle
+from chorus.llm.resolve import check_handle, default_model_handle
 from chorus.schemas.requests import CancelRequest
-from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate, BlockState, LlmConfig
-from chorus.schemas.tools import ToolState
+from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1/agents", tags=["agents"])
 
 DEFAULT_SYSTEM = "You are a helpful agent taking part in a group conversation."
-_ENDPOINT_TYPES = frozenset({"openai", "anthropic", "bedrock", "ollama", "vllm"})
-
-
-@dataclass(frozen=True, slots=True)
-class AgentView:
-    state: AgentState
-    blocks_state: list[BlockState]
-    tools_state: list[ToolState]
-
-
-async def agent_view(store: Store, agent: AgentRecord) -> AgentView:
-    """The agent as the API shows it, with its memory blocks and tools loaded (missing ones left out)."""
-    blocks, tools = [], []
-    for block_id in agent.block_ids:
-        try:
-            blocks.append(block_state(await store.get_block(agent.tenant_id, block_id)))
-        except NotFound:
-            continue
-    for tool_id in agent.tool_ids:
-        try:
-            tools.append(tool_state(await store.get_tool(agent.tenant_id, tool_id)))
-        except NotFound:
-            continue
-    return AgentView(agent_state(agent, blocks, tools), blocks, tools)
-
-
-async def change_attachment(
-    store: Store, agent: AgentRecord, field: Literal["block_ids", "tool_ids"], item_id: str, *, attach: bool
-) -> AgentState:
-    """Attach (idempotently) or detach (404 if not attached) a block or tool; answers the agent."""
-    current: list[str] = getattr(agent, field)
-    if attach and item_id not in current:
-        agent = agent.model_copy(update={field: [*current, item_id], "updated_at": now_iso()})
-        await store.put_agent(agent)
-    elif not attach:
-        if item_id not in current:
-            raise NotFound(f"{item_id} is not attached to agent {agent.id}.")
-        agent = agent.model_copy(update={field: [i for i in current if i != item_id], "updated_at": now_iso()})
-        await store.put_agent(agent)
-    return (await agent_view(store, agent)).state
 
 
 async def _check_refs(store: Store, tenant_id: str, block_ids: list[str], tool_ids: list[str]) -> None:
@@ -74,42 +32,6 @@ async def _check_refs(store: Store, tenant_id: str, block_ids: list[str], tool_i
         await store.get_block(tenant_id, block_id)
     for tool_id in tool_ids:
         await store.get_tool(tenant_id, tool_id)
-
-
-def agent_state(
-    agent: AgentRecord, blocks: list[BlockState] | None = None, tools: list[ToolState] | None = None
-) -> AgentState:
-    """The Letta `AgentState` view of an agent.
-
-    Letta clients require `llm_config.model_endpoint_type` from a fixed list;
-    providers outside it (the `scripted` model) report `openai`, the wire
-    format they imitate, and name themselves in `provider_name`.
-    """
-    provider, name = split_handle(agent.model)
-    return AgentState(
-        id=agent.id,
-        name=agent.name,
-        agent_type=agent.agent_type,
-        reasoning=agent.reasoning,
-        system=agent.system,
-        description=agent.description,
-        model=agent.model,
-        llm_config=LlmConfig(
-            model=name,
-            model_endpoint_type=provider if provider in _ENDPOINT_TYPES else "openai",
-            context_window=128_000,
-            handle=agent.model,
-            provider_name=provider,
-        ),
-        tags=agent.tags,
-        metadata=agent.metadata,
-        blocks=[b.model_dump() for b in blocks or []],
-        tools=[t.model_dump() for t in tools or []],
-        tool_rules=agent.tool_rules,
-        memory={"blocks": [b.model_dump() for b in blocks or []]},
-        created_at=agent.created_at,
-        updated_at=agent.updated_at,
-    )
 
 
 @router.post("", response_model=AgentState)
@@ -151,8 +73,8 @@ async def list_agents(svc: ServicesDep, tenant_id: TenantDep, page: PageDep) -> 
     """Agents with their blocks and tools; a page ends early at `MAX_LISTING_CHARS` (see `chorus.api.listing`)."""
     out: list[AgentState] = []
     total = 0
-    for agent in await svc.store.list_agents(tenant_id, page):
-        view = await agent_view(svc.store, agent)
+    agents = await svc.store.list_agents(tenant_id, page)
+    for agent, view in zip(agents, await agent_views(svc.store, agents), strict=True):
         blocks = sum(len(b.value) for b in view.blocks_state)  # twice: in `blocks` and in `memory`
         total += (
             ITEM_OVERHEAD + len(agent.system) + 2 * blocks + sum(len(t.source_code or "") for t in view.tools_state)

@@ -22,9 +22,8 @@ from starlette.responses import Response
 from chorus.api.deps import GroupIdPath, PageDep, ServicesDep, TenantDep
 from chorus.api.json_body import JsonRoute
 from chorus.api.listing import json_size, within_budget
-from chorus.api.routes.runs import run_state
 from chorus.api.sse import sse_response
-from chorus.engine.events import MESSAGE_TYPES
+from chorus.api.views import letta_response, run_state
 from chorus.errors import Conflict
 from chorus.runs.driver import ERROR_STATUS
 from chorus.runs.service import Started
@@ -126,18 +125,6 @@ async def cancel_group_runs(
     """Cancel the group's active runs (or the listed ones); 409 when none is active."""
     await svc.store.get_group(tenant_id, group_id)
     return await svc.runs.cancel_active(tenant_id, "group", group_id, body.run_ids if body else None)
-
-
-def letta_response(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """A `LettaResponse` from a finished run's events (whole messages: non-streaming runs never chunk)."""
-    messages = [e for e in events if e["message_type"] in MESSAGE_TYPES]
-    stop = next(e for e in events if e["message_type"] == "stop_reason")
-    usage = next((e for e in events if e["message_type"] == "usage_statistics"), None)
-    return {
-        "messages": messages,
-        "stop_reason": {"message_type": "stop_reason", "stop_reason": stop["stop_reason"]},
-        "usage": usage or {"message_type": "usage_statistics"},
-    }
 
 
 @router.get("/messages", response_model=list[LettaMessage])

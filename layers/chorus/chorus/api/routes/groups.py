@@ -12,33 +12,16 @@ from fastapi import APIRouter
 
 from chorus.api.deps import GroupIdPath, PageDep, ServicesDep, TenantDep
 from chorus.api.json_body import JsonRoute
+from chorus.api.views import group_state
 from chorus.clock import now_iso
 from chorus.engine.managers.sleeptime import DEFAULT_MAX_BUFFER, DEFAULT_MIN_BUFFER
 from chorus.errors import BadRequest
 from chorus.ids import new_id
-from chorus.runs.service import COUNTED_TURNS
 from chorus.schemas.resources import GroupCreate, GroupState, GroupUpdate
 from chorus.store.base import Store
 from chorus.store.records import GroupRecord
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1/groups", tags=["groups"])
-
-
-def group_state(group: GroupRecord) -> GroupState:
-    config = {k: v for k, v in group.manager_config.items() if k != "manager_type"}
-    if group.manager_type in COUNTED_TURNS:
-        config["turns_counter"] = group.turns_counter
-        config["last_processed_message_id"] = group.last_processed_message_id
-    return GroupState(
-        id=group.id,
-        manager_type=group.manager_type,
-        agent_ids=group.agent_ids,
-        description=group.description,
-        shared_block_ids=group.shared_block_ids,
-        hidden=group.hidden,
-        project_id=group.project_id,
-        **config,
-    )
 
 
 async def _validate(

@@ -12,20 +12,14 @@ from chorus.api.deps import AscendingPageDep, PageDep, RunIdPath, ServicesDep, T
 from chorus.api.json_body import JsonRoute
 from chorus.api.listing import json_size, within_budget
 from chorus.api.sse import sse_response
+from chorus.api.views import run_state
 from chorus.errors import Conflict
 from chorus.limits import MAX_CURSOR
 from chorus.schemas.messages import LettaMessage
 from chorus.schemas.requests import ResumeRequest
 from chorus.schemas.resources import RunState
-from chorus.store.records import RunRecord
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1/runs", tags=["runs"])
-
-_HIDDEN = {"tenant_id", "usage", "expires_at", "version", "lease_owner", "lease_expires_at", "inputs", "options"}
-
-
-def run_state(run: RunRecord) -> RunState:
-    return RunState(**run.model_dump(exclude=_HIDDEN))
 
 
 def _split(values: list[str] | None) -> list[str] | None:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query
 from chorus.api.deps import PageDep, ServicesDep, TenantDep, ToolIdPath
 from chorus.api.json_body import JsonRoute
 from chorus.api.listing import ITEM_OVERHEAD, within_budget
+from chorus.api.views import tool_state
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, Conflict
 from chorus.ids import new_id
@@ -30,20 +31,6 @@ from chorus.tools.executors import require_tool_execution
 from chorus.tools.schema import ToolSchema, schema_from_json, schema_from_source
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1/tools", tags=["tools"])
-
-
-def tool_state(tool: ToolRecord) -> ToolState:
-    return ToolState(
-        id=tool.id,
-        name=tool.name,
-        description=tool.description,
-        source_code=tool.source_code,
-        source_type=tool.source_type,
-        json_schema=tool.json_schema,
-        tags=tool.tags,
-        return_char_limit=tool.return_char_limit,
-        default_requires_approval=tool.default_requires_approval,
-    )
 
 
 def _schema(source_code: str, json_schema: dict[str, object] | None) -> ToolSchema:
