@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from chorus.api.app import create_app
+from chorus.api import create_app
 from chorus.settings import Settings
 from chorus.store.base import Store
 from moto_dynamodb import moto_store

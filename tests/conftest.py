@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from chorus.api.app import create_app
+from chorus.api import create_app
 from chorus.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))  # streamcheck, loadgen: shared with benchmarks

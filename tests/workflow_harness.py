@@ -35,7 +35,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-from chorus.api.app import create_app
+from chorus.api import create_app
 from chorus.settings import Settings, get_settings
 from chorus.store.dynamodb_table import create_table
 from dynamodb_support import fake_aws_credentials

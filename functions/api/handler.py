@@ -22,10 +22,7 @@ from mangum import Mangum
 from mangum.protocols import LifespanCycle
 
 from chorus import observability
-from chorus.api import create_app
-
-app = create_app()
-"""`chorus.api:app`, built here so that it reads this process's environment (Powertools on Lambda)."""
+from chorus.api import app
 
 
 class BufferedHandler:

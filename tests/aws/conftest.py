@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from chorus.api.app import create_app
+from chorus.api import create_app
 from chorus.settings import Settings
 from dynamodb_support import dynamodb_store, moto_dynamodb
 

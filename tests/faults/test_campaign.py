@@ -47,7 +47,7 @@ import test_crash_recovery as faults
 from fastapi import FastAPI
 
 from asgi_client import ConnectionLost, open_request, request
-from chorus.api.app import create_app
+from chorus.api import create_app
 from chorus.api.deps import Services
 from chorus.errors import ModelRateLimited
 from chorus.llm.base import Model, ModelEvent, ModelRequest

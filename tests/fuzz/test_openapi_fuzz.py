@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from chorus.api.app import create_app
+from chorus.api import create_app
 from chorus.devserver import Server, running_server
 
 EXAMPLES = int(os.environ.get("CHORUS_FUZZ_EXAMPLES", "6"))

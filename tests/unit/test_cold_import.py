@@ -36,7 +36,7 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 import handler
 facts = {"modules": sorted({name.split(".")[0] for name in sys.modules})}
-if "chorus.api.app" in sys.modules:
+if "chorus.api.application" in sys.modules:
     from chorus.api import routes
     from chorus.schemas import requests, resources, tools
     from chorus.store import records
@@ -92,11 +92,45 @@ def test_a_task_handler_imports_no_web_stack(task: str, on_lambda: bool) -> None
     assert not imported & (PROVIDER_SDKS | {"boto3"}), "the environment (store, client) is built on first invocation"
 
 
+def test_importing_the_views_or_a_route_builds_no_app() -> None:
+    """Only `chorus.api:app` builds the app: a route, the views and the package itself build nothing."""
+    code = (
+        "import sys\n"
+        "import chorus.api, chorus.api.views, chorus.api.changes\n"
+        "from chorus.api.routes import agents, group_messages, runs\n"
+        "assert 'chorus.api.application' not in sys.modules, 'the app module was imported'\n"
+        "assert 'app' not in vars(chorus.api), 'the app was built'\n"
+        "from chorus.api import app\n"
+        "from chorus.api.application import shared_app\n"
+        "assert app is shared_app() is chorus.api.app, 'one app per process'\n"
+    )
+    clean = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_api_handler_serves_the_one_app() -> None:
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(FUNCTIONS / 'api')!r})\n"
+        "import handler\n"
+        "import chorus.api\n"
+        "assert handler.app is chorus.api.app\n"
+    )
+    clean = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_deferred_body_does_not_warn_on_its_first_request(tmp_path: Path) -> None:
     """FastAPI's "alias has no effect" warning, which a deferred body raises at its first request, stays silenced."""
     code = (
         "from fastapi.testclient import TestClient\n"
-        "from chorus.api.app import create_app\n"
+        "from chorus.api import create_app\n"
         "app = create_app()\n"
         "app.openapi()\n"
         "with TestClient(app, base_url='http://127.0.0.1') as client:\n"

@@ -1,4 +1,4 @@
-"""The one ASGI app, `chorus.api:app`, used by uvicorn locally and behind the Lambda Web Adapter."""
+"""The one ASGI app, `chorus.api:app`, used by uvicorn locally, behind the Lambda Web Adapter and by Mangum."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 
 from fastapi import FastAPI
 
@@ -97,6 +98,12 @@ def create_app(
     ui.install(app)
     api_docs.install(app)
     return app
+
+
+@cache
+def shared_app() -> FastAPI:
+    """The process's one app (`chorus.api:app`), built on first use: uvicorn and the Lambda handler share it."""
+    return create_app()
 
 
 def _announce(settings: Settings) -> None:
