@@ -218,6 +218,32 @@ def test_iam_has_no_wildcard_actions_and_the_store_only_reaches_its_table(cfn: d
     assert {s.split(":")[0] for s in actions} == {"dynamodb", "ssm", "bedrock", "states", "lambda", "logs"}
 
 
+TABLE_ACTIONS = [
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+]
+
+
+@pytest.mark.parametrize(
+    ("function", "extra"),
+    [("ApiFunction", ["dynamodb:BatchGetItem"]), ("PlanFunction", []), ("StepFunction", []), ("FinishFunction", [])],
+)
+def test_each_function_may_call_on_the_table_what_its_store_calls(
+    cfn: dict[str, Any], function: str, extra: list[str]
+) -> None:
+    """Listings read related blocks and tools with `BatchGetItem`; only the API lists."""
+    role = cfn["Resources"][f"{function}Role"]
+    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    table = [s for s in statements if s.get("Sid") == "StoreTable"]
+    assert len(table) == 1
+    assert sorted(_as_list(table[0]["Action"])) == sorted([*TABLE_ACTIONS, *extra])
+
+
 def test_api_keys_parameter_is_granted_only_when_named(cfn: dict[str, Any]) -> None:
     policies = cfn["Resources"]["ApiFunctionRole"]["Properties"]["Policies"]
     conditional = [s for p in policies for s in p["PolicyDocument"]["Statement"] if "Fn::If" in s]
