@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from chorus.store.base import Store
 from support import create_agent, create_group, parse_sse, payloads
 
+LOCAL = "http://127.0.0.1"
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 
 
@@ -79,3 +80,37 @@ async def test_resuming_10000_events_takes_one_query_per_batch(make_app: Callabl
                 bound = math.ceil(events / batch) + 1
                 assert calls["Query"] <= bound, f"{calls['Query']} queries > {bound} for {events} events"
                 print(f"\nresume of {events} events, batch {batch}: {dict(calls)}")
+
+
+async def _listing_reads(client: httpx.AsyncClient, dynamodb: Any, agents: int, each: int) -> Counter[str]:
+    """The DynamoDB reads of `GET /v1/agents` over `agents` new agents with `each` blocks and tools apiece."""
+    for a in range(agents):
+        tools = []
+        for t in range(each):
+            source = f'def tool_{agents}_{a}_{t}() -> str:\n    """Say x."""\n    return \'x\'\n'
+            created = await client.post("/v1/tools", json={"source_code": source})
+            assert created.status_code == 200, created.text
+            tools.append(created.json())
+        body = {
+            "name": f"agent-{a}",
+            "model": "scripted/default",
+            "memory_blocks": [{"label": f"notes-{b}", "value": "x"} for b in range(each)],
+            "tool_ids": [t["id"] for t in tools],
+        }
+        assert (await client.post("/v1/agents", json=body)).status_code == 200
+    calls = count_calls(dynamodb)
+    listed = (await client.get("/v1/agents", params={"limit": 100, "order": "desc"})).json()
+    assert [len(a["blocks"]) for a in listed[:agents]] == [len(a["tools"]) for a in listed[:agents]] == [each] * agents
+    return Counter({op: n for op, n in calls.items() if op in {"GetItem", "BatchGetItem", "Query"}})
+
+
+async def test_listing_agents_reads_their_blocks_and_tools_in_one_batch_each(
+    make_app: Callable[..., FastAPI], dynamodb: Any
+) -> None:
+    """No N+1: the page of agents is one `Query`, their blocks and tools one `BatchGetItem` each."""
+    app = await _app(make_app)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url=LOCAL) as client:
+        few = await _listing_reads(client, dynamodb, agents=2, each=1)
+        many = await _listing_reads(client, dynamodb, agents=8, each=5)  # 10 agents, 42 blocks
+    assert few == many == Counter({"Query": 1, "BatchGetItem": 2}), (few, many)

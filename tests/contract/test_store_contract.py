@@ -618,6 +618,8 @@ async def test_get_blocks_and_tools_beyond_one_batch_request(store: Store) -> No
         await store.put_tool(t)
     ids = [b.id for b in reversed(blocks)]
     assert [b.id for b in await store.get_blocks("t1", ids)] == ids
+    missing = [f"block-missing-{i}" for i in range(1_000)]  # beyond SQLite's bound variables in one query
+    assert await store.get_blocks("t1", [*missing[:500], blocks[0].id, *missing[500:]]) == [blocks[0]]
     tool_ids = [t.id for t in tools[::2]] + ["tool-missing"]
     assert await store.get_tools("t1", tool_ids) == tools[::2]
     assert await store.get_tools("t2", tool_ids) == []
