@@ -92,6 +92,13 @@ def test_a_task_handler_imports_no_web_stack(task: str, on_lambda: bool) -> None
     assert not imported & (PROVIDER_SDKS | {"boto3"}), "the environment (store, client) is built on first invocation"
 
 
+def _succeeds(code: str) -> None:
+    """Run `code` in a fresh interpreter with no CHORUS_* of ours; its asserts are the test's."""
+    clean = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    done = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_importing_the_views_or_a_route_builds_no_app() -> None:
     """Only `chorus.api:app` builds the app: a route, the views and the package itself build nothing."""
     code = (
@@ -104,11 +111,7 @@ def test_importing_the_views_or_a_route_builds_no_app() -> None:
         "from chorus.api.application import shared_app\n"
         "assert app is shared_app() is chorus.api.app, 'one app per process'\n"
     )
-    clean = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    _succeeds(code)
 
 
 def test_the_api_handler_serves_the_one_app() -> None:
@@ -119,11 +122,7 @@ def test_the_api_handler_serves_the_one_app() -> None:
         "import chorus.api\n"
         "assert handler.app is chorus.api.app\n"
     )
-    clean = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    _succeeds(code)
 
 
 def test_a_deferred_body_does_not_warn_on_its_first_request(tmp_path: Path) -> None:
