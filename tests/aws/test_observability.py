@@ -18,9 +18,9 @@ from fastapi import FastAPI
 
 from chorus import observability
 from chorus.store.records import RunRecord
-from dynamodb_support import TABLE, dynamodb_store
-from lambda_events import event, load_api_handler, seed
-from lambda_support import as_on_lambda
+from support.dynamodb import TABLE, dynamodb_store
+from support.lambda_events import event, load_api_handler, seed
+from support.lambda_runtime import as_on_lambda
 
 PARAMETER = "/chorus/api-keys"
 

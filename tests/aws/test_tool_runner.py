@@ -36,8 +36,8 @@ from chorus.tools.runner_wire import REQUEST_BYTE_LIMIT, RESPONSE_BYTE_LIMIT, To
 from chorus.tools.sandbox import INHERITED_ENV, OUTPUT_BYTE_LIMIT, run_tool, stream_cut_marker, timed_out
 from chorus.tools.sandbox import value_cut_marker as cut_marker
 from chorus.tools.tool_runner import ToolRequestRefused, fit_response
-from dynamodb_support import fake_aws_credentials
-from workflow_harness import ROOT, load_handler
+from support.dynamodb import fake_aws_credentials
+from support.workflow_harness import ROOT, load_handler
 
 FUNCTION = "chorus-tool-runner"
 REGION = "us-east-1"

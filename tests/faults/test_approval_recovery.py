@@ -7,13 +7,12 @@ import contextlib
 import json
 from pathlib import Path
 
-from test_crash_recovery import TENANT, Crash, CrashingStore, Switch
-
 from chorus.runs.service import RunService
 from chorus.schemas.requests import MessageRequest
 from chorus.settings import Settings
 from chorus.store.records import AgentRecord, BlockRecord, GroupRecord, Page
 from chorus.store.sqlite import SQLiteStore
+from support.crashes import TENANT, Crash, CrashingStore, Switch
 
 NOW = "2026-11-24T06:33:05.000000+00:00"
 GROUP = "group-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e5f"

@@ -88,6 +88,7 @@ SUPERVISOR_SAID = [
 ]
 
 
+@pytest.mark.both_stores
 async def test_supervisor_broadcasts_and_answers_from_the_replies(
     client: httpx.AsyncClient, recorder: Recorder
 ) -> None:
@@ -164,6 +165,7 @@ async def test_supervisor_non_streaming_and_history(client: httpx.AsyncClient) -
     ]
 
 
+@pytest.mark.both_stores
 async def test_supervisor_worker_failure_is_its_reply_and_the_run_goes_on(client: httpx.AsyncClient) -> None:
     workers = {
         "Ada": {"replies": ["Ada idea."]},
@@ -289,6 +291,7 @@ async def wait_runs(client: httpx.AsyncClient, run_ids: list[str]) -> list[dict[
     raise AssertionError(f"runs did not finish: {runs}")
 
 
+@pytest.mark.both_stores
 async def test_sleeptime_agents_run_as_their_own_runs_every_n_turns(
     client: httpx.AsyncClient, recorder: Recorder
 ) -> None:
@@ -392,6 +395,7 @@ async def test_patch_group_changes_members_and_config_but_not_type(client: httpx
     assert emptied.status_code == 400
 
 
+@pytest.mark.both_stores
 async def test_cancel_mid_fan_out_stops_every_worker_and_commits_none(client: httpx.AsyncClient) -> None:
     slow = {"replies": ["slow idea " * 20], "delay_s": 0.02}
     _, group = await supervisor(client, Ada=slow, Bo=slow, Cy=slow)
@@ -436,6 +440,7 @@ async def speakers_of(client: httpx.AsyncClient, group_id: str, mode: str) -> tu
     return names, usage
 
 
+@pytest.mark.both_stores
 @pytest.mark.parametrize("mode", ["steps", "tokens", "json"])
 @pytest.mark.parametrize("kind", list(MATRIX))
 async def test_every_manager_in_every_mode(client: httpx.AsyncClient, kind: str, mode: str) -> None:

@@ -23,7 +23,7 @@ import pytest
 from chorus.tools.bubblewrap import SANDBOX_UID_BASE, BubblewrapExecutor, SandboxLimits, bubblewrap_problem
 from chorus.tools.execution import ToolCall, ToolExecutor, ToolResult
 from chorus.tools.executors import SubprocessExecutor
-from host_processes import all_gone, process_marker, running
+from support.host_processes import all_gone, process_marker, running
 
 PROBLEM = bubblewrap_problem()
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"the sandbox cannot run here: {PROBLEM}")
