@@ -49,6 +49,7 @@ from chorus.api.app import create_app
 from chorus.api.deps import Services
 from chorus.errors import ModelRateLimited
 from chorus.llm.base import Model, ModelEvent, ModelRequest
+from chorus.llm.function_model import FunctionModel
 from chorus.llm.resolve import resolve_model
 from chorus.llm.retry import RetryPolicy, retrying
 from chorus.runs.service import RunService
@@ -128,17 +129,10 @@ class Tally:
 TALLY = Tally()
 
 
-class FlakyModel:
+def flaky_model(inner: Model) -> Model:
     """Each model call fails once with a rate limit before its first event, then the retry loop opens it again."""
 
-    def __init__(self, inner: Model) -> None:
-        self.inner = inner
-
-    @property
-    def handle(self) -> str:
-        return self.inner.handle
-
-    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+    def call(request: ModelRequest) -> AsyncIterator[ModelEvent]:
         attempts = 0
 
         async def refused() -> AsyncGenerator[ModelEvent, None]:
@@ -151,9 +145,11 @@ class FlakyModel:
             if attempts == 1:
                 TALLY.retries += 1
                 return refused()
-            return self.inner.stream(request)  # type: ignore[return-value]
+            return inner.stream(request)  # type: ignore[return-value]
 
         return retrying(open_stream, RetryPolicy(attempts=3, sleep=_no_pause))
+
+    return FunctionModel(call, handle=inner.handle)
 
 
 async def _no_pause(_: float) -> None:
@@ -308,8 +304,8 @@ async def campaign_case(tmp: Path, seed: int) -> None:
         switch = crashes.Switch(at_write=1 + int(cfg.crash_fraction * writes))
 
     def resolver(agent: AgentRecord) -> Model:
-        model: Model = crashes.CrashingModel(resolve_model(agent.model, agent.metadata), switch)
-        return FlakyModel(model) if plan.flaky else model
+        model: Model = crashes.crashing_model(resolve_model(agent.model, agent.metadata), switch)
+        return flaky_model(model) if plan.flaky else model
 
     worker_a = RunService(
         crashes.CrashingStore(store_a, switch), crashes.settings(db, cfg),

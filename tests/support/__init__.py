@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
-from chorus.llm.base import Model, ModelRequest
+from chorus.llm.base import Model, ModelEvent, ModelRequest
+from chorus.llm.function_model import FunctionModel
 from chorus.llm.resolve import resolve_model
 from chorus.schemas.messages import StreamEvent
 from chorus.store.records import AgentRecord
@@ -104,11 +105,8 @@ class Recorder:
         model = resolve_model(agent.model, agent.metadata)
         requests = self.requests.setdefault(agent.name, [])
 
-        class Recording:
-            handle = model.handle
+        def record(request: ModelRequest) -> AsyncIterator[ModelEvent]:
+            requests.append(request)
+            return model.stream(request)
 
-            def stream(self, request: ModelRequest) -> AsyncIterator[Any]:
-                requests.append(request)
-                return model.stream(request)
-
-        return Recording()
+        return FunctionModel(record, handle=model.handle)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chorus.llm.base import Model, ModelEvent, ModelRequest
+from chorus.llm.function_model import FunctionModel
 from chorus.llm.resolve import resolve_model
 from chorus.runs.service import RunService
 from chorus.runs.tailer import tail_store
@@ -110,18 +111,15 @@ class CrashingStore:
         return call
 
 
-class CrashingModel:
-    def __init__(self, inner: Model, switch: Switch) -> None:
-        self.inner, self.switch = inner, switch
+def crashing_model(inner: Model, switch: Switch) -> Model:
+    """The real model behind the switch: each token it streams may be the crash point."""
 
-    @property
-    def handle(self) -> str:
-        return self.inner.handle
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        async for event in self.inner.stream(request):
-            self.switch.token()
+    async def tokens(request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        async for event in inner.stream(request):
+            switch.token()
             yield event
+
+    return FunctionModel(tokens, handle=inner.handle)
 
 
 @dataclass
@@ -240,7 +238,7 @@ async def reference(tmp: Path, cfg: Config) -> tuple[list[tuple[str, str]], list
         settings(tmp / "reference.db", cfg),
         lease_ttl_s=0.05,
         heartbeat_s=60,  # type: ignore[arg-type]
-        resolver=lambda a: CrashingModel(resolve_model(a.model, a.metadata), switch),
+        resolver=lambda a: crashing_model(resolve_model(a.model, a.metadata), switch),
     )
     started = await service.start_group_run(TENANT, group_id, request(cfg), streaming=True)
     run = await service.wait_terminal(TENANT, started.run.id)
@@ -270,7 +268,7 @@ async def crash_and_recover(tmp: Path, seed: int, cfg: Config | None = None) -> 
         settings(db, cfg),
         lease_ttl_s=0.05,
         heartbeat_s=60,  # type: ignore[arg-type]
-        resolver=lambda a: CrashingModel(resolve_model(a.model, a.metadata), switch),
+        resolver=lambda a: crashing_model(resolve_model(a.model, a.metadata), switch),
     )
     run_id: str | None = None
     try:
