@@ -16,7 +16,7 @@ def error(code: str, reasons: list[str] | None = None) -> ClientError:
     response: dict[str, Any] = {"Error": {"Code": code, "Message": code}}
     if reasons is not None:
         response["CancellationReasons"] = [{"Code": r} for r in reasons]
-    return ClientError(response, "Op")  # type: ignore[arg-type]
+    return ClientError(response, "Op")
 
 
 class FlakyClient:

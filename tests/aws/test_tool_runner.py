@@ -96,7 +96,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> Iterator[ToolRunner]:
             return json.dumps({"errorMessage": str(exc), "errorType": kind, "stackTrace": trace}).encode()
 
     with (
-        mock_aws(config={"lambda": {"use_docker": False}}),  # type: ignore[arg-type]
+        mock_aws(config={"lambda": {"use_docker": False}}),
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
     ):
         state["runner"] = ToolRunner(boto3.Session(region_name=REGION).client("lambda"))
@@ -107,7 +107,7 @@ def call(source: str, name: str = "f", tenant: str = "acme", **fields: Any) -> T
     return ToolCall(tenant_id=tenant, source_code=source, name=name, arguments=fields.pop("arguments", {}), **fields)
 
 
-PARITY = {
+PARITY: dict[str, tuple[str, dict[str, Any]]] = {
     "returns": (
         "def f(n):\n    print('hi', n)\n    return {'n': n, 's': 'é'}\n",
         {"arguments": {"n": 3}},

@@ -70,7 +70,7 @@ async def test_a_crashed_resumption_is_finished_once_by_another_worker(tmp_path:
 
     # worker A starts the resumption and dies committing its first agent step (after the inputs step)
     switch = Switch(at_call=("commit_step", 2))
-    worker_a = RunService(CrashingStore(store, switch), settings(db), lease_ttl_s=0.05, heartbeat_s=60)  # type: ignore[arg-type]
+    worker_a = RunService(CrashingStore(store, switch), settings(db), lease_ttl_s=0.05, heartbeat_s=60)
     approval = {"type": "approval", "approvals": [{"type": "approval", "tool_call_id": call_id, "approve": True}]}
     started = await worker_a.start_group_run(
         TENANT, GROUP, MessageRequest.model_validate({"messages": [approval]}), streaming=True

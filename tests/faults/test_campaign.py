@@ -309,7 +309,7 @@ async def campaign_case(tmp: Path, seed: int) -> None:
 
     worker_a = RunService(
         crashes.CrashingStore(store_a, switch), crashes.settings(db, cfg),
-        lease_ttl_s=0.05, heartbeat_s=60, resolver=resolver,  # type: ignore[arg-type]
+        lease_ttl_s=0.05, heartbeat_s=60, resolver=resolver,
     )  # fmt: skip
     view, state = ClientView(), {"cancelled": False}
     await asyncio.wait_for(drive(app_for(worker_a, "A"), group_id, cfg, plan, view, switch.died, state), 20)

@@ -64,7 +64,7 @@ async def team(client: httpx.AsyncClient, manager: dict[str, Any], **workers: di
 BROADCAST_CALL = {"calls": [{"name": BROADCAST, "arguments": {"message": "Each of you: one idea."}}]}
 
 
-async def supervisor(client: httpx.AsyncClient, **workers: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+async def supervisor(client: httpx.AsyncClient, **workers: Any) -> tuple[list[str], dict[str, Any]]:
     ids = await team(client, {**BROADCAST_CALL, "replies": ["Summary from Boss."]}, **workers)
     group = await create_group(client, ids[1:], {"manager_type": "supervisor", "manager_agent_id": ids[0]})
     return ids, group
@@ -259,7 +259,7 @@ async def test_dynamic_manager_picks_speakers_until_the_token(client: httpx.Asyn
 async def test_dynamic_max_turns_ends_with_max_steps(client: httpx.AsyncClient) -> None:
     _, group = await dynamic(client, ["Ada", "Bo"], max_turns=2)
     events = payloads(await stream(client, group["id"], {"input": "Discuss.", "stream_tokens": True}))
-    speakers = []
+    speakers: list[Any] = []
     for e in events:
         if e["message_type"] == "assistant_message" and (not speakers or speakers[-1] != e["name"]):
             speakers.append(e["name"])

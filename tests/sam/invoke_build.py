@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pydantic_core
-from lambda_events import invoke_all, load_api_handler, seed
+from lambda_events import invoke_all, load_api_handler, seed  # type: ignore[import-not-found]  # on the path here
 
 import chorus
 from chorus.store.sqlite import SQLiteStore

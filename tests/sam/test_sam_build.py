@@ -94,7 +94,7 @@ class Build:
         """Built functions and their `Handler`, from the built template."""
         import yaml
 
-        class Loader(yaml.SafeLoader):
+        class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
             pass
 
         Loader.add_multi_constructor("!", lambda loader, suffix, node: None)

@@ -27,7 +27,7 @@ from chorus.runs.tailer import tail_store
 from chorus.schemas.requests import MessageRequest
 from chorus.settings import Settings
 from chorus.store.records import AgentRecord, GroupRecord, Page, RunRecord
-from chorus.store.sqlite import SQLiteStore
+from chorus.store.sqlite import SQLiteStore as SQLiteStore  # exported: a suite may swap it (see above)
 
 TENANT = "default"
 NOW = "2026-11-24T06:33:05.000000+00:00"
@@ -237,7 +237,7 @@ async def reference(tmp: Path, cfg: Config) -> tuple[list[tuple[str, str]], list
         CrashingStore(store, switch),
         settings(tmp / "reference.db", cfg),
         lease_ttl_s=0.05,
-        heartbeat_s=60,  # type: ignore[arg-type]
+        heartbeat_s=60,
         resolver=lambda a: crashing_model(resolve_model(a.model, a.metadata), switch),
     )
     started = await service.start_group_run(TENANT, group_id, request(cfg), streaming=True)
@@ -267,7 +267,7 @@ async def crash_and_recover(tmp: Path, seed: int, cfg: Config | None = None) -> 
         CrashingStore(store_a, switch),
         settings(db, cfg),
         lease_ttl_s=0.05,
-        heartbeat_s=60,  # type: ignore[arg-type]
+        heartbeat_s=60,
         resolver=lambda a: crashing_model(resolve_model(a.model, a.metadata), switch),
     )
     run_id: str | None = None

@@ -208,10 +208,10 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
 
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     with (
-        mock_aws(config=config),  # type: ignore[arg-type]
+        mock_aws(config=config),  # type: ignore[call-overload]
         mock.patch.object(DynamoHandler, "call_action", atomic),
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
-        mock.patch.object(retrier_decl.time, "sleep", lambda s: original_sleep(s * RETRY_SLEEP_SCALE)),
+        mock.patch.object(retrier_decl.time, "sleep", lambda s: original_sleep(s * RETRY_SLEEP_SCALE)),  # type: ignore[attr-defined]
     ):
         session = boto3.Session(region_name=REGION)
         create_table(session.client("dynamodb"), TABLE)

@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,7 @@ def sandbox(**limits: Any) -> BubblewrapExecutor:
     return BubblewrapExecutor(SandboxLimits(**limits))
 
 
-EXECUTORS = {"sandbox": sandbox, "subprocess": SubprocessExecutor}
+EXECUTORS: dict[str, Callable[[], ToolExecutor]] = {"sandbox": sandbox, "subprocess": SubprocessExecutor}
 
 
 @pytest.fixture(params=sorted(EXECUTORS))

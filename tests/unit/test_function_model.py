@@ -27,7 +27,11 @@ async def test_text_is_one_delta_and_an_end_of_turn() -> None:
 
 
 async def test_events_are_streamed_as_returned() -> None:
-    answer = [ToolCallDelta(0, id="call-1", name="roll", arguments="{}"), Usage(3, 1), Finish("tool_use")]
+    answer: list[ModelEvent] = [
+        ToolCallDelta(0, id="call-1", name="roll", arguments="{}"),
+        Usage(3, 1),
+        Finish("tool_use"),
+    ]
     assert await events(FunctionModel(lambda _: answer)) == answer
 
 
