@@ -9,7 +9,7 @@ second over the whole load, and the server's resident memory (`VmRSS`)
 idle, when every stream had its first byte, and at its peak: memory per
 concurrent stream = (all open - idle) / N. Then every run must be terminal
 and every stream equal its stored log: lost, duplicated, reordered,
-changed all 0 (`streamcheck.py`). The whole load is bounded by `--timeout-s`.
+changed all 0 (`tests/support/streamcheck.py`). The whole load is bounded by `--timeout-s`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,13 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 
 from chorus.devserver import running_server
-from loadgen import Scenario, run_load
+
+# The load generator and stream checker are the tests' (tests/e2e/test_load.py runs the same load, smaller).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.loadgen import Scenario, run_load
 
 
 def main() -> None:

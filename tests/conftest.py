@@ -1,9 +1,14 @@
-"""Fixtures shared by every suite."""
+"""Fixtures shared by every suite.
+
+`make_app` builds the app on SQLite. A test marked `both_stores` runs twice, on SQLite and on
+DynamoDB (moto, a fresh table per test): the `store_kind` fixture is parametrised for it, and
+`make_app`, `client` and `api` follow. A suite that only ever runs on DynamoDB overrides
+`store_kind` (tests/aws/conftest.py).
+"""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +18,33 @@ from fastapi import FastAPI
 
 from chorus.api import create_app
 from chorus.settings import Settings
+from chorus.store.base import Store
+from support.dynamodb import dynamodb_store, moto_dynamodb
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))  # streamcheck, loadgen: shared with benchmarks
+STORE_KINDS = ("sqlite", "dynamodb")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_stores: run the test on SQLite and on DynamoDB (moto)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_stores") and "store_kind" in metafunc.fixturenames:
+        metafunc.parametrize("store_kind", STORE_KINDS, indirect=True)
+
+
+@pytest.fixture
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The store the app runs on: SQLite unless the test is marked `both_stores` (then each in turn)."""
+    kind: str = getattr(request, "param", "sqlite")
+    return kind
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A moto DynamoDB client with the store's table."""
+    with moto_dynamodb(monkeypatch) as client:
+        yield client
 
 
 @pytest.fixture
@@ -23,9 +53,16 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def make_app(settings: Settings) -> Callable[..., FastAPI]:
+def make_app(settings: Settings, store_kind: str, request: pytest.FixtureRequest) -> Callable[..., FastAPI]:
+    """The app factory on the test's store; `make(settings={...}, **create_app_overrides)`."""
+    client = request.getfixturevalue("dynamodb") if store_kind == "dynamodb" else None
+
     def make(**overrides: Any) -> FastAPI:
-        return create_app(settings.model_copy(update=overrides.pop("settings", {})), **overrides)
+        config = settings.model_copy(update=overrides.pop("settings", {}))
+        if client is not None:
+            config = config.model_copy(update={"store": "dynamodb"})
+            overrides.setdefault("store", dynamodb_store(client, retention_s=config.event_retention_s))
+        return create_app(config, **overrides)
 
     return make
 
@@ -38,3 +75,13 @@ async def client(make_app: Callable[..., FastAPI]) -> AsyncIterator[httpx.AsyncC
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             yield c
+
+
+@pytest.fixture
+async def api(make_app: Callable[..., FastAPI]) -> AsyncIterator[tuple[httpx.AsyncClient, Store]]:
+    """A client of the app in-process and the store behind it, for tests that check what was written."""
+    app = make_app()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            yield c, app.state.services.store

@@ -1,7 +1,7 @@
-"""The functional suites' streaming, background, resume, cancel and history tests, on the DynamoDB store.
+"""The app on the DynamoDB store, what only DynamoDB has: the store setting, run expiry (TTL), the table command.
 
-The tests are the functional ones, imported; `make_app` (conftest.py) builds
-the app on moto, so each proves the same behaviour end to end on DynamoDB.
+The functional tests marked `both_stores` run on DynamoDB too (tests/conftest.py), so this module
+holds only what has no SQLite counterpart.
 """
 
 from __future__ import annotations
@@ -13,32 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from test_active_run_limit import limited, test_concurrent_sends_beyond_the_limit_are_429
-from test_durable_runs import (
-    api,
-    test_async_send_returns_the_run_at_once_and_resume_replays_it,
-    test_background_stream_equals_its_resume,
-    test_cancel_a_background_run,
-    test_cancel_by_agent_and_by_run_ids,
-    test_delete_run,
-    test_idempotency_key_maps_to_one_run,
-    test_idempotent_streaming_retry_replays_from_the_start_or_last_event,
-    test_one_active_run_per_group,
-    test_resume_errors,
-    test_runs_listing_filters,
-    test_server_start_recovers_orphaned_runs,
-)
-from test_group_messages import (
-    test_history_persists_and_next_run_sees_it,
-    test_include_return_message_types_filters_and_keeps_seq_gapless,
-    test_round_robin_streams_each_agent_in_order,
-    test_token_streaming_chunks_share_the_message_id,
-)
-from test_resources import (
-    test_agent_crud_round_trip,
-    test_agent_list_pagination,
-    test_group_crud_round_robin_default,
-)
 
 from chorus.settings import Settings
 from chorus.store.base import Store
@@ -46,32 +20,8 @@ from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_table import main as table_command
 from chorus.store.factory import build_store
 from chorus.store.records import RunRecord
-from dynamodb_support import TABLE
 from support import create_agent, create_group, parse_sse, payloads
-
-__all__ = [
-    "api",
-    "limited",
-    "test_agent_crud_round_trip",
-    "test_agent_list_pagination",
-    "test_async_send_returns_the_run_at_once_and_resume_replays_it",
-    "test_background_stream_equals_its_resume",
-    "test_cancel_a_background_run",
-    "test_cancel_by_agent_and_by_run_ids",
-    "test_concurrent_sends_beyond_the_limit_are_429",
-    "test_delete_run",
-    "test_group_crud_round_robin_default",
-    "test_history_persists_and_next_run_sees_it",
-    "test_idempotency_key_maps_to_one_run",
-    "test_idempotent_streaming_retry_replays_from_the_start_or_last_event",
-    "test_include_return_message_types_filters_and_keeps_seq_gapless",
-    "test_one_active_run_per_group",
-    "test_resume_errors",
-    "test_round_robin_streams_each_agent_in_order",
-    "test_runs_listing_filters",
-    "test_server_start_recovers_orphaned_runs",
-    "test_token_streaming_chunks_share_the_message_id",
-]
+from support.dynamodb import TABLE
 
 
 async def _terminal(store: Store, run_id: str) -> RunRecord:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_crash_recovery as faults
 
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_table import create_table
+from support import crashes
 
 CASES = int(os.environ.get("CHORUS_DYNAMODB_FAULT_CASES", "12"))
 
@@ -30,10 +30,10 @@ def dynamodb_files(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
             create_table(dynamodb, tables[str(path)])
         return DynamoDBStore(dynamodb, tables[str(path)])
 
-    monkeypatch.setattr(faults, "SQLiteStore", store_for)
+    monkeypatch.setattr(crashes, "SQLiteStore", store_for)
 
 
 @pytest.mark.usefixtures("dynamodb_files")
 @pytest.mark.parametrize("seed", range(CASES))
 async def test_crash_anywhere_then_recover_on_dynamodb(tmp_path: Path, seed: int) -> None:
-    await faults.crash_and_recover(tmp_path, seed)
+    await crashes.crash_and_recover(tmp_path, seed)

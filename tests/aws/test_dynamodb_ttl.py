@@ -12,7 +12,7 @@ from typing import Any
 
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.records import RunRecord, StepRecord
-from dynamodb_support import TABLE
+from support.dynamodb import TABLE
 
 
 async def test_log_items_carry_a_ttl_of_retention_plus_slack(dynamodb: Any) -> None:

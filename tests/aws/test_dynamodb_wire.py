@@ -16,7 +16,7 @@ def error(code: str, reasons: list[str] | None = None) -> ClientError:
     response: dict[str, Any] = {"Error": {"Code": code, "Message": code}}
     if reasons is not None:
         response["CancellationReasons"] = [{"Code": r} for r in reasons]
-    return ClientError(response, "Op")  # type: ignore[arg-type]
+    return ClientError(response, "Op")
 
 
 class FlakyClient:
@@ -91,7 +91,7 @@ def test_transactions_are_chunked_by_count_and_size() -> None:
 async def test_a_compare_and_set_whose_lost_response_was_retried_still_succeeds(dynamodb: Any) -> None:
     """boto3 re-sends a put whose response was lost; the re-send fails its own condition, yet the write is ours."""
     from chorus.store.records import RunRecord
-    from dynamodb_support import TABLE
+    from support.dynamodb import TABLE
 
     store = DynamoDBStore(dynamodb, TABLE)
     await store.open()
@@ -120,7 +120,7 @@ async def test_an_ending_whose_run_changed_meanwhile_is_applied_again(dynamodb: 
     from chorus.runs.ending import ending
     from chorus.store.base import LOG_END
     from chorus.store.records import RunRecord
-    from dynamodb_support import TABLE
+    from support.dynamodb import TABLE
 
     store = DynamoDBStore(dynamodb, TABLE)
     await store.open()
@@ -149,7 +149,7 @@ async def test_every_boto3_call_runs_off_the_event_loop(dynamodb: Any) -> None:
     import threading
 
     from chorus.store.records import RunRecord
-    from dynamodb_support import TABLE
+    from support.dynamodb import TABLE
 
     store = DynamoDBStore(dynamodb, TABLE)
     await store.open()

@@ -18,9 +18,9 @@ from fastapi import FastAPI
 
 from chorus import observability
 from chorus.store.records import RunRecord
-from dynamodb_support import TABLE, dynamodb_store
-from lambda_events import event, load_api_handler, seed
-from lambda_support import as_on_lambda
+from support.dynamodb import TABLE, dynamodb_store
+from support.lambda_events import event, load_api_handler, seed
+from support.lambda_runtime import as_on_lambda
 
 PARAMETER = "/chorus/api-keys"
 
@@ -126,9 +126,9 @@ def ssm_keys(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     ssm = boto3.client("ssm", region_name="us-east-1")
     ssm.put_parameter(Name=PARAMETER, Type="SecureString", Value="key-a=tenant-a, key-b=tenant-b")
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
     yield ssm
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 async def test_api_keys_from_ssm_scope_tenants_and_are_cached(ssm_keys: Any, make_app: Callable[..., FastAPI]) -> None:
@@ -154,7 +154,7 @@ async def test_api_keys_from_ssm_scope_tenants_and_are_cached(ssm_keys: Any, mak
             assert (await client.get("/v1/agents", headers=auth("key-a"))).status_code == 200  # cached
             from aws_lambda_powertools.utilities import parameters
 
-            parameters.clear_caches()  # what KEYS_MAX_AGE_S does on its own
+            parameters.clear_caches()  # type: ignore[no-untyped-call]  # what KEYS_MAX_AGE_S does on its own
             assert (await client.get("/v1/agents", headers=auth("key-a"))).status_code == 401
             listed = await client.get("/v1/agents", headers=auth("key-c"))
             assert [a["id"] for a in listed.json()] == [agent_id]

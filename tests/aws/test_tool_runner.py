@@ -36,8 +36,8 @@ from chorus.tools.runner_wire import REQUEST_BYTE_LIMIT, RESPONSE_BYTE_LIMIT, To
 from chorus.tools.sandbox import INHERITED_ENV, OUTPUT_BYTE_LIMIT, run_tool, stream_cut_marker, timed_out
 from chorus.tools.sandbox import value_cut_marker as cut_marker
 from chorus.tools.tool_runner import ToolRequestRefused, fit_response
-from dynamodb_support import fake_aws_credentials
-from workflow_harness import ROOT, load_handler
+from support.dynamodb import fake_aws_credentials
+from support.workflow_harness import ROOT, load_handler
 
 FUNCTION = "chorus-tool-runner"
 REGION = "us-east-1"
@@ -96,7 +96,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> Iterator[ToolRunner]:
             return json.dumps({"errorMessage": str(exc), "errorType": kind, "stackTrace": trace}).encode()
 
     with (
-        mock_aws(config={"lambda": {"use_docker": False}}),  # type: ignore[arg-type]
+        mock_aws(config={"lambda": {"use_docker": False}}),
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
     ):
         state["runner"] = ToolRunner(boto3.Session(region_name=REGION).client("lambda"))
@@ -107,7 +107,7 @@ def call(source: str, name: str = "f", tenant: str = "acme", **fields: Any) -> T
     return ToolCall(tenant_id=tenant, source_code=source, name=name, arguments=fields.pop("arguments", {}), **fields)
 
 
-PARITY = {
+PARITY: dict[str, tuple[str, dict[str, Any]]] = {
     "returns": (
         "def f(n):\n    print('hi', n)\n    return {'n': n, 's': 'é'}\n",
         {"arguments": {"n": 3}},

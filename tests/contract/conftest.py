@@ -9,7 +9,7 @@ import pytest
 
 from chorus.store.base import Store
 from chorus.store.sqlite import SQLiteStore
-from dynamodb_support import dynamodb_store, moto_dynamodb
+from support.dynamodb import dynamodb_store, moto_dynamodb
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])

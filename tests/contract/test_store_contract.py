@@ -11,12 +11,12 @@ import time
 from typing import Any
 
 import pytest
-from contract_records import agent, block, group, message, run, step
 
 from chorus.errors import AlreadyCommitted, Conflict, NotFound
 from chorus.runs.ending import ending
 from chorus.store.base import LOG_END, Store
 from chorus.store.records import IdempotencyRecord, Page, RunRecord, ToolRecord
+from support.contract_records import agent, block, group, message, run, step
 
 BIG = 1_200_000
 """Characters of a message well over DynamoDB's 400 KB item limit."""
@@ -82,7 +82,7 @@ async def test_listing_order_and_cursors_match_at_every_boundary(store: Store) -
             seen: list[str] = []
             cursor = None
             while True:
-                page = await store.list_agents("t1", Page(after=cursor, limit=limit, order=order))  # type: ignore[arg-type]
+                page = await store.list_agents("t1", Page(after=cursor, limit=limit, order=order))
                 if not page:
                     break
                 assert len(page) <= limit
@@ -91,9 +91,9 @@ async def test_listing_order_and_cursors_match_at_every_boundary(store: Store) -
             assert seen == (ids if order == "asc" else ids[::-1]), (order, limit)
         for after in [None, *ids]:
             for before in [None, *ids]:
-                page = Page(after=after, before=before, limit=3, order=order)  # type: ignore[arg-type]
-                got = [a.id for a in await store.list_agents("t1", page)]
-                assert got == _walk_expected(ids, page, pos), (order, after, before)
+                window = Page(after=after, before=before, limit=3, order=order)
+                got = [a.id for a in await store.list_agents("t1", window)]
+                assert got == _walk_expected(ids, window, pos), (order, after, before)
     with pytest.raises(NotFound):
         await store.list_agents("t1", Page(after="agent-missing"))
     with pytest.raises(NotFound):
@@ -314,7 +314,7 @@ async def test_list_messages_by_scope_in_position_order(store: Store) -> None:
     await store.commit_step(step(other, "0001"), [message(other, "0001", 0)])
 
     async def ids(order: str = "asc", **scope: Any) -> list[str]:
-        page = Page(order=order, limit=10)  # type: ignore[arg-type]
+        page = Page(order=order, limit=10)
         return [x.id for x in await store.list_messages("t1", page, **scope)]
 
     assert await ids() == [m[0].id, m[1].id, m[3].id, m[2].id]

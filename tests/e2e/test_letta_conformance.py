@@ -20,7 +20,7 @@ import pytest
 from letta_client import APIError, Letta
 
 from chorus.devserver import Server
-from letta_tools import get_secret_code_tool
+from support.letta_tools import get_secret_code_tool
 
 pytestmark = pytest.mark.e2e
 

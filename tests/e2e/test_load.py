@@ -3,7 +3,7 @@
 `benchmarks/load.py` runs the full size (200 streams) with timings and
 memory; here `CHORUS_LOAD_STREAMS` (default 40) streams check counts only:
 every run terminal, no event lost, duplicated, reordered or changed
-(`benchmarks/loadgen.py`, `benchmarks/streamcheck.py`). No timing is asserted.
+(`benchmarks/loadgen.py`, `tests/support/streamcheck.py`). No timing is asserted.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from chorus.devserver import Server, running_server
-from loadgen import Scenario, run_load
+from support.loadgen import Scenario, run_load
 
 STREAMS = int(os.environ.get("CHORUS_LOAD_STREAMS", "40"))
 

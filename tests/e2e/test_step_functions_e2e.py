@@ -28,7 +28,7 @@ from moto.server import ThreadedMotoServer
 from chorus.devserver import Server, free_port, running_server
 from chorus.settings import get_settings
 from chorus.store.dynamodb_table import create_table
-from workflow_harness import DEFINITION, FUNCTIONS, TABLE, load_handler, substituted
+from support.workflow_harness import DEFINITION, FUNCTIONS, TABLE, load_handler, substituted
 
 pytestmark = pytest.mark.e2e
 REGION = "us-east-1"

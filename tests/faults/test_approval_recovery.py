@@ -7,13 +7,12 @@ import contextlib
 import json
 from pathlib import Path
 
-from test_crash_recovery import TENANT, Crash, CrashingStore, Switch
-
 from chorus.runs.service import RunService
 from chorus.schemas.requests import MessageRequest
 from chorus.settings import Settings
 from chorus.store.records import AgentRecord, BlockRecord, GroupRecord, Page
 from chorus.store.sqlite import SQLiteStore
+from support.crashes import TENANT, Crash, CrashingStore, Switch
 
 NOW = "2026-11-24T06:33:05.000000+00:00"
 GROUP = "group-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e5f"
@@ -71,7 +70,7 @@ async def test_a_crashed_resumption_is_finished_once_by_another_worker(tmp_path:
 
     # worker A starts the resumption and dies committing its first agent step (after the inputs step)
     switch = Switch(at_call=("commit_step", 2))
-    worker_a = RunService(CrashingStore(store, switch), settings(db), lease_ttl_s=0.05, heartbeat_s=60)  # type: ignore[arg-type]
+    worker_a = RunService(CrashingStore(store, switch), settings(db), lease_ttl_s=0.05, heartbeat_s=60)
     approval = {"type": "approval", "approvals": [{"type": "approval", "tool_call_id": call_id, "approve": True}]}
     started = await worker_a.start_group_run(
         TENANT, GROUP, MessageRequest.model_validate({"messages": [approval]}), streaming=True

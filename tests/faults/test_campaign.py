@@ -1,11 +1,11 @@
 """The fault campaign: seeded runs that mix managers, modes, clients and faults; every event accounted for.
 
-Each case takes the group, manager and crash point of `test_crash_recovery`
+Each case takes the group, manager and crash point of `support.crashes`
 (round robin, supervisor, dynamic, sleeptime; a worker killed at a random
 store write or model token) and adds, from its own seeded draw:
 
 - the mode: a foreground stream, a background stream, or `/messages/async`;
-- the client, talking HTTP to the app in-process (`tests/asgi_client.py`,
+- the client, talking HTTP to the app in-process (`tests/support/asgi_client.py`,
   which can hang up mid-stream): it reads to `[DONE]`; or hangs up after a
   random number of events and, for a background run, resumes with
   `POST /v1/runs/{id}/stream` after the last `seq_id` it saw (body
@@ -21,7 +21,7 @@ client keeps what it got. Checked for every case: every run of the case
 reaches a terminal status; the stored log is gapless and ends in `[DONE]`;
 what the client received, over all its connections, is exactly the log
 (or, for a client that could not resume, a gapless prefix of it), with
-nothing lost, duplicated, reordered or changed (`benchmarks/streamcheck.py`);
+nothing lost, duplicated, reordered or changed (`tests/support/streamcheck.py`);
 a completed run's history and stream equal an uninterrupted reference run's
 (and two readers racing the recovering writer read the same bytes); a
 cancelled run's history is part of the reference's, nothing twice.
@@ -43,22 +43,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-import test_crash_recovery as faults
 from fastapi import FastAPI
 
-from asgi_client import ConnectionLost, open_request, request
 from chorus.api import create_app
 from chorus.api.deps import Services
 from chorus.errors import ModelRateLimited
 from chorus.llm.base import Model, ModelEvent, ModelRequest
+from chorus.llm.function_model import FunctionModel
 from chorus.llm.resolve import resolve_model
 from chorus.llm.retry import RetryPolicy, retrying
 from chorus.runs.service import RunService
 from chorus.store.records import AgentRecord, Page, RunRecord
-from streamcheck import Received, StreamCheck, check, parse_frames
+from support import crashes
+from support.asgi_client import ConnectionLost, open_request, request
+from support.streamcheck import Received, StreamCheck, check, parse_frames
 
 CASES = int(os.environ.get("CHORUS_FAULT_CASES", "250"))
-TENANT = faults.TENANT
+TENANT = crashes.TENANT
 Mode = Literal["foreground", "background", "async"]
 Client = Literal["follow", "disconnect", "cancel"]
 
@@ -77,7 +78,7 @@ class Plan:
 
 
 def plan_for(seed: int) -> Plan:
-    rng = random.Random(f"campaign-{seed}")  # its own stream: the crash configs stay those of test_crash_recovery
+    rng = random.Random(f"campaign-{seed}")  # its own stream: the crash configs stay those of support.crashes
     mode: Mode = rng.choice(["foreground", "background", "background", "async"])
     client: Client = rng.choice(["follow", "disconnect", "disconnect", "cancel"])
     crash = rng.random() < 0.8
@@ -128,17 +129,10 @@ class Tally:
 TALLY = Tally()
 
 
-class FlakyModel:
+def flaky_model(inner: Model) -> Model:
     """Each model call fails once with a rate limit before its first event, then the retry loop opens it again."""
 
-    def __init__(self, inner: Model) -> None:
-        self.inner = inner
-
-    @property
-    def handle(self) -> str:
-        return self.inner.handle
-
-    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+    def call(request: ModelRequest) -> AsyncIterator[ModelEvent]:
         attempts = 0
 
         async def refused() -> AsyncGenerator[ModelEvent, None]:
@@ -151,9 +145,11 @@ class FlakyModel:
             if attempts == 1:
                 TALLY.retries += 1
                 return refused()
-            return self.inner.stream(request)  # type: ignore[return-value]
+            return inner.stream(request)  # type: ignore[return-value]
 
         return retrying(open_stream, RetryPolicy(attempts=3, sleep=_no_pause))
+
+    return FunctionModel(call, handle=inner.handle)
 
 
 async def _no_pause(_: float) -> None:
@@ -233,7 +229,7 @@ class ClientView:
             return 0
 
 
-async def drive(app: FastAPI, group_id: str, cfg: faults.Config, plan: Plan, view: ClientView, died: asyncio.Event,
+async def drive(app: FastAPI, group_id: str, cfg: crashes.Config, plan: Plan, view: ClientView, died: asyncio.Event,
                 state: dict[str, Any]) -> None:  # fmt: skip
     """Phase one, against worker A, until the client is done or A dies."""
     body = {"input": "go", "stream_tokens": cfg.stream_tokens, "include_pings": False}
@@ -291,29 +287,29 @@ async def cancel(
 
 
 async def campaign_case(tmp: Path, seed: int) -> None:
-    cfg, plan = faults.config_for(seed), plan_for(seed)
+    cfg, plan = crashes.config_for(seed), plan_for(seed)
     TALLY.cases += 1
     fault = "crash+flaky" if plan.crash and plan.flaky else ("crash" if plan.crash else "flaky")
     TALLY.kinds.update([f"manager:{cfg.manager_type}", f"mode:{plan.mode}", f"client:{plan.client}", f"fault:{fault}"])
-    expected, expected_history, writes, tokens = await faults.reference(tmp, cfg)
+    expected, expected_history, writes, tokens = await crashes.reference(tmp, cfg)
     db = tmp / "crash.db"
-    store_a = faults.SQLiteStore(db)
+    store_a = crashes.SQLiteStore(db)
     await store_a.open()
-    group_id = await faults.seed_group(store_a, cfg)
+    group_id = await crashes.seed_group(store_a, cfg)
     if not plan.crash:
-        switch = faults.Switch()
+        switch = crashes.Switch()
     elif cfg.crash_on_token:
-        switch = faults.Switch(at_token=1 + int(cfg.crash_fraction * tokens))
+        switch = crashes.Switch(at_token=1 + int(cfg.crash_fraction * tokens))
     else:
-        switch = faults.Switch(at_write=1 + int(cfg.crash_fraction * writes))
+        switch = crashes.Switch(at_write=1 + int(cfg.crash_fraction * writes))
 
     def resolver(agent: AgentRecord) -> Model:
-        model: Model = faults.CrashingModel(resolve_model(agent.model, agent.metadata), switch)
-        return FlakyModel(model) if plan.flaky else model
+        model: Model = crashes.crashing_model(resolve_model(agent.model, agent.metadata), switch)
+        return flaky_model(model) if plan.flaky else model
 
     worker_a = RunService(
-        faults.CrashingStore(store_a, switch), faults.settings(db, cfg),
-        lease_ttl_s=0.05, heartbeat_s=60, resolver=resolver,  # type: ignore[arg-type]
+        crashes.CrashingStore(store_a, switch), crashes.settings(db, cfg),
+        lease_ttl_s=0.05, heartbeat_s=60, resolver=resolver,
     )  # fmt: skip
     view, state = ClientView(), {"cancelled": False}
     await asyncio.wait_for(drive(app_for(worker_a, "A"), group_id, cfg, plan, view, switch.died, state), 20)
@@ -322,12 +318,12 @@ async def campaign_case(tmp: Path, seed: int) -> None:
         await asyncio.wait([drained, asyncio.create_task(switch.died.wait())], timeout=20,
                            return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
     TALLY.crashes += switch.dead
-    await faults.bury(worker_a, store_a)
+    await crashes.bury(worker_a, store_a)
     await asyncio.sleep(0.06)  # the dead worker's lease expires
 
-    store_b = faults.SQLiteStore(db)
+    store_b = crashes.SQLiteStore(db)
     await store_b.open()
-    worker_b = RunService(store_b, faults.settings(db, cfg), lease_ttl_s=5, heartbeat_s=1, orphan_grace_s=0.05)
+    worker_b = RunService(store_b, crashes.settings(db, cfg), lease_ttl_s=5, heartbeat_s=1, orphan_grace_s=0.05)
     try:
         await finish_case(seed, cfg, plan, store_b, worker_b, view, state, switch, expected, expected_history)
     finally:
@@ -337,17 +333,17 @@ async def campaign_case(tmp: Path, seed: int) -> None:
 
 async def finish_case(
     seed: int,
-    cfg: faults.Config,
+    cfg: crashes.Config,
     plan: Plan,
     store: Any,
     worker: RunService,
     view: ClientView,
     state: dict[str, Any],
-    switch: faults.Switch,
+    switch: crashes.Switch,
     expected: Any,
     expected_history: Any,
 ) -> None:
-    run = await faults.the_group_run(store)
+    run = await crashes.the_group_run(store)
     if run is None:
         assert switch.writes == 1 and switch.dead, "only a crash at the very first write leaves no run"
         assert not view.events
@@ -355,7 +351,7 @@ async def finish_case(
         return
     assert view.run_id in (None, run.id)
     await worker.recover()
-    readers = [asyncio.create_task(faults._read_all(store, run.id)) for _ in range(2)]
+    readers = [asyncio.create_task(crashes.read_all(store, run.id)) for _ in range(2)]
     app = app_for(worker, "B")
     if plan.client == "cancel" and switch.dead and not state["cancelled"] and not view.done:
         view.run_id = run.id
@@ -377,7 +373,7 @@ async def finish_case(
         TALLY.statuses[done.status] += 1
         if not done.is_terminal:
             TALLY.not_terminal += 1
-    log = await faults.read_log(store, run.id)
+    log = await crashes.read_log(store, run.id)
     result = check(view.received(), log, complete=view.done or can_resume)
     TALLY.stream.add(result)
     assert result.ok, f"seed {seed}: {result}"
@@ -386,8 +382,8 @@ async def finish_case(
     cancelled = state["cancelled"] or (plan.client == "disconnect" and plan.mode == "foreground")
     if final.status == "completed":
         raced = await asyncio.wait_for(asyncio.gather(*readers), 10)
-        assert raced[0] == raced[1] == b"".join(faults._frames(log)), f"seed {seed}: racing readers disagree"
-        await faults.check_completed(worker, store, run, cfg, seed, log, expected, expected_history)
+        assert raced[0] == raced[1] == b"".join(crashes.frames(log)), f"seed {seed}: racing readers disagree"
+        await crashes.check_completed(worker, store, run, cfg, seed, log, expected, expected_history)
     else:
         for reader in readers:
             reader.cancel()
@@ -397,7 +393,7 @@ async def finish_case(
             e["stop_reason"] for e in map(json.loads, (d for _, d in log[:-1])) if e["message_type"] == "stop_reason"
         ]
         assert log[-1][1] == "[DONE]" and stops[-1:] == ["cancelled"], (seed, stops)
-        kept = await faults.history_of(store, run.id)
+        kept = await crashes.history_of(store, run.id)
         assert _is_subsequence(kept, expected_history), f"seed {seed}: a cancelled run kept something else"
 
 

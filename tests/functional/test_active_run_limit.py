@@ -51,6 +51,7 @@ async def slow_groups(client: httpx.AsyncClient, n: int) -> list[str]:
     return [(await create_group(client, [agent["id"]]))["id"] for _ in range(n)]
 
 
+@pytest.mark.both_stores
 async def test_concurrent_sends_beyond_the_limit_are_429(limited: Callable[[str], httpx.AsyncClient]) -> None:
     a, b = limited("a"), limited("b")
     groups = await slow_groups(a, GROUPS)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from chorus.engine.memory import APPEND, REPLACE
 from support import create_group, parse_sse, payloads, stream
@@ -54,6 +55,7 @@ def approval(tool_call_id: str, **answer: Any) -> dict[str, Any]:
     return {"messages": [{"type": "approval", "approvals": [{"tool_call_id": tool_call_id, **answer}]}]}
 
 
+@pytest.mark.both_stores
 async def test_approve_resumes_the_agent_and_the_group(client: httpx.AsyncClient) -> None:
     ada, _, group = await paused_group(client)
     first = payloads(await stream(client, group["id"], {"input": "Remember that I like tea."}))
@@ -98,6 +100,7 @@ async def test_approve_resumes_the_agent_and_the_group(client: httpx.AsyncClient
     assert again.status_code == 400 and "Invalid tool call IDs" in again.json()["detail"], "an answered call is gone"
 
 
+@pytest.mark.both_stores
 async def test_deny_with_a_reason_tells_the_model(client: httpx.AsyncClient) -> None:
     ada, _, group = await paused_group(client)
     first = payloads(await stream(client, group["id"], {"input": "Remember tea."}))

@@ -7,9 +7,10 @@ from textwrap import dedent
 from typing import Any
 
 import httpx
+import pytest
 
-from letta_tools import get_secret_code_tool, roll_dice_tool
 from support import create_group, payloads, stream
+from support.letta_tools import get_secret_code_tool, roll_dice_tool
 
 MISSING_TOOL = "tool-123e4567-e89b-42d3-8456-426614174000"
 
@@ -25,6 +26,7 @@ async def upsert(client: httpx.AsyncClient, func: Any, **extra: Any) -> dict[str
     return tool
 
 
+@pytest.mark.both_stores
 async def test_tools_resource(client: httpx.AsyncClient) -> None:
     tool = await upsert(client, get_secret_code_tool, default_requires_approval=True)
     assert tool["name"] == "get_secret_code_tool" and tool["id"].startswith("tool-")
@@ -98,6 +100,7 @@ async def test_a_failing_tool_is_an_error_the_model_reads(client: httpx.AsyncCli
     assert events[-2]["stop_reason"] == "end_turn"
 
 
+@pytest.mark.both_stores
 async def test_a_tool_requiring_approval_runs_once_approved(client: httpx.AsyncClient) -> None:
     code = await upsert(client, get_secret_code_tool, default_requires_approval=True)
     calls = [{"name": "get_secret_code_tool", "arguments": {"input_text": "hello world"}}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -15,15 +15,6 @@ from chorus.store.base import Store
 from support import create_agent, create_group, parse_sse, payloads
 
 MISSING_RUN = "run-00000000-0000-4000-8000-000000000000"
-
-
-@pytest.fixture
-async def api(make_app: Callable[..., FastAPI]) -> AsyncIterator[tuple[httpx.AsyncClient, Store]]:
-    app = make_app()
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-            yield client, app.state.services.store
 
 
 async def _group(client: httpx.AsyncClient, **scripted: Any) -> dict[str, Any]:
@@ -40,6 +31,7 @@ async def _wait_status(client: httpx.AsyncClient, run_id: str, statuses: set[str
     raise AssertionError(f"run {run_id} never reached {statuses}")
 
 
+@pytest.mark.both_stores
 async def test_async_send_returns_the_run_at_once_and_resume_replays_it(api: tuple[httpx.AsyncClient, Store]) -> None:
     client, _ = api
     group = await _group(client, tokens=3)
@@ -62,6 +54,7 @@ async def test_async_send_returns_the_run_at_once_and_resume_replays_it(api: tup
     assert [e.data for e in header] == [e.data for e in full[2:]]
 
 
+@pytest.mark.both_stores
 async def test_background_stream_equals_its_resume(api: tuple[httpx.AsyncClient, Store]) -> None:
     client, _ = api
     group = await _group(client, tokens=4)
@@ -78,6 +71,7 @@ async def test_background_stream_equals_its_resume(api: tuple[httpx.AsyncClient,
     assert [(e.id, e.data) for e in replay] == [(e.id, e.data) for e in live]
 
 
+@pytest.mark.both_stores
 async def test_resume_errors(api: tuple[httpx.AsyncClient, Store]) -> None:
     client, store = api
     group = await _group(client, tokens=1)
@@ -100,6 +94,7 @@ async def test_resume_errors(api: tuple[httpx.AsyncClient, Store]) -> None:
     assert expired.status_code == 410
 
 
+@pytest.mark.both_stores
 async def test_cancel_a_background_run(api: tuple[httpx.AsyncClient, Store]) -> None:
     client, _ = api
     group = await _group(client, tokens=400, delay_s=0.005)
@@ -120,6 +115,7 @@ async def test_cancel_a_background_run(api: tuple[httpx.AsyncClient, Store]) -> 
     assert [m["message_type"] for m in history] == ["user_message"], "no partial message is committed"
 
 
+@pytest.mark.both_stores
 async def test_cancel_by_agent_and_by_run_ids(api: tuple[httpx.AsyncClient, Store]) -> None:
     client, _ = api
     group = await _group(client, tokens=400, delay_s=0.005)
@@ -133,6 +129,7 @@ async def test_cancel_by_agent_and_by_run_ids(api: tuple[httpx.AsyncClient, Stor
     await _wait_status(client, run["id"], {"cancelled"})
 
 
+@pytest.mark.both_stores
 async def test_one_active_run_per_group(api: tuple[httpx.AsyncClient, Store]) -> None:
     client, _ = api
     group = await _group(client, tokens=200, delay_s=0.002)
@@ -154,6 +151,7 @@ async def test_one_active_run_per_group(api: tuple[httpx.AsyncClient, Store]) ->
     assert len(runs) == 2, "refused sends leave no run behind"
 
 
+@pytest.mark.both_stores
 async def test_idempotency_key_maps_to_one_run(api: tuple[httpx.AsyncClient, Store]) -> None:
     client, _ = api
     group = await _group(client, tokens=3)
@@ -174,6 +172,7 @@ async def test_idempotency_key_maps_to_one_run(api: tuple[httpx.AsyncClient, Sto
     assert "Idempotency-Key" in different.json()["detail"]
 
 
+@pytest.mark.both_stores
 async def test_idempotent_streaming_retry_replays_from_the_start_or_last_event(
     api: tuple[httpx.AsyncClient, Store],
 ) -> None:
@@ -188,6 +187,7 @@ async def test_idempotent_streaming_retry_replays_from_the_start_or_last_event(
     assert [e.data for e in tail] == [e.data for e in first[4:]]
 
 
+@pytest.mark.both_stores
 async def test_runs_listing_filters(api: tuple[httpx.AsyncClient, Store]) -> None:
     client, _ = api
     g1, g2 = await _group(client, tokens=1), await _group(client, tokens=1)
@@ -210,6 +210,7 @@ async def test_runs_listing_filters(api: tuple[httpx.AsyncClient, Store]) -> Non
     assert all(s["status"] == "success" and s["completion_tokens"] == 1 for s in steps)
 
 
+@pytest.mark.both_stores
 async def test_delete_run(api: tuple[httpx.AsyncClient, Store]) -> None:
     client, _ = api
     group = await _group(client, tokens=300, delay_s=0.005)
@@ -245,6 +246,7 @@ async def _orphan(store: Store, group: dict[str, Any]) -> str:
     return run.id
 
 
+@pytest.mark.both_stores
 @pytest.mark.parametrize("delete_group", [False, True])
 async def test_server_start_recovers_orphaned_runs(make_app: Callable[..., FastAPI], delete_group: bool) -> None:
     first = make_app()

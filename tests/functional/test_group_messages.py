@@ -27,6 +27,7 @@ def _assert_gapless(events: list[SSE]) -> None:
             assert e.id == str(e.json["seq_id"]), "the SSE id is the seq_id"
 
 
+@pytest.mark.both_stores
 async def test_round_robin_streams_each_agent_in_order(client: httpx.AsyncClient) -> None:
     agents, group = await _trio(client, tokens=4)
     events = await stream(client, group["id"], {"input": "hello team"})
@@ -50,6 +51,7 @@ async def test_round_robin_streams_each_agent_in_order(client: httpx.AsyncClient
     _assert_gapless(events)
 
 
+@pytest.mark.both_stores
 async def test_token_streaming_chunks_share_the_message_id(client: httpx.AsyncClient) -> None:
     _, group = await _trio(client, tokens=5)
     events = payloads(await stream(client, group["id"], {"input": "hi", "stream_tokens": True}))
@@ -107,6 +109,7 @@ async def test_streaming_options_without_streaming_are_422(
     assert runs_started == [], "a rejected request starts nothing"
 
 
+@pytest.mark.both_stores
 async def test_history_persists_and_next_run_sees_it(client: httpx.AsyncClient) -> None:
     _, group = await _trio(client, tokens=2)
     await stream(client, group["id"], {"input": "first"})
@@ -145,6 +148,7 @@ async def test_max_turns_wraps_around_the_group(client: httpx.AsyncClient) -> No
     assert body[-1]["step_count"] == 5
 
 
+@pytest.mark.both_stores
 async def test_include_return_message_types_filters_and_keeps_seq_gapless(client: httpx.AsyncClient) -> None:
     agent = await create_agent(client, "Thinker", tokens=2, reasoning="let me think")
     group = await create_group(client, [agent["id"]])

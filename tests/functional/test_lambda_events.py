@@ -27,8 +27,8 @@ import pytest
 
 from chorus.settings import get_settings
 from chorus.store.sqlite import SQLiteStore
-from dynamodb_support import TABLE, dynamodb_store, moto_dynamodb
-from lambda_events import EXPECTED, ROOT, event, for_run, load_api_handler, seed, sse
+from support.dynamodb import TABLE, dynamodb_store, moto_dynamodb
+from support.lambda_events import EXPECTED, ROOT, event, for_run, load_api_handler, seed, sse
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])

@@ -64,7 +64,7 @@ async def team(client: httpx.AsyncClient, manager: dict[str, Any], **workers: di
 BROADCAST_CALL = {"calls": [{"name": BROADCAST, "arguments": {"message": "Each of you: one idea."}}]}
 
 
-async def supervisor(client: httpx.AsyncClient, **workers: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+async def supervisor(client: httpx.AsyncClient, **workers: Any) -> tuple[list[str], dict[str, Any]]:
     ids = await team(client, {**BROADCAST_CALL, "replies": ["Summary from Boss."]}, **workers)
     group = await create_group(client, ids[1:], {"manager_type": "supervisor", "manager_agent_id": ids[0]})
     return ids, group
@@ -88,6 +88,7 @@ SUPERVISOR_SAID = [
 ]
 
 
+@pytest.mark.both_stores
 async def test_supervisor_broadcasts_and_answers_from_the_replies(
     client: httpx.AsyncClient, recorder: Recorder
 ) -> None:
@@ -164,6 +165,7 @@ async def test_supervisor_non_streaming_and_history(client: httpx.AsyncClient) -
     ]
 
 
+@pytest.mark.both_stores
 async def test_supervisor_worker_failure_is_its_reply_and_the_run_goes_on(client: httpx.AsyncClient) -> None:
     workers = {
         "Ada": {"replies": ["Ada idea."]},
@@ -257,7 +259,7 @@ async def test_dynamic_manager_picks_speakers_until_the_token(client: httpx.Asyn
 async def test_dynamic_max_turns_ends_with_max_steps(client: httpx.AsyncClient) -> None:
     _, group = await dynamic(client, ["Ada", "Bo"], max_turns=2)
     events = payloads(await stream(client, group["id"], {"input": "Discuss.", "stream_tokens": True}))
-    speakers = []
+    speakers: list[Any] = []
     for e in events:
         if e["message_type"] == "assistant_message" and (not speakers or speakers[-1] != e["name"]):
             speakers.append(e["name"])
@@ -289,6 +291,7 @@ async def wait_runs(client: httpx.AsyncClient, run_ids: list[str]) -> list[dict[
     raise AssertionError(f"runs did not finish: {runs}")
 
 
+@pytest.mark.both_stores
 async def test_sleeptime_agents_run_as_their_own_runs_every_n_turns(
     client: httpx.AsyncClient, recorder: Recorder
 ) -> None:
@@ -392,6 +395,7 @@ async def test_patch_group_changes_members_and_config_but_not_type(client: httpx
     assert emptied.status_code == 400
 
 
+@pytest.mark.both_stores
 async def test_cancel_mid_fan_out_stops_every_worker_and_commits_none(client: httpx.AsyncClient) -> None:
     slow = {"replies": ["slow idea " * 20], "delay_s": 0.02}
     _, group = await supervisor(client, Ada=slow, Bo=slow, Cy=slow)
@@ -436,6 +440,7 @@ async def speakers_of(client: httpx.AsyncClient, group_id: str, mode: str) -> tu
     return names, usage
 
 
+@pytest.mark.both_stores
 @pytest.mark.parametrize("mode", ["steps", "tokens", "json"])
 @pytest.mark.parametrize("kind", list(MATRIX))
 async def test_every_manager_in_every_mode(client: httpx.AsyncClient, kind: str, mode: str) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from chorus.engine.memory import APPEND, REPLACE
@@ -56,6 +57,7 @@ async def test_a_null_in_an_update_leaves_a_required_field_alone(client: httpx.A
     assert by_label.status_code == 200 and by_label.json()["value"] == "Name: Ada"
 
 
+@pytest.mark.both_stores
 async def test_agent_core_memory_routes(client: httpx.AsyncClient) -> None:
     shared = await make_block(client, "project", "Launch on Friday")
     body = {
@@ -113,6 +115,7 @@ async def test_an_agent_edits_its_memory_with_tools_and_reads_it_back(client: ht
     assert block["value"] == "Name: Bo Jones\nLikes tea."
 
 
+@pytest.mark.both_stores
 async def test_sleeptime_agents_update_the_groups_shared_memory(make_app: Callable[..., FastAPI]) -> None:
     recorder = Recorder()
     app = make_app(resolver=recorder)

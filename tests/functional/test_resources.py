@@ -18,6 +18,7 @@ async def test_health(client: httpx.AsyncClient) -> None:
     assert response.json()["version"]
 
 
+@pytest.mark.both_stores
 async def test_agent_crud_round_trip(client: httpx.AsyncClient) -> None:
     agent = await create_agent(client, "Ada")
     assert agent["id"].startswith("agent-") and len(agent["id"]) == 42
@@ -64,6 +65,7 @@ async def test_every_collection_path_answers_with_a_trailing_slash_as_without(cl
     assert (await client.get("/v1/agents//")).status_code == 404
 
 
+@pytest.mark.both_stores
 async def test_agent_list_pagination(client: httpx.AsyncClient) -> None:
     ids = [(await create_agent(client, f"a{i}"))["id"] for i in range(5)]
     first = (await client.get("/v1/agents", params={"limit": 2, "order": "asc"})).json()
@@ -113,6 +115,7 @@ async def test_malformed_and_unknown_ids(client: httpx.AsyncClient, method: str)
     assert agent_missing.status_code == 404
 
 
+@pytest.mark.both_stores
 async def test_group_crud_round_robin_default(client: httpx.AsyncClient) -> None:
     a, b = await create_agent(client, "A"), await create_agent(client, "B")
     group = await create_group(client, [a["id"], b["id"]])

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-import writes  # benchmarks/writes.py (on sys.path via tests/conftest.py)
+from support.benchmarks import load_benchmark
+
+writes = load_benchmark("writes")
 
 
 @pytest.mark.parametrize("manager", ["round_robin", "supervisor"])

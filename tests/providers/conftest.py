@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from provider_fakes import FakeServer, Pauses
 
 from chorus.llm.retry import RetryPolicy
+from support.provider_fakes import FakeServer, Pauses
 
 
 @pytest.fixture(scope="session")

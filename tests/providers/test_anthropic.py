@@ -7,18 +7,6 @@ from typing import Any
 
 import anthropic
 import pytest
-from provider_fakes import (
-    WEATHER,
-    FakeServer,
-    Pauses,
-    Reply,
-    collect,
-    collect_until_error,
-    json_reply,
-    request,
-    sse,
-    two_tool_calls,
-)
 
 from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.anthropic import AnthropicModel
@@ -32,6 +20,18 @@ from chorus.llm.base import (
     Usage,
 )
 from chorus.llm.retry import NO_RETRY, RetryPolicy
+from support.provider_fakes import (
+    WEATHER,
+    FakeServer,
+    Pauses,
+    Reply,
+    collect,
+    collect_until_error,
+    json_reply,
+    request,
+    sse,
+    two_tool_calls,
+)
 
 
 def event(kind: str, **fields: Any) -> bytes:
@@ -39,7 +39,7 @@ def event(kind: str, **fields: Any) -> bytes:
 
 
 def message_start(input_tokens: int = 25, cache_read: int = 10, cache_write: int = 5) -> bytes:
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_1",
         "type": "message",
         "role": "assistant",

@@ -8,19 +8,6 @@ from typing import Any
 import boto3
 import botocore.config
 import pytest
-from provider_fakes import (
-    WEATHER,
-    FakeServer,
-    Pauses,
-    Reply,
-    bedrock_event,
-    bedrock_exception,
-    collect,
-    collect_until_error,
-    json_reply,
-    request,
-    two_tool_calls,
-)
 
 from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.base import (
@@ -34,6 +21,19 @@ from chorus.llm.base import (
 )
 from chorus.llm.bedrock import BedrockModel
 from chorus.llm.retry import NO_RETRY, RetryPolicy
+from support.provider_fakes import (
+    WEATHER,
+    FakeServer,
+    Pauses,
+    Reply,
+    bedrock_event,
+    bedrock_exception,
+    collect,
+    collect_until_error,
+    json_reply,
+    request,
+    two_tool_calls,
+)
 
 MODEL_ID = "anthropic.claude-test-v1:0"
 EVENTSTREAM = "application/vnd.amazon.eventstream"

@@ -13,10 +13,10 @@ import json
 import os
 
 import pytest
-from provider_fakes import collect, request
 
 from chorus.llm.base import Finish, ModelMessage, TextDelta, ToolCallDelta, ToolSpec, Usage
 from chorus.llm.resolve import resolve_model
+from support.provider_fakes import collect, request
 
 LIVE = os.environ.get("CHORUS_LIVE_TESTS") == "1"
 PROVIDERS = [
@@ -32,7 +32,7 @@ WEATHER = ToolSpec(
 
 
 def live_handles() -> list[object]:
-    params = []
+    params: list[object] = []
     for provider, default, credentials in PROVIDERS:
         model = os.environ.get(f"CHORUS_LIVE_{provider.upper()}_MODEL", default)
         enabled = LIVE and any(os.environ.get(name) for name in credentials)

@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from provider_fakes import WEATHER, FakeServer, Pauses, Reply, collect, collect_until_error, json_reply, request, sse
 
 from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.base import (
@@ -23,6 +22,17 @@ from chorus.llm.base import (
 from chorus.llm.openai import OpenAIModel, shared_clients
 from chorus.llm.retry import NO_RETRY, RetryPolicy
 from support import create_group, payloads, stream
+from support.provider_fakes import (
+    WEATHER,
+    FakeServer,
+    Pauses,
+    Reply,
+    collect,
+    collect_until_error,
+    json_reply,
+    request,
+    sse,
+)
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> bytes:

@@ -7,12 +7,12 @@ import time
 from collections.abc import AsyncGenerator
 
 import pytest
-from provider_fakes import Pauses
 
 from chorus.errors import InvalidModelResponse, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.base import Finish, ModelEvent, TextDelta
 from chorus.llm.messages import error_for_type, retry_after_s, tool_input
 from chorus.llm.retry import RetryPolicy, retrying
+from support.provider_fakes import Pauses
 
 
 class Flaky:

@@ -4,7 +4,8 @@ named by the first argument (stdout is the function's log, as on Lambda).
 
 Started by `test_sam_build.py` with the build's Python (3.12) and nothing on the path but the
 function's directory (Lambda's `/var/task`), the layer's `python/` (`/opt/python`) and the
-tests' `lambda_events` module, so an import the build lacks fails here as it would on Lambda.
+tests' `support/lambda_events.py` (its directory, not the `support` package), so an import the
+build lacks fails here as it would on Lambda.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import sys
 from pathlib import Path
 
 import pydantic_core
+from lambda_events import invoke_all, load_api_handler, seed  # type: ignore[import-not-found]  # on the path here
 
 import chorus
 from chorus.store.sqlite import SQLiteStore
-from lambda_events import invoke_all, load_api_handler, seed
 
 
 def main() -> None:

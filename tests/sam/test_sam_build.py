@@ -31,10 +31,11 @@ import httpx
 import pytest
 
 from chorus.devserver import free_port
-from lambda_events import EXPECTED, sse_payloads
+from support.lambda_events import EXPECTED, sse_payloads
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
+LAMBDA_EVENTS = TESTS / "support"  # lambda_events imported bare: the support package itself needs more than the build
 
 
 def _sam() -> str | None:
@@ -93,7 +94,7 @@ class Build:
         """Built functions and their `Handler`, from the built template."""
         import yaml
 
-        class Loader(yaml.SafeLoader):
+        class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
             pass
 
         Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
@@ -160,7 +161,7 @@ def test_the_deployed_build_holds_the_package_its_runtime_deps_and_no_dev_tools(
 def _python(build: Build, function: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The build's Python 3.12 in the function's directory, with Lambda's path and nothing else."""
     assert PYTHON312 is not None
-    path = f"{build.function(function)}:{build.layer}:{TESTS}"
+    path = f"{build.function(function)}:{build.layer}:{LAMBDA_EVENTS}"
     return subprocess.run(
         [PYTHON312, *args],
         cwd=build.function(function),

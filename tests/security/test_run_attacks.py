@@ -21,8 +21,8 @@ import pytest
 
 from chorus.devserver import Server, running_server
 from chorus.tools.bubblewrap import bubblewrap_problem
-from host_processes import all_gone, process_marker, running
 from support import create_agent, create_group
+from support.host_processes import all_gone, process_marker, running
 
 pytestmark = pytest.mark.e2e
 

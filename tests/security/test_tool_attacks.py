@@ -16,8 +16,8 @@ import pytest
 
 from chorus.devserver import Server, running_server
 from chorus.tools.bubblewrap import bubblewrap_problem
-from host_processes import all_gone, process_marker
 from support import create_group, payloads, stream
+from support.host_processes import all_gone, process_marker
 
 PROBLEM = bubblewrap_problem()
 pytestmark = [

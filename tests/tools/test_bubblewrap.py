@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import pytest
 from chorus.tools.bubblewrap import SANDBOX_UID_BASE, BubblewrapExecutor, SandboxLimits, bubblewrap_problem
 from chorus.tools.execution import ToolCall, ToolExecutor, ToolResult
 from chorus.tools.executors import SubprocessExecutor
-from host_processes import all_gone, process_marker, running
+from support.host_processes import all_gone, process_marker, running
 
 PROBLEM = bubblewrap_problem()
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"the sandbox cannot run here: {PROBLEM}")
@@ -144,7 +144,7 @@ def sandbox(**limits: Any) -> BubblewrapExecutor:
     return BubblewrapExecutor(SandboxLimits(**limits))
 
 
-EXECUTORS = {"sandbox": sandbox, "subprocess": SubprocessExecutor}
+EXECUTORS: dict[str, Callable[[], ToolExecutor]] = {"sandbox": sandbox, "subprocess": SubprocessExecutor}
 
 
 @pytest.fixture(params=sorted(EXECUTORS))

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ui_support import Viewer
 
 from chorus.devserver import Server, running_server
+from support.ui import Viewer
 
 pytestmark = pytest.mark.e2e
 

@@ -13,9 +13,9 @@ import re
 from typing import Any
 
 import pytest
-from ui_support import Viewer, assert_matches_log
 
 from chorus.devserver import Server, running_server
+from support.ui import Viewer, assert_matches_log
 
 SLOW = {"tokens": 40, "delay_s": 0.03}
 EVENT_COUNTER = """() => {
@@ -88,7 +88,7 @@ def test_round_robin_run_streams_live(viewer: Viewer) -> None:
     )
     assert len(set(lanes)) == 3, "one colour per speaker"
     writes = viewer.page.evaluate("() => window.__bodyWrites")
-    chunks = {}
+    chunks: dict[str, Any] = {}
     for event in viewer.log(run_id):
         if event["message_type"] == "assistant_message":
             key = f"assistant_message:{event['id']}"

@@ -45,7 +45,7 @@ def test_round_robin_is_deterministic() -> None:
 
 
 def test_full_rotation_with_wraparound() -> None:
-    group, turns = view(3, max_turns=7), []
+    group, turns = view(3, max_turns=7), list[tuple[str, str]]()
     while True:
         decision = RR.next(group, progress(*turns))
         if isinstance(decision, Finish):

@@ -64,7 +64,7 @@ async def test_reads_and_writes_run_on_the_loop_thread_when_nothing_holds_a_lock
         threads.add(threading.get_ident())
         original(*args)  # type: ignore[arg-type]
 
-    store._put_sync = put  # type: ignore[method-assign]
+    store._put_sync = put  # type: ignore[method-assign,assignment]
     await store.put_run(run())
     assert threads == {threading.get_ident()}
     await store.close()

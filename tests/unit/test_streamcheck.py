@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamcheck import Received, StreamCheck, check, parse_frames
+from support.streamcheck import Received, StreamCheck, check, parse_frames
 
 LOG = [(1, '{"a":1}'), (2, '{"a":2}'), (3, '{"a":3}'), (4, "[DONE]")]
 

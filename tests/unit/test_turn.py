@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import TypeAdapter
 
 from chorus.engine import identity
 from chorus.engine.turn import AgentTurn, TurnContext
-from chorus.llm.base import Finish, ReasoningDelta, TextDelta, Usage
+from chorus.llm.base import Finish, ModelEvent, ReasoningDelta, TextDelta, Usage
 from chorus.schemas.messages import StreamEvent
 
-VALID = TypeAdapter(StreamEvent)
+VALID: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
 
 
 def ctx(stream_tokens: bool) -> TurnContext:
@@ -18,16 +20,17 @@ def ctx(stream_tokens: bool) -> TurnContext:
     )
 
 
-def feed_all(turn: AgentTurn) -> list[dict[str, object]]:
-    out = []
-    for event in [
+def feed_all(turn: AgentTurn) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    events: list[ModelEvent] = [
         ReasoningDelta("think"),
         ReasoningDelta(" more"),
         TextDelta("hi"),
         TextDelta(" there"),
         Usage(10, 2),
         Finish("end_turn"),
-    ]:
+    ]
+    for event in events:
         out += turn.feed(event)
     rest, outcome = turn.finish()
     return [*out, *rest, {"outcome": outcome}]

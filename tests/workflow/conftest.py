@@ -1,5 +1,5 @@
-"""Fixtures of the workflow suite (defined in `workflow_harness`, importable by name from any suite)."""
+"""Fixtures of the workflow suite (defined in `support.workflow_harness`)."""
 
-from workflow_harness import aws_env, harness, workflow_settings
+from support.workflow_harness import aws_env, harness, workflow_settings
 
 __all__ = ["aws_env", "harness", "workflow_settings"]

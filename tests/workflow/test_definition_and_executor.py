@@ -19,7 +19,7 @@ from chorus.workflow.executor import StepFunctionsExecutor
 from chorus.workflow.handlers import RETRYABLE_ERRORS, ModelFailed, TaskFailed
 from chorus.workflow.state import WorkflowInput, execution_name
 from support import create_agent, create_group
-from workflow_harness import DEFINITION, Harness, substituted
+from support.workflow_harness import DEFINITION, Harness, substituted
 
 
 def states() -> dict[str, Any]:

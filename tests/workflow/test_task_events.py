@@ -18,7 +18,7 @@ from chorus.clock import now_iso
 from chorus.store.records import RunRecord
 from chorus.workflow.state import StepInput, WorkflowInput, WorkflowState
 from support import create_agent, create_group
-from workflow_harness import ROOT, Harness
+from support.workflow_harness import ROOT, Harness
 
 EVENTS = ROOT / "events"
 

@@ -11,8 +11,8 @@ import pytest
 
 from chorus.errors import InvalidModelResponse, ModelRateLimited, ModelTimeout, StorageUnavailable
 from chorus.workflow.handlers import ModelFailed, ModelRetryable, TaskFailed, classify
-from lambda_support import as_on_lambda
-from workflow_harness import Harness
+from support.lambda_runtime import as_on_lambda
+from support.workflow_harness import Harness
 
 
 @pytest.fixture

@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from test_workflow_runs import background
-
 from support import create_agent, create_group
-from workflow_harness import Crash, Harness
+from support.workflow_harness import Crash, Harness, background
 
 
 async def test_a_step_whose_lambda_dies_every_time_fails_the_run_after_the_bound(harness: Harness) -> None:

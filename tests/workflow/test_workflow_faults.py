@@ -9,13 +9,12 @@ from unittest import mock
 
 import orjson
 import pytest
-from test_workflow_runs import background
 
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.workflow.handlers import ModelRetryable, TaskFailed
 from chorus.workflow.tasks import finalize, task_error
 from support import create_agent, create_group, replies
-from workflow_harness import Crash, Harness
+from support.workflow_harness import Crash, Harness, background
 
 
 async def logged(h: Harness, run_id: str) -> list[dict[str, Any]]:

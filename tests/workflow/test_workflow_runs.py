@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from support import create_agent, create_group, parse_sse, payloads, replies
-from workflow_harness import Harness
-
-
-async def background(h: Harness, group_id: str, text: str = "hello", **extra: Any) -> list[dict[str, Any]]:
-    """Send a background streaming message; the API tails the run the workflow writes."""
-    body = {"input": text, "background": True, **extra}
-    if "messages" in extra:
-        body.pop("input")
-    response = await h.client.post(f"/v1/groups/{group_id}/messages/stream", json=body)
-    assert response.status_code == 200, response.text
-    frames = parse_sse(response.text)
-    assert frames[-1].data == "[DONE]"
-    return payloads(frames)
+from support.workflow_harness import Harness, background
 
 
 async def test_a_round_robin_run_executes_on_step_functions(harness: Harness) -> None:

@@ -10,12 +10,13 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
-from chorus.llm.base import Model, ModelRequest
+from chorus.llm.base import Model, ModelEvent, ModelRequest
+from chorus.llm.function_model import FunctionModel
 from chorus.llm.resolve import resolve_model
 from chorus.schemas.messages import StreamEvent
 from chorus.store.records import AgentRecord
 
-STREAM_EVENT = TypeAdapter(StreamEvent)
+STREAM_EVENT: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
 
 
 @dataclass
@@ -40,10 +41,12 @@ def parse_sse(text: str) -> list[SSE]:
         for line in block.split("\n"):
             name, _, value = line.partition(":")
             fields.setdefault(name, []).append(value.removeprefix(" "))
-        out.append(
-            SSE("\n".join(fields.get("data", [])), (fields.get("id") or [None])[0], (fields.get("event") or [None])[0])
-        )
+        out.append(SSE("\n".join(fields.get("data", [])), _first(fields.get("id")), _first(fields.get("event"))))
     return out
+
+
+def _first(values: list[str] | None) -> str | None:
+    return values[0] if values else None
 
 
 def payloads(events: list[SSE]) -> list[dict[str, Any]]:
@@ -104,11 +107,8 @@ class Recorder:
         model = resolve_model(agent.model, agent.metadata)
         requests = self.requests.setdefault(agent.name, [])
 
-        class Recording:
-            handle = model.handle
+        def record(request: ModelRequest) -> AsyncIterator[ModelEvent]:
+            requests.append(request)
+            return model.stream(request)
 
-            def stream(self, request: ModelRequest) -> AsyncIterator[Any]:
-                requests.append(request)
-                return model.stream(request)
-
-        return Recording()
+        return FunctionModel(record, handle=model.handle)

@@ -16,7 +16,7 @@ from typing import Any
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, GroupRecord
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 GROUP = "group-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e5f"
 AGENTS = ["agent-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e51", "agent-5b0c3b0e-6f7a-4d2b-9c1e-0a1b2c3d4e52"]

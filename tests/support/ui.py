@@ -36,7 +36,7 @@ class Viewer:
         page = context.new_page()
         with httpx.Client(base_url=server.url, timeout=30, headers=headers) as api:
             viewer = cls(page, api, server, artifacts)
-            page.on("console", lambda m: m.type == "error" and viewer.console_errors.append(m.text))
+            page.on("console", lambda m: viewer.console_errors.extend([m.text] if m.type == "error" else []))
             page.on("pageerror", lambda e: viewer.console_errors.append(f"uncaught: {e}"))
             page.on("request", lambda r: viewer.requests.append(r))
             try:

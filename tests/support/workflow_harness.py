@@ -38,9 +38,10 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from chorus.api import create_app
 from chorus.settings import Settings, get_settings
 from chorus.store.dynamodb_table import create_table
-from dynamodb_support import fake_aws_credentials
+from support import parse_sse, payloads
+from support.dynamodb import fake_aws_credentials
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFINITION = ROOT / "statemachine" / "run.asl.json"
 TABLE = "chorus-workflow-test"
 ACCOUNT = "123456789012"
@@ -131,6 +132,18 @@ class Harness:
         raise AssertionError(f"executions still running: {self.executions()}")
 
 
+async def background(h: Harness, group_id: str, text: str = "hello", **extra: Any) -> list[dict[str, Any]]:
+    """Send a background streaming message; the API tails the run the workflow writes."""
+    body = {"input": text, "background": True, **extra}
+    if "messages" in extra:
+        body.pop("input")
+    response = await h.client.post(f"/v1/groups/{group_id}/messages/stream", json=body)
+    assert response.status_code == 200, response.text
+    frames = parse_sse(response.text)
+    assert frames[-1].data == "[DONE]"
+    return payloads(frames)
+
+
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_aws_credentials(monkeypatch, REGION)
@@ -195,10 +208,10 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
 
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     with (
-        mock_aws(config=config),  # type: ignore[arg-type]
+        mock_aws(config=config),  # type: ignore[call-overload]
         mock.patch.object(DynamoHandler, "call_action", atomic),
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
-        mock.patch.object(retrier_decl.time, "sleep", lambda s: original_sleep(s * RETRY_SLEEP_SCALE)),
+        mock.patch.object(retrier_decl.time, "sleep", lambda s: original_sleep(s * RETRY_SLEEP_SCALE)),  # type: ignore[attr-defined]
     ):
         session = boto3.Session(region_name=REGION)
         create_table(session.client("dynamodb"), TABLE)

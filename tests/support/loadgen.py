@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from chorus.store.sqlite import SQLiteStore
-from streamcheck import Received, StreamCheck, check, parse_frames
+from support.streamcheck import Received, StreamCheck, check, parse_frames
 
 TENANT = "default"
 
