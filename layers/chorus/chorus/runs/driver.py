@@ -47,7 +47,7 @@ from chorus.errors import AlreadyCommitted, ChorusError, Conflict, ModelError, M
 from chorus.llm.base import Model, Usage
 from chorus.runs.approvals import track_pending_approval
 from chorus.runs.background import Spawn, start_background, unprocessed
-from chorus.runs.ending import FAILED_STOP_REASONS, ending
+from chorus.runs.ending import ending
 from chorus.runs.lanes import DirectLane, Lane, OrderedLanes
 from chorus.runs.log import RunLog, logged_stop
 from chorus.runs.memory import AgentMemory
@@ -58,6 +58,7 @@ from chorus.schemas.requests import MessageCreate
 from chorus.store.base import LOG_END, Store
 from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, RunRecord, StepRecord
 from chorus.tools.execution import ToolExecutor
+from chorus.vocabulary import FAILED_STOP_REASONS, RunFailure
 
 logger = logging.getLogger(__name__)
 
@@ -194,14 +195,16 @@ class RunDriver:
             return
         await self.finish(stop, error)
 
-    def failure(self, exc: Exception) -> tuple[str, tuple[str, str, str | None]]:
+    def failure(self, exc: Exception) -> tuple[str, RunFailure]:
         """The stop reason and error event of a run stopped by `exc` (remembered for the HTTP answer)."""
         if isinstance(exc, ModelError):
             self.plan.failure = exc
-            return exc.stop_reason, (error_type_of(exc), f"The model failed: {exc.detail}", type(exc).__name__)
+            return exc.stop_reason, RunFailure(
+                error_type_of(exc), f"The model failed: {exc.detail}", type(exc).__name__
+            )
         logger.error("run %s failed", self.run.id, exc_info=exc)
         self.plan.failure = ChorusError("An internal error stopped the run.")
-        return "error", ("internal_error", "An internal error stopped the run.", type(exc).__name__)
+        return "error", RunFailure("internal_error", "An internal error stopped the run.", type(exc).__name__)
 
     @contextlib.asynccontextmanager
     async def holding(self) -> AsyncIterator[None]:
@@ -539,9 +542,7 @@ class RunDriver:
         self.log_seq = max(self.log_seq, step.log_seq)
         return True
 
-    async def finish(
-        self, stop: str, error: tuple[str, str, str | None] | None, *, duration_ns: int | None = None
-    ) -> None:
+    async def finish(self, stop: str, error: RunFailure | None, *, duration_ns: int | None = None) -> None:
         """End the run: stop reason, error or usage, then `[DONE]` written with the terminal
         record in one transaction, and the group released.
         A run another worker finished meanwhile (its log closed) is left as that worker ended it."""
@@ -550,8 +551,11 @@ class RunDriver:
         try:
             log.emit(events.stop_reason(stop))
             if error is not None:
-                error_type, message, detail = error
-                log.emit(events.error_message(run_id=run.id, error_type=error_type, message=message, detail=detail))
+                log.emit(
+                    events.error_message(
+                        run_id=run.id, error_type=error.error_type, message=error.message, detail=error.detail
+                    )
+                )
             elif stop != "cancelled":
                 log.emit(self._usage_event())
         except Exception:

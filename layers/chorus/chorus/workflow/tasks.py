@@ -41,6 +41,7 @@ from chorus.store.base import Store
 from chorus.store.records import AgentRecord, RunRecord
 from chorus.tools.execution import ToolExecutor
 from chorus.tools.executors import tool_executor_for
+from chorus.vocabulary import RunFailure
 from chorus.workflow import staging
 from chorus.workflow.state import StepInput, TaskError, WorkflowInput, WorkflowState, round_cost
 
@@ -228,18 +229,18 @@ def workflow_lease(run: RunRecord, heartbeat_s: float = 1.0) -> Lease:
     return Lease(owner=f"workflow:{run.id}", heartbeat_s=heartbeat_s, renew=False)
 
 
-def failure_of(error: TaskError) -> tuple[str, tuple[str, str, str | None]]:
+def failure_of(error: TaskError) -> tuple[str, RunFailure]:
     """Stop reason and error event of a run whose task failed with `error` (a Catch's `$.error`)."""
     message = ""
     try:
         message = str(orjson.loads(error.cause).get("errorMessage", ""))
         known = orjson.loads(message)
-        return known["stop_reason"], (known["error_type"], _message(known), error.error)
+        return known["stop_reason"], RunFailure(known["error_type"], _message(known), error.error)
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
         detail = f"{error.error}: {message}" if message else error.error
         if error.error in WORKER_DEATHS:
-            return "error", ("internal_error", _died(error.error), detail)
-        return "error", ("internal_error", "An internal error stopped the run.", detail)
+            return "error", RunFailure("internal_error", _died(error.error), detail)
+        return "error", RunFailure("internal_error", "An internal error stopped the run.", detail)
 
 
 WORKER_DEATHS = frozenset({"Runtime.ExitError", "Sandbox.Timedout", "States.Timeout", "Lambda.Unknown"})
@@ -266,7 +267,7 @@ async def finalize(
     settings: Settings,
     run: RunRecord,
     stop: str,
-    error: tuple[str, str, str | None] | None,
+    error: RunFailure | None,
     children: list[str] | None = None,
 ) -> RunRecord:
     """End a run from outside any driver (the Finish task, a cancel after `StopExecution`, a
