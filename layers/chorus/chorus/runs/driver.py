@@ -51,6 +51,7 @@ from chorus.runs.ending import ending
 from chorus.runs.lanes import DirectLane, Lane, OrderedLanes
 from chorus.runs.log import RunLog, logged_stop
 from chorus.runs.memory import AgentMemory
+from chorus.runs.options import RunOptions
 from chorus.runs.progress import restore, slot_of, step_records, turn_of, usage_dict
 from chorus.runs.toolbox import NO_EXECUTOR, Toolbox
 from chorus.runs.turn_runner import Answers, Resume, Slot, StepCommit, TurnRunner, TurnSettings
@@ -91,7 +92,7 @@ class RunPlan:
 
     @property
     def stream_tokens(self) -> bool:
-        return bool(self.run.options.get("stream_tokens", False))
+        return RunOptions.of(self.run).stream_tokens
 
     @property
     def inputs(self) -> list[MessageCreate]:
@@ -231,7 +232,7 @@ class RunDriver:
     async def open(self, *, inputs: bool = True, mark_abandoned: bool = True, fresh: bool = False) -> None:
         """Load the conversation and the run's progress (and commit its inputs, once)."""
         self.history = await self._load_history()
-        if not fresh or self.run.options.get("continues") is not None:
+        if not fresh or RunOptions.of(self.run).continues is not None:
             await self._restore_progress(mark_abandoned)
         if inputs:
             await self._commit_inputs()
@@ -323,11 +324,11 @@ class RunDriver:
         self.log_seq = restored.log_seq
         self.turns, self.rounds, self.partial = restored.turns, restored.rounds, restored.partial
         self.usage, self.step_count = restored.usage, restored.step_count
-        paused = self.run.options.get("continues")
+        paused = RunOptions.of(self.run).continues
         if paused is not None:
             # a run resuming a paused one continues its plan: the rounds before the pause are done
-            earlier = await self.store.list_steps(self.tenant, paused["run_id"])
-            prior = restore(s for s in earlier if s.agent_id is not None and s.round < paused["round"])
+            earlier = await self.store.list_steps(self.tenant, paused.run_id)
+            prior = restore(s for s in earlier if s.agent_id is not None and s.round < paused.round)
             self.turns = prior.turns + self.turns
             self.rounds = max(self.rounds, prior.rounds)
         if mark_abandoned:
@@ -390,14 +391,14 @@ class RunDriver:
             )
 
     def _progress(self) -> RunProgress:
-        options = self.run.options
+        options = RunOptions.of(self.run)
         return RunProgress(
             tuple(self.turns),
-            turn_number=int(options.get("turn_number") or 1),
+            turn_number=options.turn_number,
             backlog=len(
                 unprocessed(self.history, self.plan.group.last_processed_message_id if self.plan.group else None)
             ),
-            max_steps=int(options.get("max_steps") or 50),
+            max_steps=options.max_steps,
         )
 
     def runner(self) -> TurnRunner:
@@ -416,7 +417,7 @@ class RunDriver:
         settings = TurnSettings(
             run_id=self.run.id,
             stream_tokens=self.plan.stream_tokens,
-            max_steps=int(self.run.options.get("max_steps") or 50),
+            max_steps=RunOptions.of(self.run).max_steps,
             incarnation=self.run.incarnation,
             system_prompt=system_prompt,
             cancelled=self._check_cancel,
@@ -485,10 +486,11 @@ class RunDriver:
 
     def _answers(self, round_index: int) -> Answers | None:
         """The human's answers, for the round of the turn this run resumes."""
-        paused = self.run.options.get("continues")
-        if paused is None or paused["round"] != round_index:
+        options = RunOptions.of(self.run)
+        paused = options.continues
+        if paused is None or paused.round != round_index:
             return None
-        return Answers(tuple(paused["tool_calls"]), tuple(self.run.options["approvals"]))
+        return Answers(tuple(paused.tool_calls), tuple(options.approvals))
 
     def _emit(self, event: dict[str, Any]) -> None:
         if self._ttft_ns is None:
