@@ -10,6 +10,7 @@ import openai
 import pytest
 from provider_fakes import WEATHER, FakeServer, Pauses, Reply, collect, collect_until_error, json_reply, request, sse
 
+from chorus.api.errors import status_of
 from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.base import (
     Finish,
@@ -312,7 +313,7 @@ async def test_timeout_before_any_byte(fake: FakeServer) -> None:
 
     assert seen == []
     assert isinstance(exc, ModelTimeout)
-    assert exc.status_code == 504
+    assert status_of(exc) == 504
     await timing_out.close()
 
 

@@ -119,10 +119,6 @@ class Lease:
     writes it: one of many parallel Step Functions tasks, whose workflow, not a lease, owns the run."""
 
 
-ERROR_STATUS = {"llm_rate_limit": 429, "llm_timeout": 504, "llm_error": 502, "internal_error": 500}
-"""HTTP status of a failed run by its error event's `error_type` (non-streaming answers)."""
-
-
 def error_type_of(exc: ModelError) -> str:
     if isinstance(exc, ModelRateLimited):
         return "llm_rate_limit"

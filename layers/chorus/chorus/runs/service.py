@@ -35,7 +35,15 @@ from typing import Any, Literal
 import orjson
 
 from chorus.clock import now_iso
-from chorus.errors import BadRequest, ChorusError, Conflict, NotFound, RunExpired, TooManyActiveRuns
+from chorus.errors import (
+    BadRequest,
+    ChorusError,
+    Conflict,
+    IdempotencyKeyReused,
+    NotFound,
+    RunExpired,
+    TooManyActiveRuns,
+)
 from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
@@ -62,10 +70,6 @@ RETRY_AFTER_S = 5
 """What a 429 for a tenant at its active-run limit tells the client to wait before sending again."""
 COUNTED_TURNS = frozenset({"sleeptime", "voice_sleeptime"})
 """Manager types whose groups count their runs (`turns_counter`), as Letta does."""
-
-
-class IdempotencyKeyReused(ChorusError):
-    status_code = 422
 
 
 @dataclass(slots=True)
