@@ -43,13 +43,13 @@ from chorus.engine.managers import (
     TurnRecord,
     manager_for,
 )
-from chorus.errors import AlreadyCommitted, ChorusError, Conflict, ModelError, ModelRateLimited, ModelTimeout
+from chorus.errors import AlreadyCommitted, ChorusError, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.base import Model, Usage
 from chorus.runs.approvals import track_pending_approval
 from chorus.runs.background import Spawn, start_background, unprocessed
-from chorus.runs.ending import ending
+from chorus.runs.finisher import RunFinisher, Tally, update_run
 from chorus.runs.lanes import DirectLane, Lane, OrderedLanes
-from chorus.runs.log import RunLog, logged_stop
+from chorus.runs.log import RunLog
 from chorus.runs.memory import AgentMemory
 from chorus.runs.options import RunOptions
 from chorus.runs.progress import restore, slot_of, step_records, turn_of, usage_dict
@@ -59,7 +59,7 @@ from chorus.schemas.requests import MessageCreate
 from chorus.store.base import LOG_END, Store
 from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, RunRecord, StepRecord
 from chorus.tools.execution import ToolExecutor
-from chorus.vocabulary import FAILED_STOP_REASONS, RunFailure
+from chorus.vocabulary import RunFailure
 
 logger = logging.getLogger(__name__)
 
@@ -244,18 +244,7 @@ class RunDriver:
         )
 
     async def _update(self, change: Callable[[RunRecord], RunRecord]) -> None:
-        """Apply `change` to the stored run with compare-and-set, re-reading on conflicts."""
-        for _ in range(50):
-            changed = change(self.run)
-            if changed is self.run:
-                return
-            try:
-                self.run = await self.store.update_run(changed, expect_version=self.run.version)
-                self.plan.run = self.run
-                return
-            except Conflict:
-                self.run = await self.store.get_run(self.tenant, self.run.id)
-        raise ChorusError(f"run {self.run.id} is updated too often to write")
+        self.run = self.plan.run = await update_run(self.store, self.run, change)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -541,69 +530,27 @@ class RunDriver:
         return True
 
     async def finish(self, stop: str, error: RunFailure | None, *, duration_ns: int | None = None) -> None:
-        """End the run: stop reason, error or usage, then `[DONE]` written with the terminal
-        record in one transaction, and the group released.
-        A run another worker finished meanwhile (its log closed) is left as that worker ended it."""
-        run = self.run
-        log = self.log
-        try:
-            log.emit(events.stop_reason(stop))
-            if error is not None:
-                log.emit(
-                    events.error_message(
-                        run_id=run.id, error_type=error.error_type, message=error.message, detail=error.detail
-                    )
-                )
-            elif stop != "cancelled":
-                log.emit(self._usage_event())
-        except Exception:
-            logger.exception("could not write the end of run %s", run.id)
-            stop = stop if stop in FAILED_STOP_REASONS else "error"
-        try:
-            ended = await log.close(self._ending(stop, duration_ns))
-        except Exception:
-            logged = await logged_stop(self.store, self.tenant, run.id)
-            if logged is not None:
-                stop = logged  # another worker ended the run first (a cancel): its end stands
-            else:
-                logger.exception("could not complete the event log of run %s", run.id)
-                stop = stop if stop in FAILED_STOP_REASONS else "error"
-            await self.finish_record(stop, duration_ns)
-            return
-        if ended is None:  # the log was completed before, by a close without the run's ending
-            await self.finish_record(stop, duration_ns)
-            return
-        self.run = self.plan.run = ended
-        await self._release()
+        """End the run (see `RunFinisher.finish`)."""
+        self.run = self.plan.run = await self._finisher().finish(
+            self.run, stop, error, self._tally(), self._duration(duration_ns)
+        )
 
     async def finish_record(self, stop: str, duration_ns: int | None = None) -> None:
-        """The run record's terminal state, and the group released, for a log that is complete
-        already (or cannot be completed): the record follows what the log says."""
-        try:
-            await self._update(self._ending(stop, duration_ns))
-        finally:
-            await self._release()
-
-    def _ending(self, stop: str, duration_ns: int | None) -> Callable[[RunRecord], RunRecord]:
-        duration = duration_ns if duration_ns is not None else time.perf_counter_ns() - self._started_ns
-        usage = self._usage_event()
-        return ending(stop, self.retention_s, ttft_ns=self._ttft_ns, total_duration_ns=duration, usage=usage)
-
-    async def _release(self) -> None:
-        if self.run.group_id is not None:
-            await self.store.release_group(self.tenant, self.run.group_id, self.run.id)
-
-    def _usage_event(self) -> dict[str, Any]:
-        u = self.usage
-        return events.usage_statistics(
-            prompt_tokens=u.prompt_tokens,
-            completion_tokens=u.completion_tokens,
-            step_count=self.step_count,
-            run_ids=[self.run.id, *self.children],
-            cached_input_tokens=u.cached_input_tokens,
-            cache_write_tokens=u.cache_write_tokens,
-            reasoning_tokens=u.reasoning_tokens,
+        """End the run's record for a log that is complete already (see `RunFinisher.finish_record`)."""
+        self.run = self.plan.run = await self._finisher().finish_record(
+            self.run, stop, self._tally(), self._duration(duration_ns)
         )
+
+    def _finisher(self) -> RunFinisher:
+        return RunFinisher(self.store, self.log, self.retention_s)
+
+    def _tally(self) -> Tally:
+        return Tally(self.usage, self.step_count, tuple(self.children), self._ttft_ns)
+
+    def _duration(self, duration_ns: int | None) -> Callable[[], int]:
+        if duration_ns is not None:
+            return lambda: duration_ns
+        return lambda: time.perf_counter_ns() - self._started_ns
 
 
 async def until_cancelled(work: Awaitable[T], cancel: asyncio.Event, stopped: Callable[[], None] | None = None) -> T:

@@ -32,13 +32,14 @@ import orjson
 
 from chorus.engine.managers import Finish, RunAgents
 from chorus.errors import ChorusError
-from chorus.llm.base import Model
-from chorus.runs.driver import Lease, ModelResolver, RunCancelled, RunDriver, RunPlan, until_cancelled
+from chorus.runs.driver import Lease, ModelResolver, RunCancelled, RunDriver, until_cancelled
+from chorus.runs.finisher import RunFinisher, Tally
 from chorus.runs.loading import load_plan
 from chorus.runs.log import logged_stop, run_log
+from chorus.runs.progress import restore
 from chorus.settings import Settings
 from chorus.store.base import Store
-from chorus.store.records import AgentRecord, RunRecord
+from chorus.store.records import RunRecord
 from chorus.tools.execution import ToolExecutor
 from chorus.tools.executors import tool_executor_for
 from chorus.vocabulary import RunFailure
@@ -277,29 +278,19 @@ async def finalize(
     if run.is_terminal:
         return run
     last = await store.last_seq(run.tenant_id, run.id)
-    driver = RunDriver(
-        store,
-        _no_model,
-        RunPlan(run=run, group=None, agents={}),
-        run_log(store, settings, run, last),
-        lease=workflow_lease(run),
-        retention_s=settings.event_retention_s,
-    )
-    await driver.restore()
-    driver.children = list(children or [])
+    restored = restore(await store.list_steps(run.tenant_id, run.id))
+    tally = Tally(restored.usage, restored.step_count, tuple(children or ()))
+    finisher = RunFinisher(store, run_log(store, settings, run, last), settings.event_retention_s)
+    duration_ns = _since(run.created_at)
     logged = await logged_stop(store, run.tenant_id, run.id)
     if logged is not None:  # a finisher that died after completing the log
-        await driver.log.abort()
-        await driver.finish_record(logged)
+        await finisher.log.abort()
+        await finisher.finish_record(run, logged, tally, lambda: duration_ns)
     else:
         if run.cancel_requested and error is None:
             stop = "cancelled"
-        await driver.finish(stop, error, duration_ns=_since(run.created_at))
+        await finisher.finish(run, stop, error, tally, lambda: duration_ns)
     return await store.get_run(run.tenant_id, run.id)
-
-
-def _no_model(agent: AgentRecord) -> Model:
-    raise AssertionError(f"finishing a run calls no model ({agent.id})")
 
 
 def _since(created_at: str) -> int:
