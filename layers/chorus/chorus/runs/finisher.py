@@ -99,7 +99,7 @@ class RunFinisher:
             return await self.finish_record(run, stop, tally, duration_ns)
         if ended is None:  # the log was completed before, by a close without the run's ending
             return await self.finish_record(run, stop, tally, duration_ns)
-        await self._release(ended)
+        await _release(self.store, ended)
         return ended
 
     async def finish_record(self, run: RunRecord, stop: str, tally: Tally, duration_ns: Callable[[], int]) -> RunRecord:
@@ -108,7 +108,7 @@ class RunFinisher:
         try:
             run = await update_run(self.store, run, self._ending(run, stop, tally, duration_ns))
         finally:
-            await self._release(run)
+            await _release(self.store, run)
         return run
 
     def _ending(
@@ -117,6 +117,21 @@ class RunFinisher:
         usage = tally.usage_event(run.id)
         return ending(stop, self.retention_s, ttft_ns=tally.ttft_ns, total_duration_ns=duration_ns(), usage=usage)
 
-    async def _release(self, run: RunRecord) -> None:
-        if run.group_id is not None:
-            await self.store.release_group(run.tenant_id, run.group_id, run.id)
+
+async def end_with_error(store: Store, run: RunRecord, log: RunLog, detail: str, retention_s: float) -> None:
+    """End a run that cannot run as every run ends: `stop_reason`, `error_message`, `[DONE]`."""
+    log.emit(events.stop_reason("error"))
+    log.emit(events.error_message(run_id=run.id, error_type="internal_error", message=detail, detail=None))
+    await log.close(ending("error", retention_s))
+    await _release(store, run)
+
+
+async def set_terminal(store: Store, run: RunRecord, stop: str, retention_s: float) -> None:
+    """End a run record whose log is already complete (its worker died before ending the record)."""
+    await update_run(store, await store.get_run(run.tenant_id, run.id), ending(stop, retention_s))
+    await _release(store, run)
+
+
+async def _release(store: Store, run: RunRecord) -> None:
+    if run.group_id is not None:
+        await store.release_group(run.tenant_id, run.group_id, run.id)
