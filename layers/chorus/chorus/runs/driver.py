@@ -26,9 +26,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
@@ -43,12 +43,13 @@ from chorus.engine.managers import (
     TurnRecord,
     manager_for,
 )
-from chorus.errors import AlreadyCommitted, ChorusError, ModelError, ModelRateLimited, ModelTimeout
+from chorus.errors import AlreadyCommitted, ChorusError, ModelError
 from chorus.llm.base import Model, Usage
 from chorus.runs.approvals import track_pending_approval
 from chorus.runs.background import Spawn, start_background, unprocessed
-from chorus.runs.finisher import RunFinisher, Tally, update_run
+from chorus.runs.finisher import RunFinisher, Tally, error_type_of, update_run
 from chorus.runs.lanes import DirectLane, Lane, OrderedLanes
+from chorus.runs.lease import Lease, LeaseLost, RunCancelled, uncancellable, until_cancelled
 from chorus.runs.log import RunLog
 from chorus.runs.memory import AgentMemory
 from chorus.runs.options import RunOptions
@@ -63,17 +64,7 @@ from chorus.vocabulary import RunFailure
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 ModelResolver = Callable[[AgentRecord], Model]
-
-
-class RunCancelled(Exception):
-    """Raised inside the driver when the run's cancel flag is seen."""
-
-
-class LeaseLost(Exception):
-    """Another worker took the run over; this one must stop writing."""
 
 
 @dataclass(slots=True)
@@ -106,25 +97,6 @@ class RunPlan:
             config = {"manager_type": "round_robin", "max_turns": 1}
             return GroupView("", "round_robin", (self.run.agent_id,), config, names)
         return GroupView(group.id, group.manager_type, tuple(group.agent_ids), dict(group.manager_config), names)
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    owner: str
-    ttl_s: float = 30.0
-    heartbeat_s: float = 1.0
-    """How often the lease is renewed and the stored cancel flag read."""
-    renew: bool = True
-    """False: the heartbeat only watches the stored run (cancel flag, terminal status) and never
-    writes it: one of many parallel Step Functions tasks, whose workflow, not a lease, owns the run."""
-
-
-def error_type_of(exc: ModelError) -> str:
-    if isinstance(exc, ModelRateLimited):
-        return "llm_rate_limit"
-    if isinstance(exc, ModelTimeout):
-        return "llm_timeout"
-    return "llm_error"
 
 
 class RunDriver:
@@ -551,36 +523,3 @@ class RunDriver:
         if duration_ns is not None:
             return lambda: duration_ns
         return lambda: time.perf_counter_ns() - self._started_ns
-
-
-async def until_cancelled(work: Awaitable[T], cancel: asyncio.Event, stopped: Callable[[], None] | None = None) -> T:
-    """Await `work` unless `cancel` is set first: then `work` is cancelled (a model call, a tool's
-    process, fan-out workers all stop with its task) and `stopped` raises why (by default
-    `RunCancelled`). Checking a flag between chunks is not enough: a step waiting on a slow model
-    or a long tool sees no chunk."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(cancel.wait())
-    try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-    if task.cancelled():
-        if stopped is not None:
-            stopped()
-        raise RunCancelled
-    return task.result()
-
-
-async def uncancellable(work: Awaitable[T]) -> T:
-    """Await `work` to its end even if the caller is cancelled meanwhile (then re-raise the cancel)."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await task
-        raise

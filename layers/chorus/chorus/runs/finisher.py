@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chorus.engine import events
-from chorus.errors import ChorusError, Conflict
+from chorus.errors import ChorusError, Conflict, ModelError, ModelRateLimited, ModelTimeout
 from chorus.runs.ending import ending
 from chorus.runs.log import RunLog, logged_stop
 from chorus.store.base import Store
@@ -35,6 +35,14 @@ async def update_run(store: Store, run: RunRecord, change: Callable[[RunRecord],
         except Conflict:
             run = await store.get_run(run.tenant_id, run.id)
     raise ChorusError(f"run {run.id} is updated too often to write")
+
+
+def error_type_of(exc: ModelError) -> str:
+    if isinstance(exc, ModelRateLimited):
+        return "llm_rate_limit"
+    if isinstance(exc, ModelTimeout):
+        return "llm_timeout"
+    return "llm_error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ from datetime import datetime
 from chorus.engine import events
 from chorus.errors import Conflict
 from chorus.runs.attempts import RECOVERY, Deaths, deaths_after, last_doing, poisoned_message
-from chorus.runs.driver import Lease
 from chorus.runs.executor import RemoteExecutor
 from chorus.runs.finisher import end_with_error, set_terminal
+from chorus.runs.lease import Lease
 from chorus.runs.log import logged_stop, run_log
 from chorus.settings import Settings
 from chorus.store.base import Store

@@ -48,10 +48,11 @@ from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
 from chorus.runs.approvals import approval_answers
-from chorus.runs.driver import Lease, ModelResolver, RunDriver
+from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
 from chorus.runs.finisher import end_with_error
 from chorus.runs.frames import DONE, frame
+from chorus.runs.lease import Lease
 from chorus.runs.loading import load_plan, members
 from chorus.runs.log import RunLog, run_log
 from chorus.runs.recovery import RunRecovery

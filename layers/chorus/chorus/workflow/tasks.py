@@ -32,8 +32,9 @@ import orjson
 
 from chorus.engine.managers import Finish, RunAgents
 from chorus.errors import ChorusError
-from chorus.runs.driver import Lease, ModelResolver, RunCancelled, RunDriver, until_cancelled
+from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.finisher import RunFinisher, Tally
+from chorus.runs.lease import Lease, RunCancelled, until_cancelled
 from chorus.runs.loading import load_plan
 from chorus.runs.log import logged_stop, run_log
 from chorus.runs.progress import restore
