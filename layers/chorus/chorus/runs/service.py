@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 import uuid
@@ -39,7 +38,6 @@ from chorus.errors import (
     BadRequest,
     ChorusError,
     Conflict,
-    IdempotencyKeyReused,
     NotFound,
     RunExpired,
     TooManyActiveRuns,
@@ -52,6 +50,7 @@ from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
 from chorus.runs.finisher import end_with_error
 from chorus.runs.frames import DONE, frame
+from chorus.runs.idempotency import fingerprint, remember_key
 from chorus.runs.lease import Lease
 from chorus.runs.loading import load_plan, members
 from chorus.runs.log import RunLog, run_log
@@ -60,7 +59,7 @@ from chorus.runs.tailer import tail_memory, tail_store
 from chorus.schemas.requests import MessageCreate, MessageRequest
 from chorus.settings import Settings
 from chorus.store.base import Store
-from chorus.store.records import AgentRecord, GroupRecord, IdempotencyRecord, Page, RunRecord
+from chorus.store.records import AgentRecord, GroupRecord, Page, RunRecord
 from chorus.tools.execution import ToolExecutor
 from chorus.tools.executors import tool_executor_for
 
@@ -190,7 +189,9 @@ class RunService:
             run = run.model_copy(update=held)
         await self.store.put_run(run)
         if idempotency_key is not None:
-            earlier = await self._remember_key(run, idempotency_key, _fingerprint(group_id, request))
+            earlier = await remember_key(
+                self.store, run, idempotency_key, fingerprint(group_id, request), self.settings.event_retention_s
+            )
             if earlier is not None:
                 return Started(earlier, replay=True)
         holder = await self.store.claim_group(tenant_id, group_id, run.id)
@@ -256,24 +257,6 @@ class RunService:
             raise BadRequest(f"Group {group_id} names agent {agent_id}, which no longer exists.") from None
         self.resolve(agent)
         return agent
-
-    async def _remember_key(self, run: RunRecord, key: str, fingerprint: str) -> RunRecord | None:
-        record = IdempotencyRecord(
-            tenant_id=run.tenant_id,
-            key=key,
-            fingerprint=fingerprint,
-            run_id=run.id,
-            expires_at=time.time() + self.settings.event_retention_s,
-        )
-        stored = await self.store.remember_idempotency_key(record)
-        if stored.run_id == run.id:
-            return None
-        await self.store.delete_run(run.tenant_id, run.id)
-        if stored.fingerprint != fingerprint:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was used with a different request; use a new key for a new request."
-            )
-        return await self.store.get_run(run.tenant_id, stored.run_id)
 
     def _submit(self, run: RunRecord, base_seq: int = 0, *, loaded: Loaded | None = None, fresh: bool = False) -> None:
         """Create the run's log and hand its driver to the executor (loading group and agents there)."""
@@ -460,8 +443,3 @@ class RunService:
         await self.recovery.stop_sweeper()
         await self.executor.shutdown()
         await asyncio.gather(*(a.log.abort() for a in list(self._active.values())), return_exceptions=True)
-
-
-def _fingerprint(group_id: str, request: MessageRequest) -> str:
-    body = request.model_dump(mode="json", exclude={"streaming"})
-    return hashlib.sha256(orjson.dumps([group_id, body], option=orjson.OPT_SORT_KEYS)).hexdigest()
