@@ -1,4 +1,4 @@
-"""The `llm` port: one streaming call, a handful of event types.
+"""The `llm` port: one streaming call, speaking the requests and events of `chorus.vocabulary`.
 
 Like httpx's transport, the port is one method; retries, usage summing,
 time-to-first-token and cancellation live once in the engine and the
