@@ -33,6 +33,13 @@ FAILED_STOP_REASONS: frozenset[str] = frozenset(
 )
 """A run that stopped this way has status `failed` (a cancel is `cancelled`, the rest `completed`)."""
 
+STOP_AFTER_FINISH: dict[str, str] = {
+    "end_turn": "end_turn",
+    "tool_use": "end_turn",
+    "max_tokens": "max_tokens_exceeded",
+}
+"""The stop reason of a turn whose model's last answer ended with a `Finish` of this reason."""
+
 
 @dataclass(frozen=True, slots=True)
 class RunFailure:
