@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from chorus.api.errors import status_of
 from chorus.errors import ChorusError, Conflict, StorageUnavailable
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_wire import DynamoDBTable, chunk_actions
@@ -74,7 +75,7 @@ async def test_backend_errors_become_chorus_errors_at_the_edge() -> None:
     await store.open()
     with pytest.raises(ChorusError, match="Storage error: InternalServerError") as caught:
         await store.get_agent("t1", "agent-1")
-    assert type(caught.value) is StorageUnavailable and caught.value.status_code == 503  # retryable
+    assert type(caught.value) is StorageUnavailable and status_of(caught.value) == 503  # retryable
     await store.close()
     with pytest.raises(RuntimeError, match="not open"):
         await store.get_agent("t1", "agent-1")

@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from chorus.api.errors import status_of
 from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
 from chorus.llm.base import (
     Finish,
@@ -322,7 +323,7 @@ async def test_timeout_before_any_byte(fake: FakeServer) -> None:
 
     assert seen == []
     assert isinstance(exc, ModelTimeout)
-    assert exc.status_code == 504
+    assert status_of(exc) == 504
     await timing_out.close()
 
 

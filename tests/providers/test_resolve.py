@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from chorus.api.errors import status_of
 from chorus.errors import ModelNotAvailable
 from chorus.llm import anthropic as anthropic_adapter
 from chorus.llm import bedrock as bedrock_adapter
@@ -51,7 +52,7 @@ def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_unconfigured_provider_says_what_to_set(handle: str, names: list[str]) -> None:
     with pytest.raises(ModelNotAvailable) as caught:
         resolve_model(handle)
-    assert caught.value.status_code == 400
+    assert status_of(caught.value) == 400
     for name in names:
         assert name in caught.value.detail
 

@@ -1,25 +1,27 @@
-"""The exception tree of Chorus, each class carrying its HTTP status.
+"""The exception tree of Chorus: what went wrong, in the domain's words.
 
-    ChorusError (500)
-    ├── BadRequest (400)
-    │   └── ModelNotAvailable (400)      a handle whose provider is not installed or configured
-    ├── Unauthorized (401)
-    ├── NotFound (404)
-    ├── Conflict (409)
-    │   └── AlreadyCommitted (409)       a step's messages were written before (retry)
-    ├── RunExpired (410)
-    ├── TooManyActiveRuns (429)       the tenant's active-run limit; carries `Retry-After`
-    ├── StorageUnavailable (503)     the store failed or throttled past its own retries; retryable
-    ├── ToolExecutionUnavailable (503)  no executor here isolates one tenant's tools from another's
-    └── ModelError (502)                 the model failed; carries a stop reason
-        ├── ModelRateLimited (429)       retryable; may carry the provider's retry-after
-        ├── ModelTimeout (504)           retryable
-        ├── ModelAuthError (401)         the provider refused the configured credentials
-        └── InvalidModelResponse (502)   malformed output; stop reason `invalid_llm_response`
+    ChorusError
+    ├── BadRequest
+    │   ├── ModelNotAvailable            a handle whose provider is not installed or configured
+    │   └── IdempotencyKeyReused         an Idempotency-Key sent again with a different request
+    ├── Unauthorized
+    ├── NotFound
+    ├── Conflict
+    │   └── AlreadyCommitted             a step's messages were written before (retry)
+    ├── RunExpired
+    ├── TooManyActiveRuns                the tenant's active-run limit; says when to try again
+    ├── StorageUnavailable               the store failed or throttled past its own retries; retryable
+    ├── ToolExecutionUnavailable         no executor here isolates one tenant's tools from another's
+    └── ModelError                       the model failed; carries a stop reason
+        ├── ModelRateLimited             retryable; may carry the provider's retry-after
+        ├── ModelTimeout                 retryable
+        ├── ModelAuthError               the provider refused the configured credentials
+        └── InvalidModelResponse         malformed output; stop reason `invalid_llm_response`
 
 Adapters translate their backend's errors into these at the edge, so the
-engine and the API never see `sqlite3` or `botocore` types. One handler on
-`ChorusError` renders `{"detail": ...}` (plus any `extra` fields).
+engine and the API never see `sqlite3` or `botocore` types. The errors know
+nothing of HTTP: one table in `chorus.api.errors` gives each its status (and
+headers), and one handler renders `{"detail": ...}` (plus any `extra` fields).
 """
 
 from __future__ import annotations
@@ -30,37 +32,34 @@ from typing import Any
 class ChorusError(Exception):
     """Base of every error Chorus raises on purpose."""
 
-    status_code = 500
-
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """HTTP headers the error's response carries (none but what a subclass adds)."""
-        return {}
-
 
 class BadRequest(ChorusError):
-    status_code = 400
+    """A request the service will never accept as it is."""
 
 
 class ModelNotAvailable(BadRequest):
     """A model handle names a provider that is not installed or not configured."""
 
 
+class IdempotencyKeyReused(BadRequest):
+    """An Idempotency-Key already used with a different request (answered 422, as a semantic error)."""
+
+
 class Unauthorized(ChorusError):
-    status_code = 401
+    """The request carries no valid API key."""
 
 
 class NotFound(ChorusError):
-    status_code = 404
+    """The tenant has no such resource."""
 
 
 class Conflict(ChorusError):
-    status_code = 409
+    """The request collides with the resource's current state (e.g. a group busy with a run)."""
 
 
 class AlreadyCommitted(Conflict):
@@ -68,39 +67,28 @@ class AlreadyCommitted(Conflict):
 
 
 class RunExpired(ChorusError):
-    status_code = 410
+    """The run's event log outlived its retention period and is gone."""
 
 
 class TooManyActiveRuns(ChorusError):
     """The tenant has as many active runs as it may (`Settings.max_active_runs_per_tenant`)."""
 
-    status_code = 429
-
     def __init__(self, detail: str, *, retry_after_s: int) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_s)}
 
 
 class StorageUnavailable(ChorusError):
     """The store could not complete a call (throttled past its backoff, unreachable): worth retrying later."""
 
-    status_code = 503
-
 
 class ToolExecutionUnavailable(ChorusError):
     """Custom tools cannot run safely here (several tenants, no isolating executor); the detail says what is missing."""
-
-    status_code = 503
 
 
 class ModelError(ChorusError):
     """The model call failed. `stop_reason` is what the run ends with."""
 
-    status_code = 502
     stop_reason = "llm_api_error"
     retryable = False
 
@@ -124,19 +112,15 @@ class ModelError(ChorusError):
 
 
 class ModelRateLimited(ModelError):
-    status_code = 429
     retryable = True
 
 
 class ModelTimeout(ModelError):
-    status_code = 504
     retryable = True
 
 
 class ModelAuthError(ModelError):
     """The provider rejected the configured credentials (401/403): a configuration fault, never retried."""
-
-    status_code = 401
 
 
 class InvalidModelResponse(ModelError):

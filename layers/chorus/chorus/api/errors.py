@@ -1,4 +1,8 @@
-"""Error responses: `{"detail": ...}` with the status the error carries.
+"""Error responses: `{"detail": ...}` with the status this module's table gives the error.
+
+Domain errors know nothing of HTTP; `STATUS` maps each class (the nearest
+entry up its class tree wins) and `RUN_ERROR_STATUS` a failed run's
+`error_type` for a non-streaming answer, so both live in one place.
 
 Validation errors keep Letta's shape (`detail` is a readable string) and add
 the structured `errors` list with field paths; a malformed id in a path also
@@ -21,10 +25,58 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chorus.errors import ChorusError
+from chorus.errors import (
+    BadRequest,
+    ChorusError,
+    Conflict,
+    IdempotencyKeyReused,
+    ModelAuthError,
+    ModelError,
+    ModelRateLimited,
+    ModelTimeout,
+    NotFound,
+    RunExpired,
+    StorageUnavailable,
+    ToolExecutionUnavailable,
+    TooManyActiveRuns,
+    Unauthorized,
+)
 from chorus.ids import example
 
 logger = logging.getLogger(__name__)
+
+
+STATUS: dict[type[ChorusError], int] = {
+    ChorusError: 500,
+    BadRequest: 400,
+    IdempotencyKeyReused: 422,
+    Unauthorized: 401,
+    NotFound: 404,
+    Conflict: 409,
+    RunExpired: 410,
+    TooManyActiveRuns: 429,
+    StorageUnavailable: 503,
+    ToolExecutionUnavailable: 503,
+    ModelError: 502,
+    ModelRateLimited: 429,
+    ModelTimeout: 504,
+    ModelAuthError: 401,
+}
+"""HTTP status of each domain error; a class not listed answers as its nearest listed ancestor."""
+
+RUN_ERROR_STATUS = {"llm_rate_limit": 429, "llm_timeout": 504, "llm_error": 502, "internal_error": 500}
+"""HTTP status of a failed run by its error event's `error_type` (non-streaming answers)."""
+
+
+def status_of(exc: ChorusError) -> int:
+    return next(STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS)
+
+
+def headers_of(exc: ChorusError) -> dict[str, str]:
+    """The headers the error's response carries: when to try again, for the active-run limit."""
+    if isinstance(exc, TooManyActiveRuns):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return {}
 
 
 class FieldError(BaseModel):
@@ -109,9 +161,10 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 
 
 async def _chorus(request: Request, exc: ChorusError) -> JSONResponse:
-    if exc.status_code >= 500:
+    status = status_of(exc)
+    if status >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
-    return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=exc.status_code, headers=exc.headers or None)
+    return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=status, headers=headers_of(exc) or None)
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

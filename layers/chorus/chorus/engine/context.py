@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 
 from chorus.engine.tools import BROADCAST, SPEECH_TOOL
-from chorus.llm.base import ModelMessage, ModelRequest, Reasoning, ToolCallRequest, ToolSpec
 from chorus.schemas.content import content_text
 from chorus.schemas.requests import MessageCreate
+from chorus.vocabulary import ModelMessage, ModelRequest, Reasoning, ToolCallRequest, ToolSpec
 
 
 def group_system_prompt(system: str, *, participants: int, description: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from chorus.llm.base import ToolSpec
+from chorus.vocabulary import ToolSpec
 
 APPEND = "core_memory_append"
 REPLACE = "core_memory_replace"

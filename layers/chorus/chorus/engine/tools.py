@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from chorus.llm.base import ToolSpec
+from chorus.vocabulary import ToolSpec
 
 BROADCAST = "send_message_to_all_agents_in_group"
 

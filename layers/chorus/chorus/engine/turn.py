@@ -20,7 +20,7 @@ from typing import Any
 from chorus.engine import events, identity
 from chorus.engine.events import Event
 from chorus.engine.tools import tool_arguments
-from chorus.llm.base import Finish, ModelEvent, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallRequest, Usage
+from chorus.vocabulary import Finish, ModelEvent, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallRequest, Usage
 
 _FIELD = {"assistant_message": "content", "reasoning_message": "reasoning"}
 

@@ -1,4 +1,4 @@
-"""The `llm` port: one streaming call, a handful of event types.
+"""The `llm` port: one streaming call, speaking the requests and events of `chorus.vocabulary`.
 
 Like httpx's transport, the port is one method; retries, usage summing,
 time-to-first-token and cancellation live once in the engine and the
@@ -10,107 +10,37 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from chorus.vocabulary import (
+    Finish,
+    ModelEvent,
+    ModelMessage,
+    ModelRequest,
+    Reasoning,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallRequest,
+    ToolSpec,
+    Usage,
+)
 
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    """JSON schema of the arguments."""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelMessage:
-    """One message of the model's context, already seen from the calling agent's side."""
-
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str
-    name: str | None = None
-    tool_call_id: str | None = None
-    tool_calls: tuple[ToolCallRequest, ...] = ()
-    reasoning: tuple[Reasoning, ...] = ()
-    """The agent's own signed reasoning before this answer (providers with thinking want it back)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reasoning:
-    text: str
-    signature: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallRequest:
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True, slots=True)
-class ModelRequest:
-    model: str
-    """The model name, without the `provider/` prefix."""
-    agent_id: str
-    agent_name: str
-    system: str
-    messages: tuple[ModelMessage, ...]
-    tools: tuple[ToolSpec, ...] = ()
-    max_tokens: int | None = None
-    enable_reasoning: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    text: str
-    kind: Literal["text"] = "text"
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningDelta:
-    text: str
-    signature: str | None = None
-    kind: Literal["reasoning"] = "reasoning"
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallDelta:
-    """A piece of one tool call; `index` groups the pieces of a call, `id`/`name` come first."""
-
-    index: int
-    id: str | None = None
-    name: str | None = None
-    arguments: str = ""
-    kind: Literal["tool_call"] = "tool_call"
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_input_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    kind: Literal["usage"] = "usage"
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.cached_input_tokens + other.cached_input_tokens,
-            self.cache_write_tokens + other.cache_write_tokens,
-            self.reasoning_tokens + other.reasoning_tokens,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    reason: Literal["end_turn", "tool_use", "max_tokens"] = "end_turn"
-    kind: Literal["finish"] = "finish"
-
-
-ModelEvent = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish
-"""What a model stream yields. A stream ends after at most one `Finish`."""
+__all__ = [
+    "Finish",
+    "Model",
+    "ModelEvent",
+    "ModelMessage",
+    "ModelRequest",
+    "Reasoning",
+    "ReasoningDelta",
+    "Script",
+    "TextDelta",
+    "ToolCallDelta",
+    "ToolCallRequest",
+    "ToolSpec",
+    "Usage",
+]
 
 
 class Model(Protocol):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from chorus.errors import BadRequest, Conflict
+from chorus.runs.options import RunOptions
 from chorus.runs.turn_runner import StepCommit
 from chorus.schemas.requests import ApprovalCreate, MessageCreate
 from chorus.store.base import Store
@@ -67,7 +68,7 @@ async def track_pending_approval(store: Store, group: GroupRecord, run: RunRecor
     """Keep the group's `pending_approval` true to history: set when a turn stops for a human,
     cleared once a resumed turn's answers are committed (its first step)."""
     waits = commit.pending.get("approval") if commit.pending else None
-    continues = run.options.get("continues")
+    continues = RunOptions.of(run).continues
     if not waits and not (continues is not None and commit.step == 1):
         return
     current = await store.get_group(run.tenant_id, group.id)
@@ -80,5 +81,5 @@ async def track_pending_approval(store: Store, group: GroupRecord, run: RunRecor
             "call": commit.slot.call,
         }
         await store.put_group(current.model_copy(update={"pending_approval": pending}))
-    elif continues is not None and (current.pending_approval or {}).get("run_id") == continues["run_id"]:
+    elif continues is not None and (current.pending_approval or {}).get("run_id") == continues.run_id:
         await store.put_group(current.model_copy(update={"pending_approval": None}))

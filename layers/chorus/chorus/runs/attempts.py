@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from chorus.runs.options import RunOptions
 from chorus.store.base import LOG_END, Store
 from chorus.store.records import RunRecord
 
@@ -43,9 +44,9 @@ async def deaths_after(store: Store, run: RunRecord) -> Deaths:
     """The deaths on the run's unfinished step, counting the worker whose lease just expired."""
     committed = await store.list_steps(run.tenant_id, run.id)
     steps, log_seq = len(committed), max((s.log_seq for s in committed), default=0)
-    seen = run.options.get(RECOVERY) or {}
-    if isinstance(seen, dict) and seen.get("steps") == steps:
-        return Deaths(steps, int(seen.get("deaths") or 0) + 1, log_seq)
+    seen = RunOptions.of(run).recovery
+    if seen is not None and seen.steps == steps:
+        return Deaths(steps, seen.deaths + 1, log_seq)
     return Deaths(steps, 1, log_seq)
 
 

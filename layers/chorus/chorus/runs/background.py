@@ -18,6 +18,7 @@ from chorus.engine import identity
 from chorus.engine.managers import Finish
 from chorus.engine.sleeptime import transcript
 from chorus.errors import NotFound
+from chorus.runs.options import RunOptions
 from chorus.store.base import Store
 from chorus.store.records import GroupRecord, RunRecord
 
@@ -90,7 +91,7 @@ async def _child_run(store: Store, parent: RunRecord, group: GroupRecord, agent_
             "parent_run_id": parent.id,
         },
         inputs=[{"role": "user", "content": text}],
-        options={"stream_tokens": False, "max_steps": int(parent.options.get("max_steps") or 50)},
+        options={"stream_tokens": False, "max_steps": RunOptions.of(parent).max_steps},
     )
     await store.put_run(child)
     return child

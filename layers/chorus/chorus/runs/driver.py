@@ -26,9 +26,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
@@ -43,14 +43,16 @@ from chorus.engine.managers import (
     TurnRecord,
     manager_for,
 )
-from chorus.errors import AlreadyCommitted, ChorusError, Conflict, ModelError, ModelRateLimited, ModelTimeout
+from chorus.errors import AlreadyCommitted, ChorusError, ModelError
 from chorus.llm.base import Model, Usage
 from chorus.runs.approvals import track_pending_approval
 from chorus.runs.background import Spawn, start_background, unprocessed
-from chorus.runs.ending import FAILED_STOP_REASONS, ending
+from chorus.runs.finisher import RunFinisher, Tally, error_type_of, update_run
 from chorus.runs.lanes import DirectLane, Lane, OrderedLanes
-from chorus.runs.log import RunLog, logged_stop
+from chorus.runs.lease import Lease, LeaseLost, RunCancelled, uncancellable, until_cancelled
+from chorus.runs.log import RunLog
 from chorus.runs.memory import AgentMemory
+from chorus.runs.options import RunOptions
 from chorus.runs.progress import restore, slot_of, step_records, turn_of, usage_dict
 from chorus.runs.toolbox import NO_EXECUTOR, Toolbox
 from chorus.runs.turn_runner import Answers, Resume, Slot, StepCommit, TurnRunner, TurnSettings
@@ -58,20 +60,11 @@ from chorus.schemas.requests import MessageCreate
 from chorus.store.base import LOG_END, Store
 from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, RunRecord, StepRecord
 from chorus.tools.execution import ToolExecutor
+from chorus.vocabulary import RunFailure
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 ModelResolver = Callable[[AgentRecord], Model]
-
-
-class RunCancelled(Exception):
-    """Raised inside the driver when the run's cancel flag is seen."""
-
-
-class LeaseLost(Exception):
-    """Another worker took the run over; this one must stop writing."""
 
 
 @dataclass(slots=True)
@@ -90,7 +83,7 @@ class RunPlan:
 
     @property
     def stream_tokens(self) -> bool:
-        return bool(self.run.options.get("stream_tokens", False))
+        return RunOptions.of(self.run).stream_tokens
 
     @property
     def inputs(self) -> list[MessageCreate]:
@@ -104,29 +97,6 @@ class RunPlan:
             config = {"manager_type": "round_robin", "max_turns": 1}
             return GroupView("", "round_robin", (self.run.agent_id,), config, names)
         return GroupView(group.id, group.manager_type, tuple(group.agent_ids), dict(group.manager_config), names)
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    owner: str
-    ttl_s: float = 30.0
-    heartbeat_s: float = 1.0
-    """How often the lease is renewed and the stored cancel flag read."""
-    renew: bool = True
-    """False: the heartbeat only watches the stored run (cancel flag, terminal status) and never
-    writes it: one of many parallel Step Functions tasks, whose workflow, not a lease, owns the run."""
-
-
-ERROR_STATUS = {"llm_rate_limit": 429, "llm_timeout": 504, "llm_error": 502, "internal_error": 500}
-"""HTTP status of a failed run by its error event's `error_type` (non-streaming answers)."""
-
-
-def error_type_of(exc: ModelError) -> str:
-    if isinstance(exc, ModelRateLimited):
-        return "llm_rate_limit"
-    if isinstance(exc, ModelTimeout):
-        return "llm_timeout"
-    return "llm_error"
 
 
 class RunDriver:
@@ -194,14 +164,16 @@ class RunDriver:
             return
         await self.finish(stop, error)
 
-    def failure(self, exc: Exception) -> tuple[str, tuple[str, str, str | None]]:
+    def failure(self, exc: Exception) -> tuple[str, RunFailure]:
         """The stop reason and error event of a run stopped by `exc` (remembered for the HTTP answer)."""
         if isinstance(exc, ModelError):
             self.plan.failure = exc
-            return exc.stop_reason, (error_type_of(exc), f"The model failed: {exc.detail}", type(exc).__name__)
+            return exc.stop_reason, RunFailure(
+                error_type_of(exc), f"The model failed: {exc.detail}", type(exc).__name__
+            )
         logger.error("run %s failed", self.run.id, exc_info=exc)
         self.plan.failure = ChorusError("An internal error stopped the run.")
-        return "error", ("internal_error", "An internal error stopped the run.", type(exc).__name__)
+        return "error", RunFailure("internal_error", "An internal error stopped the run.", type(exc).__name__)
 
     @contextlib.asynccontextmanager
     async def holding(self) -> AsyncIterator[None]:
@@ -228,7 +200,7 @@ class RunDriver:
     async def open(self, *, inputs: bool = True, mark_abandoned: bool = True, fresh: bool = False) -> None:
         """Load the conversation and the run's progress (and commit its inputs, once)."""
         self.history = await self._load_history()
-        if not fresh or self.run.options.get("continues") is not None:
+        if not fresh or RunOptions.of(self.run).continues is not None:
             await self._restore_progress(mark_abandoned)
         if inputs:
             await self._commit_inputs()
@@ -244,18 +216,7 @@ class RunDriver:
         )
 
     async def _update(self, change: Callable[[RunRecord], RunRecord]) -> None:
-        """Apply `change` to the stored run with compare-and-set, re-reading on conflicts."""
-        for _ in range(50):
-            changed = change(self.run)
-            if changed is self.run:
-                return
-            try:
-                self.run = await self.store.update_run(changed, expect_version=self.run.version)
-                self.plan.run = self.run
-                return
-            except Conflict:
-                self.run = await self.store.get_run(self.tenant, self.run.id)
-        raise ChorusError(f"run {self.run.id} is updated too often to write")
+        self.run = self.plan.run = await update_run(self.store, self.run, change)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -320,11 +281,11 @@ class RunDriver:
         self.log_seq = restored.log_seq
         self.turns, self.rounds, self.partial = restored.turns, restored.rounds, restored.partial
         self.usage, self.step_count = restored.usage, restored.step_count
-        paused = self.run.options.get("continues")
+        paused = RunOptions.of(self.run).continues
         if paused is not None:
             # a run resuming a paused one continues its plan: the rounds before the pause are done
-            earlier = await self.store.list_steps(self.tenant, paused["run_id"])
-            prior = restore(s for s in earlier if s.agent_id is not None and s.round < paused["round"])
+            earlier = await self.store.list_steps(self.tenant, paused.run_id)
+            prior = restore(s for s in earlier if s.agent_id is not None and s.round < paused.round)
             self.turns = prior.turns + self.turns
             self.rounds = max(self.rounds, prior.rounds)
         if mark_abandoned:
@@ -387,14 +348,14 @@ class RunDriver:
             )
 
     def _progress(self) -> RunProgress:
-        options = self.run.options
+        options = RunOptions.of(self.run)
         return RunProgress(
             tuple(self.turns),
-            turn_number=int(options.get("turn_number") or 1),
+            turn_number=options.turn_number,
             backlog=len(
                 unprocessed(self.history, self.plan.group.last_processed_message_id if self.plan.group else None)
             ),
-            max_steps=int(options.get("max_steps") or 50),
+            max_steps=options.max_steps,
         )
 
     def runner(self) -> TurnRunner:
@@ -413,7 +374,7 @@ class RunDriver:
         settings = TurnSettings(
             run_id=self.run.id,
             stream_tokens=self.plan.stream_tokens,
-            max_steps=int(self.run.options.get("max_steps") or 50),
+            max_steps=RunOptions.of(self.run).max_steps,
             incarnation=self.run.incarnation,
             system_prompt=system_prompt,
             cancelled=self._check_cancel,
@@ -482,10 +443,11 @@ class RunDriver:
 
     def _answers(self, round_index: int) -> Answers | None:
         """The human's answers, for the round of the turn this run resumes."""
-        paused = self.run.options.get("continues")
-        if paused is None or paused["round"] != round_index:
+        options = RunOptions.of(self.run)
+        paused = options.continues
+        if paused is None or paused.round != round_index:
             return None
-        return Answers(tuple(paused["tool_calls"]), tuple(self.run.options["approvals"]))
+        return Answers(tuple(paused.tool_calls), tuple(options.approvals))
 
     def _emit(self, event: dict[str, Any]) -> None:
         if self._ttft_ns is None:
@@ -539,99 +501,25 @@ class RunDriver:
         self.log_seq = max(self.log_seq, step.log_seq)
         return True
 
-    async def finish(
-        self, stop: str, error: tuple[str, str, str | None] | None, *, duration_ns: int | None = None
-    ) -> None:
-        """End the run: stop reason, error or usage, then `[DONE]` written with the terminal
-        record in one transaction, and the group released.
-        A run another worker finished meanwhile (its log closed) is left as that worker ended it."""
-        run = self.run
-        log = self.log
-        try:
-            log.emit(events.stop_reason(stop))
-            if error is not None:
-                error_type, message, detail = error
-                log.emit(events.error_message(run_id=run.id, error_type=error_type, message=message, detail=detail))
-            elif stop != "cancelled":
-                log.emit(self._usage_event())
-        except Exception:
-            logger.exception("could not write the end of run %s", run.id)
-            stop = stop if stop in FAILED_STOP_REASONS else "error"
-        try:
-            ended = await log.close(self._ending(stop, duration_ns))
-        except Exception:
-            logged = await logged_stop(self.store, self.tenant, run.id)
-            if logged is not None:
-                stop = logged  # another worker ended the run first (a cancel): its end stands
-            else:
-                logger.exception("could not complete the event log of run %s", run.id)
-                stop = stop if stop in FAILED_STOP_REASONS else "error"
-            await self.finish_record(stop, duration_ns)
-            return
-        if ended is None:  # the log was completed before, by a close without the run's ending
-            await self.finish_record(stop, duration_ns)
-            return
-        self.run = self.plan.run = ended
-        await self._release()
-
-    async def finish_record(self, stop: str, duration_ns: int | None = None) -> None:
-        """The run record's terminal state, and the group released, for a log that is complete
-        already (or cannot be completed): the record follows what the log says."""
-        try:
-            await self._update(self._ending(stop, duration_ns))
-        finally:
-            await self._release()
-
-    def _ending(self, stop: str, duration_ns: int | None) -> Callable[[RunRecord], RunRecord]:
-        duration = duration_ns if duration_ns is not None else time.perf_counter_ns() - self._started_ns
-        usage = self._usage_event()
-        return ending(stop, self.retention_s, ttft_ns=self._ttft_ns, total_duration_ns=duration, usage=usage)
-
-    async def _release(self) -> None:
-        if self.run.group_id is not None:
-            await self.store.release_group(self.tenant, self.run.group_id, self.run.id)
-
-    def _usage_event(self) -> dict[str, Any]:
-        u = self.usage
-        return events.usage_statistics(
-            prompt_tokens=u.prompt_tokens,
-            completion_tokens=u.completion_tokens,
-            step_count=self.step_count,
-            run_ids=[self.run.id, *self.children],
-            cached_input_tokens=u.cached_input_tokens,
-            cache_write_tokens=u.cache_write_tokens,
-            reasoning_tokens=u.reasoning_tokens,
+    async def finish(self, stop: str, error: RunFailure | None, *, duration_ns: int | None = None) -> None:
+        """End the run (see `RunFinisher.finish`)."""
+        self.run = self.plan.run = await self._finisher().finish(
+            self.run, stop, error, self._tally(), self._duration(duration_ns)
         )
 
+    async def finish_record(self, stop: str, duration_ns: int | None = None) -> None:
+        """End the run's record for a log that is complete already (see `RunFinisher.finish_record`)."""
+        self.run = self.plan.run = await self._finisher().finish_record(
+            self.run, stop, self._tally(), self._duration(duration_ns)
+        )
 
-async def until_cancelled(work: Awaitable[T], cancel: asyncio.Event, stopped: Callable[[], None] | None = None) -> T:
-    """Await `work` unless `cancel` is set first: then `work` is cancelled (a model call, a tool's
-    process, fan-out workers all stop with its task) and `stopped` raises why (by default
-    `RunCancelled`). Checking a flag between chunks is not enough: a step waiting on a slow model
-    or a long tool sees no chunk."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(cancel.wait())
-    try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-    if task.cancelled():
-        if stopped is not None:
-            stopped()
-        raise RunCancelled
-    return task.result()
+    def _finisher(self) -> RunFinisher:
+        return RunFinisher(self.store, self.log, self.retention_s)
 
+    def _tally(self) -> Tally:
+        return Tally(self.usage, self.step_count, tuple(self.children), self._ttft_ns)
 
-async def uncancellable(work: Awaitable[T]) -> T:
-    """Await `work` to its end even if the caller is cancelled meanwhile (then re-raise the cancel)."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await task
-        raise
+    def _duration(self, duration_ns: int | None) -> Callable[[], int]:
+        if duration_ns is not None:
+            return lambda: duration_ns
+        return lambda: time.perf_counter_ns() - self._started_ns

@@ -17,10 +17,7 @@ from typing import Any
 
 from chorus.clock import now_iso
 from chorus.store.records import RunRecord
-
-FAILED_STOP_REASONS = frozenset(
-    {"error", "llm_api_error", "invalid_llm_response", "invalid_tool_call", "no_tool_call", "max_tokens_exceeded"}
-)
+from chorus.vocabulary import FAILED_STOP_REASONS
 
 
 def status_for(stop_reason: str) -> str:

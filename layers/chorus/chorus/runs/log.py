@@ -34,6 +34,7 @@ import orjson
 
 from chorus.engine.events import MESSAGE_TYPES, Event
 from chorus.runs.frames import DONE, frame
+from chorus.runs.options import RunOptions
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import RunRecord
@@ -236,7 +237,7 @@ async def logged_stop(store: Store, tenant_id: str, run_id: str) -> str | None:
 def run_log(store: Store, settings: Settings, run: RunRecord, base_seq: int) -> RunLog:
     """The started log writer of `run` (its message-type filter and the configured coalescing),
     continuing after `base_seq` events already stored: every worker of a run writes through one."""
-    include = run.options.get("include_return_message_types")
+    include = RunOptions.of(run).include_return_message_types
     log = RunLog(
         store,
         run.tenant_id,

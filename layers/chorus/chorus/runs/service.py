@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 import uuid
@@ -35,23 +34,32 @@ from typing import Any, Literal
 import orjson
 
 from chorus.clock import now_iso
-from chorus.errors import BadRequest, ChorusError, Conflict, NotFound, RunExpired, TooManyActiveRuns
+from chorus.errors import (
+    BadRequest,
+    ChorusError,
+    Conflict,
+    NotFound,
+    RunExpired,
+    TooManyActiveRuns,
+)
 from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
 from chorus.runs.approvals import approval_answers
-from chorus.runs.attempts import RECOVERY, Deaths, deaths_after, last_doing, poisoned_message
-from chorus.runs.driver import Lease, ModelResolver, RunDriver
-from chorus.runs.ending import ending
+from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
+from chorus.runs.finisher import end_with_error
 from chorus.runs.frames import DONE, frame
+from chorus.runs.idempotency import fingerprint, remember_key
+from chorus.runs.lease import Lease
 from chorus.runs.loading import load_plan, members
-from chorus.runs.log import RunLog, logged_stop, run_log
+from chorus.runs.log import RunLog, run_log
+from chorus.runs.recovery import RunRecovery
 from chorus.runs.tailer import tail_memory, tail_store
 from chorus.schemas.requests import MessageCreate, MessageRequest
 from chorus.settings import Settings
 from chorus.store.base import Store
-from chorus.store.records import AgentRecord, GroupRecord, IdempotencyRecord, Page, RunRecord
+from chorus.store.records import AgentRecord, GroupRecord, Page, RunRecord
 from chorus.tools.execution import ToolExecutor
 from chorus.tools.executors import tool_executor_for
 
@@ -62,10 +70,6 @@ RETRY_AFTER_S = 5
 """What a 429 for a tenant at its active-run limit tells the client to wait before sending again."""
 COUNTED_TURNS = frozenset({"sleeptime", "voice_sleeptime"})
 """Manager types whose groups count their runs (`turns_counter`), as Letta does."""
-
-
-class IdempotencyKeyReused(ChorusError):
-    status_code = 422
 
 
 @dataclass(slots=True)
@@ -120,10 +124,16 @@ class RunService:
         """Runs every custom tool call of this service's runs; chosen once, from the settings unless given."""
         ttl_s = lease_ttl_s if lease_ttl_s is not None else settings.lease_ttl_s
         self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=ttl_s, heartbeat_s=heartbeat_s)
-        self.orphan_grace_s = orphan_grace_s
-        """How old a never-leased `created` run must be before another worker adopts it."""
         self._active: dict[str, ActiveRun] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self.recovery = RunRecovery(
+            store,
+            settings,
+            self.lease,
+            is_active=lambda run_id: run_id in self._active,
+            submit=self._submit,
+            remote=remote,
+            orphan_grace_s=orphan_grace_s,
+        )
 
     def resolve(self, agent: AgentRecord) -> Model:
         """The agent's model: the injected resolver's (tests) or the handle's provider."""
@@ -179,7 +189,9 @@ class RunService:
             run = run.model_copy(update=held)
         await self.store.put_run(run)
         if idempotency_key is not None:
-            earlier = await self._remember_key(run, idempotency_key, _fingerprint(group_id, request))
+            earlier = await remember_key(
+                self.store, run, idempotency_key, fingerprint(group_id, request), self.settings.event_retention_s
+            )
             if earlier is not None:
                 return Started(earlier, replay=True)
         holder = await self.store.claim_group(tenant_id, group_id, run.id)
@@ -222,7 +234,9 @@ class RunService:
         except Exception as exc:
             logger.exception("run %s could not be started", run.id)
             detail = exc.detail if isinstance(exc, ChorusError) else "The run's workflow could not be started."
-            await self._end_with_error(run, run_log(self.store, self.settings, run, 0), detail)
+            await end_with_error(
+                self.store, run, run_log(self.store, self.settings, run, 0), detail, self.settings.event_retention_s
+            )
             raise
 
     async def _count_turn(self, run: RunRecord, group: GroupRecord) -> tuple[RunRecord, GroupRecord]:
@@ -243,24 +257,6 @@ class RunService:
             raise BadRequest(f"Group {group_id} names agent {agent_id}, which no longer exists.") from None
         self.resolve(agent)
         return agent
-
-    async def _remember_key(self, run: RunRecord, key: str, fingerprint: str) -> RunRecord | None:
-        record = IdempotencyRecord(
-            tenant_id=run.tenant_id,
-            key=key,
-            fingerprint=fingerprint,
-            run_id=run.id,
-            expires_at=time.time() + self.settings.event_retention_s,
-        )
-        stored = await self.store.remember_idempotency_key(record)
-        if stored.run_id == run.id:
-            return None
-        await self.store.delete_run(run.tenant_id, run.id)
-        if stored.fingerprint != fingerprint:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was used with a different request; use a new key for a new request."
-            )
-        return await self.store.get_run(run.tenant_id, stored.run_id)
 
     def _submit(self, run: RunRecord, base_seq: int = 0, *, loaded: Loaded | None = None, fresh: bool = False) -> None:
         """Create the run's log and hand its driver to the executor (loading group and agents there)."""
@@ -296,37 +292,8 @@ class RunService:
             self._active.pop(run.id, None)
 
     async def _fail_unrunnable(self, active: ActiveRun, detail: str) -> None:
-        await self._end_with_error(active.run, active.log, detail)
+        await end_with_error(self.store, active.run, active.log, detail, self.settings.event_retention_s)
 
-    async def _end_with_error(self, run: RunRecord, log: RunLog, detail: str) -> None:
-        """End a run that cannot run as every run ends: `stop_reason`, `error_message`, `[DONE]`."""
-        from chorus.engine import events
-
-        log.emit(events.stop_reason("error"))
-        log.emit(events.error_message(run_id=run.id, error_type="internal_error", message=detail, detail=None))
-        await log.close(ending("error", self.settings.event_retention_s))
-        await self._release(run)
-
-    async def _set_terminal(self, run: RunRecord, stop: str) -> None:
-        """End a run record whose log is already complete (its worker died before ending the record)."""
-        end = ending(stop, self.settings.event_retention_s)
-        for _ in range(20):
-            current = await self.store.get_run(run.tenant_id, run.id)
-            ended = end(current)
-            if ended is current:
-                break
-            try:
-                await self.store.update_run(ended, expect_version=current.version)
-                break
-            except Conflict:
-                continue
-        await self._release(run)
-
-    async def _release(self, run: RunRecord) -> None:
-        if run.group_id is not None:
-            await self.store.release_group(run.tenant_id, run.group_id, run.id)
-
-    # waiting and following
     async def wait_terminal(self, tenant_id: str, run_id: str, poll_s: float = 0.05) -> RunRecord:
         """Wait until the run is terminal: on its task if it runs here, else by polling the store."""
         active = self._active.get(run_id)
@@ -419,7 +386,7 @@ class RunService:
             elif not self.cancel_local(run.id):
                 current = await self.store.get_run(tenant_id, run.id)
                 if not current.is_terminal and current.lease_expires_at < time.time():
-                    await self._recover(current)
+                    await self.recovery.recover_run(current)
         return out
 
     async def _flag_cancel(self, run: RunRecord) -> None:
@@ -465,92 +432,14 @@ class RunService:
 
     # recovery
     async def recover(self) -> int:
-        """Re-drive unfinished runs whose worker is gone (lease expired); returns how many."""
-        now = time.time()
-        count = 0
-        for run in await self.store.list_unfinished_runs(limit=1000):
-            if run.id in self._active or run.lease_expires_at > now:
-                continue
-            if self.is_remote(run) and self.remote is not None:
-                count += await self.remote.reconcile(run)  # its workflow recovers it; this only ends dead ones
-                continue
-            if run.lease_owner is None and run.status == "created" and _age_s(run) < self.orphan_grace_s:
-                continue
-            await self._recover(run)
-            count += 1
-        return count
-
-    async def _recover(self, run: RunRecord) -> None:
-        stop = await logged_stop(self.store, run.tenant_id, run.id)
-        if stop is not None:
-            await self._set_terminal(run, stop)  # its worker died after completing the log
-            return
-        last = await self.store.last_seq(run.tenant_id, run.id)
-        deaths = await deaths_after(self.store, run)
-        if deaths.count >= self.settings.max_run_attempts:
-            await self._end_poisoned(run, last, deaths)
-            return
-        options = {**run.options, RECOVERY: deaths.as_option()}
-        try:
-            run = await self.store.update_run(
-                run.model_copy(update={"incarnation": run.incarnation + 1, "lease_owner": None, "options": options}),
-                expect_version=run.version,
-            )
-        except Conflict:
-            return
-        logger.warning("recovering run %s (incarnation %d) from its last committed step", run.id, run.incarnation)
-        self._submit(run, base_seq=last)
-
-    async def _end_poisoned(self, run: RunRecord, last: int, deaths: Deaths) -> None:
-        """End a run whose step killed every worker that attempted it, instead of driving it again:
-        taken over first (compare-and-set), so only one worker ends it."""
-        from chorus.engine import events
-
-        held = {"lease_owner": self.lease.owner, "lease_expires_at": time.time() + self.lease.ttl_s}
-        try:
-            run = await self.store.update_run(run.model_copy(update=held), expect_version=run.version)
-        except Conflict:
-            return
-        doing = await last_doing(self.store, run, deaths.log_seq)
-        detail = poisoned_message(deaths, doing.describe())
-        logger.error("run %s: %s", run.id, detail)
-        log = run_log(self.store, self.settings, run, last)
-        if doing.message_ids:
-            reason = "the worker running it stopped"
-            marker = events.abandoned_attempt(
-                run_id=run.id, step_id=doing.step_id, message_ids=list(doing.message_ids), reason=reason
-            )
-            log.emit(marker)
-        await self._end_with_error(run, log, detail)
+        """Re-drive unfinished runs whose worker is gone (see `RunRecovery.recover`); returns how many."""
+        return await self.recovery.recover()
 
     def start_sweeper(self, interval_s: float | None = None) -> None:
         """Recover orphaned runs now and then periodically (other workers may die too)."""
-
-        async def sweep() -> None:
-            while True:
-                try:
-                    await self.recover()
-                except Exception:
-                    logger.exception("recovery sweep failed")
-                await asyncio.sleep(interval_s or self.lease.ttl_s)
-
-        self._sweeper = asyncio.create_task(sweep(), name="chorus-recovery")
+        self.recovery.start_sweeper(interval_s)
 
     async def shutdown(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await self.recovery.stop_sweeper()
         await self.executor.shutdown()
         await asyncio.gather(*(a.log.abort() for a in list(self._active.values())), return_exceptions=True)
-
-
-def _fingerprint(group_id: str, request: MessageRequest) -> str:
-    body = request.model_dump(mode="json", exclude={"streaming"})
-    return hashlib.sha256(orjson.dumps([group_id, body], option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def _age_s(run: RunRecord) -> float:
-    from datetime import datetime
-
-    return time.time() - datetime.fromisoformat(run.created_at).timestamp()

@@ -30,8 +30,7 @@ from chorus.llm.base import Model, ToolCallRequest, Usage
 from chorus.runs.lanes import Lane
 from chorus.runs.toolbox import AgentTools, Toolbox, ToolOutcome
 from chorus.store.records import AgentRecord
-
-FINISH_STOP = {"end_turn": "end_turn", "tool_use": "end_turn", "max_tokens": "max_tokens_exceeded"}
+from chorus.vocabulary import STOP_AFTER_FINISH
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +204,7 @@ class TurnRunner:
             elif outcome.tool_calls or missing:
                 stop, final = "max_steps", state.step >= cfg.max_steps
             else:
-                stop, final = FINISH_STOP.get(outcome.finish_reason, "end_turn"), True
+                stop, final = STOP_AFTER_FINISH.get(outcome.finish_reason, "end_turn"), True
             held_calls = [{"tool_call_id": r.id, "name": r.name, "arguments": r.arguments} for r in outcome.held]
             waits_on = (
                 _pending_dict(pending) if pending is not None else {"approval": held_calls} if held_calls else None

@@ -124,7 +124,7 @@ class RunRecord(Record):
     inputs: list[dict[str, Any]] = Field(default_factory=list)
     """The request's input messages (`MessageCreate` dumps), so another worker can re-drive the run."""
     options: dict[str, Any] = Field(default_factory=dict)
-    """How the run streams: `stream_tokens`, `max_steps`, `include_return_message_types`."""
+    """How the run streams and how far it may go; read it as `chorus.runs.options.RunOptions`."""
 
     @property
     def is_terminal(self) -> bool:

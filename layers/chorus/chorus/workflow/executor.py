@@ -22,6 +22,7 @@ from chorus.errors import StorageUnavailable
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import RunRecord
+from chorus.vocabulary import RunFailure
 from chorus.workflow.state import DEFAULT_HISTORY_BUDGET, WorkflowInput, execution_name
 from chorus.workflow.tasks import finalize
 
@@ -109,7 +110,7 @@ class StepFunctionsExecutor:
             return False
         status = str(execution["status"])
         logger.warning("run %s: its execution ended %s before finishing the run; ending it", run.id, status)
-        error = ("internal_error", f"The run's workflow ended: {status}.", status)
+        error = RunFailure("internal_error", f"The run's workflow ended: {status}.", status)
         await finalize(self.store, self.settings, run, "error", error)
         return True
 

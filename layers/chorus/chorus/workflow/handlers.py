@@ -31,7 +31,7 @@ from typing import Any, Literal
 from chorus import observability
 from chorus.errors import ModelError, StorageUnavailable
 from chorus.llm.resolve import resolve_model
-from chorus.runs.driver import error_type_of
+from chorus.runs.finisher import error_type_of
 from chorus.settings import Settings, get_settings
 from chorus.store.base import Store
 from chorus.store.factory import build_store

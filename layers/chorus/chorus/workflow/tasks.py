@@ -32,15 +32,18 @@ import orjson
 
 from chorus.engine.managers import Finish, RunAgents
 from chorus.errors import ChorusError
-from chorus.llm.base import Model
-from chorus.runs.driver import Lease, ModelResolver, RunCancelled, RunDriver, RunPlan, until_cancelled
+from chorus.runs.driver import ModelResolver, RunDriver
+from chorus.runs.finisher import RunFinisher, Tally
+from chorus.runs.lease import Lease, RunCancelled, until_cancelled
 from chorus.runs.loading import load_plan
 from chorus.runs.log import logged_stop, run_log
+from chorus.runs.progress import restore
 from chorus.settings import Settings
 from chorus.store.base import Store
-from chorus.store.records import AgentRecord, RunRecord
+from chorus.store.records import RunRecord
 from chorus.tools.execution import ToolExecutor
 from chorus.tools.executors import tool_executor_for
+from chorus.vocabulary import RunFailure
 from chorus.workflow import staging
 from chorus.workflow.state import StepInput, TaskError, WorkflowInput, WorkflowState, round_cost
 
@@ -228,18 +231,18 @@ def workflow_lease(run: RunRecord, heartbeat_s: float = 1.0) -> Lease:
     return Lease(owner=f"workflow:{run.id}", heartbeat_s=heartbeat_s, renew=False)
 
 
-def failure_of(error: TaskError) -> tuple[str, tuple[str, str, str | None]]:
+def failure_of(error: TaskError) -> tuple[str, RunFailure]:
     """Stop reason and error event of a run whose task failed with `error` (a Catch's `$.error`)."""
     message = ""
     try:
         message = str(orjson.loads(error.cause).get("errorMessage", ""))
         known = orjson.loads(message)
-        return known["stop_reason"], (known["error_type"], _message(known), error.error)
+        return known["stop_reason"], RunFailure(known["error_type"], _message(known), error.error)
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
         detail = f"{error.error}: {message}" if message else error.error
         if error.error in WORKER_DEATHS:
-            return "error", ("internal_error", _died(error.error), detail)
-        return "error", ("internal_error", "An internal error stopped the run.", detail)
+            return "error", RunFailure("internal_error", _died(error.error), detail)
+        return "error", RunFailure("internal_error", "An internal error stopped the run.", detail)
 
 
 WORKER_DEATHS = frozenset({"Runtime.ExitError", "Sandbox.Timedout", "States.Timeout", "Lambda.Unknown"})
@@ -266,7 +269,7 @@ async def finalize(
     settings: Settings,
     run: RunRecord,
     stop: str,
-    error: tuple[str, str, str | None] | None,
+    error: RunFailure | None,
     children: list[str] | None = None,
 ) -> RunRecord:
     """End a run from outside any driver (the Finish task, a cancel after `StopExecution`, a
@@ -276,29 +279,19 @@ async def finalize(
     if run.is_terminal:
         return run
     last = await store.last_seq(run.tenant_id, run.id)
-    driver = RunDriver(
-        store,
-        _no_model,
-        RunPlan(run=run, group=None, agents={}),
-        run_log(store, settings, run, last),
-        lease=workflow_lease(run),
-        retention_s=settings.event_retention_s,
-    )
-    await driver.restore()
-    driver.children = list(children or [])
+    restored = restore(await store.list_steps(run.tenant_id, run.id))
+    tally = Tally(restored.usage, restored.step_count, tuple(children or ()))
+    finisher = RunFinisher(store, run_log(store, settings, run, last), settings.event_retention_s)
+    duration_ns = _since(run.created_at)
     logged = await logged_stop(store, run.tenant_id, run.id)
     if logged is not None:  # a finisher that died after completing the log
-        await driver.log.abort()
-        await driver.finish_record(logged)
+        await finisher.log.abort()
+        await finisher.finish_record(run, logged, tally, lambda: duration_ns)
     else:
         if run.cancel_requested and error is None:
             stop = "cancelled"
-        await driver.finish(stop, error, duration_ns=_since(run.created_at))
+        await finisher.finish(run, stop, error, tally, lambda: duration_ns)
     return await store.get_run(run.tenant_id, run.id)
-
-
-def _no_model(agent: AgentRecord) -> Model:
-    raise AssertionError(f"finishing a run calls no model ({agent.id})")
 
 
 def _since(created_at: str) -> int:

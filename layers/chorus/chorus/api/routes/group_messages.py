@@ -20,12 +20,12 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from chorus.api.deps import GroupIdPath, PageDep, ServicesDep, TenantDep
+from chorus.api.errors import RUN_ERROR_STATUS
 from chorus.api.json_body import JsonRoute
 from chorus.api.listing import json_size, within_budget
 from chorus.api.sse import sse_response
 from chorus.api.views import letta_response, run_state
 from chorus.errors import Conflict
-from chorus.runs.driver import ERROR_STATUS
 from chorus.runs.service import Started
 from chorus.schemas.messages import LettaMessage, LettaResponse
 from chorus.schemas.requests import CancelRequest, MessageRequest
@@ -97,7 +97,7 @@ async def send_group_message(
     events = await svc.runs.events_of(tenant_id, run.id)
     failure = next((e for e in events if e["message_type"] == "error_message"), None)
     if failure is not None:
-        status = ERROR_STATUS.get(failure["error_type"], 500)
+        status = RUN_ERROR_STATUS.get(failure["error_type"], 500)
         return JSONResponse({"detail": failure["message"], "run_id": run.id}, status_code=status)
     return JSONResponse(letta_response(events))
 

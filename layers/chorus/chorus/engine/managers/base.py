@@ -21,8 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-CONTINUE_REASONS = frozenset({"end_turn", "max_steps", "tool_rule"})
-"""A turn that ended this way lets the group go on; any other reason ends the run with it."""
+from chorus.vocabulary import CONTINUE_STOP_REASONS
 
 AWAITING_TOOL = "awaiting_tool"
 """A turn that stopped at an orchestrated tool call; never a run's stop reason."""
@@ -150,7 +149,7 @@ def stop_early(progress: RunProgress) -> Finish | None:
     """End the run when the last turn ended in a way the group cannot continue from."""
     if progress.turns:
         last = progress.turns[-1]
-        if last.stop_reason not in CONTINUE_REASONS and last.stop_reason != AWAITING_TOOL:
+        if last.stop_reason not in CONTINUE_STOP_REASONS and last.stop_reason != AWAITING_TOOL:
             return Finish(last.stop_reason)
     return None
 
