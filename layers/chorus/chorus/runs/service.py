@@ -48,7 +48,7 @@ from chorus.llm.resolve import resolve_model
 from chorus.runs.approvals import approval_answers
 from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
-from chorus.runs.finisher import end_with_error
+from chorus.runs.finisher import end_with_error, update_run
 from chorus.runs.frames import DONE, frame
 from chorus.runs.idempotency import fingerprint, remember_key
 from chorus.runs.lease import Lease
@@ -390,17 +390,12 @@ class RunService:
         return out
 
     async def _flag_cancel(self, run: RunRecord) -> None:
-        current = run
-        for _ in range(50):
+        def flagged(current: RunRecord) -> RunRecord:
             if current.is_terminal or current.cancel_requested:
-                return
-            try:
-                await self.store.update_run(
-                    current.model_copy(update={"cancel_requested": True}), expect_version=current.version
-                )
-                return
-            except Conflict:
-                current = await self.store.get_run(run.tenant_id, run.id)
+                return current
+            return current.model_copy(update={"cancel_requested": True})
+
+        await update_run(self.store, run, flagged)
 
     async def cancel_active(
         self, tenant_id: str, owner: Literal["group", "agent"], owner_id: str, run_ids: list[str] | None
