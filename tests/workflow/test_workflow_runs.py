@@ -26,6 +26,9 @@ async def test_a_round_robin_run_executes_on_step_functions(harness: Harness) ->
     history = (await h.client.get(f"/v1/groups/{group['id']}/messages", params={"order": "asc"})).json()
     assert [m["message_type"] for m in history] == ["user_message", "assistant_message", "assistant_message"]
     assert h.faults.count("plan") == 3 and h.faults.count("step") == 2 and h.faults.count("finish") == 1
+    # only the Step function runs tools: Plan and Finish never choose a tool executor at all
+    chosen = {task: handler.environment.workflow.tool_executor for task, handler in h.handlers.items()}
+    assert chosen["step"] is not None and chosen["plan"] is None and chosen["finish"] is None
 
 
 async def test_a_supervisor_fan_out_runs_its_workers_as_a_map_and_reads_in_plan_order(harness: Harness) -> None:

@@ -36,7 +36,6 @@ from chorus.settings import Settings, get_settings
 from chorus.store.base import Store
 from chorus.store.factory import build_store
 from chorus.store.records import AgentRecord
-from chorus.tools.executors import tool_executor_for
 from chorus.workflow.executor import remote_executor
 from chorus.workflow.tasks import Workflow, task_error
 
@@ -94,7 +93,6 @@ def build_environment(settings: Settings) -> Environment:
         settings,
         resolve,
         remote.start_execution if remote is not None else None,
-        tool_executor=tool_executor_for(settings),
     )
     return Environment(store, workflow)
 

@@ -38,6 +38,7 @@ from chorus.runs.lease import Lease, RunCancelled, until_cancelled
 from chorus.runs.loading import load_plan
 from chorus.runs.log import logged_stop, run_log
 from chorus.runs.progress import restore
+from chorus.runs.toolbox import NO_EXECUTOR
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import RunRecord
@@ -146,7 +147,7 @@ class Workflow:
         run = await self.store.get_run(item.tenant_id, item.run_id)
         if run.is_terminal:
             return {**outcome, "outcome": "skipped"}
-        driver = await self._driver(run)
+        driver = await self._driver(run, runs_tools=True)
         try:
             async with driver.holding():
                 await driver.open(inputs=False, mark_abandoned=False)
@@ -197,7 +198,9 @@ class Workflow:
         run = await finalize(self.store, self.settings, run, stop, error, state.children)
         return {"run_id": run.id, "status": run.status, "stop_reason": run.stop_reason}
 
-    async def _driver(self, run: RunRecord) -> RunDriver:
+    async def _driver(self, run: RunRecord, *, runs_tools: bool = False) -> RunDriver:
+        """A driver for one task; only a Step runs tools, so only a Step's driver gets the executor
+        (Plan and Finish never choose one, nor log why custom tools could not run in their function)."""
         plan = await load_plan(self.store, run)
         return RunDriver(
             self.store,
@@ -209,7 +212,7 @@ class Workflow:
             fanout_concurrency=self.settings.fanout_concurrency,
             spawn=self._spawn,
             tool_timeout_s=self.settings.tool_timeout_s,
-            tool_executor=self._tool_executor(),
+            tool_executor=self._tool_executor() if runs_tools else NO_EXECUTOR,
         )
 
     def _tool_executor(self) -> ToolExecutor:
