@@ -172,6 +172,25 @@ async def test_a_trivial_tool_runs() -> None:
     assert (result.status, result.value) == ("success", "42")
 
 
+def test_the_sandbox_runs_an_interpreter_that_lives_under_tmp(tmp_path: Path) -> None:
+    """A checkout (and its venv) under /tmp, as CI may clone it: the tool's tmpfs on /tmp must not hide it."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    package = str(Path(__file__).resolve().parents[2] / "layers" / "chorus")
+    probe = "from chorus.tools.bubblewrap import bubblewrap_problem; print(bubblewrap_problem())"
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([package, *site])},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "None", done.stdout
+
+
 async def test_the_tool_runs_without_privileges() -> None:
     found = (await call(sandbox(), "identity")).value
     assert '"no_new_privs": "1"' in found, "a setuid binary under /usr must not give root back"

@@ -113,13 +113,15 @@ def sandbox_prefix(bwrap: str, limits: SandboxLimits, *, as_root: bool) -> tuple
             args += ["--ro-bind", top, top]
     for path in (*ETC_FILES, *(NETWORK_ETC_FILES if limits.network else ())):
         args += ["--ro-bind-try", path, path]
+    # the tmpfs first: bwrap mounts in order, so an interpreter that lives under /tmp (a checkout or venv
+    # there) is bound on top of the tmpfs instead of being hidden by it
+    args += ["--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", TOOL_HOME]
     roots = interpreter_roots()
     for parent in sorted({str(a) for r in roots for a in PurePosixPath(r).parents if str(a) != "/"}, key=len):
         args += ["--perms", "0755", "--dir", parent]  # bwrap would make them 0700: closed to the tool's uid
     for root in roots:
         args += ["--ro-bind", root, root]
     args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", TOOL_HOME]
     args += ["--remount-ro", "/", "--chdir", TOOL_HOME]
     return tuple(args)
 
