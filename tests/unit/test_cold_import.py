@@ -30,12 +30,16 @@ LAMBDA_ENV = {
 }
 PROVIDER_SDKS = {"openai", "anthropic"}
 WEB_STACK = {"fastapi", "starlette", "mangum", "uvicorn"}
+TRACING = {"opentelemetry.sdk", "opentelemetry.exporter", "chorus.otel"}
+"""Imported only when tracing is on (`chorus.tracing`); FastAPI itself imports the OpenTelemetry API."""
 
 _PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import handler
 facts = {"modules": sorted({name.split(".")[0] for name in sys.modules})}
+traced = [name for name in sys.modules if name.startswith(("opentelemetry.", "chorus.otel"))]
+facts["tracing"] = sorted({".".join(name.split(".")[:2]) for name in traced})
 if "chorus.api.application" in sys.modules:
     from chorus.api import routes
     from chorus.schemas import requests, resources, tools
@@ -74,6 +78,7 @@ def test_the_api_handler_imports_no_sdk_boto3_or_powertools_locally() -> None:
     facts = probe("api", {})
     imported = set(facts["modules"])
     assert not imported & (PROVIDER_SDKS | {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"})
+    assert not set(facts["tracing"]) & TRACING, "tracing is off: no OpenTelemetry SDK"
     assert facts["built_at_import"] == [], "request bodies and store records are built on first use"
     assert facts["slashed_routes"] == [], "`<collection>/` is served by chorus.api.slashes, not by a second route"
 
@@ -81,14 +86,18 @@ def test_the_api_handler_imports_no_sdk_boto3_or_powertools_locally() -> None:
 def test_the_api_handler_on_lambda_imports_powertools_but_no_sdk_or_boto3() -> None:
     imported = set(probe("api", LAMBDA_ENV)["modules"])
     assert "aws_lambda_powertools" in imported, "the Logger is set up when the app is built on Lambda"
-    assert not imported & (PROVIDER_SDKS | {"boto3", "aws_xray_sdk"}), "store and executor are built at start-up"
+    assert not imported & (PROVIDER_SDKS | TRACING | {"boto3", "aws_xray_sdk"}), (
+        "store and executor are built at start-up"
+    )
 
 
 @pytest.mark.parametrize("task", ["plan", "step", "finish"])
 @pytest.mark.parametrize("on_lambda", [False, True], ids=["local", "lambda"])
 def test_a_task_handler_imports_no_web_stack(task: str, on_lambda: bool) -> None:
-    imported = set(probe(task, LAMBDA_ENV if on_lambda else {})["modules"])
+    facts = probe(task, LAMBDA_ENV if on_lambda else {})
+    imported = set(facts["modules"])
     assert not imported & WEB_STACK
+    assert not set(facts["tracing"]) & TRACING
     assert not imported & (PROVIDER_SDKS | {"boto3"}), "the environment (store, client) is built on first invocation"
 
 

@@ -30,6 +30,7 @@ _HIDDEN_RUN_FIELDS = {
     "lease_expires_at",
     "inputs",
     "options",
+    "traceparent",
 }
 
 
@@ -142,7 +143,9 @@ def group_state(group: GroupRecord) -> GroupState:
 
 
 def run_state(run: RunRecord) -> RunState:
-    return RunState(**run.model_dump(exclude=_HIDDEN_RUN_FIELDS))
+    # an extension when tracing is on: the id of the run's trace in the user's OpenTelemetry backend
+    trace = {"trace_id": run.traceparent.split("-")[1]} if run.traceparent else {}
+    return RunState(**run.model_dump(exclude=_HIDDEN_RUN_FIELDS), **trace)
 
 
 def letta_response(events: list[dict[str, Any]]) -> dict[str, Any]:

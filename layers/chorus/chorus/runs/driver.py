@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from chorus import tracing
 from chorus.engine import events, identity
 from chorus.engine.context import group_system_prompt
 from chorus.engine.managers import (
@@ -60,6 +61,7 @@ from chorus.schemas.requests import MessageCreate
 from chorus.store.base import LOG_END, Store
 from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, RunRecord, StepRecord
 from chorus.tools.execution import ToolExecutor
+from chorus.tracing import tracer
 from chorus.vocabulary import RunFailure
 
 logger = logging.getLogger(__name__)
@@ -332,7 +334,10 @@ class RunDriver:
             if isinstance(decision, Finish):
                 await self.start_children(decision)
                 return decision.stop_reason
-            self.turns.extend(await self._round(runner, self.rounds + 1, decision.calls))
+            with tracer().span(
+                *tracing.round_span(self.run, self.rounds + 1, decision.calls), parent=self.run.traceparent
+            ):
+                self.turns.extend(await self._round(runner, self.rounds + 1, decision.calls))
             self.rounds += 1
             self.partial = {}
 

@@ -62,6 +62,7 @@ from chorus.store.base import Store
 from chorus.store.records import AgentRecord, GroupRecord, Page, RunRecord
 from chorus.tools.execution import ToolExecutor
 from chorus.tools.executors import tool_executor_for
+from chorus.tracing import tracer
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ class RunService:
                 "include_return_message_types": request.include_return_message_types,
             },
             idempotency_key=idempotency_key,
+            traceparent=tracer().new_trace(),
             inputs=[m.model_dump(mode="json") for m in inputs if isinstance(m, MessageCreate)],
             options={
                 "stream_tokens": request.stream_tokens and streaming,

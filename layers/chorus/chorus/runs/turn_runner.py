@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chorus import tracing
 from chorus.engine import events, identity, memory
 from chorus.engine.context import build_request
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, PendingTool, TurnRecord
@@ -30,6 +31,7 @@ from chorus.llm.base import Model, ToolCallRequest, Usage
 from chorus.runs.lanes import Lane
 from chorus.runs.toolbox import AgentTools, Toolbox, ToolOutcome
 from chorus.store.records import AgentRecord
+from chorus.tracing import tracer
 from chorus.vocabulary import STOP_AFTER_FINISH
 
 
@@ -127,12 +129,15 @@ class TurnRunner:
         the turn resumes after a human approved or denied its pending tool calls."""
         resume = resume or Resume()
         state = _TurnState(list(history), resume.steps, resume.text)
-        try:
-            return await self._steps(call, slot, lane, state, answers if not resume.steps else None)
-        except ModelError as exc:
-            if not tolerate_failure:
-                raise
-            return await self._failed(call, slot, lane, state, exc)
+        with tracer().span(*tracing.turn_span(self.agents[call.agent_id], slot.round, slot.call)) as span:
+            try:
+                record = await self._steps(call, slot, lane, state, answers if not resume.steps else None)
+            except ModelError as exc:
+                if not tolerate_failure:
+                    raise
+                record = await self._failed(call, slot, lane, state, exc)
+            tracing.turn_ended(span, record.stop_reason, record.error)
+            return record
 
     async def _steps(
         self, call: AgentCall, slot: Slot, lane: Lane, state: _TurnState, answers: Answers | None
@@ -173,7 +178,7 @@ class TurnRunner:
                 context_limit=call.context_limit,
             )
             state.nudge = None
-            async for model_event in model.stream(request):
+            async for model_event in tracer().model_call(model, request):
                 for event in turn.feed(model_event):
                     lane.emit(event)
                 if self.cancel.is_set():

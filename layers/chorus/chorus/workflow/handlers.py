@@ -36,6 +36,7 @@ from chorus.settings import Settings, get_settings
 from chorus.store.base import Store
 from chorus.store.factory import build_store
 from chorus.store.records import AgentRecord
+from chorus.tracing import task_span, tracer
 from chorus.workflow.executor import remote_executor
 from chorus.workflow.tasks import Workflow, task_error
 
@@ -109,7 +110,7 @@ class TaskHandler:
             self.environment = build_environment(get_settings())
         workflow = self.environment.workflow
         work = {"plan": workflow.plan, "step": workflow.step, "finish": workflow.finish}[self.task]
-        with _tagged(self.task, event, context):
+        with _tagged(self.task, event, context), _traced(self.task, event):
             try:
                 return asyncio.run(work(event))
             except Exception as exc:
@@ -121,6 +122,17 @@ class TaskHandler:
         if self.environment is not None:
             asyncio.run(self.environment.store.close())
             self.environment = None
+
+
+@contextlib.contextmanager
+def _traced(task: Task, event: dict[str, Any]) -> Iterator[None]:
+    """The task's span in the run's trace; exported before the invocation returns (Lambda freezes after)."""
+    traceparent = event.get("traceparent")
+    try:
+        with tracer().span(*task_span(task, event), parent=traceparent if isinstance(traceparent, str) else None):
+            yield
+    finally:
+        tracer().flush()
 
 
 @contextlib.contextmanager

@@ -40,6 +40,8 @@ class WorkflowInput(_Shape):
     history_events: int = Field(default=0, ge=0)
     """History events this execution has used so far (estimated by `round_cost`)."""
     history_budget: int = Field(default=DEFAULT_HISTORY_BUDGET, ge=1, le=HISTORY_LIMIT)
+    traceparent: str | None = Field(default=None, max_length=55)
+    """The run's root span (`RunRecord.traceparent`), so each task's span joins the run's trace."""
 
 
 class StepInput(_Shape):
@@ -50,6 +52,7 @@ class StepInput(_Shape):
     calls: int = Field(ge=1)
     live: bool
     """This call writes the run's log as it goes; the others stage their output for it, in plan order."""
+    traceparent: str | None = Field(default=None, max_length=55)
 
 
 class TaskError(_Shape):
