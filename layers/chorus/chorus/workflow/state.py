@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 HISTORY_LIMIT = 25_000
 """Step Functions' hard limit of events in one execution's history."""
@@ -31,6 +31,14 @@ def execution_name(run_id: str, generation: int) -> str:
 
 class _Shape(BaseModel):
     model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    @model_serializer(mode="wrap")
+    def _untraced(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without tracing, a task's input has no `traceparent`: the payloads stay as they were."""
+        data: dict[str, Any] = handler(self)
+        if data.get("traceparent", "") is None:
+            del data["traceparent"]
+        return data
 
 
 class WorkflowInput(_Shape):
