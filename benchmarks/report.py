@@ -32,7 +32,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ["stream_overhead", "fanout", "resume", "store", "writes", "importtime", "sandbox", "load"]
+BENCHMARKS = ["stream_overhead", "fanout", "resume", "store", "writes", "importtime", "sandbox", "tracing", "load"]
 
 
 def machine() -> dict[str, Any]:
@@ -151,6 +151,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     f"(+{sb['sandbox_overhead_ms']} ms, {sb['ratio_sandbox_over_subprocess']}x)", "", "-"))  # fmt: skip
     elif "skipped" in sb:
         out.append(("tool call sandbox overhead", "skipped: " + sb["skipped"], "", "-"))
+    tr = results.get("tracing", {})
+    if "on_over_off" in tr:
+        out.append(("tracing on / off per run", f"{tr['on_ms_median']} / {tr['off_ms_median']} ms "
+                    f"({tr['on_over_off']}x, {tr['overhead_per_step_us']} µs per step)", "", "-"))  # fmt: skip
     lo = results.get("load", {})
     if "timing" in lo:
         t, m = lo["timing"], lo.get("memory", {})
