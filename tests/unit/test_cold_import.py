@@ -30,6 +30,8 @@ LAMBDA_ENV = {
 }
 PROVIDER_SDKS = {"openai", "anthropic"}
 WEB_STACK = {"fastapi", "starlette", "mangum", "uvicorn"}
+LAZY = ("chorus.api.routes.", "chorus.runs", "chorus.schemas", "chorus.engine", "chorus.llm", "chorus.store.records")
+"""What the API handler imports only when the app starts or a request needs it (`chorus.api.lazy_routes`)."""
 TRACING = {"opentelemetry.sdk", "opentelemetry.exporter", "chorus.otel"}
 """Imported only when tracing is on (`chorus.tracing`); FastAPI itself imports the OpenTelemetry API."""
 
@@ -40,8 +42,12 @@ import handler
 facts = {"modules": sorted({name.split(".")[0] for name in sys.modules})}
 traced = [name for name in sys.modules if name.startswith(("opentelemetry.", "chorus.otel"))]
 facts["tracing"] = sorted({".".join(name.split(".")[:2]) for name in traced})
+facts["chorus"] = sorted(name for name in sys.modules if name.startswith("chorus."))
 if "chorus.api.application" in sys.modules:
-    from chorus.api import routes
+    import importlib
+    from chorus.api import lazy_routes, routes
+    for name in lazy_routes.ALL:
+        importlib.import_module(f"chorus.api.routes.{name}")
     from chorus.schemas import requests, resources, tools
     from chorus.store import records
     bodies = [requests.MessageRequest, resources.AgentCreate, resources.GroupCreate, resources.BlockCreate,
@@ -79,6 +85,7 @@ def test_the_api_handler_imports_no_sdk_boto3_or_powertools_locally() -> None:
     imported = set(facts["modules"])
     assert not imported & (PROVIDER_SDKS | {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"})
     assert not set(facts["tracing"]) & TRACING, "tracing is off: no OpenTelemetry SDK"
+    assert not [m for m in facts["chorus"] if m.startswith(LAZY)], "routes and run machinery load on first use"
     assert facts["built_at_import"] == [], "request bodies and store records are built on first use"
     assert facts["slashed_routes"] == [], "`<collection>/` is served by chorus.api.slashes, not by a second route"
 
