@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from chorus import __version__, observability
+from chorus import __version__, observability, snapstart
 from chorus.api import errors
 from chorus.api.body_limit import BodyLimit
 from chorus.api.host_guard import HostGuard
@@ -89,6 +89,7 @@ def create_app(
     if on_lambda:  # Powertools is imported only here: nothing to pay locally
         observability.logger()
         app.add_middleware(observability.PowertoolsMiddleware)
+        snapstart.install_api_hooks(app)  # the Lambda Web Adapter relays SnapStart's hooks when configured
     errors.install(app)
     # routes (`/v1`, the viewer, `/docs`) are included by the first request that needs them (`lazy_routes`)
     app.state.routes = RouteModules(app)

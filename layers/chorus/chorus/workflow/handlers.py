@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chorus import observability
+from chorus import observability, snapstart
 from chorus.errors import ModelError, StorageUnavailable
 from chorus.llm.resolve import resolve_model
 from chorus.runs.finisher import error_type_of
@@ -104,6 +104,7 @@ class TaskHandler:
     def __init__(self, task: Task) -> None:
         self.task = task
         self.environment: Environment | None = None
+        snapstart.register_task_hooks()  # on Lambda: warmed before a SnapStart snapshot, reseeded after restore
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if self.environment is None:
