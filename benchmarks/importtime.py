@@ -14,7 +14,9 @@ and its heaviest direct and indirect imports. Target: the API handler
 Also measured, in the same run: the floor that no code of ours can lower,
 `import fastapi, mangum` (the framework and the adapter the API handler is
 built on), and the API handler's own share above it (`api_handler_own_ms`,
-`api_handler_over_floor`).
+`api_handler_over_floor`). Target: at most `OVER_FLOOR_TARGET` (1.25 times) the
+floor; the app's route modules and run machinery load on first use
+(`chorus.api.lazy_routes`), which `benchmarks/coldstart.py` times.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 300
+OVER_FLOOR_TARGET = 1.25
 FLOOR = "fastapi, mangum (the floor: the framework and adapter alone)"
 LAMBDA_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "chorus-bench",
@@ -109,6 +112,8 @@ def main() -> None:
         "floor_met": floor <= TARGET_MS,
         "api_handler_own_ms": round(api - floor, 1) if api is not None else None,
         "api_handler_over_floor": round(api / floor, 2) if api is not None else None,
+        "over_floor_target": OVER_FLOOR_TARGET,
+        "over_floor_met": api is not None and api / floor <= OVER_FLOOR_TARGET,
         "python": sys.version.split()[0],
         "cores": os.cpu_count(),
     }

@@ -88,8 +88,10 @@ def register_task_hooks() -> bool:
 
 
 def warm_api(app: FastAPI) -> None:
-    """Include every route module, import the provider adapters and close the DynamoDB connections."""
+    """Include every route module, build the models they defer (the OpenAPI document needs each one's
+    schema), import the provider adapters and close the DynamoDB connections."""
     app.state.routes.load_all()
+    app.openapi()
     _import(SDK_MODULES)
     services = getattr(app.state, "services", None)
     client = getattr(getattr(getattr(services, "store", None), "table", None), "client", None)
