@@ -3,9 +3,12 @@
 The API handler's cold import is mostly FastAPI's; what is ours stays small
 by importing provider SDKs, boto3 and Powertools only where they are used
 (model resolution, the store and executor the settings choose, the Lambda
-runtime), by building request bodies and store records on first use
-(`defer_build`), and by answering `<collection>/` without a second route per
-method. The task functions (plan, step, finish) import no web stack at all.
+runtime), by including route modules on the first request that needs them
+and importing the settings, store records and run machinery when the app
+starts (`chorus.api.lazy_routes`), by building request bodies and store
+records on first use (`defer_build`), and by answering `<collection>/` without
+a second route per method. The task functions (plan, step, finish) import no
+web stack at all, and with tracing off nothing imports the OpenTelemetry SDK.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from chorus import tracing
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -63,8 +65,10 @@ def after_restore() -> None:
 
 
 def warm_tasks() -> None:
-    """Import what a workflow task needs and parse its AWS clients' models, opening no connection."""
+    """Import what a workflow task needs (tracing's SDK too, when on) and parse its AWS clients' models,
+    opening no connection."""
     _import(TASK_MODULES + SDK_MODULES)
+    tracing.tracer()
     try:
         import boto3
     except ImportError:
@@ -93,6 +97,7 @@ def warm_api(app: FastAPI) -> None:
     app.state.routes.load_all()
     app.openapi()
     _import(SDK_MODULES)
+    tracing.tracer()
     services = getattr(app.state, "services", None)
     client = getattr(getattr(getattr(services, "store", None), "table", None), "client", None)
     close = getattr(client, "close", None)
