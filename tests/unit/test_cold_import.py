@@ -93,12 +93,13 @@ def test_the_api_handler_imports_no_sdk_boto3_or_powertools_locally() -> None:
     assert facts["slashed_routes"] == [], "`<collection>/` is served by chorus.api.slashes, not by a second route"
 
 
-def test_the_api_handler_on_lambda_imports_powertools_but_no_sdk_or_boto3() -> None:
-    imported = set(probe("api", LAMBDA_ENV)["modules"])
-    assert "aws_lambda_powertools" in imported, "the Logger is set up when the app is built on Lambda"
-    assert not imported & (PROVIDER_SDKS | TRACING | {"boto3", "aws_xray_sdk"}), (
-        "store and executor are built at start-up"
-    )
+def test_the_api_handler_on_lambda_imports_no_powertools_sdk_or_boto3() -> None:
+    facts = probe("api", LAMBDA_ENV)
+    imported = set(facts["modules"])
+    assert "aws_lambda_powertools" not in imported, "the Logger is set up when the app starts, before it logs"
+    assert not imported & (PROVIDER_SDKS | {"boto3", "aws_xray_sdk"}), "store and executor are built at start-up"
+    assert not set(facts["tracing"]) & TRACING
+    assert not [m for m in facts["chorus"] if m.startswith(LAZY)]
 
 
 @pytest.mark.parametrize("task", ["plan", "step", "finish"])

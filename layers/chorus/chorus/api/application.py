@@ -57,6 +57,8 @@ def create_app(
         from chorus.tenancy import parse_api_keys
         from chorus.workflow.executor import remote_executor
 
+        if on_lambda:  # Powertools is imported only here, when the app starts: nothing to pay locally
+            observability.logger()
         config = settings or get_settings()
         the_store = store or build_store(config)
         if on_lambda:
@@ -86,8 +88,7 @@ def create_app(
         redoc_url=None,
     )
     on_lambda = observability.enabled()
-    if on_lambda:  # Powertools is imported only here: nothing to pay locally
-        observability.logger()
+    if on_lambda:
         app.add_middleware(observability.PowertoolsMiddleware)
         snapstart.install_api_hooks(app)  # the Lambda Web Adapter relays SnapStart's hooks when configured
     errors.install(app)
