@@ -5,8 +5,9 @@ picked up without editing this file) plus `chorus.api`, the module uvicorn
 imports under the Lambda Web Adapter (`functions/api/run.sh`). Each is
 imported `--rounds` times, round by round with the others (so each sees the
 same load), in a new interpreter with a Lambda-like
-environment (`AWS_LAMBDA_FUNCTION_NAME` set, so Powertools is imported as on
-Lambda; region and dummy credentials; `CHORUS_STORE=dynamodb`); bytecode is
+environment (`AWS_LAMBDA_FUNCTION_NAME` set, so the app is built as on Lambda,
+its Powertools Logger set up when it starts; region and dummy credentials;
+`CHORUS_STORE=dynamodb`); bytecode is
 already compiled, as in a deployed layer. Reported: the median cumulative
 import time of the module (the `-X importtime` line of the module itself)
 and its heaviest direct and indirect imports. Target: the API handler
