@@ -1,17 +1,51 @@
 """Loading what a run needs to execute: its group, its agents, the memory they share.
 
 Shared by every worker of a run, the in-process executor and each Step
-Functions task alike, so they all see the same plan.
+Functions task alike, so they all see the same run.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
+from chorus.engine.managers import GroupView
 from chorus.errors import NotFound
-from chorus.runs.driver import RunPlan
+from chorus.runs.options import RunOptions
+from chorus.schemas.requests import MessageCreate
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, GroupRecord, RunRecord
+
+
+@dataclass(slots=True)
+class LoadedRun:
+    """Everything a run needs, loaded and validated before the first byte is sent."""
+
+    run: RunRecord
+    """The run as last written by this worker (the lease holder and the finisher keep it current)."""
+    group: GroupRecord | None
+    """None for a run of one agent outside any group's history (a sleeptime agent's run)."""
+    agents: dict[str, AgentRecord]
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    shared_block_ids: list[str] = field(default_factory=list)
+    """Memory blocks every agent of the run shares: its group's (a sleeptime run: its parent group's)."""
+
+    @property
+    def stream_tokens(self) -> bool:
+        return RunOptions.of(self.run).stream_tokens
+
+    @property
+    def inputs(self) -> list[MessageCreate]:
+        return [MessageCreate.model_validate(m) for m in self.run.inputs]
+
+    @property
+    def view(self) -> GroupView:
+        names = {a.id: a.name for a in self.agents.values()}
+        group = self.group
+        if group is None:
+            config = {"manager_type": "round_robin", "max_turns": 1}
+            return GroupView("", "round_robin", (self.run.agent_id,), config, names)
+        return GroupView(group.id, group.manager_type, tuple(group.agent_ids), dict(group.manager_config), names)
 
 
 def members(group: GroupRecord) -> list[str]:
@@ -20,15 +54,15 @@ def members(group: GroupRecord) -> list[str]:
     return [*group.agent_ids, *([manager] if manager and manager not in group.agent_ids else [])]
 
 
-async def load_plan(
+async def load_run(
     store: Store,
     run: RunRecord,
     cancel: asyncio.Event | None = None,
     *,
     preloaded: tuple[GroupRecord, dict[str, AgentRecord]] | None = None,
-) -> RunPlan:
-    """The run's plan; `NotFound` when its group or one of its agents is gone. A send that has just
-    read and validated the group and its agents passes them as `preloaded` (nothing is read again)."""
+) -> LoadedRun:
+    """What the run needs; `NotFound` when its group or one of its agents is gone. A send that has
+    just read and validated the group and its agents passes them as `preloaded` (nothing is read again)."""
     group: GroupRecord | None
     if preloaded is not None:
         group, agents = preloaded
@@ -36,7 +70,7 @@ async def load_plan(
         group = await store.get_group(run.tenant_id, run.group_id) if run.group_id else None
         ids = members(group) if group is not None else [run.agent_id]
         agents = {a: await store.get_agent(run.tenant_id, a) for a in ids}
-    return RunPlan(
+    return LoadedRun(
         run=run,
         group=group,
         agents=agents,

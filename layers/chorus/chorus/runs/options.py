@@ -12,23 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from chorus.store.records import RunRecord
+from chorus.store.records import PendingApproval, RunRecord
 
 DEFAULT_MAX_STEPS = 50
 """Model steps one agent may take in a turn when the request does not say."""
-
-
-class PendingApproval(BaseModel):
-    """A turn stopped for a human: the group's `pending_approval`, and what a resuming run continues."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    run_id: str
-    agent_id: str | None = None
-    tool_calls: list[dict[str, Any]]
-    """The calls waiting on an answer (`tool_call_id`, `name`, `arguments`)."""
-    round: int
-    call: int = 0
 
 
 class Recovery(BaseModel):

@@ -52,14 +52,14 @@ from chorus.runs.finisher import end_with_error, update_run
 from chorus.runs.frames import DONE, frame
 from chorus.runs.idempotency import fingerprint, remember_key
 from chorus.runs.lease import Lease
-from chorus.runs.loading import load_plan, members
+from chorus.runs.loading import load_run, members
 from chorus.runs.log import RunLog, run_log
 from chorus.runs.recovery import RunRecovery
 from chorus.runs.tailer import tail_memory, tail_store
 from chorus.schemas.requests import MessageCreate, MessageRequest
 from chorus.settings import Settings
 from chorus.store.base import Store
-from chorus.store.records import AgentRecord, GroupRecord, Page, RunRecord
+from chorus.store.records import AgentRecord, GroupRecord, Page, PendingApproval, RunRecord
 from chorus.tools.execution import ToolExecutor
 from chorus.tools.executors import tool_executor_for
 
@@ -176,7 +176,7 @@ class RunService:
                 "stream_tokens": request.stream_tokens and streaming,
                 "max_steps": request.max_steps,
                 "include_return_message_types": request.include_return_message_types,
-                **({"approvals": answers, "continues": group.pending_approval} if answers else {}),
+                **({"approvals": answers, "continues": _dump(group.pending_approval)} if answers else {}),
             },
         )
         if not self.is_remote(run):
@@ -271,14 +271,14 @@ class RunService:
             try:
                 loaded = active.loaded
                 preloaded = (loaded.group, loaded.agents) if loaded is not None else None
-                plan = await load_plan(self.store, run, active.cancel, preloaded=preloaded)
+                loaded_run = await load_run(self.store, run, active.cancel, preloaded=preloaded)
             except NotFound as exc:
                 await self._fail_unrunnable(active, f"The run cannot continue: {exc.detail}")
                 return
             driver = RunDriver(
                 self.store,
                 self.resolve,
-                plan,
+                loaded_run,
                 active.log,
                 lease=self.lease,
                 retention_s=self.settings.event_retention_s,
@@ -438,3 +438,7 @@ class RunService:
         await self.recovery.stop_sweeper()
         await self.executor.shutdown()
         await asyncio.gather(*(a.log.abort() for a in list(self._active.values())), return_exceptions=True)
+
+
+def _dump(pending: PendingApproval | None) -> dict[str, Any] | None:
+    return pending.model_dump(mode="json") if pending is not None else None
