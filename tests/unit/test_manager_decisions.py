@@ -11,6 +11,7 @@ from chorus.engine.managers import (
     AgentCall,
     Finish,
     GroupView,
+    ManagerSettings,
     PendingTool,
     RunAgents,
     RunProgress,
@@ -25,7 +26,9 @@ NAMES = {"m": "Boss", "a": "Ada", "b": "Bo", "c": "Cy"}
 
 
 def view(kind: str, agents: tuple[str, ...] = ("a", "b", "c"), **config: Any) -> GroupView:
-    return GroupView("group-x", kind, agents, {"manager_type": kind, "manager_agent_id": "m", **config}, NAMES)
+    return GroupView(
+        "group-x", agents, ManagerSettings.of({"manager_type": kind, "manager_agent_id": "m", **config}), NAMES
+    )
 
 
 def broadcast(call_id: str = "call-1", message: str = "plan it") -> TurnRecord:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from chorus.engine.managers import AgentCall, Finish, GroupView, RunAgents, RunProgress, TurnRecord, manager_for
+from chorus.engine.managers import (
+    AgentCall,
+    Finish,
+    GroupView,
+    ManagerSettings,
+    RunAgents,
+    RunProgress,
+    TurnRecord,
+    manager_for,
+)
 
 RR = manager_for("round_robin")
 
 
 def view(n: int, max_turns: int | None = None) -> GroupView:
-    return GroupView("group-x", "round_robin", tuple(f"a{i}" for i in range(n)), {"max_turns": max_turns})
+    return GroupView("group-x", tuple(f"a{i}" for i in range(n)), ManagerSettings(max_turns=max_turns))
 
 
 def progress(*turns: tuple[str, str]) -> RunProgress:

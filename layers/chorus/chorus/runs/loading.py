@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from chorus.engine.managers import GroupView
+from chorus.engine.managers.config import ManagerSettings
 from chorus.errors import NotFound
 from chorus.runs.options import RunOptions
 from chorus.schemas.requests import MessageCreate
@@ -26,6 +27,8 @@ class LoadedRun:
     group: GroupRecord | None
     """None for a run of one agent outside any group's history (a sleeptime agent's run)."""
     agents: dict[str, AgentRecord]
+    view: GroupView
+    """What the manager reads of the group, its `manager_config` typed (read once, here)."""
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     shared_block_ids: list[str] = field(default_factory=list)
     """Memory blocks every agent of the run shares: its group's (a sleeptime run: its parent group's)."""
@@ -38,19 +41,18 @@ class LoadedRun:
     def inputs(self) -> list[MessageCreate]:
         return [MessageCreate.model_validate(m) for m in self.run.inputs]
 
-    @property
-    def view(self) -> GroupView:
-        names = {a.id: a.name for a in self.agents.values()}
-        group = self.group
-        if group is None:
-            config = {"manager_type": "round_robin", "max_turns": 1}
-            return GroupView("", "round_robin", (self.run.agent_id,), config, names)
-        return GroupView(group.id, group.manager_type, tuple(group.agent_ids), dict(group.manager_config), names)
+
+def group_view(run: RunRecord, group: GroupRecord | None, agents: dict[str, AgentRecord]) -> GroupView:
+    """The manager's view of the run's group; a run outside any group is one turn of its agent."""
+    names = {a.id: a.name for a in agents.values()}
+    if group is None:
+        return GroupView("", (run.agent_id,), ManagerSettings(manager_type="round_robin", max_turns=1), names)
+    return GroupView(group.id, tuple(group.agent_ids), ManagerSettings.of(group.manager_config), names)
 
 
 def members(group: GroupRecord) -> list[str]:
     """Every agent a group's runs may call: its `agent_ids` and its manager agent."""
-    manager = group.manager_config.get("manager_agent_id")
+    manager = ManagerSettings.of(group.manager_config).manager_agent_id
     return [*group.agent_ids, *([manager] if manager and manager not in group.agent_ids else [])]
 
 
@@ -74,6 +76,7 @@ async def load_run(
         run=run,
         group=group,
         agents=agents,
+        view=group_view(run, group, agents),
         cancel=cancel or asyncio.Event(),
         shared_block_ids=await shared_blocks(store, run, group),
     )

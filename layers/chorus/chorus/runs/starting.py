@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chorus.clock import now_iso
+from chorus.engine.managers.config import ManagerSettings
 from chorus.errors import BadRequest, Conflict, NotFound, TooManyActiveRuns
 from chorus.ids import new_id
 from chorus.llm.base import Model
@@ -125,7 +126,7 @@ class RunStarter:
             tenant_id=group.tenant_id,
             id=new_id("run"),
             created_at=now_iso(),
-            agent_id=group.manager_config.get("manager_agent_id") or group.agent_ids[0],
+            agent_id=ManagerSettings.of(group.manager_config).manager_agent_id or group.agent_ids[0],
             group_id=group.id,
             background=request.background,
             metadata={"run_type": "send_message_streaming" if streaming else "send_message", "group_id": group.id},

@@ -15,6 +15,7 @@ from chorus.engine.managers.base import (
     ToolReturn,
     TurnRecord,
 )
+from chorus.engine.managers.config import ManagerSettings
 from chorus.engine.managers.dynamic import Dynamic
 from chorus.engine.managers.round_robin import RoundRobin
 from chorus.engine.managers.sleeptime import Sleeptime, VoiceSleeptime
@@ -41,6 +42,7 @@ __all__ = [
     "Finish",
     "GroupView",
     "Manager",
+    "ManagerSettings",
     "PendingTool",
     "RunAgents",
     "RunProgress",

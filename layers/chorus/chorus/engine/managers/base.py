@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from chorus.engine.managers.config import ManagerSettings
 from chorus.vocabulary import CONTINUE_STOP_REASONS
 
 AWAITING_TOOL = "awaiting_tool"
@@ -36,16 +37,18 @@ class GroupView:
     """What managers read of a group: its members and its validated `manager_config`."""
 
     group_id: str
-    manager_type: str
     agent_ids: tuple[str, ...]
-    config: Mapping[str, Any]
+    config: ManagerSettings
     names: Mapping[str, str] = field(default_factory=dict)
     """Agent id → name, for managers that address agents by name (dynamic, supervisor replies)."""
 
     @property
+    def manager_type(self) -> str:
+        return self.config.manager_type
+
+    @property
     def manager_agent_id(self) -> str | None:
-        value = self.config.get("manager_agent_id")
-        return str(value) if value else None
+        return self.config.manager_agent_id
 
     def members_besides_manager(self) -> tuple[str, ...]:
         manager = self.manager_agent_id

@@ -35,8 +35,6 @@ from chorus.engine.managers.base import (
     stop_early,
 )
 
-DEFAULT_TERMINATION_TOKEN = "DONE!"
-
 
 def choose_speaker(reply: str, options: Sequence[tuple[str, str]]) -> str:
     """The option (`(agent_id, name)` pairs, in round-robin order) that `reply` names first, else the first option."""
@@ -58,8 +56,8 @@ class Dynamic:
         if early is not None:
             return early
         manager = group.manager_agent_id or group.agent_ids[0]
-        token = str(group.config.get("termination_token") or DEFAULT_TERMINATION_TOKEN)
-        max_turns = int(group.config.get("max_turns") or len(group.agent_ids))
+        token = group.config.termination_token
+        max_turns = group.config.max_turns or len(group.agent_ids)
         turns = progress.turns
         spoken = [t for t in turns if t.purpose == "speak"]
         previous = spoken[-1].agent_id if spoken else None

@@ -24,7 +24,7 @@ class RoundRobin:
         early = stop_early(progress)
         if early is not None:
             return early
-        max_turns = group.config.get("max_turns") or len(group.agent_ids)
+        max_turns = group.config.max_turns or len(group.agent_ids)
         done = len(progress.turns)
         if done >= max_turns or not group.agent_ids:
             return Finish(progress.turns[-1].stop_reason if progress.turns else "end_turn")

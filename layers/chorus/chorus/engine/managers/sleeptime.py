@@ -28,9 +28,6 @@ from chorus.engine.managers.base import (
     stop_early,
 )
 
-DEFAULT_MAX_BUFFER = 30
-DEFAULT_MIN_BUFFER = 15
-
 
 class Sleeptime:
     def next(self, group: GroupView, progress: RunProgress) -> Decision:
@@ -39,16 +36,14 @@ class Sleeptime:
             return early
         if not progress.turns:
             return RunAgents((AgentCall(group.manager_agent_id or group.agent_ids[0]),))
-        frequency = group.config.get("sleeptime_agent_frequency")
-        due = not frequency or progress.turn_number % int(frequency) == 0
+        frequency = group.config.sleeptime_agent_frequency
+        due = not frequency or progress.turn_number % frequency == 0
         return Finish(last_stop(progress), background=group.members_besides_manager() if due else ())
 
 
 def buffer_bounds(group: GroupView) -> tuple[int, int]:
     """`(min, max)` message buffer lengths of a voice sleeptime group, with Letta's defaults."""
-    high = group.config.get("max_message_buffer_length") or DEFAULT_MAX_BUFFER
-    low = group.config.get("min_message_buffer_length") or DEFAULT_MIN_BUFFER
-    return int(low), int(high)
+    return group.config.min_message_buffer_length, group.config.max_message_buffer_length
 
 
 class VoiceSleeptime:
