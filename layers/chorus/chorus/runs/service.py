@@ -33,8 +33,7 @@ from chorus.runs.lease import Lease
 from chorus.runs.loading import load_run
 from chorus.runs.log import RunLog, run_log
 from chorus.runs.recovery import RunRecovery
-from chorus.runs.starting import Preloaded, RunStarter, Started
-from chorus.schemas.requests import MessageRequest
+from chorus.runs.starting import Preloaded, RunStarter
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, Page, RunRecord
@@ -93,6 +92,8 @@ class RunService:
             runs_here=lambda run: not self.is_remote(run),
             launch=self._launch,
         )
+        self.start_group_run = self.starter.start
+        """Validate and start a run, or find the one an earlier request with the key started."""
         self.recovery = RunRecovery(
             store,
             settings,
@@ -108,20 +109,6 @@ class RunService:
         if self._resolver is not None:
             return self._resolver(agent)
         return resolve_model(agent.model, agent.metadata)
-
-    async def start_group_run(
-        self,
-        tenant_id: str,
-        group_id: str,
-        request: MessageRequest,
-        *,
-        streaming: bool,
-        idempotency_key: str | None = None,
-    ) -> Started:
-        """See `RunStarter.start`."""
-        return await self.starter.start(
-            tenant_id, group_id, request, streaming=streaming, idempotency_key=idempotency_key
-        )
 
     def is_remote(self, run: RunRecord) -> bool:
         """Background runs execute remotely when a remote executor is configured."""
