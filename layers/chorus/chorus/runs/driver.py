@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 from chorus.engine.context import group_system_prompt
-from chorus.engine.managers import AgentCall, Finish, RunAgents, RunProgress, TurnRecord, manager_for
+from chorus.engine.managers import AgentCall, EndRun, RunAgents, RunProgress, TurnRecord, manager_for
 from chorus.errors import ModelError
 from chorus.llm.base import Model
 from chorus.runs import opening
@@ -144,7 +144,7 @@ class RunDriver:
         while True:
             self.holder.check_cancel()
             decision = self.decide()
-            if isinstance(decision, Finish):
+            if isinstance(decision, EndRun):
                 await self.start_children(decision)
                 return decision.stop_reason
             turns = await self._round(runner, self.progress.rounds + 1, decision.calls)
@@ -152,12 +152,12 @@ class RunDriver:
             self.progress.rounds += 1
             self.progress.partial = {}
 
-    def decide(self) -> Finish | RunAgents:
+    def decide(self) -> EndRun | RunAgents:
         """The manager's next decision: pure, so every worker of the run decides the same."""
         view = self.loaded.view
         return manager_for(view.manager_type).next(view, self._manager_progress())
 
-    async def start_children(self, decision: Finish) -> None:
+    async def start_children(self, decision: EndRun) -> None:
         group = self.loaded.group
         if group is not None and decision.background:
             self.children = await start_background(

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from chorus.engine.managers import Finish, RunAgents
+from chorus.engine.managers import EndRun, RunAgents
 from chorus.errors import ChorusError
 from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.finisher import RunFinisher, Tally
@@ -92,7 +92,7 @@ class Workflow:
                 await driver.mark_abandoned()
                 if driver.loaded.cancel.is_set() or driver.run.cancel_requested:
                     return self._finishing(state, "cancelled")
-                if isinstance(decision, Finish):
+                if isinstance(decision, EndRun):
                     await driver.start_children(decision)
                     return self._finishing(state, decision.stop_reason, driver.children)
                 return await self._next_round(state, driver, decision)

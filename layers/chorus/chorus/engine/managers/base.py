@@ -2,7 +2,7 @@
 
 A manager is a pure function of the group's configuration and the run's
 progress so far: it returns `RunAgents` (one call, or several to run in
-parallel) or `Finish`. No I/O, no clock, no randomness, so the in-process
+parallel) or `EndRun`. No I/O, no clock, no randomness, so the in-process
 driver and the Step Functions Plan task call the very same code and get the
 very same answer after a crash and a retry.
 
@@ -133,7 +133,9 @@ class RunAgents:
 
 
 @dataclass(frozen=True, slots=True)
-class Finish:
+class EndRun:
+    """The manager's decision to end the run (not the model stream's `Finish`, nor the workflow's Finish task)."""
+
     stop_reason: str
     background: tuple[str, ...] = ()
     """Agents to run as their own background runs over the group's new messages (sleeptime)."""
@@ -141,19 +143,19 @@ class Finish:
     """With `background`: how many newest messages stay unprocessed (voice sleeptime's buffer)."""
 
 
-Decision = RunAgents | Finish
+Decision = RunAgents | EndRun
 
 
 class Manager(Protocol):
     def next(self, group: GroupView, progress: RunProgress) -> Decision: ...
 
 
-def stop_early(progress: RunProgress) -> Finish | None:
+def stop_early(progress: RunProgress) -> EndRun | None:
     """End the run when the last turn ended in a way the group cannot continue from."""
     if progress.turns:
         last = progress.turns[-1]
         if last.stop_reason not in CONTINUE_STOP_REASONS and last.stop_reason != AWAITING_TOOL:
-            return Finish(last.stop_reason)
+            return EndRun(last.stop_reason)
     return None
 
 

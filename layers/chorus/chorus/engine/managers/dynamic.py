@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from chorus.engine.managers.base import (
     AgentCall,
     Decision,
-    Finish,
+    EndRun,
     GroupView,
     RunAgents,
     RunProgress,
@@ -64,14 +64,14 @@ class Dynamic:
         options = self._options(group, previous)
         if turns and turns[-1].purpose == "choose":
             if token in turns[-1].text:
-                return Finish("end_turn")
+                return EndRun("end_turn")
             speaker = choose_speaker(turns[-1].text, [(a, group.name_of(a)) for a in options])
             hidden = () if manager in group.agent_ids else (manager,)
             return RunAgents((AgentCall(speaker, hidden_senders=hidden),))
         if spoken and token in spoken[-1].text:
-            return Finish("end_turn")
+            return EndRun("end_turn")
         if len(spoken) >= max_turns:
-            return Finish("max_steps")
+            return EndRun("max_steps")
         return RunAgents((AgentCall(manager, purpose="choose", instruction=self._ask(group, options, token)),))
 
     @staticmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 from chorus.engine.managers.base import (
     AgentCall,
     Decision,
-    Finish,
+    EndRun,
     GroupView,
     RunAgents,
     RunProgress,
@@ -27,5 +27,5 @@ class RoundRobin:
         max_turns = group.config.max_turns or len(group.agent_ids)
         done = len(progress.turns)
         if done >= max_turns or not group.agent_ids:
-            return Finish(progress.turns[-1].stop_reason if progress.turns else "end_turn")
+            return EndRun(progress.turns[-1].stop_reason if progress.turns else "end_turn")
         return RunAgents((AgentCall(group.agent_ids[done % len(group.agent_ids)]),))

@@ -20,7 +20,7 @@ from __future__ import annotations
 from chorus.engine.managers.base import (
     AgentCall,
     Decision,
-    Finish,
+    EndRun,
     GroupView,
     RunAgents,
     RunProgress,
@@ -38,7 +38,7 @@ class Sleeptime:
             return RunAgents((AgentCall(group.manager_agent_id or group.agent_ids[0]),))
         frequency = group.config.sleeptime_agent_frequency
         due = not frequency or progress.turn_number % frequency == 0
-        return Finish(last_stop(progress), background=group.members_besides_manager() if due else ())
+        return EndRun(last_stop(progress), background=group.members_besides_manager() if due else ())
 
 
 def buffer_bounds(group: GroupView) -> tuple[int, int]:
@@ -55,5 +55,5 @@ class VoiceSleeptime:
         if not progress.turns:
             return RunAgents((AgentCall(group.manager_agent_id or group.agent_ids[0], context_limit=high),))
         if progress.backlog > high:
-            return Finish(last_stop(progress), background=group.members_besides_manager(), keep_recent=low)
-        return Finish(last_stop(progress))
+            return EndRun(last_stop(progress), background=group.members_besides_manager(), keep_recent=low)
+        return EndRun(last_stop(progress))
