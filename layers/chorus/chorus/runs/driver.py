@@ -40,8 +40,9 @@ from chorus.runs.memory import AgentMemory
 from chorus.runs.options import RunOptions
 from chorus.runs.progress import CommittedProgress
 from chorus.runs.steps import Slot, StepSink
+from chorus.runs.tool_calls import Answers
 from chorus.runs.toolbox import NO_EXECUTOR, Toolbox
-from chorus.runs.turn_runner import Answers, Resume, TurnRunner, TurnSettings
+from chorus.runs.turn_runner import Resume, TurnRunner, TurnSettings
 from chorus.runs.writer import StepWriter
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, RunRecord

@@ -41,8 +41,6 @@ from chorus.runs.toolbox import AgentTools, Toolbox
 from chorus.store.records import AgentRecord, AwaitingApproval, HeldCall, OrchestratedCall, StepWait
 from chorus.vocabulary import STOP_AFTER_FINISH
 
-__all__ = ["Answers", "Resume", "TurnRunner", "TurnSettings"]
-
 
 @dataclass(slots=True)
 class Resume:
