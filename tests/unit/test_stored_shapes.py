@@ -59,6 +59,8 @@ def test_an_old_run_resuming_a_paused_turn_reads_what_it_continues() -> None:
     run = RunRecord.model_validate_json(
         orjson.dumps({**BASE, "id": "run-2", "agent_id": "agent-1", "options": options})
     )
-    continues = RunOptions.of(run).continues
+    options_read = RunOptions.of(run)
+    continues = options_read.continues
     assert continues is not None and continues.run_id == "run-1" and continues.round == 2
     assert continues.tool_calls[0].tool_call_id == "call-1"
+    assert [a.model_dump(mode="json") for a in options_read.approvals] == [answer]

@@ -20,6 +20,7 @@ from chorus.engine.tools import ORCHESTRATED, tool_arguments
 from chorus.llm.base import ToolCallRequest
 from chorus.runs.steps import StepSink
 from chorus.runs.toolbox import AgentTools, Toolbox, ToolOutcome
+from chorus.schemas.requests import Approval, ApprovalReturn, ToolReturn
 from chorus.store.records import AgentRecord, HeldCall
 
 
@@ -27,12 +28,11 @@ from chorus.store.records import AgentRecord, HeldCall
 class Answers:
     """A human's answers to the tool calls a paused turn waits on (the approvals flow).
 
-    `calls` are the pending calls; `answers` the request's `approvals` dumps:
-    `{"type": "approval", "approve", "reason"}` or a client-side
-    `{"type": "tool", "tool_return", "status"}`, each with its `tool_call_id`."""
+    `calls` are the pending calls; `answers` the request's: a human's decision
+    (`ApprovalReturn`) or a client-side tool's return (`ToolReturn`) for each call."""
 
     calls: tuple[HeldCall, ...]
-    answers: tuple[dict[str, Any], ...]
+    answers: tuple[Approval, ...]
 
 
 @dataclass(slots=True)
@@ -107,27 +107,26 @@ async def open_resumed(
     if answers is None:
         return
     first = answers.answers[0]
+    decided = first if isinstance(first, ApprovalReturn) else None
     sink.emit(
         step.append(
             "approval_response_message",
-            approvals=list(answers.answers),
-            approve=first.get("approve"),
-            approval_request_id=first["tool_call_id"],
-            reason=first.get("reason"),
+            approvals=[a.model_dump(mode="json") for a in answers.answers],
+            approve=decided.approve if decided is not None else None,
+            approval_request_id=first.tool_call_id,
+            reason=decided.reason if decided is not None else None,
         )
     )
-    by_id = {a["tool_call_id"]: a for a in answers.answers}
+    by_id = {a.tool_call_id: a for a in answers.answers}
     for pending in answers.calls:
         answer = by_id[pending.tool_call_id]
-        if answer.get("type") == "tool":
-            outcome = ToolOutcome(
-                str(answer["tool_return"]), answer["status"], answer.get("stdout"), answer.get("stderr")
-            )
-        elif answer.get("approve"):
+        if isinstance(answer, ToolReturn):
+            outcome = ToolOutcome(answer.tool_return, answer.status, answer.stdout, answer.stderr)
+        elif answer.approve:
             outcome = await run_tool(toolbox, agent, tools, pending.name, pending.arguments, pending.tool_call_id)
             state.ran(pending.name)
         else:
-            reason = answer.get("reason") or "none given"
+            reason = answer.reason or "none given"
             outcome = ToolOutcome(f"Error: request to call tool denied. User reason: {reason}", "error")
         sink.emit(tool_return(step, pending.tool_call_id, outcome.content, outcome.status, outcome))
 
