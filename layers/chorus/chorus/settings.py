@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     """Let sandboxed tools use the host's network (off: they have only a loopback of their own)."""
     tool_runner_function: str | None = None
     """Name or ARN of the ToolRunner Lambda function that runs custom tools with the `lambda` executor (AWS)."""
+    mcp_private_networks: Literal["auto", "allow", "deny"] = "auto"
+    """Whether MCP servers may be on loopback or private addresses: `allow`, `deny`, or `auto` (allowed with a
+    single tenant, refused when several share the server). Link-local addresses (cloud metadata) never are."""
+    mcp_allowed_hosts: str = ""
+    """Comma-separated MCP server host names the operator trusts: allowed whatever they resolve to (but link-local)."""
     max_run_attempts: int = Field(default=3, ge=1, le=100)
     """How many workers may die while running the same step of a run before recovery ends the run
     `failed` instead of driving it again (a step that kills its worker would otherwise kill every

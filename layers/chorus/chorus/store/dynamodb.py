@@ -255,9 +255,7 @@ class DynamoDBStore:
 
     async def list_mcp_servers(self, tenant_id: str, page: Page, *, name: str | None = None) -> list[McpServerRecord]:
         partition = keys.listing("McpServer", tenant_id)
-        return await self._list(
-            McpServerRecord, "McpServer", tenant_id, page, "by_tenant", partition, {"name": name}
-        )
+        return await self._list(McpServerRecord, "McpServer", tenant_id, page, "by_tenant", partition, {"name": name})
 
     async def delete_mcp_server(self, tenant_id: str, server_id: str) -> None:
         await self._call(self._delete_sync, "McpServer", tenant_id, server_id)

@@ -334,7 +334,9 @@ class SQLiteStore:
         await self._call(self._put_sync, "mcp_servers", server, {"name": server.server_name})
 
     async def get_mcp_server(self, tenant_id: str, server_id: str) -> McpServerRecord:
-        return McpServerRecord.model_validate_json(await self._call(self._get_sync, "mcp_servers", tenant_id, server_id))
+        return McpServerRecord.model_validate_json(
+            await self._call(self._get_sync, "mcp_servers", tenant_id, server_id)
+        )
 
     async def list_mcp_servers(self, tenant_id: str, page: Page, *, name: str | None = None) -> list[McpServerRecord]:
         return await self._list(McpServerRecord, "mcp_servers", tenant_id, page, {"name": name}, "created_at")
