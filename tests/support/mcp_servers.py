@@ -9,9 +9,6 @@ recorded, so a test sees what Chorus sent.
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +16,8 @@ from typing import Any
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
+
+from support.threaded_server import serve_in_thread
 
 TOKEN = "Bearer mcp-test-token-0123456789"
 """The `Authorization` value the server requires."""
@@ -102,25 +101,8 @@ class _RequireAuth:
 @contextmanager
 def mcp_server(*, extra_tools: bool = False) -> Iterator[McpTestServer]:
     """The server running on `127.0.0.1:<free port>/mcp` until the block ends."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    state = McpTestServer(url=f"http://127.0.0.1:{port}/mcp")
-    mcp = _mcp(state, extra_tools)
-    app = _RequireAuth(mcp.streamable_http_app(stateless_http=True, json_response=True), state)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    state.server = server
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the MCP test server did not start")
-        time.sleep(0.02)
-    try:
+    state = McpTestServer(url="")
+    app = _RequireAuth(_mcp(state, extra_tools).streamable_http_app(stateless_http=True, json_response=True), state)
+    with serve_in_thread(app) as (url, server):
+        state.url, state.server = f"{url}/mcp", server
         yield state
-    finally:
-        state.stop()
-        thread.join(timeout=10)
-        sock.close()

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     """History events one execution may use before a run continues in a new execution."""
     default_model: str | None = None
     """Model handle (`provider/model`) used when an agent names none."""
+    models: str = ""
+    """Comma-separated model handles `GET /v1/models/` lists besides the providers' catalogs (an Ollama model)."""
     event_retention_s: int = Field(default=10_800, ge=60)
     """How long a finished run's event log stays resumable."""
     ping_interval_s: float = Field(default=30.0, gt=0)
