@@ -28,7 +28,9 @@ class McpTestServer:
     url: str
     seen_headers: list[dict[str, str]] = field(default_factory=list)
     server: uvicorn.Server | None = None
-    tools: list[str] = field(default_factory=list)
+    slow_started: int = 0
+    slow_cancelled: int = 0
+    """Calls of `slow` begun, and interrupted (the client went away) before they answered."""
 
     def stop(self) -> None:
         if self.server is not None:
@@ -57,7 +59,12 @@ def _mcp(state: McpTestServer, extra_tools: bool) -> MCPServer[Any]:
     @mcp.tool()
     async def slow(seconds: float) -> str:
         """Sleep, then answer."""
-        await asyncio.sleep(seconds)
+        state.slow_started += 1
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            state.slow_cancelled += 1
+            raise
         return "woke up"
 
     @mcp.tool()

@@ -81,15 +81,17 @@ class McpUrlPolicy:
             address = address.ipv4_mapped
         if any(address in net for net in _ALWAYS_REFUSED) or address.is_link_local:
             raise McpUrlRefused(f"MCP server host {host!r} resolves to a link-local address, which is never allowed.")
-        if address.is_unspecified or address.is_multicast or address.is_reserved:
+        if address.is_unspecified or address.is_multicast:
             raise McpUrlRefused(f"MCP server host {host!r} resolves to an address MCP requests may not go to.")
-        if host in self.allowed_hosts or self.allow_private:
-            return
         if address.is_loopback or address.is_private or address in ipaddress.ip_network("100.64.0.0/10"):
+            if host in self.allowed_hosts or self.allow_private:
+                return
             raise McpUrlRefused(
                 f"MCP server host {host!r} resolves to a loopback or private address, which this server does not "
                 "reach for its tenants (CHORUS_MCP_PRIVATE_NETWORKS, CHORUS_MCP_ALLOWED_HOSTS)."
             )
+        if address.is_reserved:
+            raise McpUrlRefused(f"MCP server host {host!r} resolves to an address MCP requests may not go to.")
 
     async def resolve(self, host: str, port: int) -> list[str]:
         """Every address `host` resolves to, each checked; `McpUrlRefused` if any is refused."""
