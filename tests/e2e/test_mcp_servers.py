@@ -72,7 +72,8 @@ def test_create_lists_the_servers_tools_as_external_mcp_tools(client: Letta, mcp
     assert set(tools) == {"add", "echo", "slow", "big", "vanish"}
     add = tools["add"]
     assert add.tool_type == "external_mcp" and add.id.startswith("tool-")
-    assert add.json_schema is not None and add.json_schema["parameters"]["required"] == ["a", "b"]
+    parameters: Any = (add.json_schema or {})["parameters"]
+    assert parameters["required"] == ["a", "b"]
     assert client.mcp_servers.tools.retrieve(add.id, mcp_server_id=server.id).name == "add"
     assert client.tools.retrieve(add.id).tool_type == "external_mcp"
     seen = [h for h in mcp.seen_headers if h.get("authorization") == TOKEN]
@@ -131,12 +132,14 @@ def test_refresh_adds_and_deletes_and_delete_removes_the_tools(client: Letta, mc
 
 def test_update_keeps_a_masked_secret_sent_back(client: Letta, mcp: McpTestServer) -> None:
     server = register(client, mcp)
-    read = client.mcp_servers.retrieve(server.id)
+    read: Any = client.mcp_servers.retrieve(server.id)
     config = {"mcp_server_type": "streamable_http", "server_url": mcp.url, "auth_header": "Authorization"}
-    client.mcp_servers.update(server.id, config={**config, "auth_token": read.auth_token}, server_name="renamed")
+    sent_back: Any = {**config, "auth_token": read.auth_token}
+    client.mcp_servers.update(server.id, config=sent_back, server_name="renamed")
     assert client.mcp_servers.retrieve(server.id).server_name == "renamed"
     client.mcp_servers.refresh(server.id)  # still authenticates: the stored token was kept
-    client.mcp_servers.update(server.id, config={**config, "auth_token": "Bearer wrong-token-value"})
+    wrong: Any = {**config, "auth_token": "Bearer wrong-token-value"}
+    client.mcp_servers.update(server.id, config=wrong)
     with pytest.raises(BadRequestError, match="401"):
         client.mcp_servers.refresh(server.id)
 
@@ -165,7 +168,7 @@ def test_a_server_gone_mid_run_is_an_error_tool_return_and_the_run_ends(client: 
     returned = next(e for e in events if e.message_type == "tool_return_message")
     assert returned.status == "error" and "vanish" in returned.tool_return
     assert next(e for e in events if e.message_type == "stop_reason").stop_reason == "end_turn"
-    assert client.runs.retrieve(returned.run_id).status == "completed"
+    assert returned.run_id is not None and client.runs.retrieve(returned.run_id).status == "completed"
     followup = list(client.groups.messages.stream(group.id, input="again"))
     assert next(e for e in followup if e.message_type == "tool_return_message").status == "error"
 
