@@ -29,6 +29,7 @@ from chorus.store.base import Store
 from chorus.store.records import AgentRecord, BlockRecord, ToolRecord
 from chorus.tools.execution import ToolCall, ToolExecutor, ToolResult
 from chorus.tools.executors import RefusingExecutor
+from chorus.tools.mcp_executor import mcp_call
 
 logger = logging.getLogger(__name__)
 
@@ -134,16 +135,7 @@ class Toolbox:
             server = await self.store.get_mcp_server(self.tenant_id, tool.mcp_server_id or "")
         except NotFound:
             return ToolResult(f"Tool {tool.name} cannot run: its MCP server was deleted.", "error")
-        call = ToolCall(
-            tenant_id=self.tenant_id,
-            source_code="",
-            name=tool.name,
-            arguments=dict(arguments),
-            timeout_s=self.timeout_s,
-            return_char_limit=tool.return_char_limit,
-            server_url=server.server_url,
-            headers=server.headers(),
-        )
+        call = mcp_call(tool, server, arguments, self.timeout_s)
         return await self.mcp_executor.run(call)
 
 

@@ -11,15 +11,32 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
+from chorus.store.records import McpServerRecord, ToolRecord
 from chorus.tools.execution import ToolCall, ToolResult
 from chorus.tools.mcp_client import McpServerUnreachable, call_tool
 from chorus.tools.mcp_policy import McpUrlPolicy, McpUrlRefused
 from chorus.tools.sandbox import value_cut_marker
 
-__all__ = ["McpToolExecutor"]
+__all__ = ["McpToolExecutor", "mcp_call"]
 
 logger = logging.getLogger(__name__)
+
+
+def mcp_call(tool: ToolRecord, server: McpServerRecord, arguments: Mapping[str, Any], timeout_s: float) -> ToolCall:
+    """The call of `tool` on `server`, as read now (its URL or token may have changed since a run began)."""
+    return ToolCall(
+        tenant_id=tool.tenant_id,
+        source_code="",
+        name=tool.name,
+        arguments=dict(arguments),
+        timeout_s=timeout_s,
+        return_char_limit=tool.return_char_limit,
+        server_url=server.server_url,
+        headers=server.headers(),
+    )
 
 
 class McpToolExecutor:

@@ -33,8 +33,8 @@ from chorus.schemas.mcp import (
 )
 from chorus.schemas.tools import ToolState
 from chorus.store.records import McpServerRecord, Page, ToolRecord
-from chorus.tools.execution import ToolCall
 from chorus.tools.mcp_client import list_tools
+from chorus.tools.mcp_executor import mcp_call
 from chorus.tools.mcp_sync import delete_server_tools, sync_tools
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1/mcp-servers", tags=["mcp-servers"])
@@ -52,6 +52,11 @@ def _refuse(config: RefusedTransport) -> BadRequest:
         "SSE MCP servers are not supported (the SSE transport is deprecated in MCP): register the server's "
         "streamable HTTP endpoint (mcp_server_type 'streamable_http')."
     )
+
+
+def _needs_header(token: str | None, header: str | None) -> None:
+    if token is not None and not header:
+        raise BadRequest("auth_token needs auth_header, the header to send it in (e.g. 'Authorization').")
 
 
 async def _sync(svc: ServicesDep, server: McpServerRecord) -> tuple[McpServerRecord, McpRefreshSummary]:
@@ -84,8 +89,7 @@ async def create_mcp_server(body: McpServerCreate, svc: ServicesDep, tenant_id: 
         raise Conflict(f"An MCP server named {body.server_name!r} exists.")
     if len(existing) >= MAX_MCP_SERVERS:
         raise BadRequest(f"A tenant may register at most {MAX_MCP_SERVERS} MCP servers.")
-    if config.auth_token is not None and not config.auth_header:
-        raise BadRequest("auth_token needs auth_header, the header to send it in (e.g. 'Authorization').")
+    _needs_header(config.auth_token, config.auth_header)
     now = now_iso()
     server = McpServerRecord(
         tenant_id=tenant_id,
@@ -126,8 +130,7 @@ async def update_mcp_server(
             raise Conflict(f"An MCP server named {body.server_name!r} exists.")
         changes["server_name"] = body.server_name
     updated = server.model_copy(update={**changes, "updated_at": now_iso()})
-    if updated.auth_token is not None and not updated.auth_header:
-        raise BadRequest("auth_token needs auth_header, the header to send it in (e.g. 'Authorization').")
+    _needs_header(updated.auth_token, updated.auth_header)
     svc.runs.mcp_executor.policy.check_url(updated.server_url)
     await svc.store.put_mcp_server(updated)
     return mcp_server_state(updated)
@@ -199,15 +202,6 @@ async def run_mcp_tool(
 ) -> ToolExecution:
     """Call the tool once, outside any run: what a tool call in a run would return (its failures included)."""
     server, tool = await _tool_of(svc, tenant_id, mcp_server_id, tool_id)
-    call = ToolCall(
-        tenant_id=tenant_id,
-        source_code="",
-        name=tool.name,
-        arguments=body.args,
-        timeout_s=svc.settings.tool_timeout_s,
-        return_char_limit=tool.return_char_limit,
-        server_url=server.server_url,
-        headers=server.headers(),
-    )
+    call = mcp_call(tool, server, body.args, svc.settings.tool_timeout_s)
     result = await svc.runs.mcp_executor.run(call)
     return ToolExecution(status=result.status, func_return=result.value)
