@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from chorus.tools import mcp_client
 from chorus.tools.execution import ToolCall
 from chorus.tools.mcp_client import guarded_backend, safe_url
 from chorus.tools.mcp_executor import McpToolExecutor
@@ -83,3 +84,10 @@ async def test_the_policy_is_applied_where_the_connection_is_made(mcp: McpTestSe
 def test_headers_never_show_in_a_calls_repr(mcp: McpTestServer) -> None:
     assert TOKEN not in repr(call(mcp, "add"))
     assert safe_url("https://user:pw@mcp.example.com:8443/mcp?key=secret#x") == "https://mcp.example.com:8443/mcp"
+
+
+async def test_a_reply_past_the_byte_cap_is_not_read(mcp: McpTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mcp_client, "MAX_MCP_REPLY_BYTES", 10_000)
+    result = await OPEN.run(call(mcp, "big", n=50_000))
+    assert result.status == "error" and "reply is longer than 10000 bytes" in result.value
+    assert (await OPEN.run(call(mcp, "big", n=1_000))).status == "success"

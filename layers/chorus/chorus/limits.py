@@ -67,5 +67,8 @@ MAX_MCP_HEADERS = 50
 MAX_MCP_SECRET_CHARS = 8192
 """Length of an MCP server's auth token or of one custom header value."""
 
+MAX_MCP_REPLY_BYTES = 16 * 1024 * 1024
+"""Bytes of one HTTP response of an MCP server read at most (before `return_char_limit` cuts what the model reads)."""
+
 MAX_URL_CHARS = 2048
 """Length of a URL a tenant gives (an MCP server's)."""

@@ -23,6 +23,7 @@ import anyio
 import orjson
 
 from chorus.errors import BadRequest
+from chorus.limits import MAX_MCP_REPLY_BYTES
 from chorus.tools.mcp_policy import McpUrlPolicy, McpUrlRefused
 
 if TYPE_CHECKING:
@@ -37,6 +38,10 @@ logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 class McpServerUnreachable(BadRequest):
     """The MCP server could not be reached, refused our credentials or did not speak MCP (answered 400)."""
+
+
+class McpReplyTooLarge(McpServerUnreachable):
+    """The server sent more than `MAX_MCP_REPLY_BYTES` in one HTTP response: the rest is not read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +144,14 @@ async def _connected(
     except TimeoutError:
         raise McpServerUnreachable(f"The MCP server at {shown} did not answer within {timeout_s:g} s.") from None
     except Exception as exc:
-        refused = _find(exc, McpUrlRefused)
-        if refused is not None:
-            raise McpUrlRefused(refused.detail) from None
+        ours = _find(exc)
+        if ours is not None:
+            raise type(ours)(ours.detail) from None
         raise McpServerUnreachable(f"Cannot use the MCP server at {shown}: {_describe(exc, statuses)}") from None
 
 
-def _find(exc: BaseException, kind: type[McpUrlRefused]) -> McpUrlRefused | None:
-    """`kind` inside `exc` (an exception group, or its cause chain), if there."""
+def _find(exc: BaseException) -> BadRequest | None:
+    """Our own refusal inside `exc` (an exception group, or its cause chain), if there."""
     seen: set[int] = set()
     stack = [exc]
     while stack:
@@ -154,7 +159,7 @@ def _find(exc: BaseException, kind: type[McpUrlRefused]) -> McpUrlRefused | None
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, kind):
+        if isinstance(current, McpUrlRefused | McpReplyTooLarge):
             return current
         if isinstance(current, BaseExceptionGroup):
             stack.extend(current.exceptions)
@@ -192,7 +197,33 @@ def _http_client(headers: Mapping[str, str], policy: McpUrlPolicy, timeout_s: fl
     async def note(response: httpx2.Response) -> None:
         statuses.append(response.status_code)
 
-    transport = httpx2.AsyncHTTPTransport(trust_env=False)
+    class Capped(httpx2.AsyncByteStream):
+        """A response body that fails with `McpReplyTooLarge` past `MAX_MCP_REPLY_BYTES`."""
+
+        def __init__(self, inner: httpx2.AsyncByteStream) -> None:
+            self.inner = inner
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            seen = 0
+            async for chunk in self.inner:
+                seen += len(chunk)
+                if seen > MAX_MCP_REPLY_BYTES:
+                    raise McpReplyTooLarge(f"The MCP server's reply is longer than {MAX_MCP_REPLY_BYTES} bytes.")
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    class CappedTransport(httpx2.AsyncHTTPTransport):
+        """Reads at most `MAX_MCP_REPLY_BYTES` of each response: a server's reply is the tenant's input."""
+
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            response = await super().handle_async_request(request)
+            if isinstance(response.stream, httpx2.AsyncByteStream):
+                response.stream = Capped(response.stream)
+            return response
+
+    transport = CappedTransport(trust_env=False)
     transport._pool = _pool(policy)
     return httpx2.AsyncClient(
         headers=dict(headers),
