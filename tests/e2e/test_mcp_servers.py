@@ -6,9 +6,11 @@ Real uvicorn serves Chorus (on SQLite and on DynamoDB/moto) and a real MCP serve
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from letta_client import BadRequestError, Letta, NotFoundError
@@ -29,6 +31,13 @@ def mcp() -> Iterator[McpTestServer]:
 def client(make_app: Callable[..., FastAPI]) -> Iterator[Letta]:
     with serve_in_thread(make_app(settings={"tool_timeout_s": 5})) as (url, _):
         yield Letta(base_url=url, api_key="local", max_retries=0, _strict_response_validation=True)
+
+
+@pytest.fixture
+def patient(make_app: Callable[..., FastAPI]) -> Iterator[tuple[str, Letta]]:
+    """A server whose tools may run ten minutes: only a cancel ends a slow call early."""
+    with serve_in_thread(make_app(settings={"tool_timeout_s": 600})) as (url, _):
+        yield url, Letta(base_url=url, api_key="local", max_retries=0, _strict_response_validation=True)
 
 
 def register(client: Letta, mcp: McpTestServer, name: str = "test-tools") -> Any:
@@ -192,3 +201,33 @@ def test_stdio_and_sse_servers_are_refused(client: Letta) -> None:
         client.mcp_servers.create(
             server_name="sse", config={"mcp_server_type": "sse", "server_url": "http://127.0.0.1:9/sse"}
         )
+
+
+def test_a_supervisors_worker_calls_an_mcp_tool(client: Letta, mcp: McpTestServer) -> None:
+    server = register(client, mcp)
+    tools = {t.name: t.id for t in client.mcp_servers.tools.list(server.id)}
+    worker = tool_agent(client, [tools["add"]], [{"name": "add", "arguments": {"a": 3, "b": 4}}], name="Worker")
+    boss = client.agents.create(name="Boss", model="scripted/default")
+    config: Any = {"manager_type": "supervisor", "manager_agent_id": boss.id}
+    group = client.groups.create(agent_ids=[worker.id], description="mcp", manager_config=config)
+    events = list(client.groups.messages.stream(group.id, input="add"))
+    returns = [e for e in events if e.message_type == "tool_return_message"]
+    assert any(r.status == "success" and r.tool_return == "7" and r.name == "Worker" for r in returns), returns
+    assert next(e for e in events if e.message_type == "stop_reason").stop_reason == "end_turn"
+
+
+def test_cancelling_a_run_interrupts_its_mcp_call(patient: tuple[str, Letta], mcp: McpTestServer) -> None:
+    url, client = patient
+    server = register(client, mcp)
+    tools = {t.name: t.id for t in client.mcp_servers.tools.list(server.id)}
+    agent = tool_agent(client, [tools["slow"]], [{"name": "slow", "arguments": {"seconds": 600}}])
+    group = client.groups.create(agent_ids=[agent.id], description="mcp")
+    started = mcp.slow_started
+    with httpx.Client(base_url=url, timeout=30) as http:
+        run_id = http.post(f"/v1/groups/{group.id}/messages/async", json={"input": "wait"}).json()["id"]
+        while mcp.slow_started == started:
+            time.sleep(0.02)
+        assert http.post(f"/v1/groups/{group.id}/messages/cancel", json={}).status_code == 200
+    while (run := client.runs.retrieve(run_id)).status not in ("completed", "failed", "cancelled"):
+        time.sleep(0.05)
+    assert run.status == "cancelled"
