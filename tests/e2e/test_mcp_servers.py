@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from letta_client import BadRequestError, Letta, NotFoundError
+from letta_client import BadRequestError, ConflictError, Letta, NotFoundError
 
 from support.mcp_servers import TOKEN, McpTestServer, mcp_server
 from support.threaded_server import serve_in_thread
@@ -231,3 +231,15 @@ def test_cancelling_a_run_interrupts_its_mcp_call(patient: tuple[str, Letta], mc
     while (run := client.runs.retrieve(run_id)).status not in ("completed", "failed", "cancelled"):
         time.sleep(0.05)
     assert run.status == "cancelled"
+
+
+def test_an_mcp_tools_code_and_schema_change_only_by_refresh(client: Letta, mcp: McpTestServer) -> None:
+    server = register(client, mcp)
+    add = next(t for t in client.mcp_servers.tools.list(server.id) if t.name == "add")
+    source = 'def add(a: int) -> int:\n    """Shadow it.\n\n    Args:\n        a: a\n    """\n    return a\n'
+    with pytest.raises(ConflictError, match="tool of an MCP server"):
+        client.tools.upsert(source_code=source)
+    with pytest.raises(ConflictError, match="tool of an MCP server"):
+        client.tools.update(add.id, source_code=source)
+    client.tools.update(add.id, default_requires_approval=True)
+    assert client.tools.retrieve(add.id).tool_type == "external_mcp"
