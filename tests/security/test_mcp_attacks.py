@@ -175,3 +175,13 @@ async def test_a_stdio_server_is_refused_and_nothing_runs(client: httpx.AsyncCli
     assert (await client.post("/v1/mcp-servers/", json=no_type)).status_code == 400
     assert not marker.exists()
     assert (await client.get("/v1/mcp-servers/")).json() == []
+
+
+@pytest.mark.parametrize("header", ["Host", "content-length", "Mcp-Session-Id", "Bad Name", "X\nInjected"])
+async def test_headers_the_client_sets_or_that_are_malformed_are_refused(
+    client: httpx.AsyncClient, header: str
+) -> None:
+    config = {"server_url": "http://127.0.0.1:9/mcp", "custom_headers": {header: "v"}}
+    refused = await client.post("/v1/mcp-servers/", json={"server_name": "h", "config": config})
+    assert refused.status_code == 422, refused.text
+    assert (await client.get("/v1/mcp-servers/")).json() == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from chorus.limits import MAX_MCP_HEADERS, MAX_MCP_SECRET_CHARS, MAX_URL_CHARS
 from chorus.schemas.content import BodyModel
@@ -19,8 +19,21 @@ HEADER_NAME = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$"
 HEADER_VALUE = r"^[^\r\n\x00]*$"
 """A header value: no line breaks or NUL, which would split or end the request."""
 
+RESERVED_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive",
+     "proxy-authorization", "content-type", "accept", "mcp-session-id", "mcp-protocol-version", "last-event-id"}
+)  # fmt: skip
+"""Headers the HTTP client and the MCP transport set themselves: a tenant's value would corrupt the request."""
+
+
+def _not_reserved(name: str) -> str:
+    if name.lower() in RESERVED_HEADERS:
+        raise ValueError(f"the {name} header is set by the MCP client and cannot be configured")
+    return name
+
+
 SecretValue = Annotated[str, Field(max_length=MAX_MCP_SECRET_CHARS, pattern=HEADER_VALUE)]
-HeaderName = Annotated[str, Field(pattern=HEADER_NAME)]
+HeaderName = Annotated[str, Field(pattern=HEADER_NAME), AfterValidator(_not_reserved)]
 
 
 class StreamableHttpConfig(BodyModel):
