@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -85,6 +86,8 @@ class Faults:
     rules: dict[tuple[str, int], Callable[[dict[str, Any]], None]] = field(default_factory=dict)
     after: dict[tuple[str, int], Callable[[dict[str, Any]], None]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    durations: list[tuple[str, float]] = field(default_factory=list)
+    """Each finished invocation's task and wall time in seconds (what Lambda bills, at its memory)."""
     errors: list[tuple[str, str]] = field(default_factory=list)
     inflight: int = 0
     """Task invocations running now (a stopped execution's task runs on until it returns)."""
@@ -169,6 +172,14 @@ def workflow_settings(monkeypatch: pytest.MonkeyPatch, aws_env: None) -> Iterato
 
 @pytest.fixture
 async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
+    async with open_harness(workflow_settings) as h:
+        yield h
+
+
+@asynccontextmanager
+async def open_harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
+    """The API, moto's DynamoDB and Step Functions executing the definition, and the task handlers;
+    `workflow_settings` is the environment already set (the fixture's, or a benchmark's own)."""
     faults = Faults()
     handlers = {task: load_handler(task) for task in FUNCTIONS}
     by_name = {name: handlers[task] for task, name in FUNCTIONS.items()}
@@ -183,6 +194,7 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
     def invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
         event = json.loads(body)
         task = next(t for t, n in FUNCTIONS.items() if n == function_name.split(":")[-1])
+        started = time.perf_counter()
         number = faults.record(task, event)
         faults.local.task = (task, number, event)
         with faults.lock:
@@ -204,6 +216,7 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
         finally:
             faults.local.task = None
             with faults.lock:
+                faults.durations.append((task, time.perf_counter() - started))
                 faults.inflight -= 1
 
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
