@@ -57,6 +57,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from aws_prices import ARCHITECTURE, PRICES, PRICES_DATE, REGION  # noqa: E402
 from dynamodb_units import metering  # noqa: E402
 
+MEASURED_SETTINGS = ("CHORUS_FANOUT_CONCURRENCY", "CHORUS_WORKFLOW_INLINE_S", "CHORUS_LOG_FLUSH_INTERVAL_S")
+"""Settings the template gives the functions that change what a run makes AWS do: measured as deployed."""
 TASK_FUNCTIONS = {"api": "ApiFunction", "plan": "PlanFunction", "step": "StepFunction", "finish": "FinishFunction"}
 
 
@@ -87,6 +89,8 @@ class Deployment:
 
     memory_mb: dict[str, int]
     workflow_type: str
+    environment: dict[str, str]
+    """The template's `CHORUS_*` settings that change what a run does (`MEASURED_SETTINGS`)."""
 
 
 def deployment(template: Path = ROOT / "template.yaml") -> Deployment:
@@ -108,7 +112,9 @@ def deployment(template: Path = ROOT / "template.yaml") -> Deployment:
         for task, name in TASK_FUNCTIONS.items()
     }
     workflow_type = str(resolve(resources["RunStateMachine"]["Properties"].get("Type", "STANDARD")))
-    return Deployment(memory, workflow_type)
+    shared = doc["Globals"]["Function"]["Environment"]["Variables"]
+    environment = {name: str(resolve(shared[name])) for name in MEASURED_SETTINGS if name in shared}
+    return Deployment(memory, workflow_type, environment)
 
 
 @dataclass
@@ -126,6 +132,7 @@ class Counts:
     dynamodb_read_units: float = 0.0
     dynamodb_requests: dict[str, int] = field(default_factory=dict)
     dynamodb_units_by_operation: dict[str, float] = field(default_factory=dict)
+    dynamodb_write_units_by_index: dict[str, float] = field(default_factory=dict)
     streamed_bytes: int = 0
     largest_response_bytes: int = 0
 
@@ -206,7 +213,7 @@ class Runner:
         await h.settle()
         before_names = {e["name"] for e in await asyncio.to_thread(h.executions)}
         tasks_before = len(h.faults.durations)
-        writes0, reads0, requests0, units0 = self.meter.snapshot()
+        writes0, reads0, requests0, units0, index0 = self.meter.snapshot()
         api: list[tuple[float, int]] = []
         started = time.perf_counter()
         if s.mode == "foreground":
@@ -226,7 +233,7 @@ class Runner:
         await h.settle()
         run = await h.store.get_run("default", run_id)
         assert run.status == "completed", (run.status, run.stop_reason)
-        writes1, reads1, requests1, units1 = self.meter.snapshot()
+        writes1, reads1, requests1, units1, index1 = self.meter.snapshot()
         names = {e["name"] for e in await asyncio.to_thread(h.executions)} - before_names
         executions, transitions, express_s = await history_counts(h, names)
         tasks = h.faults.durations[tasks_before:]
@@ -249,6 +256,7 @@ class Runner:
         counts.dynamodb_read_units = reads1 - reads0
         counts.dynamodb_requests = dict(sorted((requests1 - requests0).items()))
         counts.dynamodb_units_by_operation = {k: round(v, 1) for k, v in sorted((units1 - units0).items())}
+        counts.dynamodb_write_units_by_index = dict(sorted((index1 - index0).items()))
         counts.streamed_bytes = sum(b for _, b in api)
         counts.largest_response_bytes = max(b for _, b in api)
         return {"scenario": asdict(s), "run_id": run_id, "counts": asdict(counts), "counts_object": counts}
@@ -258,7 +266,7 @@ async def measure_all(scenarios: list[Scenario], model_s: float, dep: Deployment
     from chorus.store.dynamodb_keys import INDEXES, ORDER_KEY
     from support.workflow_harness import open_harness
 
-    env = workflow_environment()
+    env = workflow_environment(dep.environment)
     with metering({name: (attribute, ORDER_KEY) for name, attribute in INDEXES.items()}) as meter:
         async with open_harness(env) as h:
             runner = Runner(h, meter, dep.memory_mb, model_s)
@@ -272,8 +280,9 @@ async def measure_all(scenarios: list[Scenario], model_s: float, dep: Deployment
     return results
 
 
-def workflow_environment() -> dict[str, str]:
-    """The Lambda functions' environment as the workflow tests set it (their fixture does it with monkeypatch)."""
+def workflow_environment(deployed: dict[str, str]) -> dict[str, str]:
+    """The Lambda functions' environment as the workflow tests set it (their fixture does it with
+    monkeypatch), with the template's own values of `MEASURED_SETTINGS`."""
     from chorus.settings import get_settings
     from support.workflow_harness import ACCOUNT, TABLE
     from support.workflow_harness import REGION as HARNESS_REGION
@@ -286,7 +295,7 @@ def workflow_environment() -> dict[str, str]:
         "CHORUS_TABLE_NAME": TABLE,
         "CHORUS_EXECUTOR": "stepfunctions",
         "CHORUS_STATE_MACHINE_ARN": f"arn:aws:states:{HARNESS_REGION}:{ACCOUNT}:stateMachine:chorus-run",
-        "CHORUS_FANOUT_CONCURRENCY": "50",
+        **deployed,
     }
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.update(env)

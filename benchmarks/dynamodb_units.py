@@ -10,7 +10,8 @@ sizes, following the DynamoDB developer guide ("Read/write capacity mode",
   each global secondary index whose keys the item has before or after costs
   its own write (projection ALL: the same size), two when the index key
   changes (a delete and a put); a failed condition still costs the table write;
-- TransactWriteItems: twice that per item, a ConditionCheck included;
+- TransactWriteItems: twice the table's units per item, a ConditionCheck
+  included (the index updates follow at the ordinary rate);
 - a read costs ceil(size / 4 KB) units, half for an eventually consistent
   read (every index read is); a Query sums the sizes of the items it
   returns before rounding (items its filter dropped are counted at the
@@ -82,11 +83,14 @@ class Meter:
     requests: Counter[str] = field(default_factory=Counter)
     units: Counter[str] = field(default_factory=Counter)
     """Read and write units by operation."""
+    by_index: Counter[str] = field(default_factory=Counter)
+    """Write units each global secondary index took (each index partition takes at most 1,000 a second)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def snapshot(self) -> tuple[float, float, Counter[str], Counter[str]]:
+    def snapshot(self) -> tuple[float, float, Counter[str], Counter[str], Counter[str]]:
         with self.lock:
-            return self.write_units, self.read_units, Counter(self.requests), Counter(self.units)
+            counters = Counter(self.requests), Counter(self.units), Counter(self.by_index)
+            return self.write_units, self.read_units, *counters
 
     def add(self, operation: str, writes: float, reads: float) -> None:
         with self.lock:
@@ -96,19 +100,33 @@ class Meter:
             self.units[operation] += writes + reads
 
     def item_write(self, before: dict[str, Any] | None, after: dict[str, Any] | None, failed: bool) -> float:
-        units = float(write_units(max(item_size(before), item_size(after))))
+        """Table and index units of one item write (the index part also added to `by_index`)."""
+        table, indexes = self.split_write(before, after, failed)
+        self.count_indexes(indexes)
+        return table + sum(indexes.values())
+
+    def split_write(
+        self, before: dict[str, Any] | None, after: dict[str, Any] | None, failed: bool
+    ) -> tuple[float, Counter[str]]:
+        """(table units, units per index) of one item write."""
+        table = float(write_units(max(item_size(before), item_size(after))))
+        indexes: Counter[str] = Counter()
         if failed:
-            return units
-        for hash_key, range_key in self.indexes.values():
+            return table, indexes
+        for name, (hash_key, range_key) in self.indexes.items():
             old = _index_key(before, hash_key, range_key)
             new = _index_key(after, hash_key, range_key)
             if old is None and new is None:
                 continue
             if old is not None and new is not None and old != new:
-                units += write_units(item_size(before)) + write_units(item_size(after))
+                indexes[name] += write_units(item_size(before)) + write_units(item_size(after))
             else:
-                units += write_units(item_size(after if new is not None else before))
-        return units
+                indexes[name] += write_units(item_size(after if new is not None else before))
+        return table, indexes
+
+    def count_indexes(self, indexes: Counter[str]) -> None:
+        with self.lock:
+            self.by_index.update(indexes)
 
 
 def _index_key(item: dict[str, Any] | None, hash_key: str, range_key: str) -> tuple[str, str] | None:
@@ -137,14 +155,18 @@ def _write(meter: Meter, handler: DynamoHandler, kind: str, op: dict[str, Any], 
     return {"kind": kind, "table": table, "key": key, "item": op.get("Item"), "before": _stored(handler, table, key)}
 
 
-def _settle(meter: Meter, handler: DynamoHandler, pending: dict[str, Any], failed: bool) -> float:
+def _settle(meter: Meter, handler: DynamoHandler, pending: dict[str, Any], failed: bool, factor: int = 1) -> float:
+    """Units of one write once it ran; `factor` 2 in a transaction, which doubles the table's
+    units (index updates are propagated after it, at the ordinary rate)."""
     before = pending["before"]
     if pending["kind"] == "ConditionCheck":
-        return float(write_units(item_size(before)))
+        return float(factor * write_units(item_size(before)))
     after = None if pending["kind"] == "Delete" else _stored(handler, pending["table"], pending["key"])
     if failed:
         after = pending["item"] or after
-    return meter.item_write(before, after, failed)
+    table, indexes = meter.split_write(before, after, failed)
+    meter.count_indexes(indexes)
+    return factor * table + sum(indexes.values())
 
 
 def _query_reads(body: dict[str, Any], response: dict[str, Any]) -> float:
@@ -186,7 +208,7 @@ def price_request(meter: Meter, handler: DynamoHandler, action: str, body: dict[
             ((kind, op),) = entry.items()
             pending.append(_write(meter, handler, kind, op, False))
         result = call()
-        meter.add(action, 2 * sum(_settle(meter, handler, p, result[0] >= 400) for p in pending), 0.0)
+        meter.add(action, sum(_settle(meter, handler, p, result[0] >= 400, factor=2) for p in pending), 0.0)
         return result
     result = call()
     response = json.loads(result[2]) if result[0] < 400 and result[2] else {}

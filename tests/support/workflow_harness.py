@@ -29,6 +29,7 @@ from unittest import mock
 
 import boto3
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from moto import mock_aws
@@ -145,6 +146,30 @@ async def background(h: Harness, group_id: str, text: str = "hello", **extra: An
     frames = parse_sse(response.text)
     assert frames[-1].data == "[DONE]"
     return payloads(frames)
+
+
+async def logged(h: Harness, run_id: str) -> list[dict[str, Any]]:
+    rows = await h.store.read_events("default", run_id, 0, 100_000)
+    assert rows[-1][1] == "[DONE]", "the log is complete"
+    return [orjson.loads(data) for _, data in rows[:-1]]
+
+
+def check_exact(events: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
+    """Gapless seq ids; every message id logged once outside abandoned attempts; history = the log's
+    surviving messages, each once, in log order."""
+    assert [e["seq_id"] for e in events] == list(range(1, len(events) + 1))
+    abandoned = {i for e in events if "abandoned" in e for i in e["abandoned"]["message_ids"]}
+    surviving = [e["id"] for e in events if "id" in e and e["id"] not in abandoned]
+    stored = [m["id"] for m in history if m["message_type"] != "user_message"]
+    assert stored == list(dict.fromkeys(surviving))
+    assert len(set(stored)) == len(stored)
+    assert not abandoned & set(stored)
+
+
+async def history_of(h: Harness, group_id: str) -> list[dict[str, Any]]:
+    response = await h.client.get(f"/v1/groups/{group_id}/messages", params={"order": "asc", "limit": 1000})
+    result: list[dict[str, Any]] = response.json()
+    return result
 
 
 @pytest.fixture

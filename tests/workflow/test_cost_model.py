@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest import mock
 
+from chorus.engine.identity import INPUT_STEP
+from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_keys import INDEXES, ORDER_KEY
+from support import create_agent, create_group
 from support.benchmarks import load_benchmark
-from support.workflow_harness import Harness
+from support.workflow_harness import Harness, background
 
 cost = load_benchmark("cost")
 units = load_benchmark("dynamodb_units")
@@ -76,3 +80,22 @@ def test_request_units_follow_item_size_indexes_and_transactions() -> None:
     assert units.read_units(0, consistent=False) == 0.5
     assert units.value_size({"N": "12345"}) == 4 and units.value_size({"L": [{"BOOL": True}]}) == 5
     assert json.loads(json.dumps(cost.bill(cost.Counts(), "EXPRESS")))["total"] == 0
+
+
+async def test_each_plan_commits_the_runs_inputs_only_if_no_plan_did(harness: Harness) -> None:
+    """A refused commit still costs its write units: a Plan that restored the input step skips it."""
+    h = harness
+    original = DynamoDBStore.commit_step
+    attempts: list[str] = []
+
+    async def counting(self: DynamoDBStore, step: Any, records: Any) -> None:
+        attempts.append(step.step_key)
+        await original(self, step, records)
+
+    agents = [await create_agent(h.client, name, tokens=2) for name in ("Ada", "Bob")]
+    group = await create_group(h.client, [a["id"] for a in agents])
+    with mock.patch.object(DynamoDBStore, "commit_step", counting):
+        await background(h, group["id"])
+        await h.settle()
+    assert h.faults.count("plan") == 3
+    assert attempts.count(INPUT_STEP) == 1 and len(attempts) == 3

@@ -7,38 +7,13 @@ from collections import Counter
 from typing import Any
 from unittest import mock
 
-import orjson
 import pytest
 
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.workflow.handlers import ModelRetryable, TaskFailed
 from chorus.workflow.tasks import finalize, task_error
 from support import create_agent, create_group, replies
-from support.workflow_harness import Crash, Harness, background
-
-
-async def logged(h: Harness, run_id: str) -> list[dict[str, Any]]:
-    rows = await h.store.read_events("default", run_id, 0, 100_000)
-    assert rows[-1][1] == "[DONE]", "the log is complete"
-    return [orjson.loads(data) for _, data in rows[:-1]]
-
-
-def check_exact(events: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
-    """Gapless seq ids; every message id logged once outside abandoned attempts; history = the log's
-    surviving messages, each once, in log order."""
-    assert [e["seq_id"] for e in events] == list(range(1, len(events) + 1))
-    abandoned = {i for e in events if "abandoned" in e for i in e["abandoned"]["message_ids"]}
-    surviving = [e["id"] for e in events if "id" in e and e["id"] not in abandoned]
-    stored = [m["id"] for m in history if m["message_type"] != "user_message"]
-    assert stored == list(dict.fromkeys(surviving))
-    assert len(set(stored)) == len(stored)
-    assert not abandoned & set(stored)
-
-
-async def history_of(h: Harness, group_id: str) -> list[dict[str, Any]]:
-    response = await h.client.get(f"/v1/groups/{group_id}/messages", params={"order": "asc", "limit": 1000})
-    result: list[dict[str, Any]] = response.json()
-    return result
+from support.workflow_harness import Crash, Harness, background, check_exact, history_of, logged
 
 
 async def test_a_step_failing_with_a_retryable_model_error_is_retried_and_the_run_completes(
