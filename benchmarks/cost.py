@@ -332,11 +332,21 @@ def main() -> None:
     parser.add_argument("--model-s", type=float, default=2.0, help="seconds each model call takes")
     parser.add_argument("--quick", action="store_true", help="0.05 s per model call (a smoke run)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "cost.json")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template setting other than its default (e.g. CHORUS_LOG_FLUSH_INTERVAL_S=0.25)",
+    )
+    parser.add_argument("--only", default="", help="only the scenarios whose name contains this")
     args = parser.parse_args()
     model_s = 0.05 if args.quick else args.model_s
     dep = deployment()
+    dep.environment.update(dict(item.split("=", 1) for item in args.set))
     started = datetime.datetime.now(datetime.UTC)
-    results = asyncio.run(measure_all(SCENARIOS, model_s, dep))
+    scenarios = [s for s in SCENARIOS if args.only in s.name or (s.mode == "background" and "resume" in args.only)]
+    results = asyncio.run(measure_all(scenarios, model_s, dep))
     document = {
         "benchmark": "cost",
         "measured_at": started.isoformat(timespec="seconds"),
