@@ -26,7 +26,9 @@ one byte, lists and maps 3 bytes plus their elements), as the guide states.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -84,7 +86,8 @@ class Meter:
     units: Counter[str] = field(default_factory=Counter)
     """Read and write units by operation."""
     by_index: Counter[str] = field(default_factory=Counter)
-    """Write units each global secondary index took (each index partition takes at most 1,000 a second)."""
+    """Write units per index and partition shape (`by_tenant T#<tenant>#MESSAGE`): an index partition
+    takes at most 1,000 a second, so these say how many runs a second one tenant, group or agent can make."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def snapshot(self) -> tuple[float, float, Counter[str], Counter[str], Counter[str]]:
@@ -119,9 +122,12 @@ class Meter:
             if old is None and new is None:
                 continue
             if old is not None and new is not None and old != new:
-                indexes[name] += write_units(item_size(before)) + write_units(item_size(after))
+                indexes[f"{name} {_shape(old[0])}"] += write_units(item_size(before))
+                indexes[f"{name} {_shape(new[0])}"] += write_units(item_size(after))
             else:
-                indexes[name] += write_units(item_size(after if new is not None else before))
+                key = new if new is not None else old
+                assert key is not None
+                indexes[f"{name} {_shape(key[0])}"] += write_units(item_size(after if new is not None else before))
         return table, indexes
 
     def count_indexes(self, indexes: Counter[str]) -> None:
@@ -129,10 +135,18 @@ class Meter:
             self.by_index.update(indexes)
 
 
+def _shape(partition: str) -> str:
+    """An index partition's key with its ids generalised (`T#<tenant>#GROUP#<group>#MESSAGE`): one
+    shape is one partition per tenant, group, agent or run, which is what its write rate is per."""
+    value = json.loads(partition)["S"] if partition.startswith("{") else partition
+    value = re.sub(r"\b(agent|group|run|message|step)-[0-9a-f-]{8,}", r"<\1>", value)
+    return re.sub(r"^T#[^#]+#", "T#<tenant>#", value)
+
+
 def _index_key(item: dict[str, Any] | None, hash_key: str, range_key: str) -> tuple[str, str] | None:
     if not item or hash_key not in item or range_key not in item:
         return None
-    return str(item[hash_key]), str(item[range_key])
+    return json.dumps(item[hash_key]), json.dumps(item[range_key])
 
 
 def _stored(handler: DynamoHandler, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -181,7 +195,6 @@ def _query_reads(body: dict[str, Any], response: dict[str, Any]) -> float:
 
 def price_request(meter: Meter, handler: DynamoHandler, action: str, body: dict[str, Any], call: Any) -> Any:
     """Run moto's handler for one request and add what it costs to `meter`."""
-    import json
 
     if action in ("PutItem", "UpdateItem", "DeleteItem"):
         pending = [_write(meter, handler, action.removesuffix("Item"), body, False)]

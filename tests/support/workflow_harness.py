@@ -39,8 +39,9 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from chorus.api import create_app
 from chorus.settings import Settings, get_settings
+from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_table import create_table
-from support import parse_sse, payloads
+from support import create_agent, create_group, parse_sse, payloads
 from support.dynamodb import fake_aws_credentials
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,6 +171,45 @@ async def history_of(h: Harness, group_id: str) -> list[dict[str, Any]]:
     response = await h.client.get(f"/v1/groups/{group_id}/messages", params={"order": "asc", "limit": 1000})
     result: list[dict[str, Any]] = response.json()
     return result
+
+
+async def crash_mid_turn(h: Harness, task: str) -> tuple[str, list[dict[str, Any]]]:
+    """Ada streams 40 tokens (flushed to the log), then the worker running her turn in `task` dies
+    before the commit, once; Bob answers after her. Returns the group and the run's events."""
+    ada = await create_agent(h.client, "Ada", tokens=40, delay_s=0.002)
+    bob = await create_agent(h.client, "Bob", tokens=3)
+    group = await create_group(h.client, [ada["id"], bob["id"]])
+    original = DynamoDBStore.commit_step
+    crashed: list[str] = []
+
+    async def dying(self: DynamoDBStore, step: Any, records: Any) -> None:
+        here = h.faults.here()
+        if here is not None and here[0] == task and step.agent_id == ada["id"] and not crashed:
+            crashed.append(step.step_key)
+            raise Crash("the sandbox was killed")
+        await original(self, step, records)
+
+    with mock.patch.object(DynamoDBStore, "commit_step", dying):
+        events = await background(h, group["id"], stream_tokens=True)
+    assert crashed and (task, "Runtime.ExitError") in h.faults.errors
+    markers = [e for e in events if "abandoned" in e]
+    assert len(markers) == 1 and markers[0]["abandoned"]["message_ids"]
+    return group["id"], events
+
+
+async def talking(h: Harness) -> tuple[str, str]:
+    """An async run of one agent talking long (400 tokens), once its first event is in the log: (group, run)."""
+    ada = await create_agent(h.client, "Ada", tokens=400, delay_s=0.01)
+    group = await create_group(h.client, [ada["id"]])
+    response = await h.client.post(
+        f"/v1/groups/{group['id']}/messages/async", json={"input": "talk", "stream_tokens": True}
+    )
+    run_id = response.json()["id"]
+    for _ in range(500):
+        if await h.store.last_seq("default", run_id) > 0:
+            break
+        await asyncio.sleep(0.01)
+    return group["id"], run_id
 
 
 @pytest.fixture

@@ -8,16 +8,23 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
 from unittest import mock
 
 import pytest
 
 from chorus.settings import get_settings
-from chorus.store.dynamodb import DynamoDBStore
 from chorus.workflow.inline import plan_inline
 from support import create_agent, create_group
-from support.workflow_harness import Crash, Harness, background, check_exact, history_of, logged, open_harness
+from support.workflow_harness import (
+    Harness,
+    background,
+    check_exact,
+    crash_mid_turn,
+    history_of,
+    logged,
+    open_harness,
+    talking,
+)
 
 
 @pytest.fixture
@@ -83,42 +90,17 @@ async def test_a_retryable_model_error_in_an_inline_turn_goes_to_the_map_and_its
 
 async def test_a_plan_dying_mid_turn_is_retried_and_the_dead_attempt_is_marked_abandoned(inline: Harness) -> None:
     h = inline
-    ada = await create_agent(h.client, "Ada", tokens=40, delay_s=0.002)
-    bob = await create_agent(h.client, "Bob", tokens=3)
-    group = await create_group(h.client, [ada["id"], bob["id"]])
-    original = DynamoDBStore.commit_step
-    crashed: list[str] = []
-
-    async def dying(self: DynamoDBStore, step: Any, records: Any) -> None:
-        here = h.faults.here()
-        if here is not None and here[0] == "plan" and step.agent_id == ada["id"] and not crashed:
-            crashed.append(step.step_key)
-            raise Crash("the sandbox was killed")
-        await original(self, step, records)
-
-    with mock.patch.object(DynamoDBStore, "commit_step", dying):
-        events = await background(h, group["id"], stream_tokens=True)
-    assert crashed and h.faults.errors == [("plan", "Runtime.ExitError")]
-    markers = [e for e in events if "abandoned" in e]
-    assert len(markers) == 1 and markers[0]["abandoned"]["message_ids"]
+    group_id, events = await crash_mid_turn(h, "plan")
+    assert h.faults.errors == [("plan", "Runtime.ExitError")]
     await h.settle()
-    check_exact(await logged(h, events[0]["run_id"]), await history_of(h, group["id"]))
-    assert [m.get("name") for m in (await history_of(h, group["id"]))[1:]] == ["Ada", "Bob"]
+    check_exact(await logged(h, events[0]["run_id"]), await history_of(h, group_id))
+    assert [m.get("name") for m in (await history_of(h, group_id))[1:]] == ["Ada", "Bob"]
 
 
 async def test_cancel_stops_an_inline_turn_and_the_run_ends_cancelled_once(inline: Harness) -> None:
     h = inline
-    ada = await create_agent(h.client, "Ada", tokens=400, delay_s=0.01)
-    group = await create_group(h.client, [ada["id"]])
-    response = await h.client.post(
-        f"/v1/groups/{group['id']}/messages/async", json={"input": "talk", "stream_tokens": True}
-    )
-    run_id = response.json()["id"]
-    for _ in range(500):
-        if await h.store.last_seq("default", run_id) > 0:
-            break
-        await asyncio.sleep(0.01)
-    assert (await h.client.post(f"/v1/groups/{group['id']}/messages/cancel", json={})).status_code == 200
+    group_id, run_id = await talking(h)
+    assert (await h.client.post(f"/v1/groups/{group_id}/messages/cancel", json={})).status_code == 200
     await h.settle()
     await asyncio.sleep(0.3)  # a Plan still running its turn sees the flag within its heartbeat
     rows = await h.store.read_events("default", run_id, 0, 100_000)
