@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     """The run state machine, for `executor=stepfunctions`."""
     workflow_history_budget: int = Field(default=20_000, ge=100, le=25_000)
     """History events one execution may use before a run continues in a new execution."""
+    workflow_inline_s: float = Field(default=0.0, ge=0, le=3600)
+    """How long a Plan task keeps running a run's sequential turns itself before it hands the next
+    one to the Map (0: every turn is a Step of the Map); see docs/workflow.md, "Inline turns"."""
     default_model: str | None = None
     """Model handle (`provider/model`) used when an agent names none."""
     models: str = ""

@@ -131,7 +131,7 @@ class RunDriver:
             await opening.restore_progress(self.writer)
             if mark_abandoned:
                 await self.mark_abandoned()
-        if inputs:
+        if inputs and not self.writer.inputs_committed:
             await self.writer.commit_inputs()
 
     async def restore(self) -> None:
