@@ -36,6 +36,8 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "agents": ("agents", "agent_memory", "agent_tools"),
     "blocks": ("blocks",),
     "tools": ("tools",),
+    "mcp-servers": ("mcp_servers",),
+    "models": ("models",),
 }
 """`/v1/<resource>` → the modules of `chorus.api.routes` serving it, hot paths first (routes match in order)."""
 ALL = tuple(name for names in RESOURCES.values() for name in names)

@@ -45,11 +45,13 @@ class AgentRecord(Record):
 
 
 class ToolRecord(Record):
-    """A custom tool (Letta's `Tool`): Python source run in the sandbox, and the schema offered to models."""
+    """A tool (Letta's `Tool`): Python source run in the sandbox, or a tool of an MCP server, and the schema
+    offered to models."""
 
     name: str
     description: str | None = None
     source_code: str
+    """Empty for an MCP server's tool (`tool_type="external_mcp"`): the server runs it."""
     source_type: str = "python"
     json_schema: dict[str, Any]
     """`{"name", "description", "parameters"}`, as Letta returns it."""
@@ -57,6 +59,32 @@ class ToolRecord(Record):
     return_char_limit: int = 50_000
     default_requires_approval: bool = False
     updated_at: str
+    tool_type: Literal["custom", "external_mcp"] = "custom"
+    mcp_server_id: str | None = None
+    """The MCP server that serves the tool (`external_mcp` only); its `name` is the MCP tool's name."""
+
+
+class McpServerRecord(Record):
+    """An MCP server (streamable HTTP) whose tools the tenant's agents may call.
+
+    The auth token and custom header values are kept as given (the server sends them on every
+    MCP request) and never leave the server in full: the API masks them (`chorus.api.mcp_views`)."""
+
+    server_name: str
+    server_url: str
+    auth_header: str | None = None
+    auth_token: str | None = None
+    custom_headers: dict[str, str] = Field(default_factory=dict)
+    tool_ids: dict[str, str] = Field(default_factory=dict)
+    """MCP tool name -> id of its `ToolRecord`: a refresh keeps the ids of the tools that remain."""
+    updated_at: str
+
+    def headers(self) -> dict[str, str]:
+        """The headers every MCP request to the server carries."""
+        out = dict(self.custom_headers)
+        if self.auth_header and self.auth_token is not None:
+            out[self.auth_header] = self.auth_token
+        return out
 
 
 class BlockRecord(Record):
@@ -76,10 +104,55 @@ class BlockRecord(Record):
     """The latest tool calls that edited the block: a retried call (same id) is not applied twice."""
 
 
+class HeldCall(BaseModel):
+    """A tool call held for a human's approval, its arguments as the model sent them (JSON text)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    tool_call_id: str
+    name: str
+    arguments: str
+
+
+class OrchestratedCall(BaseModel):
+    """A call of a tool only the orchestrator runs (the supervisor's broadcast), its arguments parsed."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    tool_call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class AwaitingApproval(BaseModel):
+    """The calls a step held for a human, stored as `{"approval": [...]}`."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    approval: list[HeldCall]
+
+
+StepWait = OrchestratedCall | AwaitingApproval
+"""What the turn a step ended waits on; the two stored shapes tell themselves apart by their keys."""
+
+
+class PendingApproval(BaseModel):
+    """A turn stopped for a human: the group's `pending_approval`, and what a resuming run continues."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    run_id: str
+    agent_id: str | None = None
+    tool_calls: list[HeldCall]
+    """The calls waiting on an answer."""
+    round: int
+    call: int = 0
+
+
 class GroupRecord(Record):
     agent_ids: list[str]
-    pending_approval: dict[str, Any] | None = None
-    """The tool calls a paused run of the group waits on: `run_id`, `agent_id`, `tool_calls`."""
+    pending_approval: PendingApproval | None = None
+    """The tool calls a paused run of the group waits on."""
     turns_counter: int = 0
     """Runs started in the group (sleeptime groups count them to pace their background agents)."""
     last_processed_message_id: str | None = None
@@ -179,8 +252,8 @@ class StepRecord(Record):
     final: bool = True
     """Whether this step ended its turn."""
     purpose: str = "speak"
-    pending: dict[str, Any] | None = None
-    """The orchestrated tool call the turn stopped at: `tool_call_id`, `name`, `arguments`."""
+    pending: StepWait | None = None
+    """What the turn this step ended waits on: an orchestrated tool call, or calls held for approval."""
     reply_to: str | None = None
     error: str | None = None
     """Why the turn failed, for failures that do not end the run (broadcast replies)."""
