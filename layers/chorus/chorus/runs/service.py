@@ -55,6 +55,7 @@ from chorus.runs.lease import Lease
 from chorus.runs.loading import load_plan, members
 from chorus.runs.log import RunLog, run_log
 from chorus.runs.recovery import RunRecovery
+from chorus.runs.solo import visible_group
 from chorus.runs.tailer import tail_memory, tail_store
 from chorus.schemas.requests import MessageCreate, MessageRequest
 from chorus.settings import Settings
@@ -150,9 +151,14 @@ class RunService:
         *,
         streaming: bool,
         idempotency_key: str | None = None,
+        group: GroupRecord | None = None,
     ) -> Started:
-        """Validate and start a run, or find the run an earlier request with the same key started."""
-        group = await self.store.get_group(tenant_id, group_id)
+        """Validate and start a run, or find the run an earlier request with the same key started.
+
+        `group` is the group as the caller has just read it (an agent's direct conversation,
+        `chorus.runs.solo`); without it the group is read here, and a hidden one is not found."""
+        if group is None:
+            group = await visible_group(self.store, tenant_id, group_id)
         agents = {agent_id: await self._load_agent(tenant_id, group_id, agent_id) for agent_id in members(group)}
         inputs = request.input_messages()
         answers = approval_answers(group, inputs)
@@ -199,9 +205,8 @@ class RunService:
             await self.store.delete_run(tenant_id, run.id)
             if idempotency_key is not None:
                 await self.store.forget_idempotency_key(tenant_id, idempotency_key, run.id)
-            raise Conflict(
-                f"Group {group_id} already has an active run ({holder}); resume or cancel it first.", run_id=holder
-            )
+            owner = f"Agent {group.solo_agent_id}" if group.solo_agent_id else f"Group {group_id}"
+            raise Conflict(f"{owner} already has an active run ({holder}); resume or cancel it first.", run_id=holder)
         limit = self.settings.max_active_runs_per_tenant
         if not await self.store.claim_run_slot(tenant_id, run.id, limit):
             await self.store.release_group(tenant_id, group_id, run.id)

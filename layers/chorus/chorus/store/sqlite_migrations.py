@@ -86,4 +86,11 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        """
+        ALTER TABLE groups ADD COLUMN listed INTEGER NOT NULL DEFAULT 1;
+        CREATE INDEX groups_listed ON groups (tenant_id, listed, created_at, id);
+        """,
+    ),
 ]
