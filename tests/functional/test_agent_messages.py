@@ -202,7 +202,8 @@ async def test_unknown_malformed_and_empty_are_404_422_422(client: httpx.AsyncCl
         assert (await client.post(f"/v1/agents/{MISSING_AGENT}{suffix}", json={"input": "hi"})).status_code == 404
         malformed = await client.post(f"/v1/agents/agent-123{suffix}", json={"input": "hi"})
         assert malformed.status_code == 422 and "examples" in malformed.json()
-        for empty in ({}, {"input": ""}, {"messages": []}):
+        empties: list[dict[str, Any]] = [{}, {"input": ""}, {"messages": []}]
+        for empty in empties:
             assert (await client.post(f"/v1/agents/{ada['id']}{suffix}", json=empty)).status_code == 422
     assert (await client.get(f"/v1/agents/{MISSING_AGENT}/messages")).status_code == 404
     assert (await client.patch(f"/v1/agents/{MISSING_AGENT}/reset-messages")).status_code == 404

@@ -22,11 +22,23 @@ conversations of the groups it is in (docs/api.md says what each side sees).
 from __future__ import annotations
 
 import contextlib
+from typing import Protocol
 
 from chorus.clock import now_iso
 from chorus.errors import NotFound
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, GroupRecord, RunRecord
+
+
+class Runs(Protocol):
+    """What ending a conversation needs of the run service: its active runs, and cancelling them."""
+
+    async def active_runs(
+        self, tenant_id: str, *, group_id: str | None = None, agent_id: str | None = None
+    ) -> list[RunRecord]: ...
+
+    async def cancel(self, tenant_id: str, runs: list[RunRecord]) -> dict[str, str]: ...
+
 
 SOLO_MANAGER = {"manager_type": "round_robin", "max_turns": 1}
 """One turn of the agent per send; the turn itself takes as many steps as the agent needs."""
@@ -82,3 +94,14 @@ async def forget_solo(store: Store, tenant_id: str, agent_id: str) -> int:
     with contextlib.suppress(NotFound):
         await store.delete_group(tenant_id, group_id)
     return deleted
+
+
+async def end_solo(store: Store, runs: Runs, tenant_id: str, agent_id: str) -> None:
+    """With the agent gone: cancel its direct conversation's active runs and drop that conversation.
+
+    A cancelled run stops at its next chunk; a step it commits after the history is dropped is
+    left under the deleted group's id, reachable only through its run."""
+    active = await runs.active_runs(tenant_id, group_id=solo_group_id(agent_id))
+    if active:
+        await runs.cancel(tenant_id, active)
+    await forget_solo(store, tenant_id, agent_id)

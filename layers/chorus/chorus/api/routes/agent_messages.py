@@ -158,11 +158,3 @@ async def reset_agent_messages(
         raise Conflict(f"Agent {agent.id} has an active run ({active[0].id}).", run_id=active[0].id)
     await forget_solo(svc.store, tenant_id, agent.id)
     return (await agent_view(svc.store, agent)).state
-
-
-async def forget_direct_conversation(svc: Services, tenant_id: str, agent_id: str) -> None:
-    """With the agent gone: cancel its direct conversation's active runs and drop that conversation."""
-    active = await svc.runs.active_runs(tenant_id, group_id=solo_group_id(agent_id))
-    if active:
-        await svc.runs.cancel(tenant_id, active)
-    await forget_solo(svc.store, tenant_id, agent_id)

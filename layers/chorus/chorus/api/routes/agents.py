@@ -8,13 +8,13 @@ from chorus.api.changes import new_block
 from chorus.api.deps import AgentIdPath, PageDep, ServicesDep, TenantDep
 from chorus.api.json_body import JsonRoute
 from chorus.api.listing import ITEM_OVERHEAD
-from chorus.api.routes.agent_messages import forget_direct_conversation
 from chorus.api.views import agent_view, agent_views
 from chorus.clock import now_iso
 from chorus.errors import BadRequest
 from chorus.ids import new_id
 from chorus.limits import MAX_LISTING_CHARS
 from chorus.llm.resolve import check_handle, default_model_handle
+from chorus.runs.solo import end_solo
 from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord
@@ -103,6 +103,6 @@ async def update_agent(agent_id: AgentIdPath, body: AgentUpdate, svc: ServicesDe
 async def delete_agent(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep) -> dict[str, str]:
     """Delete the agent with its direct conversation (the histories of its groups stay)."""
     await svc.store.get_agent(tenant_id, agent_id)
-    await forget_direct_conversation(svc, tenant_id, agent_id)
+    await end_solo(svc.store, svc.runs, tenant_id, agent_id)
     await svc.store.delete_agent(tenant_id, agent_id)
     return {"message": f"Agent id={agent_id} successfully deleted"}
