@@ -164,7 +164,7 @@ def test_an_agents_direct_messages_on_dynamodb_and_the_state_machine(aws: tuple[
     resumed = list(client.runs.messages.stream(run_id, starting_after=received[-1].seq_id))
     whole = received + resumed
     assert [e.seq_id for e in whole] == list(range(1, len(whole) + 1))
-    text = "".join(e.content for e in whole if e.message_type == "assistant_message")
+    text = "".join(str(e.content) for e in whole if e.message_type == "assistant_message")
     assert text.startswith("Ada (turn 2): tok0"), "the state machine gives the agent its own history"
     history = list(client.agents.messages.list(agent.id, order="asc"))
     assert [m.message_type for m in history] == ["user_message", "assistant_message"] * 2
