@@ -186,9 +186,12 @@ async def test_approvals_pause_and_resume_the_agent(client: httpx.AsyncClient) -
     assert first[1]["stop_reason"] == "requires_approval"
     busy = await client.post(f"/v1/agents/{ada['id']}/messages", json={"input": "hello?"})
     assert busy.status_code == 409 and busy.json()["run_id"] == first[0]["run_id"]
+    assert "the agent's run" in busy.json()["detail"], "an agent's user hears of no group"
     call_id = first[0]["tool_call"]["tool_call_id"]
     answer = {"messages": [{"type": "approval", "approvals": [{"tool_call_id": call_id, "approve": True}]}]}
     second = await agent_stream(client, ada["id"], answer)
+    again = await client.post(f"/v1/agents/{ada['id']}/messages", json=answer)
+    assert again.status_code == 400 and "awaiting approval for this agent" in again.json()["detail"]
     kinds = [e["message_type"] for e in second]
     assert kinds[:2] == ["approval_response_message", "tool_return_message"] and second[-2]["stop_reason"] == "end_turn"
     block = (await client.get(f"/v1/agents/{ada['id']}/core-memory/blocks/notes")).json()
