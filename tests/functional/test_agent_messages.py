@@ -13,10 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
+from chorus.clock import now_iso
 from chorus.engine.memory import APPEND
+from chorus.ids import new_id
 from chorus.runs.solo import solo_group_id
 from chorus.schemas.messages import LettaResponse
 from chorus.store.base import Store
+from chorus.store.records import RunRecord
 from support import create_agent, create_group, parse_sse, payloads
 
 MISSING_AGENT = "agent-00000000-0000-4000-8000-000000000000"
@@ -291,3 +294,44 @@ async def test_the_tenants_active_run_limit_counts_agent_runs(make_app: Any) -> 
             assert refused.status_code == 429 and refused.headers["Retry-After"]
             assert (await client.post(f"/v1/agents/{slow['id']}/messages/cancel")).status_code == 200
             await terminal_run(client, held.json()["id"])
+
+
+@pytest.mark.both_stores
+@pytest.mark.parametrize("delete_agent", [False, True])
+async def test_the_next_server_recovers_an_agents_orphaned_run(make_app: Any, delete_agent: bool) -> None:
+    first = make_app()
+    async with first.router.lifespan_context(first):
+        transport = httpx.ASGITransport(app=first)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            ada = await create_agent(client, "Ada", tokens=2)
+            await agent_stream(client, ada["id"], {"input": "first"})
+            store: Store = first.state.services.store
+            group = await store.get_group("default", solo_group_id(ada["id"]))
+            orphan = RunRecord(  # what a server that died mid-run leaves: running, its lease long expired
+                tenant_id="default",
+                id=new_id("run"),
+                created_at=now_iso(),
+                agent_id=ada["id"],
+                group_id=group.id,
+                status="running",
+                background=True,
+                lease_owner="worker-dead",
+                lease_expires_at=1.0,
+                inputs=[{"role": "user", "content": "are you there?"}],
+                options={"stream_tokens": False, "max_steps": 50},
+            )
+            await store.put_run(orphan)
+            if delete_agent:
+                await store.delete_agent("default", ada["id"])  # gone without the route's clean-up
+    second = make_app()
+    async with second.router.lifespan_context(second):
+        transport = httpx.ASGITransport(app=second)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            final = await terminal_run(client, orphan.id)
+            events = payloads(parse_sse((await client.post(f"/v1/runs/{orphan.id}/stream", json={})).text))
+            if delete_agent:
+                assert final["status"] == "failed" and "cannot continue" in events[-1]["message"]
+            else:
+                assert final["status"] == "completed" and final["group_id"] is None
+                assert events[0]["content"].startswith("Ada (turn 2):"), "recovered with the agent's own history"
+                assert len(await history(client, ada["id"])) == 4
