@@ -156,10 +156,11 @@ async def test_async_run_completes_and_is_resumable(client: httpx.AsyncClient) -
     assert run["status"] == "completed" and run["stop_reason"] == "end_turn" and run["agent_id"] == ada["id"]
     replay = payloads(parse_sse((await client.post(f"/v1/runs/{run['id']}/stream", json={})).text))
     assert [e["message_type"] for e in replay] == ["assistant_message", "stop_reason", "usage_statistics"]
-    callback = await client.post(
-        f"/v1/agents/{ada['id']}/messages/async", json={"input": "hi", "callback_url": "http://169.254.169.254/"}
-    )
-    assert callback.status_code == 400 and "callback_url" in callback.json()["detail"]
+    group = await create_group(client, [ada["id"]])
+    for owner in (f"/v1/agents/{ada['id']}", f"/v1/groups/{group['id']}"):
+        body = {"input": "hi", "callback_url": "http://169.254.169.254/"}
+        callback = await client.post(f"{owner}/messages/async", json=body)
+        assert callback.status_code == 400 and "callback_url" in callback.json()["detail"], "never a call out"
 
 
 async def test_idempotency_key_returns_the_first_run(client: httpx.AsyncClient) -> None:

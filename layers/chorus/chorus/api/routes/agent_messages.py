@@ -13,39 +13,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import Field
-from starlette.responses import Response
 
 from chorus.api.deps import AgentIdPath, PageDep, Services, ServicesDep, TenantDep
 from chorus.api.json_body import JsonRoute
 from chorus.api.listing import json_size, within_budget
-from chorus.api.message_sends import (
-    STREAM_RESPONSES,
-    IdempotencyKey,
-    LastEventId,
-    Start,
-    answer_async,
-    answer_send,
-    answer_stream,
-)
+from chorus.api.message_sends import Start, add_send_routes
 from chorus.api.views import agent_view
-from chorus.errors import BadRequest, Conflict, NotFound
+from chorus.errors import Conflict, NotFound
 from chorus.ids import pattern
 from chorus.runs.loading import members
 from chorus.runs.service import Started
 from chorus.runs.solo import forget_solo, solo_group, solo_group_id, visible_group
 from chorus.schemas.content import WireModel
-from chorus.schemas.messages import LettaMessage, LettaResponse
+from chorus.schemas.messages import LettaMessage
 from chorus.schemas.requests import CancelRequest, MessageRequest
-from chorus.schemas.resources import AgentState, RunState
+from chorus.schemas.resources import AgentState
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1/agents/{agent_id}", tags=["agents"])
-
-
-class AsyncMessageRequest(MessageRequest):
-    """Body of `POST /v1/agents/{agent_id}/messages/async` (Letta's adds `callback_url`)."""
-
-    callback_url: str | None = Field(default=None, max_length=2048)
 
 
 class ResetMessagesRequest(WireModel):
@@ -64,47 +48,7 @@ def _starter(svc: Services, tenant_id: str, agent_id: str, idempotency_key: str 
     return start
 
 
-@router.post("/messages/stream", responses=STREAM_RESPONSES, response_model=None)
-async def send_agent_message_streaming(
-    agent_id: AgentIdPath,
-    body: MessageRequest,
-    svc: ServicesDep,
-    tenant_id: TenantDep,
-    idempotency_key: IdempotencyKey = None,
-    last_event_id: LastEventId = None,
-) -> Response:
-    """Process a user message and stream every step of the agent's response (and tokens with `stream_tokens`)."""
-    return await answer_stream(svc, tenant_id, body, _starter(svc, tenant_id, agent_id, idempotency_key), last_event_id)
-
-
-@router.post("/messages", response_model=LettaResponse, responses=STREAM_RESPONSES)
-async def send_agent_message(
-    agent_id: AgentIdPath,
-    body: MessageRequest,
-    svc: ServicesDep,
-    tenant_id: TenantDep,
-    idempotency_key: IdempotencyKey = None,
-    last_event_id: LastEventId = None,
-) -> Response:
-    """Process a user message and return the agent's whole response (or stream it with `streaming=true`)."""
-    return await answer_send(svc, tenant_id, body, _starter(svc, tenant_id, agent_id, idempotency_key), last_event_id)
-
-
-@router.post("/messages/async", response_model=RunState)
-async def send_agent_message_async(
-    agent_id: AgentIdPath,
-    body: AsyncMessageRequest,
-    svc: ServicesDep,
-    tenant_id: TenantDep,
-    idempotency_key: IdempotencyKey = None,
-) -> RunState:
-    """Start the agent's run in the background and return it at once; poll `GET /v1/runs/{id}` or resume it.
-
-    `callback_url` is refused: the server would POST to an address the tenant chose (a way into
-    whatever network the server sits in); poll the run or resume its stream instead."""
-    if body.callback_url is not None:
-        raise BadRequest("callback_url is not supported: poll GET /v1/runs/{run_id} or resume the run's stream.")
-    return await answer_async(svc, tenant_id, body, _starter(svc, tenant_id, agent_id, idempotency_key))
+add_send_routes(router, "agent", _starter)
 
 
 @router.post("/messages/cancel")

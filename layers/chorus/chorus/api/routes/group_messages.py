@@ -10,26 +10,16 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from starlette.responses import Response
 
 from chorus.api.deps import GroupIdPath, PageDep, Services, ServicesDep, TenantDep
 from chorus.api.json_body import JsonRoute
 from chorus.api.listing import json_size, within_budget
-from chorus.api.message_sends import (
-    STREAM_RESPONSES,
-    IdempotencyKey,
-    LastEventId,
-    Start,
-    answer_async,
-    answer_send,
-    answer_stream,
-)
+from chorus.api.message_sends import Start, add_send_routes
 from chorus.errors import Conflict
 from chorus.runs.service import Started
 from chorus.runs.solo import visible_group
-from chorus.schemas.messages import LettaMessage, LettaResponse
+from chorus.schemas.messages import LettaMessage
 from chorus.schemas.requests import CancelRequest, MessageRequest
-from chorus.schemas.resources import RunState
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1/groups/{group_id}", tags=["groups"])
 
@@ -43,42 +33,7 @@ def _starter(svc: Services, tenant_id: str, group_id: str, idempotency_key: str 
     return start
 
 
-@router.post("/messages/stream", responses=STREAM_RESPONSES, response_model=None)
-async def send_group_message_streaming(
-    group_id: GroupIdPath,
-    body: MessageRequest,
-    svc: ServicesDep,
-    tenant_id: TenantDep,
-    idempotency_key: IdempotencyKey = None,
-    last_event_id: LastEventId = None,
-) -> Response:
-    """Process a user message and stream every step of the group's responses (and tokens with `stream_tokens`)."""
-    return await answer_stream(svc, tenant_id, body, _starter(svc, tenant_id, group_id, idempotency_key), last_event_id)
-
-
-@router.post("/messages", response_model=LettaResponse, responses=STREAM_RESPONSES)
-async def send_group_message(
-    group_id: GroupIdPath,
-    body: MessageRequest,
-    svc: ServicesDep,
-    tenant_id: TenantDep,
-    idempotency_key: IdempotencyKey = None,
-    last_event_id: LastEventId = None,
-) -> Response:
-    """Process a user message and return the group's whole response (or stream it with `streaming=true`)."""
-    return await answer_send(svc, tenant_id, body, _starter(svc, tenant_id, group_id, idempotency_key), last_event_id)
-
-
-@router.post("/messages/async", response_model=RunState)
-async def send_group_message_async(
-    group_id: GroupIdPath,
-    body: MessageRequest,
-    svc: ServicesDep,
-    tenant_id: TenantDep,
-    idempotency_key: IdempotencyKey = None,
-) -> RunState:
-    """Start the group run in the background and return it at once; poll `GET /v1/runs/{id}` or resume it."""
-    return await answer_async(svc, tenant_id, body, _starter(svc, tenant_id, group_id, idempotency_key))
+add_send_routes(router, "group", _starter)
 
 
 @router.post("/messages/cancel")
