@@ -15,7 +15,16 @@ import pytest
 from chorus.errors import AlreadyCommitted, Conflict, NotFound
 from chorus.runs.ending import ending
 from chorus.store.base import LOG_END, Store
-from chorus.store.records import IdempotencyRecord, Page, RunRecord, ToolRecord
+from chorus.store.records import (
+    AwaitingApproval,
+    HeldCall,
+    IdempotencyRecord,
+    OrchestratedCall,
+    Page,
+    PendingApproval,
+    RunRecord,
+    ToolRecord,
+)
 from support.contract_records import agent, block, group, message, run, step
 
 BIG = 1_200_000
@@ -227,7 +236,7 @@ async def test_a_solo_group_is_read_by_id_but_never_listed(store: Store) -> None
         assert sorted(ids) == sorted(g.id for g in listed), "the agent's direct conversation is not a listed group"
     second = await store.list_groups("t1", Page(order="asc", after=listed[0].id, limit=1))
     assert [g.id for g in second] == [listed[1].id], "a page is full of listed groups"
-    await store.put_group(solo.model_copy(update={"pending_approval": {"run_id": "r"}}))  # replaced: still unlisted
+    await store.put_group(solo.model_copy(update={"description": "replaced"}))  # replaced: still unlisted
     assert solo.id not in {g.id for g in await store.list_groups("t1", Page())}
     await store.delete_group("t1", solo.id)
     with pytest.raises(NotFound):
@@ -653,3 +662,18 @@ def _tool(name: str) -> ToolRecord:
         source_code=f"def {name}() -> str:\n    return 'x'\n",
         json_schema={"name": name},
     )
+
+
+async def test_typed_waits_and_approvals_round_trip(store: Store) -> None:
+    held = HeldCall(tool_call_id="call-1", name="delete_file", arguments='{"path": "a.txt"}')
+    paused = group().model_copy(
+        update={"pending_approval": PendingApproval(run_id="run-1", agent_id="agent-1", tool_calls=[held], round=1)}
+    )
+    await store.put_group(paused)
+    assert await store.get_group("t1", paused.id) == paused
+    r = run()
+    await store.put_run(r)
+    waits = [AwaitingApproval(approval=[held]), OrchestratedCall(tool_call_id="call-2", name="b", arguments={"m": 1})]
+    for i, wait in enumerate(waits):
+        await store.commit_step(step(r, f"000{i}", pending=wait), [])
+    assert [s.pending for s in await store.list_steps("t1", r.id)] == waits

@@ -29,7 +29,7 @@ from chorus.api.errors import RUN_ERROR_STATUS
 from chorus.api.sse import sse_response
 from chorus.api.views import letta_response, run_state
 from chorus.errors import BadRequest
-from chorus.runs.service import Started
+from chorus.runs.starting import Started
 from chorus.schemas.messages import LettaResponse
 from chorus.schemas.requests import AsyncMessageRequest, MessageRequest
 from chorus.schemas.resources import RunState

@@ -22,8 +22,8 @@ from chorus.api.views import agent_view
 from chorus.errors import Conflict, NotFound
 from chorus.ids import pattern
 from chorus.runs.loading import members
-from chorus.runs.service import Started
 from chorus.runs.solo import forget_solo, solo_group, solo_group_id, visible_group
+from chorus.runs.starting import Started
 from chorus.schemas.content import WireModel
 from chorus.schemas.messages import LettaMessage
 from chorus.schemas.requests import CancelRequest, MessageRequest

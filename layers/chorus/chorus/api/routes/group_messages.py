@@ -16,8 +16,8 @@ from chorus.api.json_body import JsonRoute
 from chorus.api.listing import json_size, within_budget
 from chorus.api.message_sends import Start, add_send_routes
 from chorus.errors import Conflict
-from chorus.runs.service import Started
 from chorus.runs.solo import visible_group
+from chorus.runs.starting import Started
 from chorus.schemas.messages import LettaMessage
 from chorus.schemas.requests import CancelRequest, MessageRequest
 
