@@ -33,7 +33,7 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "groups": ("group_messages", "groups"),
     "runs": ("runs",),
     "health": ("health",),
-    "agents": ("agents", "agent_memory", "agent_tools"),
+    "agents": ("agent_messages", "agents", "agent_memory", "agent_tools"),
     "blocks": ("blocks",),
     "tools": ("tools",),
     "mcp-servers": ("mcp_servers",),

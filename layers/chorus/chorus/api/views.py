@@ -14,6 +14,7 @@ from typing import Any
 
 from chorus.engine.events import MESSAGE_TYPES
 from chorus.llm.resolve import split_handle
+from chorus.runs.solo import is_solo_run
 from chorus.runs.starting import COUNTED_TURNS
 from chorus.schemas.resources import AgentState, BlockState, GroupState, LlmConfig, RunState
 from chorus.schemas.tools import ToolState
@@ -146,9 +147,14 @@ def group_state(group: GroupRecord) -> GroupState:
 
 
 def run_state(run: RunRecord) -> RunState:
-    # an extension when tracing is on: the id of the run's trace in the user's OpenTelemetry backend
+    """The run as Letta shows it; a run of an agent's direct conversation shows no group (its group is hidden).
+    When tracing is on it also shows `trace_id` (an extension): the run's trace in the user's OpenTelemetry backend."""
     trace = {"trace_id": run.traceparent.split("-")[1]} if run.traceparent else {}
-    return RunState(**run.model_dump(exclude=_HIDDEN_RUN_FIELDS), **trace)
+    state = RunState(**run.model_dump(exclude=_HIDDEN_RUN_FIELDS), **trace)
+    if is_solo_run(run):
+        state.group_id = None
+        state.metadata = {k: v for k, v in (state.metadata or {}).items() if k != "group_id"}
+    return state
 
 
 def letta_response(events: list[dict[str, Any]]) -> dict[str, Any]:
