@@ -8,6 +8,8 @@ DynamoDB (moto, a fresh table per test): the `store_kind` fixture is parametrise
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -85,3 +87,19 @@ async def api(make_app: Callable[..., FastAPI]) -> AsyncIterator[tuple[httpx.Asy
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             yield c, app.state.services.store
+
+
+@pytest.fixture
+def chorus_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
+    """`capsys` that also sees the `chorus` logger's lines.
+
+    The Powertools Logger is built once per process and its handler keeps the
+    `sys.stdout` of that moment, which is pytest's capture of whichever test
+    built it first: without re-pointing, a test's logs reach `capsys` or not
+    depending on the order tests ran in.
+    """
+    streams = [h for h in logging.getLogger("chorus").handlers if isinstance(h, logging.StreamHandler)]
+    before = [h.setStream(sys.stdout) for h in streams]
+    yield capsys
+    for handler, stream in zip(streams, before, strict=True):
+        handler.setStream(stream)

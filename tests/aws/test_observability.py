@@ -55,19 +55,19 @@ def test_nothing_is_configured_locally() -> None:
 
 
 def test_a_buffered_group_run_emits_run_metrics(
-    on_lambda: None, dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    on_lambda: None, dynamodb: Any, monkeypatch: pytest.MonkeyPatch, chorus_logs: pytest.CaptureFixture[str]
 ) -> None:
     asyncio.run(seed(dynamodb_store(dynamodb)))
     monkeypatch.setenv("CHORUS_STORE", "dynamodb")
     monkeypatch.setenv("CHORUS_TABLE_NAME", TABLE)
     handler = load_api_handler()
     try:
-        capsys.readouterr()
+        chorus_logs.readouterr()
         result = handler(event("api-group-stream-background.json"), None)
         assert result["statusCode"] == 200
     finally:
         handler.close()
-    metrics = _emf_metrics(_json_lines(capsys.readouterr().out))
+    metrics = _emf_metrics(_json_lines(chorus_logs.readouterr().out))
     assert metrics["RunsStarted"] == [1] and metrics["RunsCompleted"] == [1]
     assert "RunsFailed" not in metrics
     assert sum(metrics["Steps"]) == 2  # round robin: Ada, then Brook
@@ -91,7 +91,7 @@ async def test_failed_and_cancelled_runs_are_counted_once() -> None:
 
 
 async def test_logs_carry_the_lambda_request_id_and_the_run_id(
-    on_lambda: None, capsys: pytest.CaptureFixture[str]
+    on_lambda: None, chorus_logs: pytest.CaptureFixture[str]
 ) -> None:
     log = logging.getLogger("chorus.runs.driver")
 
@@ -110,7 +110,7 @@ async def test_logs_carry_the_lambda_request_id_and_the_run_id(
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         response = await client.get("/v1/health", headers={"x-amzn-lambda-context": context})
     assert response.status_code == 204
-    lines = {line["message"]: line for line in _json_lines(capsys.readouterr().out) if "message" in line}
+    lines = {line["message"]: line for line in _json_lines(chorus_logs.readouterr().out) if "message" in line}
     assert lines["inside the request"]["function_request_id"] == "req-42"
     assert lines["inside the request"]["service"] == "chorus"
     assert "run_id" not in lines["inside the request"]

@@ -118,9 +118,11 @@ def load_api_handler(path: Path = ROOT / "functions" / "api" / "handler.py") -> 
     """The API function's buffered handler, built afresh under this process's environment."""
     import importlib.util
 
+    from chorus.api.application import shared_app
     from chorus.settings import get_settings
 
     get_settings.cache_clear()
+    shared_app.cache_clear()  # the handler serves `chorus.api:app`, built once per process otherwise
     spec = importlib.util.spec_from_file_location("api_handler", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -23,7 +23,7 @@ def on_lambda(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 async def test_a_failing_task_logs_json_tagged_with_its_run_and_task(
-    harness: Harness, on_lambda: None, capsys: pytest.CaptureFixture[str]
+    harness: Harness, on_lambda: None, chorus_logs: pytest.CaptureFixture[str]
 ) -> None:
     event = {"tenant_id": "default", "run_id": "run-missing"}
     with pytest.raises(TaskFailed) as caught:
@@ -31,7 +31,7 @@ async def test_a_failing_task_logs_json_tagged_with_its_run_and_task(
     detail = json.loads(str(caught.value))
     assert detail["stop_reason"] == "error" and detail["error_type"] == "internal_error"
     assert "NotFound" in detail["detail"]
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in chorus_logs.readouterr().out.splitlines() if line.startswith("{")]
     (failure,) = [line for line in lines if line.get("message", "").startswith("plan task of run")]
     assert failure["correlation_id"] == "run-missing" and failure["run_id"] == "run-missing"
     assert failure["task"] == "plan" and failure["service"] == "chorus" and failure["level"] == "ERROR"
