@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     """History events one execution may use before a run continues in a new execution."""
     default_model: str | None = None
     """Model handle (`provider/model`) used when an agent names none."""
+    default_context_window: int = Field(default=32_000, ge=512, le=10_000_000)
+    """Context window (tokens) of an agent whose model Chorus does not know, unless it sets `context_window_limit`."""
     event_retention_s: int = Field(default=10_800, ge=60)
     """How long a finished run's event log stays resumable."""
     ping_interval_s: float = Field(default=30.0, gt=0)

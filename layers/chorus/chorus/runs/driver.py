@@ -48,6 +48,7 @@ from chorus.llm.base import Model, Usage
 from chorus.runs.approvals import track_pending_approval
 from chorus.runs.background import Spawn, start_background, unprocessed
 from chorus.runs.finisher import RunFinisher, Tally, error_type_of, update_run
+from chorus.runs.history import load_tail
 from chorus.runs.lanes import DirectLane, Lane, OrderedLanes
 from chorus.runs.lease import Lease, LeaseLost, RunCancelled, uncancellable, until_cancelled
 from chorus.runs.log import RunLog
@@ -58,7 +59,7 @@ from chorus.runs.toolbox import NO_EXECUTOR, Toolbox
 from chorus.runs.turn_runner import Answers, Resume, Slot, StepCommit, TurnRunner, TurnSettings
 from chorus.schemas.requests import MessageCreate
 from chorus.store.base import LOG_END, Store
-from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, Page, RunRecord, StepRecord
+from chorus.store.records import AgentRecord, GroupRecord, MessageRecord, RunRecord, StepRecord
 from chorus.tools.execution import ToolExecutor
 from chorus.vocabulary import RunFailure
 
@@ -259,21 +260,16 @@ class RunDriver:
 
     # progress
     async def _load_history(self) -> list[dict[str, Any]]:
-        """The conversation this run continues: its group's history, or its own messages (no group)."""
-        out: list[dict[str, Any]] = []
-        after: str | None = None
+        """The conversation this run continues, as far back as a context reaches (see `load_tail`):
+        its group's history, or its own messages (no group)."""
         group = self.plan.group
         key = {"group_id": group.id} if group is not None else {"run_id": self.run.id}
-        while True:
-            page = Page(after=after, limit=1000, order="asc")
-            batch = await self.store.list_messages(self.tenant, page, **key)
-            for record in batch:
-                out.append(record.message)
-                if record.run_id == self.run.id and record.step_key != identity.INPUT_STEP:
-                    self.slots[record.id] = slot_of(record.step_key)
-            if len(batch) < page.limit:
-                return out
-            after = batch[-1].id
+        window = max(a.context_window for a in self.plan.agents.values())
+        records = await load_tail(self.store, self.tenant, key, window)
+        for record in records:
+            if record.run_id == self.run.id and record.step_key != identity.INPUT_STEP:
+                self.slots[record.id] = slot_of(record.step_key)
+        return [r.message for r in records]
 
     async def _restore_progress(self, mark_abandoned: bool = True) -> None:
         """Rebuild the manager's progress from committed steps; mark an unfinished attempt abandoned."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chorus.engine import events, identity, memory
+from chorus.engine.compaction import as_context, in_context
 from chorus.engine.context import build_request
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, PendingTool, TurnRecord
 from chorus.engine.tool_rules import ToolRules
@@ -27,10 +28,11 @@ from chorus.engine.tools import BUILT_IN, LEGACY_AGENT_TYPES, ORCHESTRATED, send
 from chorus.engine.turn import AgentTurn, TurnContext, TurnOutcome, speech_of
 from chorus.errors import ModelError
 from chorus.llm.base import Model, ToolCallRequest, Usage
+from chorus.runs.compactor import fit_window
 from chorus.runs.lanes import Lane
 from chorus.runs.toolbox import AgentTools, Toolbox, ToolOutcome
 from chorus.store.records import AgentRecord
-from chorus.vocabulary import STOP_AFTER_FINISH
+from chorus.vocabulary import STOP_AFTER_FINISH, ModelRequest, ToolSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,18 +161,32 @@ class TurnRunner:
             turn = state.turn = AgentTurn(ctx)
             if state.step == 1:
                 await self._prelude(call, agent, tools, turn, lane, state, answers)
-            request = build_request(
-                model=model.handle.partition("/")[2],
-                agent_id=agent.id,
-                agent_name=agent.name,
-                system=system,
+
+            def build(turn: AgentTurn = turn, system: str = system, offered: list[ToolSpec] = offered) -> ModelRequest:
+                view = in_context([*state.history, *turn.messages])
+                return build_request(
+                    model=model.handle.partition("/")[2],
+                    agent_id=agent.id,
+                    agent_name=agent.name,
+                    system=system,
+                    history=view.messages,
+                    tools=offered,
+                    instruction=call.instruction,
+                    reminder=state.nudge,
+                    enable_reasoning=agent.reasoning,
+                    hidden_senders=call.hidden_senders,
+                    context_limit=call.context_limit,
+                    summary=as_context(view.summary) if view.summary is not None else None,
+                )
+
+            request = await fit_window(
+                model=model,
+                agent=agent,
                 history=[*state.history, *turn.messages],
-                tools=offered,
-                instruction=call.instruction,
-                reminder=state.nudge,
-                enable_reasoning=agent.reasoning,
-                hidden_senders=call.hidden_senders,
-                context_limit=call.context_limit,
+                build=build,
+                turn=turn,
+                lane=lane,
+                cancelled=cfg.cancelled,
             )
             state.nudge = None
             async for model_event in model.stream(request):
