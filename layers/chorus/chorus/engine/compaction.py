@@ -31,7 +31,13 @@ SUMMARY = "summary"
 """The `message_type` of a summary in history (Letta's `SummaryMessage`)."""
 
 SUMMARY_MAX_TOKENS = 1_024
-"""The longest summary asked for."""
+"""The longest summary asked for (a small window asks for an eighth of itself)."""
+
+
+def summary_allowance(window: int) -> int:
+    """Tokens a summary may take in a context of `window` tokens."""
+    return min(SUMMARY_MAX_TOKENS, window // 8)
+
 
 SUMMARISER_SYSTEM = (
     "You compact a long group conversation so it can continue within a limited context. "
@@ -100,7 +106,7 @@ def choose_cut(messages: Sequence[dict[str, Any]], keep_tokens: int) -> int:
     no tool call is summarised while its return is missing or kept."""
     kept = 0
     cut = len(messages)
-    while cut > 1 and kept + message_tokens(messages[cut - 1]) <= keep_tokens:
+    while cut > 0 and kept + message_tokens(messages[cut - 1]) <= keep_tokens:
         cut -= 1
         kept += message_tokens(messages[cut])
     cut = min(cut, len(messages) - 1)
@@ -114,15 +120,17 @@ def _same_step(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def _before_open_calls(messages: Sequence[dict[str, Any]], cut: int) -> int:
-    """Move `cut` back to the oldest tool call before it not answered before it."""
-    answered = {m.get("tool_call_id") for m in messages[:cut] if m.get("message_type") == "tool_return_message"}
+    """Move `cut` back to the oldest tool call before it not answered before it. Calls are matched
+    to the returns that follow them, so an id used again later (some models reuse them) is no match."""
+    open_calls: dict[str, int] = {}
     for i, message in enumerate(messages[:cut]):
-        if message.get("message_type") not in ("tool_call_message", "approval_request_message"):
-            continue
-        calls = message.get("tool_calls") or [message.get("tool_call") or {}]
-        if any(c.get("tool_call_id") not in answered for c in calls):
-            return i
-    return cut
+        kind = message.get("message_type")
+        if kind in ("tool_call_message", "approval_request_message"):
+            for call in message.get("tool_calls") or [message.get("tool_call") or {}]:
+                open_calls.setdefault(str(call.get("tool_call_id")), i)
+        elif kind == "tool_return_message":
+            open_calls.pop(str(message.get("tool_call_id")), None)
+    return min(open_calls.values(), default=cut)
 
 
 def transcript(previous: dict[str, Any] | None, messages: Sequence[dict[str, Any]]) -> str:
@@ -142,7 +150,13 @@ def transcript(previous: dict[str, Any] | None, messages: Sequence[dict[str, Any
 
 
 def summary_request(
-    *, model: str, agent_id: str, agent_name: str, previous: dict[str, Any] | None, messages: Sequence[dict[str, Any]]
+    *,
+    model: str,
+    agent_id: str,
+    agent_name: str,
+    previous: dict[str, Any] | None,
+    messages: Sequence[dict[str, Any]],
+    max_tokens: int,
 ) -> ModelRequest:
     """The model call that writes a summary."""
     return ModelRequest(
@@ -151,7 +165,7 @@ def summary_request(
         agent_name=agent_name,
         system=SUMMARISER_SYSTEM,
         messages=(ModelMessage("user", transcript(previous, messages)),),
-        max_tokens=SUMMARY_MAX_TOKENS,
+        max_tokens=max_tokens,
         purpose="summary",
     )
 

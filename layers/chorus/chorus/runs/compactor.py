@@ -18,9 +18,9 @@ from typing import Any
 
 from chorus.engine.compaction import (
     SUMMARY,
-    SUMMARY_MAX_TOKENS,
     choose_cut,
     in_context,
+    summary_allowance,
     summary_fields,
     summary_request,
     transcript,
@@ -62,7 +62,8 @@ async def fit_window(
         return request
     view = in_context(history)
     fixed = count_request(replace(request, messages=()))
-    keep = max(0, (budget - fixed - SUMMARY_MAX_TOKENS) // 2)
+    allowance = summary_allowance(agent.context_window)
+    keep = max(0, (budget - fixed - allowance) // 2)
     cut = choose_cut(view.messages, keep)
     if cut == 0:
         return request
@@ -70,12 +71,17 @@ async def fit_window(
     text, usage = await summarise(
         model,
         summary_request(
-            model=request.model, agent_id=agent.id, agent_name=agent.name, previous=view.summary, messages=covered
+            model=request.model,
+            agent_id=agent.id,
+            agent_name=agent.name,
+            previous=view.summary,
+            messages=covered,
+            max_tokens=allowance,
         ),
         cancelled,
     )
     if not text.strip():
-        text = transcript(view.summary, covered)[-SUMMARY_MAX_TOKENS * BYTES_PER_TOKEN :]
+        text = transcript(view.summary, covered)[-allowance * BYTES_PER_TOKEN :]
     turn.feed(usage)
     lane.emit(compaction_notice(turn.append(SUMMARY, **summary_fields(text, view.summary, covered, tokens))))
     return build()

@@ -17,8 +17,10 @@ from chorus.engine.compaction import covered_until, message_tokens
 from chorus.store.base import Store
 from chorus.store.records import MessageRecord, Page
 
-PAGE = 200
-"""Messages per read: most sends need one page."""
+FIRST_PAGE = 100
+"""Messages of the first read: most sends need no other."""
+PAGE = 500
+"""Messages of each later read."""
 
 SUMMARY_REACH = 4
 """Windows of tokens a read goes on for to reach the message a summary ends at (by construction it is
@@ -31,8 +33,9 @@ async def load_tail(store: Store, tenant_id: str, key: dict[str, Any], window_to
     before: str | None = None
     covered: str | None = None
     tokens = 0
+    limit = FIRST_PAGE
     while True:
-        page = Page(before=before, limit=PAGE, order="desc")
+        page = Page(before=before, limit=limit, order="desc")
         batch = await store.list_messages(tenant_id, page, **key)
         for record in batch:
             out.append(record)
@@ -47,3 +50,4 @@ async def load_tail(store: Store, tenant_id: str, key: dict[str, Any], window_to
         if len(batch) < page.limit:
             return out[::-1]
         before = batch[-1].id
+        limit = PAGE
