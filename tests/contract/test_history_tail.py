@@ -86,3 +86,11 @@ async def test_a_short_history_is_read_whole_in_one_call(store: Store) -> None:
     tail = await load_tail(counting, "t1", {"group_id": "g1"}, window_tokens=32_000)  # type: ignore[arg-type]
     assert [r.id for r in tail] == [f"message-{i:06d}" for i in range(30)]
     assert counting.calls == 1
+
+
+async def test_a_summary_far_back_is_reached_page_after_page(store: Store) -> None:
+    await _history(store, 400, summary_at=390, covers=150)
+    counting = Counting(store)
+    tail = await load_tail(counting, "t1", {"group_id": "g1"}, window_tokens=1_000_000)  # type: ignore[arg-type]
+    assert [r.id for r in tail] == [f"message-{i:06d}" for i in range(150, 400)], "every message, once, in order"
+    assert counting.calls == 2

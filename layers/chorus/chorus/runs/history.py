@@ -30,12 +30,12 @@ within about one: a guard against a history written by another build)."""
 async def load_tail(store: Store, tenant_id: str, key: dict[str, Any], window_tokens: int) -> list[MessageRecord]:
     """The newest messages of the history named by `key` (`group_id` or `run_id`), oldest first."""
     out: list[MessageRecord] = []
-    before: str | None = None
+    after: str | None = None
     covered: str | None = None
     tokens = 0
     limit = FIRST_PAGE
     while True:
-        page = Page(before=before, limit=limit, order="desc")
+        page = Page(after=after, limit=limit, order="desc")
         batch = await store.list_messages(tenant_id, page, **key)
         for record in batch:
             out.append(record)
@@ -49,5 +49,5 @@ async def load_tail(store: Store, tenant_id: str, key: dict[str, Any], window_to
                 return out[::-1]
         if len(batch) < page.limit:
             return out[::-1]
-        before = batch[-1].id
+        after = batch[-1].id  # `after` in the listing's (newest first) order: older
         limit = PAGE
