@@ -59,9 +59,9 @@ def read(client: httpx.Client, group: str, text: str) -> tuple[float, float, lis
 def group_of(client: httpx.Client, window: int | None = None) -> tuple[str, list[str]]:
     extra = {"context_window_limit": window} if window else {}
     agents = [
-        client.post(
-            "/v1/agents", json={"name": f"A{i}", "metadata": {"scripted": {"tokens": TOKENS}}, **extra}
-        ).json()["id"]
+        client.post("/v1/agents", json={"name": f"A{i}", "metadata": {"scripted": {"tokens": TOKENS}}, **extra}).json()[
+            "id"
+        ]
         for i in range(AGENTS)
     ]
     return client.post("/v1/groups", json={"agent_ids": agents}).json()["id"], agents

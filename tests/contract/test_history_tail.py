@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from chorus.engine.compaction import SUMMARY, message_tokens
 from chorus.runs.history import FIRST_PAGE, load_tail
 from chorus.store.base import Store
@@ -94,3 +96,19 @@ async def test_a_summary_far_back_is_reached_page_after_page(store: Store) -> No
     tail = await load_tail(counting, "t1", {"group_id": "g1"}, window_tokens=1_000_000)  # type: ignore[arg-type]
     assert [r.id for r in tail] == [f"message-{i:06d}" for i in range(150, 400)], "every message, once, in order"
     assert counting.calls == 2
+
+
+async def test_reading_history_validates_no_message_again(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    await _history(store, 150)
+    validated = 0
+    original = MessageRecord.model_validate_json
+
+    def counting(raw: str | bytes, **kwargs: Any) -> MessageRecord:
+        nonlocal validated
+        validated += 1
+        return original(raw, **kwargs)
+
+    monkeypatch.setattr(MessageRecord, "model_validate_json", counting)
+    tail = await load_tail(store, "t1", {"group_id": "g1"}, window_tokens=1_000_000)
+    assert len(tail) == 150 and validated == 0, "validated when written, not again on every send"
+    assert tail[0].message["id"] == "message-000000" and isinstance(tail[0], MessageRecord)

@@ -30,8 +30,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from chorus.devserver import free_port
-from chorus.tokens import MESSAGE_OVERHEAD, REQUEST_OVERHEAD, TOOL_OVERHEAD, count_text
 from chorus.llm.base import Model, ModelEvent, ModelMessage, ModelRequest, TextDelta, ToolCallDelta, ToolSpec
+from chorus.tokens import MESSAGE_OVERHEAD, REQUEST_OVERHEAD, TOOL_OVERHEAD, count_text
 
 
 @dataclass
@@ -93,7 +93,12 @@ def context_length_exceeded(limit: int, tokens: int) -> Reply:
         f"This model's maximum context length is {limit} tokens. However, your messages resulted in "
         f"{tokens} tokens. Please reduce the length of the messages."
     )
-    error = {"message": message, "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}
+    error = {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
     return json_reply(400, {"error": error})
 
 

@@ -205,7 +205,7 @@ class DynamoDBStore:
         filters: dict[str, Any] | None = None,
     ) -> list[R]:
         rows = await self._call(list_page, self.table, kind, tenant_id, page, index, partition, filters or {})
-        return [model.model_validate_json(r) for r in rows]
+        return [model.read_json(r) for r in rows]
 
     def _put_resource_sync(self, kind: str, record: Record, attrs: dict[str, Any] | None = None) -> None:
         """An agent, group, block or tool: listed by tenant only (`attrs` may be filtered on)."""

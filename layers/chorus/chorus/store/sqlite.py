@@ -295,7 +295,7 @@ class SQLiteStore:
         self, model: type[R], table: str, tenant_id: str, page: Page, filters: dict[str, Any], order_col: str
     ) -> list[R]:
         rows = await self._call(self._list_sync, table, tenant_id, page, filters, order_col)
-        return [model.model_validate_json(r) for r in rows]
+        return [model.read_json(r) for r in rows]
 
     # agents
     async def put_agent(self, agent: AgentRecord) -> None:
