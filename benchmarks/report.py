@@ -32,7 +32,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ["stream_overhead", "fanout", "resume", "store", "writes", "importtime", "sandbox", "load"]
+BENCHMARKS = ["stream_overhead", "fanout", "resume", "store", "writes", "importtime", "sandbox", "load", "history"]
 
 
 def machine() -> dict[str, Any]:
@@ -163,6 +163,13 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     "0 / 0 / 0", verdict(lo["verified"])))  # fmt: skip
         if m:
             out.append(("memory per concurrent stream", f"{m['per_stream_kib']} KiB", "", "-"))
+    hi = results.get("history", {})
+    if "ttfb_ratio_long_over_short" in hi:
+        out.append(("TTFB, 10,000-message group / short group", f"{hi['ttfb_ratio_long_over_short']}x", "<= 1.5x",
+                    verdict(hi["met"]["ttfb_ratio_long_over_short"])))  # fmt: skip
+        out.append(("20th run on one group / 1st", f"{hi['run_20_over_run_1']}x", "<= 1.2x",
+                    verdict(hi["met"]["run_20_over_run_1"])))  # fmt: skip
+        out.append(("compaction cost per summary", f"{hi['compaction']['cost_per_summary_ms']} ms", "", "-"))
     for name, data in results.items():
         if isinstance(data, dict) and "error" in data:
             out.append((name, "error", "", "FAIL"))
