@@ -18,7 +18,7 @@ from letta_client.types.agents.letta_streaming_response import LettaStreamingRes
 from letta_client.types.agents.message import Message
 
 from chorus.tokens import answer_reserve, count_request
-from support import Recorder, create_group, payloads, stream
+from support import Recorder, create_group, payloads, serving, stream
 
 WINDOW = 600
 SENDS = 70
@@ -32,11 +32,8 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 async def client(make_app: Callable[..., FastAPI], recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
-    app = make_app(resolver=recorder)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
-            yield c
+    async with serving(make_app(resolver=recorder)) as c:
+        yield c
 
 
 async def _agent(client: httpx.AsyncClient, name: str, **body: Any) -> dict[str, Any]:
