@@ -267,9 +267,9 @@ class RunDriver:
         window = max(a.context_window for a in self.plan.agents.values())
         records = await load_tail(self.store, self.tenant, key, window)
         for record in records:
-            if record.run_id == self.run.id and record.step_key != identity.INPUT_STEP:
-                self.slots[record.id] = slot_of(record.step_key)
-        return [r.message for r in records]
+            if record["run_id"] == self.run.id and record["step_key"] != identity.INPUT_STEP:
+                self.slots[record["id"]] = slot_of(record["step_key"])
+        return [r["message"] for r in records]
 
     async def _restore_progress(self, mark_abandoned: bool = True) -> None:
         """Rebuild the manager's progress from committed steps; mark an unfinished attempt abandoned."""

@@ -6,9 +6,8 @@ tenant (invariant 6): an object of another tenant is simply not found.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.tokens import DEFAULT_CONTEXT_WINDOW
@@ -26,11 +25,6 @@ class Record(BaseModel):
     id: str
     created_at: str
     """ISO-8601 UTC with microseconds; also the listing order (ties broken by `id`)."""
-
-    @classmethod
-    def read_json(cls, raw: str | bytes) -> Self:
-        """A record from the JSON an adapter stored, validated (unless its kind trusts it: `MessageRecord`)."""
-        return cls.model_validate_json(raw)
 
 
 class AgentRecord(Record):
@@ -155,12 +149,6 @@ class MessageRecord(Record):
     """Sortable key ordering the history: `<created ns>:<step_key>:<index>`."""
     message: dict[str, Any]
     """The `LettaMessage` JSON as the API returns it."""
-
-    @classmethod
-    def read_json(cls, raw: str | bytes) -> Self:
-        """Not validated again: a message is validated when it is written, and a send reads a window of
-        them (validation was most of what reading history cost)."""
-        return cast(Self, cls.model_construct(**orjson.loads(raw)))
 
 
 class StepRecord(Record):

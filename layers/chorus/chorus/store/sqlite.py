@@ -22,6 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound, StorageUnavailable
 from chorus.store.base import LOG_END
 from chorus.store.records import (
@@ -295,7 +297,7 @@ class SQLiteStore:
         self, model: type[R], table: str, tenant_id: str, page: Page, filters: dict[str, Any], order_col: str
     ) -> list[R]:
         rows = await self._call(self._list_sync, table, tenant_id, page, filters, order_col)
-        return [model.read_json(r) for r in rows]
+        return [model.model_validate_json(r) for r in rows]
 
     # agents
     async def put_agent(self, agent: AgentRecord) -> None:
@@ -557,6 +559,14 @@ class SQLiteStore:
     ) -> list[MessageRecord]:
         filters: dict[str, Any] = {"group_id": group_id, "agent_id": agent_id, "run_id": run_id}
         return await self._list(MessageRecord, "messages", tenant_id, page, filters, "position")
+
+    async def history_page(
+        self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        filters: dict[str, Any] = {"group_id": group_id, "run_id": run_id}
+        return [
+            orjson.loads(r) for r in await self._call(self._list_sync, "messages", tenant_id, page, filters, "position")
+        ]
 
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
         def delete() -> int:
