@@ -110,3 +110,28 @@ async def test_a_tool_exchange_in_flight_is_kept_whole(client: httpx.AsyncClient
         calls = {c.id for m in request.messages for c in m.tool_calls}
         returns = {m.tool_call_id for m in request.messages if m.role == "tool"}
         assert returns <= calls, "no return without its call: a call is never summarised away from its return"
+
+
+async def test_the_window_is_set_at_create_and_update_and_bounded(client: httpx.AsyncClient) -> None:
+    default = await _agent(client, "Plain")
+    assert default["llm_config"]["context_window"] == 32_000, "an unknown model gets the setting's window"
+    path = f"/v1/agents/{default['id']}"
+    changed = (await client.patch(path, json={"context_window_limit": 9_000})).json()
+    assert changed["llm_config"]["context_window"] == 9_000
+    renamed = (await client.patch(path, json={"name": "Still"})).json()
+    assert renamed["llm_config"]["context_window"] == 9_000, "other changes keep it"
+    moved = (await client.patch(path, json={"model": "scripted/other"})).json()
+    assert moved["llm_config"]["context_window"] == 32_000, "a new model without a limit takes its window"
+    for bad in (0, 511, 10_000_001, "big"):
+        response = await client.post("/v1/agents", json={"name": "Bad", "context_window_limit": bad})
+        assert response.status_code == 422, bad
+        assert (await client.patch(path, json={"context_window_limit": bad})).status_code == 422
+
+
+async def test_the_default_window_is_a_setting(make_app: Callable[..., FastAPI]) -> None:
+    async with serving(make_app(settings={"default_context_window": 5_000})) as c:
+        unknown = await _agent(c, "Unknown")
+        # the window follows the model's name (an offline model named like one, as no provider is configured here)
+        known = (await c.post("/v1/agents", json={"name": "Known", "model": "scripted/gpt-4o-mini"})).json()
+    assert unknown["llm_config"]["context_window"] == 5_000
+    assert known["llm_config"]["context_window"] == 128_000
