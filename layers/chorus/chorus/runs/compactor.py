@@ -25,9 +25,9 @@ from chorus.engine.compaction import (
     summary_request,
     transcript,
 )
-from chorus.engine.turn import AgentTurn
+from chorus.engine.step import AgentStep
 from chorus.llm.base import Model
-from chorus.runs.lanes import Lane
+from chorus.runs.steps import StepSink
 from chorus.store.records import AgentRecord
 from chorus.tokens import BYTES_PER_TOKEN, answer_reserve, count_request
 from chorus.vocabulary import ModelRequest, TextDelta, Usage
@@ -49,12 +49,12 @@ async def fit_window(
     agent: AgentRecord,
     history: Sequence[dict[str, Any]],
     build: Callable[[], ModelRequest],
-    turn: AgentTurn,
-    lane: Lane,
+    step: AgentStep,
+    sink: StepSink,
     cancelled: Callable[[], None],
 ) -> ModelRequest:
     """The step's request, after summarising the oldest history if it did not fit. `build` makes the
-    request from the step's history as it stands (`history`, with the turn's messages so far)."""
+    request from the step's history as it stands (`history`, with the step's messages so far)."""
     request = build()
     budget = budget_of(agent)
     tokens = count_request(request)
@@ -82,8 +82,8 @@ async def fit_window(
     )
     if not text.strip():
         text = transcript(view.summary, covered)[-allowance * BYTES_PER_TOKEN :]
-    turn.feed(usage)
-    lane.emit(compaction_notice(turn.append(SUMMARY, **summary_fields(text, view.summary, covered, tokens))))
+    step.feed(usage)
+    sink.emit(compaction_notice(step.append(SUMMARY, **summary_fields(text, view.summary, covered, tokens))))
     return build()
 
 

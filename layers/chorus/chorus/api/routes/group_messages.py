@@ -26,7 +26,7 @@ from chorus.api.listing import json_size, within_budget
 from chorus.api.sse import sse_response
 from chorus.api.views import letta_response, run_state
 from chorus.errors import Conflict
-from chorus.runs.service import Started
+from chorus.runs.starting import Started
 from chorus.schemas.messages import LettaMessage, LettaResponse
 from chorus.schemas.requests import CancelRequest, MessageRequest
 from chorus.schemas.resources import RunState
