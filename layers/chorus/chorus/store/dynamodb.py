@@ -552,23 +552,18 @@ class DynamoDBStore:
         agent_id: str | None = None,
         run_id: str | None = None,
     ) -> list[MessageRecord]:
-        rows = await self._message_rows(tenant_id, page, group_id=group_id, agent_id=agent_id, run_id=run_id)
+        rows = await self._message_rows(tenant_id, page, group_id, agent_id, run_id)
         return [MessageRecord.model_validate_json(r) for r in rows]
 
     async def history_page(
         self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None
     ) -> list[dict[str, Any]]:
-        return [orjson.loads(r) for r in await self._message_rows(tenant_id, page, group_id=group_id, run_id=run_id)]
+        return [orjson.loads(r) for r in await self._message_rows(tenant_id, page, group_id, None, run_id)]
 
     async def _message_rows(
-        self,
-        tenant_id: str,
-        page: Page,
-        *,
-        group_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
+        self, tenant_id: str, page: Page, group_id: str | None, agent_id: str | None, run_id: str | None
     ) -> list[str]:
+        """The stored JSON of a page of messages, from the index the scope names."""
         filters: dict[str, Any] = {"group_id": group_id, "agent_id": agent_id}
         if run_id is not None:
             index, partition = "by_run", keys.run_messages(tenant_id, run_id)
