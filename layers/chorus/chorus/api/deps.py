@@ -89,6 +89,7 @@ GroupIdPath = Annotated[str, _id_path("group")]
 RunIdPath = Annotated[str, _id_path("run")]
 BlockIdPath = Annotated[str, _id_path("block")]
 ToolIdPath = Annotated[str, _id_path("tool")]
+McpServerIdPath = Annotated[str, _id_path("mcp_server")]
 
 
 def page(

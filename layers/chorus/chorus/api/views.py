@@ -111,16 +111,19 @@ def block_state(block: BlockRecord) -> BlockState:
 
 
 def tool_state(tool: ToolRecord) -> ToolState:
+    mcp = {"metadata_": {"mcp": {"server_id": tool.mcp_server_id}}} if tool.tool_type == "external_mcp" else {}
     return ToolState(
         id=tool.id,
         name=tool.name,
         description=tool.description,
-        source_code=tool.source_code,
+        source_code=tool.source_code or None,
         source_type=tool.source_type,
         json_schema=tool.json_schema,
         tags=tool.tags,
         return_char_limit=tool.return_char_limit,
         default_requires_approval=tool.default_requires_approval,
+        tool_type=tool.tool_type,
+        **mcp,
     )
 
 

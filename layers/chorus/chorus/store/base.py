@@ -42,6 +42,7 @@ from chorus.store.records import (
     BlockRecord,
     GroupRecord,
     IdempotencyRecord,
+    McpServerRecord,
     MessageRecord,
     Page,
     RunRecord,
@@ -82,6 +83,18 @@ class Store(Protocol):
     async def list_tools(self, tenant_id: str, page: Page, *, name: str | None = None) -> list[ToolRecord]: ...
 
     async def delete_tool(self, tenant_id: str, tool_id: str) -> None: ...
+
+    # MCP servers
+    async def put_mcp_server(self, server: McpServerRecord) -> None:
+        """Create or replace."""
+
+    async def get_mcp_server(self, tenant_id: str, server_id: str) -> McpServerRecord: ...
+
+    async def list_mcp_servers(
+        self, tenant_id: str, page: Page, *, name: str | None = None
+    ) -> list[McpServerRecord]: ...
+
+    async def delete_mcp_server(self, tenant_id: str, server_id: str) -> None: ...
 
     # memory blocks
     async def put_block(self, block: BlockRecord) -> None:

@@ -55,6 +55,7 @@ from chorus.store.records import (
     BlockRecord,
     GroupRecord,
     IdempotencyRecord,
+    McpServerRecord,
     MessageRecord,
     Page,
     Record,
@@ -245,6 +246,20 @@ class DynamoDBStore:
 
     async def delete_tool(self, tenant_id: str, tool_id: str) -> None:
         await self._call(self._delete_sync, "Tool", tenant_id, tool_id)
+
+    # MCP servers
+    async def put_mcp_server(self, server: McpServerRecord) -> None:
+        await self._call(self._put_resource_sync, "McpServer", server, {"name": server.server_name})
+
+    async def get_mcp_server(self, tenant_id: str, server_id: str) -> McpServerRecord:
+        return McpServerRecord.model_validate_json(await self._call(self._get_sync, "McpServer", tenant_id, server_id))
+
+    async def list_mcp_servers(self, tenant_id: str, page: Page, *, name: str | None = None) -> list[McpServerRecord]:
+        partition = keys.listing("McpServer", tenant_id)
+        return await self._list(McpServerRecord, "McpServer", tenant_id, page, "by_tenant", partition, {"name": name})
+
+    async def delete_mcp_server(self, tenant_id: str, server_id: str) -> None:
+        await self._call(self._delete_sync, "McpServer", tenant_id, server_id)
 
     # memory blocks
     @staticmethod

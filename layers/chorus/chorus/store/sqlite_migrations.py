@@ -86,4 +86,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        """
+        CREATE TABLE mcp_servers (
+            tenant_id TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL, name TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, id)
+        );
+        CREATE INDEX mcp_servers_by_time ON mcp_servers (tenant_id, created_at, id);
+        CREATE INDEX mcp_servers_by_name ON mcp_servers (tenant_id, name);
+        """,
+    ),
 ]
