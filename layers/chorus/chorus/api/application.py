@@ -18,6 +18,7 @@ from chorus.api.host_guard import HostGuard
 from chorus.api.http_policy import HttpPolicy, parse_hosts
 from chorus.api.routes import (
     agent_memory,
+    agent_messages,
     agent_tools,
     agents,
     blocks,
@@ -103,6 +104,7 @@ def create_app(
         m.router
         for m in (
             group_messages,
+            agent_messages,
             runs,
             health,
             agents,

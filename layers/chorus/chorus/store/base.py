@@ -119,7 +119,9 @@ class Store(Protocol):
 
     async def get_group(self, tenant_id: str, group_id: str) -> GroupRecord: ...
 
-    async def list_groups(self, tenant_id: str, page: Page) -> list[GroupRecord]: ...
+    async def list_groups(self, tenant_id: str, page: Page) -> list[GroupRecord]:
+        """The tenant's groups, never the hidden ones carrying an agent's direct conversation
+        (`solo_agent_id` set); those are read by id only."""
 
     async def delete_group(self, tenant_id: str, group_id: str) -> None: ...
 

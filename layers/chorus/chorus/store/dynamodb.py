@@ -305,7 +305,8 @@ class DynamoDBStore:
 
     # groups
     async def put_group(self, group: GroupRecord) -> None:
-        await self._call(self._put_resource_sync, "Group", group)
+        unlisted = {"G1": None} if group.solo_agent_id is not None else None  # out of the tenant's listing
+        await self._call(self._put_resource_sync, "Group", group, unlisted)
 
     async def get_group(self, tenant_id: str, group_id: str) -> GroupRecord:
         return GroupRecord.model_validate_json(await self._call(self._get_sync, "Group", tenant_id, group_id))

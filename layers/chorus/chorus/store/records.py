@@ -168,6 +168,9 @@ class GroupRecord(Record):
     hidden: bool | None = None
     project_id: str | None = None
     updated_at: str
+    solo_agent_id: str | None = None
+    """Set on the hidden one-member group that carries an agent's direct conversation
+    (`/v1/agents/{id}/messages`, see `chorus.runs.solo`): never listed, 404 on the group routes."""
 
     @property
     def manager_type(self) -> str:

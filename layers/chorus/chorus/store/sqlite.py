@@ -385,13 +385,13 @@ class SQLiteStore:
 
     # groups
     async def put_group(self, group: GroupRecord) -> None:
-        await self._call(self._put_sync, "groups", group, {})
+        await self._call(self._put_sync, "groups", group, {"listed": int(group.solo_agent_id is None)})
 
     async def get_group(self, tenant_id: str, group_id: str) -> GroupRecord:
         return GroupRecord.model_validate_json(await self._call(self._get_sync, "groups", tenant_id, group_id))
 
     async def list_groups(self, tenant_id: str, page: Page) -> list[GroupRecord]:
-        return await self._list(GroupRecord, "groups", tenant_id, page, {}, "created_at")
+        return await self._list(GroupRecord, "groups", tenant_id, page, {"listed": 1}, "created_at")
 
     async def delete_group(self, tenant_id: str, group_id: str) -> None:
         await self._call(self._delete_sync, "groups", tenant_id, group_id)

@@ -98,4 +98,11 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX mcp_servers_by_name ON mcp_servers (tenant_id, name);
         """,
     ),
+    (
+        6,
+        """
+        ALTER TABLE groups ADD COLUMN listed INTEGER NOT NULL DEFAULT 1;
+        CREATE INDEX groups_listed ON groups (tenant_id, listed, created_at, id);
+        """,
+    ),
 ]
