@@ -45,6 +45,7 @@ BENCHMARKS = [
     "tracing",
     "load",
     "cost",
+    "history",
 ]
 
 
@@ -192,6 +193,13 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     "0 / 0 / 0", verdict(lo["verified"])))  # fmt: skip
         if m:
             out.append(("memory per concurrent stream", f"{m['per_stream_kib']} KiB", "", "-"))
+    hi = results.get("history", {})
+    if "ttfb_ratio_long_over_short" in hi:
+        out.append(("TTFB, 10,000-message group / short group", f"{hi['ttfb_ratio_long_over_short']}x", "<= 1.5x",
+                    verdict(hi["met"]["ttfb_ratio_long_over_short"])))  # fmt: skip
+        out.append(("20th run on one group / 1st", f"{hi['run_20_over_run_1']}x", "<= 1.2x",
+                    verdict(hi["met"]["run_20_over_run_1"])))  # fmt: skip
+        out.append(("compaction cost per summary", f"{hi['compaction']['cost_per_summary_ms']} ms", "", "-"))
     for scenario in _get(results, "cost", "scenarios") or []:
         name, dollars = scenario["scenario"]["name"], scenario["dollars_per_1000_runs"]
         target = COST_TARGETS.get(name)

@@ -431,3 +431,42 @@ async def test_group_run_on_a_rate_limited_provider_fails_with_its_stop_reason(
     assert events[0]["stop_reason"] == "llm_api_error"
     assert events[1]["error_type"] == "llm_rate_limit"
     assert len(fake.requests) == 3, "three attempts, then the run fails"
+
+
+async def _windowed_pair(client: httpx.AsyncClient, window: int) -> dict[str, Any]:
+    agents = []
+    for name in ("Ada", "Brook"):
+        body = {"name": name, "system": f"You are {name}.", "model": "openai/llama3.2", "context_window_limit": window}
+        response = await client.post("/v1/agents", json=body)
+        assert response.status_code == 200, response.text
+        agents.append(response.json())
+    return await create_group(client, [a["id"] for a in agents])
+
+
+@pytest.mark.usefixtures("openai_env")
+async def test_a_provider_refusing_long_requests_is_never_sent_one(client: httpx.AsyncClient, fake: FakeServer) -> None:
+    """The fake refuses a request past its window as OpenAI does (400 `context_length_exceeded`): an
+    agent that believes its window is larger fails there; with the true window, history is
+    summarised before each request would pass it, and every run completes."""
+    window = 700
+    fake.context_limit = window
+    fake.answer = text_stream("Noted", " and", " agreed", " with", " the", " others", " here.")
+    unaware = await _windowed_pair(client, 100_000)
+    stops = []
+    for i in range(40):
+        events = payloads(await stream(client, unaware["id"], {"input": f"point {i} of the plan"}))
+        stops += [e["stop_reason"] for e in events if e["message_type"] == "stop_reason"]
+        if stops[-1] != "end_turn":
+            break
+    assert stops[-1] == "llm_api_error", "past the window the provider refuses"
+    assert fake.requests[-1].json["messages"] and len(fake.requests) < 80
+
+    fake.requests.clear()
+    group = await _windowed_pair(client, window)
+    for i in range(40):
+        events = payloads(await stream(client, group["id"], {"input": f"point {i} of the plan"}))
+        assert [e["stop_reason"] for e in events if e["message_type"] == "stop_reason"] == ["end_turn"]
+    summaries = [r for r in fake.requests if r.json["messages"][0]["content"].startswith("You compact")]
+    assert summaries, "the agents' own model wrote the summaries"
+    history = (await client.get(f"/v1/groups/{group['id']}/messages", params={"limit": 1000})).json()
+    assert sum(m["message_type"] == "summary" for m in history) == len(summaries)

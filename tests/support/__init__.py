@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from pydantic import TypeAdapter
 
 from chorus.llm.base import Model, ModelEvent, ModelRequest
@@ -112,3 +114,14 @@ class Recorder:
             return model.stream(request)
 
         return FunctionModel(record, handle=model.handle)
+
+
+LOOPBACK = "http://127.0.0.1"
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` in-process, its lifespan running (ASGITransport buffers bodies: no timing)."""
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url=LOOPBACK) as client:
+        yield client

@@ -2,7 +2,10 @@
 
 Each test queues `Reply`s; every request the server receives takes the next
 one (so "429, 429, then a stream" is three replies) and is recorded with its
-JSON body and headers. The SDKs talk to it over real sockets, exactly as to
+JSON body and headers; with `answer` set, a request finding the queue empty
+gets that reply. With `context_limit` set, a Chat Completions request longer
+than that many tokens (counted as Chorus counts, `chorus.tokens`) is refused
+as OpenAI refuses it: 400 `context_length_exceeded`. The SDKs talk to it over real sockets, exactly as to
 the provider: status lines, headers, chunked SSE or AWS event-stream bodies.
 """
 
@@ -19,6 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,6 +31,7 @@ from starlette.routing import Route
 
 from chorus.devserver import free_port
 from chorus.llm.base import Model, ModelEvent, ModelMessage, ModelRequest, TextDelta, ToolCallDelta, ToolSpec
+from chorus.tokens import MESSAGE_OVERHEAD, REQUEST_OVERHEAD, TOOL_OVERHEAD, count_text
 
 
 @dataclass
@@ -66,10 +71,44 @@ def json_reply(status: int, body: Any, headers: dict[str, str] | None = None) ->
     return Reply(status, [json.dumps(body).encode()], headers or {}, "application/json")
 
 
+def chat_tokens(body: dict[str, Any]) -> int:
+    """Tokens of a Chat Completions request body, as `chorus.tokens.count_request` counts the request it came from."""
+    total = REQUEST_OVERHEAD
+    for message in body.get("messages", []):
+        total += MESSAGE_OVERHEAD + count_text(message.get("content") or "")
+        for call in message.get("tool_calls") or []:
+            function = call["function"]
+            total += MESSAGE_OVERHEAD + count_text(function["name"]) + count_text(function["arguments"])
+    for tool in body.get("tools") or []:
+        function = tool["function"]
+        parameters = orjson.dumps(function.get("parameters")).decode()
+        total += TOOL_OVERHEAD + count_text(function["name"]) + count_text(function.get("description") or "")
+        total += count_text(parameters)
+    return total
+
+
+def context_length_exceeded(limit: int, tokens: int) -> Reply:
+    """OpenAI's answer to a request longer than the model's context window."""
+    message = (
+        f"This model's maximum context length is {limit} tokens. However, your messages resulted in "
+        f"{tokens} tokens. Please reduce the length of the messages."
+    )
+    error = {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+    return json_reply(400, {"error": error})
+
+
 class FakeServer:
     def __init__(self) -> None:
         self.replies: list[Reply] = []
         self.requests: list[Recorded] = []
+        self.answer: Reply | None = None
+        """The reply of a request that finds the queue empty (none: an error 599)."""
+        self.context_limit: int | None = None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
@@ -83,6 +122,8 @@ class FakeServer:
     def reset(self) -> None:
         self.replies.clear()
         self.requests.clear()
+        self.answer = None
+        self.context_limit = None
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
@@ -95,9 +136,14 @@ class FakeServer:
                 request.client.port if request.client else 0,
             )
         )
-        if not self.replies:
+        if self.context_limit is not None and request.url.path.endswith("/chat/completions"):
+            tokens = chat_tokens(json.loads(body))
+            if tokens > self.context_limit:
+                return _respond(context_length_exceeded(self.context_limit, tokens))
+        if not self.replies and self.answer is None:
             return Response(b'{"error": {"message": "no reply queued"}}', 599, media_type="application/json")
-        reply = self.replies.pop(0)
+        reply = self.replies.pop(0) if self.replies else self.answer
+        assert reply is not None
         if reply.hang:
             while (await request.receive())["type"] != "http.disconnect":
                 pass
@@ -124,6 +170,10 @@ class FakeServer:
     def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+def _respond(reply: Reply) -> Response:
+    return Response(b"".join(reply.chunks), reply.status, reply.headers, media_type=reply.content_type)
 
 
 class Pauses:

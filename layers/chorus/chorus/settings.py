@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     one to the Map (0: every turn is a Step of the Map); see docs/workflow.md, "Inline turns"."""
     default_model: str | None = None
     """Model handle (`provider/model`) used when an agent names none."""
+    default_context_window: int = Field(default=32_000, ge=512, le=10_000_000)
+    """Context window (tokens) of an agent whose model Chorus does not know, unless it sets `context_window_limit`."""
     models: str = ""
     """Comma-separated model handles `GET /v1/models/` lists besides the providers' catalogs (an Ollama model)."""
     event_retention_s: int = Field(default=10_800, ge=60)

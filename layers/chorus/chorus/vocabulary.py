@@ -95,6 +95,8 @@ class ModelRequest:
     tools: tuple[ToolSpec, ...] = ()
     max_tokens: int | None = None
     enable_reasoning: bool = False
+    purpose: Literal["step", "summary"] = "step"
+    """A step of an agent's turn, or the call that summarises history (see `chorus.engine.compaction`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,7 +85,7 @@ def agent_state(
         llm_config=LlmConfig(
             model=name,
             model_endpoint_type=provider if provider in _ENDPOINT_TYPES else "openai",
-            context_window=128_000,
+            context_window=agent.context_window,
             handle=agent.model,
             provider_name=provider,
         ),

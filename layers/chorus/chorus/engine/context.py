@@ -161,10 +161,14 @@ def build_request(
     context_limit: int | None = None,
     reminder: str | None = None,
     enable_reasoning: bool = False,
+    summary: ModelMessage | None = None,
 ) -> ModelRequest:
     """The model request of one step. `instruction` is a user message for this turn (a question put
-    to the agent); `reminder` a system note for this step only (a rule it has not met yet)."""
+    to the agent); `reminder` a system note for this step only (a rule it has not met yet); `summary`
+    opens the context in place of the history it covers (see `chorus.engine.compaction`)."""
     messages = render(buffer(history, context_limit), agent_id, hidden_senders=hidden_senders)
+    if summary is not None:
+        messages.insert(0, summary)
     if instruction is not None:
         messages.append(ModelMessage("user", instruction))
     if reminder is not None:

@@ -47,6 +47,7 @@ from chorus.llm.base import (
     ToolSpec,
     Usage,
 )
+from chorus.tokens import count_request, count_text
 
 SPEECH_TOOL = "send_message"
 """The tool legacy Letta agents speak through (`chorus.engine.tools.SPEECH_TOOL`)."""
@@ -194,7 +195,11 @@ class ScriptedModel:
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         self.last_request = request
         script = self.script
-        prompt_tokens = len(request.system.split()) + sum(len(m.content.split()) for m in request.messages)
+        prompt_tokens = count_request(request)
+        if request.purpose == "summary":
+            async for event in self._summarise(request, prompt_tokens):
+                yield event
+            return
         calls = self.tool_calls(request)
         if calls:
             async for event in self._call_tools(request, calls, prompt_tokens):
@@ -214,6 +219,17 @@ class ScriptedModel:
         if script.error is not None:
             raise _ERRORS[script.error](f"scripted {script.error} after {sent} tokens")
         yield Usage(prompt_tokens=prompt_tokens, completion_tokens=sent)
+        yield Finish("end_turn")
+
+    async def _summarise(self, request: ModelRequest, prompt_tokens: int) -> AsyncIterator[ModelEvent]:
+        """A summary request's answer: how much it read and the gist of its last line, short and deterministic."""
+        lines = request.messages[-1].content.splitlines() if request.messages else []
+        gist = " ".join((lines[-1] if lines else "").split()[:12])
+        pieces = _tokens_of(f"Summary of {len(lines)} lines, ending with: {gist}")
+        for piece in pieces:
+            await self._pace()
+            yield TextDelta(piece)
+        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=count_text("".join(pieces)))
         yield Finish("end_turn")
 
     async def _call_tools(

@@ -11,30 +11,25 @@ from __future__ import annotations
 import orjson
 
 from chorus.engine import events, identity
+from chorus.runs.history import load_tail
 from chorus.runs.options import RunOptions
 from chorus.runs.progress import restore, slot_of
 from chorus.runs.writer import StepWriter
 from chorus.store.base import LOG_END
-from chorus.store.records import Page
 
 
 async def load_history(writer: StepWriter) -> None:
-    """The conversation this run continues: its group's history, or its own messages (no group)."""
+    """The conversation this run continues, as far back as a context reaches (see `load_tail`):
+    its group's history, or its own messages (no group)."""
     loaded, store = writer.loaded, writer.store
     run, group = loaded.run, loaded.group
-    writer.history = []
-    after: str | None = None
     key = {"group_id": group.id} if group is not None else {"run_id": run.id}
-    while True:
-        page = Page(after=after, limit=1000, order="asc")
-        batch = await store.list_messages(run.tenant_id, page, **key)
-        for record in batch:
-            writer.history.append(record.message)
-            if record.run_id == run.id and record.step_key != identity.INPUT_STEP:
-                writer.slots[record.id] = slot_of(record.step_key)
-        if len(batch) < page.limit:
-            return
-        after = batch[-1].id
+    window = max(a.context_window for a in loaded.agents.values())
+    records = await load_tail(store, run.tenant_id, key, window)
+    writer.history = [r["message"] for r in records]
+    for record in records:
+        if record["run_id"] == run.id and record["step_key"] != identity.INPUT_STEP:
+            writer.slots[record["id"]] = slot_of(record["step_key"])
 
 
 async def restore_progress(writer: StepWriter) -> None:

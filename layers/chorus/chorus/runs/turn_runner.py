@@ -22,6 +22,7 @@ from typing import Any
 
 from chorus import tracing
 from chorus.engine import events, identity, memory
+from chorus.engine.compaction import as_context, in_context
 from chorus.engine.context import build_request
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, TurnRecord
 from chorus.engine.step import AgentStep, StepContext
@@ -29,6 +30,7 @@ from chorus.engine.tool_rules import ToolRules
 from chorus.engine.tools import BUILT_IN, LEGACY_AGENT_TYPES, send_message_spec
 from chorus.errors import ModelError
 from chorus.llm.base import Model, Usage
+from chorus.runs.compactor import fit_window
 from chorus.runs.steps import Slot, StepCommit, StepSink
 from chorus.runs.tool_calls import (
     Answers,
@@ -41,7 +43,7 @@ from chorus.runs.tool_calls import (
 from chorus.runs.toolbox import AgentTools, Toolbox
 from chorus.store.records import AgentRecord, AwaitingApproval, HeldCall, OrchestratedCall, StepWait
 from chorus.tracing import tracer
-from chorus.vocabulary import STOP_AFTER_FINISH
+from chorus.vocabulary import STOP_AFTER_FINISH, ModelRequest, ToolSpec
 
 
 @dataclass(slots=True)
@@ -134,18 +136,32 @@ class TurnRunner:
             step = state.current = AgentStep(ctx)
             if state.step == 1:
                 await open_resumed(cfg.toolbox, call, agent, tools, step, sink, state, answers)
-            request = build_request(
-                model=model.handle.partition("/")[2],
-                agent_id=agent.id,
-                agent_name=agent.name,
-                system=system,
+
+            def build(step: AgentStep = step, system: str = system, offered: list[ToolSpec] = offered) -> ModelRequest:
+                view = in_context([*state.history, *step.messages])
+                return build_request(
+                    model=model.handle.partition("/")[2],
+                    agent_id=agent.id,
+                    agent_name=agent.name,
+                    system=system,
+                    history=view.messages,
+                    tools=offered,
+                    instruction=call.instruction,
+                    reminder=state.nudge,
+                    enable_reasoning=agent.reasoning,
+                    hidden_senders=call.hidden_senders,
+                    context_limit=call.context_limit,
+                    summary=as_context(view.summary) if view.summary is not None else None,
+                )
+
+            request = await fit_window(
+                model=model,
+                agent=agent,
                 history=[*state.history, *step.messages],
-                tools=offered,
-                instruction=call.instruction,
-                reminder=state.nudge,
-                enable_reasoning=agent.reasoning,
-                hidden_senders=call.hidden_senders,
-                context_limit=call.context_limit,
+                build=build,
+                step=step,
+                sink=sink,
+                cancelled=cfg.cancelled,
             )
             state.nudge = None
             async for model_event in tracer().model_call(model, request):

@@ -95,6 +95,26 @@ class ApprovalResponseMessage(LettaMessageBase):
     reason: str | None = None
 
 
+class Compaction(BaseModel):
+    """Which messages a summary covers (Chorus's addition to Letta's `SummaryMessage`)."""
+
+    first_message_id: str | None = None
+    last_message_id: str | None = None
+    messages: int = 0
+    """How many messages, from the group's first, it replaces in agents' contexts."""
+    tokens_before: int = 0
+    """What the request that needed it measured, in tokens."""
+
+
+class SummaryMessage(LettaMessageBase):
+    """A summary of older history (see `docs/context-window.md`). Listed in history; streamed
+    inside a `ping` (`summary`), since Letta's clients accept no summary event in a stream."""
+
+    message_type: Literal["summary"] = "summary"
+    summary: str
+    compaction: Compaction
+
+
 LettaMessage = Annotated[
     SystemMessage
     | UserMessage
@@ -104,10 +124,11 @@ LettaMessage = Annotated[
     | ToolCallMessage
     | ToolReturnMessage
     | ApprovalRequestMessage
-    | ApprovalResponseMessage,
+    | ApprovalResponseMessage
+    | SummaryMessage,
     Field(discriminator="message_type"),
 ]
-"""A message of a conversation, as listed in history and streamed."""
+"""A message of a conversation, as listed in history and streamed (a summary: listed only)."""
 
 
 class LettaPing(BaseModel):

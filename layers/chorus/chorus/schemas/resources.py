@@ -10,6 +10,7 @@ from chorus.ids import pattern
 from chorus.limits import MAX_BLOCK_CHARS, MAX_LIST_ITEMS, MAX_TEXT_CHARS, MAX_TURNS
 from chorus.schemas.content import BodyModel
 from chorus.schemas.tools import ToolId, ToolRule
+from chorus.tokens import MAX_CONTEXT_WINDOW, MIN_CONTEXT_WINDOW
 
 AgentId = Annotated[str, Field(pattern=pattern("agent"), examples=["agent-123e4567-e89b-42d3-8456-426614174000"])]
 BlockId = Annotated[str, Field(pattern=pattern("block"), examples=["block-123e4567-e89b-42d3-8456-426614174000"])]
@@ -122,6 +123,8 @@ class AgentCreate(BodyModel):
     """Existing blocks to attach (after `memory_blocks`)."""
     tool_ids: list[ToolId] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     tool_rules: list[ToolRule] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    context_window_limit: int | None = Field(default=None, ge=MIN_CONTEXT_WINDOW, le=MAX_CONTEXT_WINDOW)
+    """Tokens the agent's context may hold (default: its model's window, see `chorus.tokens`)."""
 
 
 class AgentUpdate(BodyModel):
@@ -135,6 +138,7 @@ class AgentUpdate(BodyModel):
     tool_ids: list[ToolId] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
     tool_rules: list[ToolRule] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
     reasoning: bool | None = None
+    context_window_limit: int | None = Field(default=None, ge=MIN_CONTEXT_WINDOW, le=MAX_CONTEXT_WINDOW)
 
 
 class LlmConfig(BaseModel):

@@ -35,7 +35,7 @@ test suite runs against each. Rules every adapter must keep:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from chorus.store.records import (
     AgentRecord,
@@ -187,6 +187,13 @@ class Store(Protocol):
         agent_id: str | None = None,
         run_id: str | None = None,
     ) -> list[MessageRecord]: ...
+
+    async def history_page(
+        self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """`list_messages` as the stored `MessageRecord` JSON, decoded but not validated again (it was
+        when written): what a send reads of its history, where validation was most of the cost."""
+        ...
 
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
         """Forget a group's history; returns how many messages went."""

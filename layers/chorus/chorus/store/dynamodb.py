@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound, StorageUnavailable
@@ -567,6 +568,18 @@ class DynamoDBStore:
         agent_id: str | None = None,
         run_id: str | None = None,
     ) -> list[MessageRecord]:
+        rows = await self._message_rows(tenant_id, page, group_id, agent_id, run_id)
+        return [MessageRecord.model_validate_json(r) for r in rows]
+
+    async def history_page(
+        self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        return [orjson.loads(r) for r in await self._message_rows(tenant_id, page, group_id, None, run_id)]
+
+    async def _message_rows(
+        self, tenant_id: str, page: Page, group_id: str | None, agent_id: str | None, run_id: str | None
+    ) -> list[str]:
+        """The stored JSON of a page of messages, from the index the scope names."""
         filters: dict[str, Any] = {"group_id": group_id, "agent_id": agent_id}
         if run_id is not None:
             index, partition = "by_run", keys.run_messages(tenant_id, run_id)
@@ -578,7 +591,8 @@ class DynamoDBStore:
             filters["agent_id"] = None
         else:
             index, partition = "by_tenant", keys.listing("Message", tenant_id)
-        return await self._list(MessageRecord, "Message", tenant_id, page, index, partition, filters)
+        rows: list[str] = await self._call(list_page, self.table, "Message", tenant_id, page, index, partition, filters)
+        return rows
 
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
         def delete() -> int:

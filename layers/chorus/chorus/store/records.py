@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chorus.tokens import DEFAULT_CONTEXT_WINDOW
+
 RunStatus = Literal["created", "running", "completed", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
@@ -41,6 +43,8 @@ class AgentRecord(Record):
     tool_rules: list[dict[str, Any]] = Field(default_factory=list)
     approval_overrides: dict[str, bool] = Field(default_factory=dict)
     """Per-tool `requires_approval` set on this agent, over the tool's `default_requires_approval`."""
+    context_window: int = DEFAULT_CONTEXT_WINDOW
+    """Tokens the agent's context may hold (`llm_config.context_window`); past it, history is summarised."""
     updated_at: str
 
 

@@ -22,6 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from chorus.errors import AlreadyCommitted, ChorusError, Conflict, NotFound, StorageUnavailable
 from chorus.store.base import LOG_END
 from chorus.store.records import (
@@ -574,6 +576,14 @@ class SQLiteStore:
     ) -> list[MessageRecord]:
         filters: dict[str, Any] = {"group_id": group_id, "agent_id": agent_id, "run_id": run_id}
         return await self._list(MessageRecord, "messages", tenant_id, page, filters, "position")
+
+    async def history_page(
+        self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        filters: dict[str, Any] = {"group_id": group_id, "run_id": run_id}
+        return [
+            orjson.loads(r) for r in await self._call(self._list_sync, "messages", tenant_id, page, filters, "position")
+        ]
 
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
         def delete() -> int:

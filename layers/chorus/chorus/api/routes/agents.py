@@ -18,6 +18,7 @@ from chorus.runs.solo import end_solo
 from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord
+from chorus.tokens import model_window
 
 router = APIRouter(route_class=JsonRoute, prefix="/v1/agents", tags=["agents"])
 
@@ -61,6 +62,7 @@ async def create_agent(body: AgentCreate, svc: ServicesDep, tenant_id: TenantDep
         block_ids=list(dict.fromkeys([*(b.id for b in created), *body.block_ids])),
         tool_ids=list(dict.fromkeys(body.tool_ids)),
         tool_rules=[r.model_dump() for r in body.tool_rules],
+        context_window=body.context_window_limit or model_window(model, svc.settings.default_context_window),
     )
     await svc.store.put_agent(agent)
     return (await agent_view(svc.store, agent)).state
@@ -92,6 +94,9 @@ async def get_agent(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDe
 async def update_agent(agent_id: AgentIdPath, body: AgentUpdate, svc: ServicesDep, tenant_id: TenantDep) -> AgentState:
     agent = await svc.store.get_agent(tenant_id, agent_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    limit = changes.pop("context_window_limit", None)
+    if limit is not None or "model" in changes:
+        changes["context_window"] = limit or model_window(changes["model"], svc.settings.default_context_window)
     await _check_refs(svc.store, tenant_id, changes.get("block_ids", []), changes.get("tool_ids", []))
     updated = agent.model_copy(update={**changes, "updated_at": now_iso()})
     check_handle(updated.model, updated.metadata)

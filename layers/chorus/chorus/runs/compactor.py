@@ -1,0 +1,100 @@
+"""Compaction, the doing: measure a step's request and, when it leaves no room for the answer, summarise.
+
+The choosing is pure (`chorus.engine.compaction`); this module makes the
+summariser's model call and adds the summary to the step: the summary message
+becomes the step's first message (committed with it, once, like the rest of
+the step), and clients get it at once as a `ping` carrying it under `summary`,
+which every Letta client ignores (the SDKs' strict stream validation refuses
+unknown message types, but accepts a ping with extra fields). A step that fails
+after summarising commits nothing, so its summary is made again by the next
+step that needs one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from chorus.engine.compaction import (
+    SUMMARY,
+    choose_cut,
+    in_context,
+    summary_allowance,
+    summary_fields,
+    summary_request,
+    transcript,
+)
+from chorus.engine.step import AgentStep
+from chorus.llm.base import Model
+from chorus.runs.steps import StepSink
+from chorus.store.records import AgentRecord
+from chorus.tokens import BYTES_PER_TOKEN, answer_reserve, count_request
+from chorus.vocabulary import ModelRequest, TextDelta, Usage
+
+
+def compaction_notice(summary: dict[str, Any]) -> dict[str, Any]:
+    """The stream event announcing a new summary: a ping, so clients that do not know it skip it."""
+    return {"message_type": "ping", "run_id": summary.get("run_id"), "summary": summary}
+
+
+def budget_of(agent: AgentRecord) -> int:
+    """Tokens a step's request may take: the agent's window less the room kept for the answer."""
+    return agent.context_window - answer_reserve(agent.context_window)
+
+
+async def fit_window(
+    *,
+    model: Model,
+    agent: AgentRecord,
+    history: Sequence[dict[str, Any]],
+    build: Callable[[], ModelRequest],
+    step: AgentStep,
+    sink: StepSink,
+    cancelled: Callable[[], None],
+) -> ModelRequest:
+    """The step's request, after summarising the oldest history if it did not fit. `build` makes the
+    request from the step's history as it stands (`history`, with the step's messages so far)."""
+    request = build()
+    budget = budget_of(agent)
+    tokens = count_request(request)
+    if tokens <= budget:
+        return request
+    view = in_context(history)
+    fixed = count_request(replace(request, messages=()))
+    allowance = summary_allowance(agent.context_window)
+    keep = max(0, (budget - fixed - allowance) // 2)
+    cut = choose_cut(view.messages, keep)
+    if cut == 0:
+        return request
+    covered = view.messages[:cut]
+    text, usage = await summarise(
+        model,
+        summary_request(
+            model=request.model,
+            agent_id=agent.id,
+            agent_name=agent.name,
+            previous=view.summary,
+            messages=covered,
+            max_tokens=allowance,
+        ),
+        cancelled,
+    )
+    if not text.strip():
+        text = transcript(view.summary, covered)[-allowance * BYTES_PER_TOKEN :]
+    step.feed(usage)
+    sink.emit(compaction_notice(step.append(SUMMARY, **summary_fields(text, view.summary, covered, tokens))))
+    return build()
+
+
+async def summarise(model: Model, request: ModelRequest, cancelled: Callable[[], None]) -> tuple[str, Usage]:
+    """The summariser's answer: its text (tool calls and reasoning are ignored) and what it cost."""
+    parts: list[str] = []
+    usage = Usage()
+    async for event in model.stream(request):
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        elif isinstance(event, Usage):
+            usage = usage + event
+        cancelled()
+    return "".join(parts), usage
