@@ -86,4 +86,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        """
+        CREATE TABLE group_queues (
+            tenant_id TEXT NOT NULL, group_id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, group_id)
+        );
+        """,
+    ),
 ]
