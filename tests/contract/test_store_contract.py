@@ -15,7 +15,7 @@ import pytest
 from chorus.errors import AlreadyCommitted, Conflict, NotFound
 from chorus.runs.ending import ending
 from chorus.store.base import LOG_END, Store
-from chorus.store.records import GroupQueue, IdempotencyRecord, Page, RunRecord, ToolRecord
+from chorus.store.records import IdempotencyRecord, Page, RunRecord, ToolRecord
 from support.contract_records import agent, block, group, message, run, step
 
 BIG = 1_200_000

@@ -54,3 +54,6 @@ MAX_SCRIPTED_TEXT_CHARS = 100_000
 MAX_LISTING_CHARS = 8_000_000
 """Characters (about bytes) of one listing response: a page that would be longer ends early, after at least
 one item, and the client reads on from its last id (`after`), as with any cursor."""
+
+MAX_WAITING_RUNS = 100
+"""Runs that may wait in one group's line (`multitask_strategy=enqueue`); one more is a 409."""

@@ -18,6 +18,10 @@ Order of a send, and why:
    all held by live runs gets 429 with `Retry-After`, and the group, our
    record and key are dropped as for a 409;
 5. the driver is submitted to the executor.
+
+A send with a `multitask_strategy` other than `reject` takes another path after step 2: its
+record is stored queued, it claims its tenant slot, then `chorus.runs.multitask` places it in
+the group's line (or ahead of it) and starts it when the group is its.
 """
 
 from __future__ import annotations
@@ -49,11 +53,13 @@ from chorus.runs.approvals import approval_answers
 from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
 from chorus.runs.finisher import end_with_error, update_run
-from chorus.runs.frames import DONE, frame
+from chorus.runs.frames import DONE, PING_FRAME, frame
 from chorus.runs.idempotency import fingerprint, remember_key
 from chorus.runs.lease import Lease
 from chorus.runs.loading import load_plan, members
 from chorus.runs.log import RunLog, run_log
+from chorus.runs.multitask import DoubleTexting, is_queued, waiting
+from chorus.runs.queue import LineFull
 from chorus.runs.recovery import RunRecovery
 from chorus.runs.tailer import tail_memory, tail_store
 from chorus.schemas.requests import MessageCreate, MessageRequest
@@ -125,6 +131,9 @@ class RunService:
         ttl_s = lease_ttl_s if lease_ttl_s is not None else settings.lease_ttl_s
         self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=ttl_s, heartbeat_s=heartbeat_s)
         self._active: dict[str, ActiveRun] = {}
+        self._cancels: set[asyncio.Task[Any]] = set()
+        self.multitask = DoubleTexting(store, settings, self._begin, hold=self._hold_here, cancel=self.cancel)
+        """Sends that wait for a busy group (`multitask_strategy`): their line, their start."""
         self.recovery = RunRecovery(
             store,
             settings,
@@ -133,6 +142,7 @@ class RunService:
             submit=self._submit,
             remote=remote,
             orphan_grace_s=orphan_grace_s,
+            revive=self.multitask.revive,
         )
 
     def resolve(self, agent: AgentRecord) -> Model:
@@ -179,7 +189,10 @@ class RunService:
                 **({"approvals": answers, "continues": group.pending_approval} if answers else {}),
             },
         )
-        if not self.is_remote(run):
+        strategy = request.multitask_strategy
+        if strategy != "reject":
+            run = waiting(run, strategy)
+        elif not self.is_remote(run):
             # held by this worker from the start: the driver need not write the run before its first byte
             held = {
                 "status": "running",
@@ -194,6 +207,8 @@ class RunService:
             )
             if earlier is not None:
                 return Started(earlier, replay=True)
+        if strategy != "reject":
+            return Started(await self._place(run, strategy, idempotency_key))
         holder = await self.store.claim_group(tenant_id, group_id, run.id)
         if holder is not None:
             await self.store.delete_run(tenant_id, run.id)
@@ -219,6 +234,42 @@ class RunService:
             loaded = Loaded(counted, agents)
         await self._launch(run, loaded)
         return Started(run)
+
+    async def _place(self, run: RunRecord, strategy: Any, idempotency_key: str | None) -> RunRecord:
+        """A double-texting send after its record and key: its tenant slot first (a queued run is an
+        active run), then its place in the group's line; refused, it leaves nothing behind."""
+        limit = self.settings.max_active_runs_per_tenant
+        try:
+            if not await self.store.claim_run_slot(run.tenant_id, run.id, limit):
+                raise TooManyActiveRuns(
+                    f"This tenant already has {limit} active runs, the most it may have at once; "
+                    "wait for one to finish (or cancel one) and send again.",
+                    retry_after_s=RETRY_AFTER_S,
+                )
+            return await self.multitask.place(run, strategy)
+        except (TooManyActiveRuns, LineFull):
+            await self.store.delete_run(run.tenant_id, run.id)
+            if idempotency_key is not None:
+                await self.store.forget_idempotency_key(run.tenant_id, idempotency_key, run.id)
+            raise
+
+    async def _begin(self, run: RunRecord) -> None:
+        """Execute a queued run that has just got its group (counting its turn where the group counts)."""
+        if run.group_id is not None:
+            group = await self.store.get_group(run.tenant_id, run.group_id)
+            if group.manager_type in COUNTED_TURNS:
+                run, _ = await self._count_turn(run, group)
+        await self._launch(run)
+
+    def _hold_here(self, run: RunRecord) -> dict[str, Any]:
+        """A queued run that starts in this process is held by it from the start, like a new one."""
+        if self.is_remote(run):
+            return {}
+        return {
+            "status": "running",
+            "lease_owner": self.lease.owner,
+            "lease_expires_at": time.time() + self.lease.ttl_s,
+        }
 
     def is_remote(self, run: RunRecord) -> bool:
         """Background runs execute remotely when a remote executor is configured."""
@@ -290,6 +341,7 @@ class RunService:
             await driver.execute(fresh=active.fresh)
         finally:
             self._active.pop(run.id, None)
+        await self.multitask.advance(run.tenant_id, run.group_id)
 
     async def _fail_unrunnable(self, active: ActiveRun, detail: str) -> None:
         await end_with_error(self.store, active.run, active.log, detail, self.settings.event_retention_s)
@@ -374,28 +426,47 @@ class RunService:
         async for chunk in tail_memory(log, max(cursor, log.base_seq), ping):
             yield chunk
 
+    async def follow_queued(self, run: RunRecord, *, include_pings: bool) -> AsyncIterator[bytes]:
+        """The stream of a send whose run waits for its group: a ping naming the run first (so the
+        client can cancel or resume it), pings while it waits if asked, then the run as it runs."""
+        yield b'data: {"message_type":"ping","run_id":"' + run.id.encode() + b'","status":"created"}\n\n'
+        turn = asyncio.ensure_future(self.multitask.wait_turn(run.tenant_id, run.id))
+        try:
+            while not turn.done():
+                await asyncio.wait({turn}, timeout=self.settings.ping_interval_s)
+                if not turn.done() and include_pings:
+                    yield PING_FRAME
+            turn.result()
+        finally:
+            turn.cancel()
+        async for chunk in self.follow(run.tenant_id, run.id, include_pings=include_pings):
+            yield chunk
+
     # cancelling
     async def cancel(self, tenant_id: str, runs: list[RunRecord]) -> dict[str, str]:
         """Flag each run cancelled; runs executing here stop at their next chunk, orphans are finished now."""
         out = {}
         for run in runs:
-            await self._flag_cancel(run)
+            flagged = await self._flag_cancel(run)
             out[run.id] = "cancelled"
-            if self.is_remote(run) and self.remote is not None:
+            if is_queued(flagged):
+                await self.multitask.end_unstarted(flagged)  # never started: nothing runs to stop
+            elif self.is_remote(run) and self.remote is not None:
                 await self.remote.cancel(run)
+                await self.multitask.advance(run.tenant_id, run.group_id)
             elif not self.cancel_local(run.id):
                 current = await self.store.get_run(tenant_id, run.id)
                 if not current.is_terminal and current.lease_expires_at < time.time():
                     await self.recovery.recover_run(current)
         return out
 
-    async def _flag_cancel(self, run: RunRecord) -> None:
+    async def _flag_cancel(self, run: RunRecord) -> RunRecord:
         def flagged(current: RunRecord) -> RunRecord:
             if current.is_terminal or current.cancel_requested:
                 return current
             return current.model_copy(update={"cancel_requested": True})
 
-        await update_run(self.store, run, flagged)
+        return await update_run(self.store, run, flagged)
 
     async def cancel_active(
         self, tenant_id: str, owner: Literal["group", "agent"], owner_id: str, run_ids: list[str] | None
@@ -407,7 +478,14 @@ class RunService:
             active = [r for r in active if r.id in set(run_ids)]
         if not active:
             raise Conflict(f"CONFLICT: No active runs to cancel for {owner} {owner_id}")
+        active.sort(key=lambda r: not is_queued(r))  # the waiting first: none starts as the active one ends
         return await self.cancel(tenant_id, active)
+
+    def cancel_soon(self, tenant_id: str, run: RunRecord) -> None:
+        """Cancel a run from a callback that cannot wait (a queued run's sender went away)."""
+        task = asyncio.ensure_future(self.cancel(tenant_id, [run]))
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
 
     async def active_runs(
         self, tenant_id: str, *, group_id: str | None = None, agent_id: str | None = None

@@ -8,7 +8,9 @@ request are a 422 naming them.
 Beyond Letta: an `Idempotency-Key` header makes a retried send return the
 run the first one started (streaming: replayed from the start, or after
 `Last-Event-ID`, then followed live; non-streaming: the same result), and a
-send to a group whose previous run is still active is a 409 naming it.
+send to a group whose previous run is still active is a 409 naming it, unless the body's
+`multitask_strategy` (a Chorus extension) asks to wait (`enqueue`) or to cancel it
+(`interrupt`, `rollback`): see `chorus.runs.multitask`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from chorus.api.listing import json_size, within_budget
 from chorus.api.sse import sse_response
 from chorus.api.views import letta_response, run_state
 from chorus.errors import Conflict
+from chorus.runs.multitask import is_queued
 from chorus.runs.service import Started
 from chorus.schemas.messages import LettaMessage, LettaResponse
 from chorus.schemas.requests import CancelRequest, MessageRequest
@@ -42,6 +45,11 @@ LastEventId = Annotated[int | None, Header(alias="Last-Event-ID", ge=0)]
 
 def _stream(svc: ServicesDep, tenant_id: str, started: Started, include_pings: bool, after: int | None) -> Response:
     run = started.run
+    if is_queued(run) and not started.replay:
+        waiting = svc.runs.follow_queued(run, include_pings=include_pings)
+        if run.background:
+            return sse_response(waiting)
+        return sse_response(waiting, on_disconnect=lambda: svc.runs.cancel_soon(tenant_id, run))
     frames = svc.runs.follow(tenant_id, run.id, after or 0, include_pings=include_pings)
     if run.background or started.replay:
         return sse_response(frames)
@@ -93,6 +101,8 @@ async def send_group_message(
     )
     if body.streaming:
         return _stream(svc, tenant_id, started, body.include_pings, last_event_id if started.replay else None)
+    if is_queued(started.run):
+        await svc.runs.multitask.wait_turn(tenant_id, started.run.id)
     run = await svc.runs.wait_terminal(tenant_id, started.run.id)
     events = await svc.runs.events_of(tenant_id, run.id)
     failure = next((e for e in events if e["message_type"] == "error_message"), None)
