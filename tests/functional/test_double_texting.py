@@ -15,47 +15,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from chorus.llm.base import Finish, Model, ModelEvent, ModelRequest, TextDelta
-from chorus.llm.function_model import FunctionModel
 from chorus.store.base import Store
-from chorus.store.records import AgentRecord
 from support import create_agent, create_group, parse_sse, payloads
+from support.gate import Gate
 
 T = TypeVar("T")
 SETTLE_S = 30.0
 """Generous bound for something the test waits on (never a timing assertion)."""
-
-
-class Gate:
-    """Holds turns whose last input says "hold" until `release`; records what each turn saw."""
-
-    def __init__(self) -> None:
-        self.opened = asyncio.Event()
-        self.running = 0
-        self.most_at_once = 0
-        self.seen: list[list[str]] = []
-        self.holding = asyncio.Event()
-
-    def release(self) -> None:
-        self.opened.set()
-
-    def __call__(self, agent: AgentRecord) -> Model:
-        async def answer(request: ModelRequest) -> AsyncIterator[ModelEvent]:
-            texts = [m.content for m in request.messages]
-            self.seen.append(texts)
-            self.running += 1
-            self.most_at_once = max(self.most_at_once, self.running)
-            try:
-                last = texts[-1] if texts else ""
-                if "hold" in last:
-                    self.holding.set()
-                    await self.opened.wait()
-                yield TextDelta(f"re: {last.split(':')[-1].strip()}")
-                yield Finish()
-            finally:
-                self.running -= 1
-
-        return FunctionModel(answer)
 
 
 @pytest.fixture
@@ -246,7 +212,7 @@ async def test_racing_double_texts_never_run_two_runs_of_a_group_at_once(
     # history reads run after run, never interleaved
     listed = (await client.get(f"/v1/groups/{group_id}/messages", params={"order": "asc", "limit": 1000})).json()
     order = [m["run_id"] for m in listed]
-    assert all(order.index(r) + order.count(r) - 1 == len(order) - 1 - order[::-1].index(r) for r in set(order))
+    assert order == sorted(order, key=order.index)  # each run's messages side by side
     line = await store.get_group_queue("default", group_id)
     assert line.head is None
 
