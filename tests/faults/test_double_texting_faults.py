@@ -45,15 +45,16 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
 
 
 class DiesHandingOver(CrashingStore):
-    """Dies at the hand-over: the first claim of the group once the interrupted run has ended."""
+    """Dies at the hand-over: once another run has claimed the group from the interrupted one
+    (so that run has ended), before anything starts it."""
 
     victim: str | None = None
 
     async def claim_group(self, tenant_id: str, group_id: str, run_id: str) -> str | None:
-        victim = self.victim
-        if victim is not None and run_id != victim and (await self.inner.get_run(tenant_id, victim)).is_terminal:
+        holder = await self.inner.claim_group(tenant_id, group_id, run_id)
+        if holder is None and self.victim not in (None, run_id):
             self.switch.die()
-        return await self.inner.claim_group(tenant_id, group_id, run_id)
+        return holder
 
 
 @asynccontextmanager
@@ -116,7 +117,7 @@ async def test_a_crash_between_the_cancel_and_the_start_is_recovered_by_another_
     gate = Gate()
     await inner.open()
     await seed(inner)
-    service_a = RunService(dying, Settings(log_flush_interval_s=0.01), resolver=gate, orphan_grace_s=0.0)  # type: ignore[arg-type]
+    service_a = RunService(dying, Settings(log_flush_interval_s=0.01), resolver=gate, orphan_grace_s=0.0)
     active = await send(service_a, "hold 1")
     dying.victim = active.id
     async with asyncio.timeout(SETTLE_S):
