@@ -53,6 +53,9 @@ Hold = Callable[[RunRecord], dict[str, Any]]
 ROLLED_BACK_BY = "rolled_back_by"
 """`metadata` key of a rolled-back run: the run whose `rollback` send undid it."""
 INTERRUPTING = frozenset({"interrupt", "rollback"})
+POLL_S = 0.05
+POLL_MAX_S = 1.0
+"""How often a waiting sender looks at its run and its group's line, at first and at most."""
 
 
 def is_queued(run: RunRecord) -> bool:
@@ -114,10 +117,13 @@ class DoubleTexting:
         elif not run.is_terminal and self.cancel is not None:
             await self.cancel(tenant_id, [run])
 
-    async def wait_turn(self, tenant_id: str, run_id: str, poll_s: float = 0.1) -> RunRecord:
+    async def wait_turn(self, tenant_id: str, run_id: str) -> RunRecord:
         """Wait, as the run's sender, until the queued run has started (here or elsewhere) or ended;
-        starts it here when it gets the group. Returns the run as then stored."""
+        starts it here when it gets the group. Returns the run as then stored. A hand-over in this
+        process wakes it at once; one in another process is seen by polling, backing off from
+        `POLL_S` to `POLL_MAX_S` so a long line costs few reads."""
         wake = self._waiters.setdefault(run_id, asyncio.Event())
+        poll_s = POLL_S
         try:
             while True:
                 run = await self.store.get_run(tenant_id, run_id)
@@ -127,6 +133,7 @@ class DoubleTexting:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), poll_s)
                 wake.clear()
+                poll_s = min(poll_s * 2, POLL_MAX_S)
         finally:
             self._waiters.pop(run_id, None)
 
@@ -169,10 +176,14 @@ class DoubleTexting:
         if not (anyone or head.background or head.id in self._waiters):
             return None
         try:
-            return head.id if await self.start(head) else None
+            started = await self.start(head)
         except Exception:
             logger.exception("could not start queued run %s", head.id)
             return None
+        wake = self._waiters.get(head.id)
+        if wake is not None:
+            wake.set()  # its sender here follows it now
+        return head.id if started else None
 
     async def start(self, run: RunRecord) -> bool:
         """Start a run that holds its group, once: roll back what it undoes, then take it out of
