@@ -72,9 +72,12 @@ async def history(client: httpx.AsyncClient, group_id: str) -> list[tuple[str, s
     return [(m["message_type"], m["content"] if isinstance(m["content"], str) else str(m["content"])) for m in listed]
 
 
-async def holding(gate: Gate) -> None:
+async def busy(gate: Gate, client: httpx.AsyncClient, group_id: str, text: str) -> dict[str, Any]:
+    """Start a run the gate holds (its input says "hold"): the group is busy until the gate opens."""
+    run = await send_async(client, group_id, text)
     async with asyncio.timeout(SETTLE_S):
         await gate.holding.wait()
+    return run
 
 
 @pytest.mark.both_stores
@@ -82,8 +85,7 @@ async def test_enqueued_sends_start_in_arrival_order_after_the_active_run(
     gated: tuple[httpx.AsyncClient, Store, Gate, str],
 ) -> None:
     client, _, gate, group_id = gated
-    first = await send_async(client, group_id, "hold 1")
-    await holding(gate)
+    first = await busy(gate, client, group_id, "hold 1")
     queued = [await send_async(client, group_id, f"then {i}", "enqueue") for i in (2, 3)]
     assert [r["status"] for r in queued] == ["created", "created"]
     refused = await client.post(f"/v1/groups/{group_id}/messages/async", json={"input": "plain"})
@@ -107,8 +109,7 @@ async def test_a_streaming_enqueue_names_its_run_first_then_streams_it_when_it_s
     gated: tuple[httpx.AsyncClient, Store, Gate, str],
 ) -> None:
     client, store, gate, group_id = gated
-    first = await send_async(client, group_id, "hold 1")
-    await holding(gate)
+    first = await busy(gate, client, group_id, "hold 1")
     body = {"input": "then 2", "multitask_strategy": "enqueue"}
     sending = asyncio.ensure_future(client.post(f"/v1/groups/{group_id}/messages/stream", json=body))
     await until(lambda: store.get_group_queue("default", group_id), lambda line: bool(line.waiting))
@@ -131,8 +132,7 @@ async def test_a_queued_run_can_be_resumed_and_cancelled_and_leaves_the_line(
     gated: tuple[httpx.AsyncClient, Store, Gate, str],
 ) -> None:
     client, store, gate, group_id = gated
-    first = await send_async(client, group_id, "hold 1")
-    await holding(gate)
+    first = await busy(gate, client, group_id, "hold 1")
     second = await send_async(client, group_id, "then 2", "enqueue")
     third = await send_async(client, group_id, "then 3", "enqueue")
     assert (await store.get_group_queue("default", group_id)).waiting == [second["id"], third["id"]]
@@ -155,8 +155,7 @@ async def test_interrupt_cancels_the_active_run_and_starts_over_the_history_as_i
     gated: tuple[httpx.AsyncClient, Store, Gate, str],
 ) -> None:
     client, _, gate, group_id = gated
-    first = await send_async(client, group_id, "hold 1")
-    await holding(gate)
+    first = await busy(gate, client, group_id, "hold 1")
     body = {"input": "instead", "multitask_strategy": "interrupt"}
     response = await client.post(f"/v1/groups/{group_id}/messages", json=body)
     assert response.status_code == 200, response.text
@@ -179,8 +178,7 @@ async def test_rollback_takes_the_interrupted_runs_messages_out_of_history(
     gated: tuple[httpx.AsyncClient, Store, Gate, str],
 ) -> None:
     client, _, gate, group_id = gated
-    first = await send_async(client, group_id, "hold 1")
-    await holding(gate)
+    first = await busy(gate, client, group_id, "hold 1")
     second = await send_async(client, group_id, "instead", "rollback")
     ended = await settled(client, second["id"])
     assert ended["status"] == "completed"
@@ -197,8 +195,7 @@ async def test_racing_double_texts_never_run_two_runs_of_a_group_at_once(
     gated: tuple[httpx.AsyncClient, Store, Gate, str],
 ) -> None:
     client, store, gate, group_id = gated
-    first = await send_async(client, group_id, "hold 0")
-    await holding(gate)
+    first = await busy(gate, client, group_id, "hold 0")
     strategies = ["enqueue", "interrupt", "enqueue", "rollback", "enqueue", "interrupt", "enqueue", "enqueue"]
     sent = await asyncio.gather(
         *(send_async(client, group_id, f"text {i}", s) for i, s in enumerate(strategies, start=1))
@@ -222,8 +219,7 @@ async def test_an_idempotent_retry_of_an_enqueued_send_gets_the_same_run(
     gated: tuple[httpx.AsyncClient, Store, Gate, str],
 ) -> None:
     client, store, gate, group_id = gated
-    await send_async(client, group_id, "hold 1")
-    await holding(gate)
+    await busy(gate, client, group_id, "hold 1")
     body = {"input": "then 2", "multitask_strategy": "enqueue"}
     headers = {"Idempotency-Key": "k-1"}
     once = (await client.post(f"/v1/groups/{group_id}/messages/async", json=body, headers=headers)).json()
@@ -247,18 +243,17 @@ async def test_a_full_line_and_a_tenant_at_its_limit_refuse_and_leave_nothing_be
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             agent = await create_agent(client, "Ada")
             groups = [(await create_group(client, [agent["id"]]))["id"] for _ in range(2)]
-            first = await send_async(client, groups[0], "hold 1")
-            await holding(gate)
+            first = await busy(gate, client, groups[0], "hold 1")
             waiting = await send_async(client, groups[0], "then 2", "enqueue")
             full = await client.post(
                 f"/v1/groups/{groups[0]}/messages/async", json={"input": "3", "multitask_strategy": "enqueue"}
             )
             assert full.status_code == 409 and full.json()["run_id"] == waiting["id"]
             await send_async(client, groups[1], "hold 4")
-            busy = await client.post(
+            over = await client.post(
                 f"/v1/groups/{groups[1]}/messages/async", json={"input": "5", "multitask_strategy": "enqueue"}
             )
-            assert busy.status_code == 429
+            assert over.status_code == 429
             runs = (await client.get("/v1/runs", params={"limit": 100})).json()
             assert len(runs) == 3  # the refused sends left no record
             store: Store = app.state.services.store

@@ -481,18 +481,10 @@ class DynamoDBStore:
             else:
                 guard = condition("#v = :v", {"#v": "version"}, {":v": n(expect_version)})
             try:
-                self.table.call(
-                    "put_item",
-                    TableName=self.table.name,
-                    Item=item,
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    **guard,
-                )
+                self._put_sync(item, [], guard)  # a retried put whose first attempt landed is a success there
             except ClientError as exc:
                 if not is_condition_failure(exc):
                     raise
-                if exc.response.get("Item") == item:
-                    return  # a retried put whose first attempt landed
                 raise Conflict(
                     f"The line of group {queue.group_id} changed; expected version {expect_version}."
                 ) from None
@@ -606,36 +598,25 @@ class DynamoDBStore:
         return await self._list(MessageRecord, "Message", tenant_id, page, index, partition, filters)
 
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
-        def delete() -> int:
-            query = {
-                "IndexName": "by_group",
-                "KeyConditionExpression": "G2 = :g",
-                "ExpressionAttributeValues": {":g": s(keys.listing("Message", tenant_id, group_id=group_id))},
-                "ProjectionExpression": "PK, SK, parts",
-            }
-            items = list(self.table.query(**query))
-            self.table.delete_keys([{"PK": i["PK"], "SK": i["SK"]} for i in items])
-            for item in items:
-                self.table.drop_parts(item)
-            return len(items)
-
-        return await self._call(delete)
+        partition = keys.listing("Message", tenant_id, group_id=group_id)
+        return await self._call(self._delete_messages_sync, "by_group", partition)
 
     async def delete_run_messages(self, tenant_id: str, run_id: str) -> int:
-        def delete() -> int:
-            query = {
-                "IndexName": "by_run",
-                "KeyConditionExpression": "G4 = :r",
-                "ExpressionAttributeValues": {":r": s(keys.run_messages(tenant_id, run_id))},
-                "ProjectionExpression": "PK, SK, parts",
-            }
-            items = list(self.table.query(**query))
-            self.table.delete_keys([{"PK": i["PK"], "SK": i["SK"]} for i in items])
-            for item in items:
-                self.table.drop_parts(item)
-            return len(items)
+        return await self._call(self._delete_messages_sync, "by_run", keys.run_messages(tenant_id, run_id))
 
-        return await self._call(delete)
+    def _delete_messages_sync(self, index: str, partition: str) -> int:
+        """Delete the messages listed in one partition of `index` (with their parts); returns how many."""
+        query = {
+            "IndexName": index,
+            "KeyConditionExpression": f"{keys.INDEXES[index]} = :p",
+            "ExpressionAttributeValues": {":p": s(partition)},
+            "ProjectionExpression": "PK, SK, parts",
+        }
+        items = list(self.table.query(**query))
+        self.table.delete_keys([{"PK": i["PK"], "SK": i["SK"]} for i in items])
+        for item in items:
+            self.table.drop_parts(item)
+        return len(items)
 
     # the run event log
     async def append_events(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:
