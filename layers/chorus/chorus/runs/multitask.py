@@ -94,6 +94,9 @@ class DoubleTexting:
         if strategy in INTERRUPTING:
             holder = await self.store.claim_group(run.tenant_id, group_id, run.id)
             if holder is None:
+                earlier = (await self.store.get_group_queue(run.tenant_id, group_id)).next
+                if earlier is not None:
+                    await self.drop(run.tenant_id, earlier)  # an interrupting send not yet started: this one wins
                 await self.start(run)
                 return await self.store.get_run(run.tenant_id, run.id)
             if strategy == "rollback":
