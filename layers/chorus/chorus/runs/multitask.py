@@ -26,13 +26,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from chorus.engine import events
 from chorus.errors import ChorusError, NotFound
 from chorus.runs.ending import ending
 from chorus.runs.finisher import update_run
+from chorus.runs.frames import PING_FRAME
 from chorus.runs.log import run_log
 from chorus.runs.options import RunOptions
 from chorus.runs.queue import join, leave, promote
@@ -139,6 +140,24 @@ class DoubleTexting:
                 poll_s = min(poll_s * 2, POLL_MAX_S)
         finally:
             self._waiters.pop(run_id, None)
+
+    async def stream(
+        self, run: RunRecord, follow: Callable[[], AsyncIterator[bytes]], *, include_pings: bool
+    ) -> AsyncIterator[bytes]:
+        """The stream of a send whose run waits for its group: a ping naming the run first (so the
+        client can cancel or resume it), pings while it waits if asked, then `follow()`: the run."""
+        yield b'data: {"message_type":"ping","run_id":"' + run.id.encode() + b'","status":"created"}\n\n'
+        turn = asyncio.ensure_future(self.wait_turn(run.tenant_id, run.id))
+        try:
+            while not turn.done():
+                await asyncio.wait({turn}, timeout=self.settings.ping_interval_s)
+                if not turn.done() and include_pings:
+                    yield PING_FRAME
+            turn.result()
+        finally:
+            turn.cancel()
+        async for chunk in follow():
+            yield chunk
 
     async def take_turn(self, run: RunRecord) -> bool:
         """Start `run` if it is its turn; True if this call started it. A run that is in no line

@@ -53,7 +53,7 @@ from chorus.runs.approvals import approval_answers
 from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
 from chorus.runs.finisher import end_with_error, update_run
-from chorus.runs.frames import DONE, PING_FRAME, frame
+from chorus.runs.frames import DONE, frame
 from chorus.runs.idempotency import fingerprint, remember_key
 from chorus.runs.lease import Lease
 from chorus.runs.loading import load_plan, members
@@ -62,7 +62,7 @@ from chorus.runs.multitask import DoubleTexting, is_queued, waiting
 from chorus.runs.queue import LineFull
 from chorus.runs.recovery import RunRecovery
 from chorus.runs.tailer import tail_memory, tail_store
-from chorus.schemas.requests import MessageCreate, MessageRequest
+from chorus.schemas.requests import MessageCreate, MessageRequest, MultitaskStrategy
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, GroupRecord, Page, RunRecord
@@ -235,7 +235,7 @@ class RunService:
         await self._launch(run, loaded)
         return Started(run)
 
-    async def _place(self, run: RunRecord, strategy: Any, idempotency_key: str | None) -> RunRecord:
+    async def _place(self, run: RunRecord, strategy: MultitaskStrategy, idempotency_key: str | None) -> RunRecord:
         """A double-texting send after its record and key: its tenant slot first (a queued run is an
         active run), then its place in the group's line; refused, it leaves nothing behind."""
         limit = self.settings.max_active_runs_per_tenant
@@ -424,22 +424,6 @@ class RunService:
             cursor = rows[-1][0]
             yield b"".join(frame(seq, data.encode()) for seq, data in rows)
         async for chunk in tail_memory(log, max(cursor, log.base_seq), ping):
-            yield chunk
-
-    async def follow_queued(self, run: RunRecord, *, include_pings: bool) -> AsyncIterator[bytes]:
-        """The stream of a send whose run waits for its group: a ping naming the run first (so the
-        client can cancel or resume it), pings while it waits if asked, then the run as it runs."""
-        yield b'data: {"message_type":"ping","run_id":"' + run.id.encode() + b'","status":"created"}\n\n'
-        turn = asyncio.ensure_future(self.multitask.wait_turn(run.tenant_id, run.id))
-        try:
-            while not turn.done():
-                await asyncio.wait({turn}, timeout=self.settings.ping_interval_s)
-                if not turn.done() and include_pings:
-                    yield PING_FRAME
-            turn.result()
-        finally:
-            turn.cancel()
-        async for chunk in self.follow(run.tenant_id, run.id, include_pings=include_pings):
             yield chunk
 
     # cancelling

@@ -46,10 +46,12 @@ LastEventId = Annotated[int | None, Header(alias="Last-Event-ID", ge=0)]
 def _stream(svc: ServicesDep, tenant_id: str, started: Started, include_pings: bool, after: int | None) -> Response:
     run = started.run
     if is_queued(run) and not started.replay:
-        waiting = svc.runs.follow_queued(run, include_pings=include_pings)
+        frames = svc.runs.multitask.stream(
+            run, lambda: svc.runs.follow(tenant_id, run.id, include_pings=include_pings), include_pings=include_pings
+        )
         if run.background:
-            return sse_response(waiting)
-        return sse_response(waiting, on_disconnect=lambda: svc.runs.cancel_soon(tenant_id, run))
+            return sse_response(frames)
+        return sse_response(frames, on_disconnect=lambda: svc.runs.cancel_soon(tenant_id, run))
     frames = svc.runs.follow(tenant_id, run.id, after or 0, include_pings=include_pings)
     if run.background or started.replay:
         return sse_response(frames)
