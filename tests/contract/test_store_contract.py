@@ -15,7 +15,16 @@ import pytest
 from chorus.errors import AlreadyCommitted, Conflict, NotFound
 from chorus.runs.ending import ending
 from chorus.store.base import LOG_END, Store
-from chorus.store.records import IdempotencyRecord, Page, RunRecord, ToolRecord
+from chorus.store.records import (
+    AwaitingApproval,
+    HeldCall,
+    IdempotencyRecord,
+    OrchestratedCall,
+    Page,
+    PendingApproval,
+    RunRecord,
+    ToolRecord,
+)
 from support.contract_records import agent, block, group, message, run, step
 
 BIG = 1_200_000
@@ -683,3 +692,18 @@ def _tool(name: str) -> ToolRecord:
         source_code=f"def {name}() -> str:\n    return 'x'\n",
         json_schema={"name": name},
     )
+
+
+async def test_typed_waits_and_approvals_round_trip(store: Store) -> None:
+    held = HeldCall(tool_call_id="call-1", name="delete_file", arguments='{"path": "a.txt"}')
+    paused = group().model_copy(
+        update={"pending_approval": PendingApproval(run_id="run-1", agent_id="agent-1", tool_calls=[held], round=1)}
+    )
+    await store.put_group(paused)
+    assert await store.get_group("t1", paused.id) == paused
+    r = run()
+    await store.put_run(r)
+    waits = [AwaitingApproval(approval=[held]), OrchestratedCall(tool_call_id="call-2", name="b", arguments={"m": 1})]
+    for i, wait in enumerate(waits):
+        await store.commit_step(step(r, f"000{i}", pending=wait), [])
+    assert [s.pending for s in await store.list_steps("t1", r.id)] == waits

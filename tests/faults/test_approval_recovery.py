@@ -66,7 +66,9 @@ async def test_a_crashed_resumption_is_finished_once_by_another_worker(tmp_path:
     paused = await first.start_group_run(TENANT, GROUP, MessageRequest(input="remember tea"), streaming=True)
     assert (await first.wait_terminal(TENANT, paused.run.id)).stop_reason == "requires_approval"
     await first.shutdown()
-    call_id = (await store.get_group(TENANT, GROUP)).pending_approval["tool_calls"][0]["tool_call_id"]  # type: ignore[index]
+    pending = (await store.get_group(TENANT, GROUP)).pending_approval
+    assert pending is not None
+    call_id = pending.tool_calls[0].tool_call_id
 
     # worker A starts the resumption and dies committing its first agent step (after the inputs step)
     switch = Switch(at_call=("commit_step", 2))

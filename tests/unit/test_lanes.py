@@ -8,51 +8,62 @@ from typing import Any
 
 import pytest
 
-from chorus.runs.lanes import DirectLane, OrderedLanes
+from chorus.llm.base import Usage
+from chorus.runs.lanes import OrderedLanes
+from chorus.runs.steps import Slot, StepCommit
+
+
+def step(call: int, n: int) -> StepCommit:
+    return StepCommit(f"{call}.{n}", "agent", Slot(1, call, 5), n, [], Usage(), False, "end_turn", "", "speak")
+
+
+class Sink:
+    """A run's sink that records what reaches it; its commits take a while, so hand-overs race them."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self.rng = rng
+        self.written: list[Any] = []
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.written.append(("event", event["call"], event["n"]) if "call" in event else event["text"])
+
+    async def commit(self, commit: StepCommit) -> None:
+        if self.rng is not None:
+            await asyncio.sleep(self.rng.random() / 1000)
+        call, n = commit.key.split(".")
+        self.written.append(("commit", int(call), int(n)))
 
 
 @pytest.mark.parametrize("seed", range(25))
 async def test_output_reads_lane_after_lane_whatever_the_timing(seed: int) -> None:
     rng = random.Random(seed)
-    written: list[tuple[str, int, int]] = []
-
-    def emit(event: Any) -> None:
-        written.append(("event", *event))
-
-    async def commit(step: Any) -> None:
-        await asyncio.sleep(rng.random() / 1000)  # a store write takes a while: hand-overs race it
-        written.append(("commit", *step))
-
-    lanes = OrderedLanes(5, DirectLane(emit, commit))
+    sink = Sink(rng)
+    lanes = OrderedLanes(5, sink)
     plan = {i: rng.randint(1, 6) for i in range(5)}
 
     async def worker(i: int) -> None:
         lane = lanes.lanes[i]
         for n in range(plan[i]):
             await asyncio.sleep(rng.random() / 500)
-            lane.emit((i, n))  # type: ignore[arg-type]  # any event: the lanes only order them
+            lane.emit({"call": i, "n": n})
             if n % 2:
-                await lane.commit((i, n))
+                await lane.commit(step(i, n))
         await lanes.finished(i)
 
     await asyncio.gather(*(worker(i) for i in rng.sample(range(5), 5)))
     expected = [
         (kind, i, n) for i in range(5) for n in range(plan[i]) for kind in (["event", "commit"] if n % 2 else ["event"])
     ]
-    assert written == expected
+    assert sink.written == expected
 
 
 async def test_the_first_lane_writes_through_at_once() -> None:
-    written: list[Any] = []
-
-    async def commit(step: Any) -> None:
-        written.append(step)
-
-    lanes = OrderedLanes(2, DirectLane(written.append, commit))
-    lanes.lanes[1].emit("second")  # type: ignore[arg-type]
-    lanes.lanes[0].emit("first")  # type: ignore[arg-type]
-    assert written == ["first"], "the head streams live; the next waits its turn"
+    sink = Sink()
+    lanes = OrderedLanes(2, sink)
+    lanes.lanes[1].emit({"text": "second"})
+    lanes.lanes[0].emit({"text": "first"})
+    assert sink.written == ["first"], "the head streams live; the next waits its turn"
     await lanes.finished(0)
-    assert written == ["first", "second"]
-    lanes.lanes[1].emit("live now")  # type: ignore[arg-type]
-    assert written[-1] == "live now"
+    assert sink.written == ["first", "second"]
+    lanes.lanes[1].emit({"text": "live now"})
+    assert sink.written[-1] == "live now"

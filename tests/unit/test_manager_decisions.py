@@ -9,8 +9,9 @@ import pytest
 from chorus.engine.managers import (
     AWAITING_TOOL,
     AgentCall,
-    Finish,
+    EndRun,
     GroupView,
+    ManagerSettings,
     PendingTool,
     RunAgents,
     RunProgress,
@@ -25,7 +26,9 @@ NAMES = {"m": "Boss", "a": "Ada", "b": "Bo", "c": "Cy"}
 
 
 def view(kind: str, agents: tuple[str, ...] = ("a", "b", "c"), **config: Any) -> GroupView:
-    return GroupView("group-x", kind, agents, {"manager_type": kind, "manager_agent_id": "m", **config}, NAMES)
+    return GroupView(
+        "group-x", agents, ManagerSettings.of({"manager_type": kind, "manager_agent_id": "m", **config}), NAMES
+    )
 
 
 def broadcast(call_id: str = "call-1", message: str = "plan it") -> TurnRecord:
@@ -96,19 +99,19 @@ def test_supervisor_only_collects_replies_of_the_latest_broadcast() -> None:
 @pytest.mark.parametrize(
     ("last", "expected"),
     [
-        (TurnRecord("m", "end_turn", "final answer"), Finish("end_turn")),
-        (TurnRecord("m", "max_steps"), Finish("max_steps")),
-        (TurnRecord("m", "llm_api_error"), Finish("llm_api_error")),
-        (TurnRecord("m", "cancelled"), Finish("cancelled")),
+        (TurnRecord("m", "end_turn", "final answer"), EndRun("end_turn")),
+        (TurnRecord("m", "max_steps"), EndRun("max_steps")),
+        (TurnRecord("m", "llm_api_error"), EndRun("llm_api_error")),
+        (TurnRecord("m", "cancelled"), EndRun("cancelled")),
     ],
 )
-def test_supervisor_finishes_when_the_manager_answers_or_fails(last: TurnRecord, expected: Finish) -> None:
+def test_supervisor_finishes_when_the_manager_answers_or_fails(last: TurnRecord, expected: EndRun) -> None:
     assert SUP.next(view("supervisor"), RunProgress((broadcast(), reply("a"), last))) == expected
 
 
 def test_supervisor_bounds_broadcast_rounds_by_max_steps() -> None:
     turns = (broadcast("c1"), reply("a", call_id="c1"), broadcast("c2"))
-    assert SUP.next(view("supervisor", ("a",)), RunProgress(turns, max_steps=1)) == Finish("max_steps")
+    assert SUP.next(view("supervisor", ("a",)), RunProgress(turns, max_steps=1)) == EndRun("max_steps")
     assert isinstance(SUP.next(view("supervisor", ("a",)), RunProgress(turns, max_steps=2)), RunAgents)
 
 
@@ -179,22 +182,22 @@ def test_choose_speaker_prefers_the_longest_name_at_the_same_place() -> None:
 @pytest.mark.parametrize(
     ("turns", "expected"),
     [
-        ((choose("Ada"), speak("a", "we are DONE!")), Finish("end_turn")),
-        ((choose("DONE!"),), Finish("end_turn")),
-        ((choose("Ada"), speak("a"), choose("Bo"), speak("b"), choose("Cy"), speak("c")), Finish("max_steps")),
-        ((choose("Ada"), TurnRecord("a", "llm_api_error")), Finish("llm_api_error")),
-        ((TurnRecord("m", "rate_limit", purpose="choose"),), Finish("rate_limit")),
+        ((choose("Ada"), speak("a", "we are DONE!")), EndRun("end_turn")),
+        ((choose("DONE!"),), EndRun("end_turn")),
+        ((choose("Ada"), speak("a"), choose("Bo"), speak("b"), choose("Cy"), speak("c")), EndRun("max_steps")),
+        ((choose("Ada"), TurnRecord("a", "llm_api_error")), EndRun("llm_api_error")),
+        ((TurnRecord("m", "rate_limit", purpose="choose"),), EndRun("rate_limit")),
     ],
 )
-def test_dynamic_termination(turns: tuple[TurnRecord, ...], expected: Finish) -> None:
+def test_dynamic_termination(turns: tuple[TurnRecord, ...], expected: EndRun) -> None:
     assert DYN.next(view("dynamic"), RunProgress(turns)) == expected
 
 
 def test_dynamic_custom_token_and_max_turns() -> None:
     group = view("dynamic", termination_token="STOP", max_turns=1)
-    assert DYN.next(group, RunProgress((choose("Ada"), speak("a", "DONE!")))) == Finish("max_steps")
+    assert DYN.next(group, RunProgress((choose("Ada"), speak("a", "DONE!")))) == EndRun("max_steps")
     group = view("dynamic", termination_token="STOP", max_turns=5)
-    assert DYN.next(group, RunProgress((choose("Ada"), speak("a", "ok STOP")))) == Finish("end_turn")
+    assert DYN.next(group, RunProgress((choose("Ada"), speak("a", "ok STOP")))) == EndRun("end_turn")
 
 
 # sleeptime
@@ -223,12 +226,12 @@ def test_sleeptime_runs_background_agents_every_n_turns(
 ) -> None:
     group = view("sleeptime", sleeptime_agent_frequency=frequency)
     progress = RunProgress((TurnRecord("m", "end_turn", "hi"),), turn_number=turn_number)
-    assert SLEEP.next(group, progress) == Finish("end_turn", background=background)
+    assert SLEEP.next(group, progress) == EndRun("end_turn", background=background)
 
 
 def test_sleeptime_failed_foreground_starts_no_background_run() -> None:
     progress = RunProgress((TurnRecord("m", "llm_api_error"),))
-    assert SLEEP.next(view("sleeptime"), progress) == Finish("llm_api_error")
+    assert SLEEP.next(view("sleeptime"), progress) == EndRun("llm_api_error")
 
 
 def test_voice_sleeptime_bounds_the_foreground_context_to_its_buffer() -> None:
@@ -240,12 +243,12 @@ def test_voice_sleeptime_bounds_the_foreground_context_to_its_buffer() -> None:
 @pytest.mark.parametrize(
     ("backlog", "expected"),
     [
-        (10, Finish("end_turn")),
-        (11, Finish("end_turn", background=("a", "b", "c"), keep_recent=6)),
-        (40, Finish("end_turn", background=("a", "b", "c"), keep_recent=6)),
+        (10, EndRun("end_turn")),
+        (11, EndRun("end_turn", background=("a", "b", "c"), keep_recent=6)),
+        (40, EndRun("end_turn", background=("a", "b", "c"), keep_recent=6)),
     ],
 )
-def test_voice_sleeptime_evicts_past_the_buffer(backlog: int, expected: Finish) -> None:
+def test_voice_sleeptime_evicts_past_the_buffer(backlog: int, expected: EndRun) -> None:
     group = view("voice_sleeptime", max_message_buffer_length=10, min_message_buffer_length=6)
     progress = RunProgress((TurnRecord("m", "end_turn"),), backlog=backlog)
     assert VOICE.next(group, progress) == expected
@@ -259,7 +262,7 @@ def test_every_manager_is_deterministic_and_handles_a_one_agent_group(kind: str)
     for _ in range(12):
         decision = manager_for(kind).next(group, progress)
         assert decision == manager_for(kind).next(group, progress)
-        if isinstance(decision, Finish):
+        if isinstance(decision, EndRun):
             break
         assert isinstance(decision, RunAgents)
         turns = []

@@ -14,7 +14,7 @@ from typing import Any
 
 from chorus.engine.events import MESSAGE_TYPES
 from chorus.llm.resolve import split_handle
-from chorus.runs.service import COUNTED_TURNS
+from chorus.runs.starting import COUNTED_TURNS
 from chorus.schemas.resources import AgentState, BlockState, GroupState, LlmConfig, RunState
 from chorus.schemas.tools import ToolState
 from chorus.store.base import Store

@@ -14,10 +14,10 @@ from typing import Any
 
 from chorus.errors import BadRequest, Conflict
 from chorus.runs.options import RunOptions
-from chorus.runs.turn_runner import StepCommit
+from chorus.runs.steps import StepCommit
 from chorus.schemas.requests import ApprovalCreate, MessageCreate
 from chorus.store.base import Store
-from chorus.store.records import GroupRecord, RunRecord
+from chorus.store.records import AwaitingApproval, GroupRecord, PendingApproval, RunRecord
 
 
 def approval_answers(group: GroupRecord, inputs: list[MessageCreate | ApprovalCreate]) -> list[dict[str, Any]]:
@@ -31,8 +31,8 @@ def approval_answers(group: GroupRecord, inputs: list[MessageCreate | ApprovalCr
         if pending is not None:
             raise Conflict(
                 "Please approve or deny the pending request before continuing: the group's run "
-                f"{pending['run_id']} waits on tool calls {[c['tool_call_id'] for c in pending['tool_calls']]}.",
-                run_id=pending["run_id"],
+                f"{pending.run_id} waits on tool calls {[c.tool_call_id for c in pending.tool_calls]}.",
+                run_id=pending.run_id,
             )
         return []
     if pending is None:
@@ -54,7 +54,7 @@ def approval_answers(group: GroupRecord, inputs: list[MessageCreate | ApprovalCr
             )
         else:
             raise BadRequest("An approval needs `approvals`, or `approve` with `approval_request_id`.")
-    expected = {c["tool_call_id"] for c in pending["tool_calls"]}
+    expected = {c.tool_call_id for c in pending.tool_calls}
     given = [a["tool_call_id"] for a in answers]
     if set(given) != expected or len(given) != len(expected):
         raise BadRequest(
@@ -67,19 +67,19 @@ def approval_answers(group: GroupRecord, inputs: list[MessageCreate | ApprovalCr
 async def track_pending_approval(store: Store, group: GroupRecord, run: RunRecord, commit: StepCommit) -> None:
     """Keep the group's `pending_approval` true to history: set when a turn stops for a human,
     cleared once a resumed turn's answers are committed (its first step)."""
-    waits = commit.pending.get("approval") if commit.pending else None
+    waits = commit.pending.approval if isinstance(commit.pending, AwaitingApproval) else None
     continues = RunOptions.of(run).continues
     if not waits and not (continues is not None and commit.step == 1):
         return
     current = await store.get_group(run.tenant_id, group.id)
     if waits:
-        pending = {
-            "run_id": run.id,
-            "agent_id": commit.agent_id,
-            "tool_calls": waits,
-            "round": commit.slot.round,
-            "call": commit.slot.call,
-        }
+        pending = PendingApproval(
+            run_id=run.id, agent_id=commit.agent_id, tool_calls=waits, round=commit.slot.round, call=commit.slot.call
+        )
         await store.put_group(current.model_copy(update={"pending_approval": pending}))
-    elif continues is not None and (current.pending_approval or {}).get("run_id") == continues.run_id:
+    elif (
+        continues is not None
+        and current.pending_approval is not None
+        and current.pending_approval.run_id == continues.run_id
+    ):
         await store.put_group(current.model_copy(update={"pending_approval": None}))

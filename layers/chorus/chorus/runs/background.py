@@ -15,7 +15,7 @@ from typing import Any
 
 from chorus.clock import now_iso
 from chorus.engine import identity
-from chorus.engine.managers import Finish
+from chorus.engine.managers import EndRun
 from chorus.engine.sleeptime import transcript
 from chorus.errors import NotFound
 from chorus.runs.options import RunOptions
@@ -40,7 +40,7 @@ async def start_background(
     parent: RunRecord,
     group: GroupRecord,
     history: Sequence[dict[str, Any]],
-    decision: Finish,
+    decision: EndRun,
     spawn: Spawn | None,
 ) -> list[str]:
     """Start the decision's background runs; returns their ids (none when nothing is new).

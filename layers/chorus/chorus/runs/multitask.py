@@ -241,7 +241,7 @@ class DoubleTexting:
         await self.store.delete_run_messages(tenant_id, run_id)
         if victim.group_id is not None:
             group = await self.store.get_group(tenant_id, victim.group_id)
-            if (group.pending_approval or {}).get("run_id") == run_id:
+            if group.pending_approval is not None and group.pending_approval.run_id == run_id:
                 await self.store.put_group(group.model_copy(update={"pending_approval": None}))
 
         def marked(current: RunRecord) -> RunRecord:

@@ -12,23 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from chorus.store.records import RunRecord
+from chorus.schemas.requests import Approval
+from chorus.store.records import PendingApproval, RunRecord
 
 DEFAULT_MAX_STEPS = 50
 """Model steps one agent may take in a turn when the request does not say."""
-
-
-class PendingApproval(BaseModel):
-    """A turn stopped for a human: the group's `pending_approval`, and what a resuming run continues."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    run_id: str
-    agent_id: str | None = None
-    tool_calls: list[dict[str, Any]]
-    """The calls waiting on an answer (`tool_call_id`, `name`, `arguments`)."""
-    round: int
-    call: int = 0
 
 
 class Recovery(BaseModel):
@@ -56,8 +44,8 @@ class RunOptions(BaseModel):
     include_return_message_types: list[str] | None = None
     turn_number: int = 1
     """The group's turn this run counted (paces sleeptime agents the same way after a re-drive)."""
-    approvals: list[dict[str, Any]] = []
-    """The request's answers to a paused turn's tool calls (`ApprovalCreate.approvals` dumps)."""
+    approvals: list[Approval] = []
+    """The request's answers to a paused turn's tool calls (stored as `ApprovalCreate.approvals` dumps)."""
     continues: PendingApproval | None = None
     """The paused turn this run resumes, if it answers one."""
     recovery: Recovery | None = None

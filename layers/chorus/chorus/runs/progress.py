@@ -19,11 +19,13 @@ from chorus.clock import now_iso
 from chorus.engine import identity
 from chorus.engine.managers import PendingTool, TurnRecord
 from chorus.llm.base import Usage
-from chorus.store.records import GroupRecord, MessageRecord, RunRecord, StepRecord
+from chorus.store.records import GroupRecord, MessageRecord, OrchestratedCall, RunRecord, StepRecord
 
 
 @dataclass(slots=True)
-class Progress:
+class CommittedProgress:
+    """How far a run got, as its committed steps say (what the manager's `RunProgress` is built from)."""
+
     turns: list[TurnRecord] = field(default_factory=list)
     """Turns of the finished rounds, in round and call order."""
     rounds: int = 0
@@ -35,20 +37,25 @@ class Progress:
     log_seq: int = 0
     """The log's last `seq_id` covered by a committed step: later events belong to no committed step."""
 
-    def account(self, usage: dict[str, int]) -> None:
-        self.usage = self.usage + usage_of(usage)
+    def account(self, usage: Usage) -> None:
+        self.usage = self.usage + usage
         self.step_count += 1
 
+    def finished_turn(self, call: int) -> TurnRecord | None:
+        """The turn of call `call` of the unfinished round, if it committed its final step."""
+        steps = self.partial.get(call)
+        return turn_of(steps[-1]) if steps and steps[-1].final else None
 
-def restore(steps: Iterable[StepRecord]) -> Progress:
-    progress = Progress()
+
+def restore(steps: Iterable[StepRecord]) -> CommittedProgress:
+    progress = CommittedProgress()
     rounds: dict[int, dict[int, list[StepRecord]]] = {}
     for step in steps:
         progress.log_seq = max(progress.log_seq, step.log_seq)
         if step.agent_id is None:
             continue
         rounds.setdefault(step.round, {}).setdefault(step.call, []).append(step)
-        progress.account(step.usage)
+        progress.account(usage_of(step.usage))
     for index in sorted(rounds):
         calls = rounds[index]
         size = next(iter(calls.values()))[0].calls
@@ -63,15 +70,13 @@ def restore(steps: Iterable[StepRecord]) -> Progress:
 
 def turn_of(step: StepRecord) -> TurnRecord:
     """The turn a final step closed, as managers see it."""
-    pending = step.pending
+    pending = step.pending if isinstance(step.pending, OrchestratedCall) else None
     return TurnRecord(
         step.agent_id or "",
         step.stop_reason,
         step.text,
         "choose" if step.purpose == "choose" else "reply" if step.purpose == "reply" else "speak",
-        PendingTool(pending["tool_call_id"], pending["name"], pending["arguments"])
-        if pending and "tool_call_id" in pending
-        else None,
+        PendingTool(pending.tool_call_id, pending.name, pending.arguments) if pending is not None else None,
         step.reply_to,
         step.error,
     )

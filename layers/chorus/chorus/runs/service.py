@@ -1,27 +1,10 @@
-"""Starting, following, cancelling and recovering runs: what the API routes call.
+"""The runs of this worker, as the API routes use them: start, follow, cancel, recover.
 
-Everything that can fail with an HTTP error (unknown group, manager type
-not runnable yet, an agent whose model cannot run, a busy group, a reused
-idempotency key with another body) is decided in `start_group_run`, before
-the response begins; after the first byte, failures travel as stop reasons
-inside the stream.
-
-Order of a send, and why:
-1. the run record is created (`created`);
-2. the `Idempotency-Key`, if any, is remembered atomically for it; a key
-   already pointing at another run means this is a retry: our record is
-   dropped and the caller follows that run instead (invariant 8);
-3. the group is claimed for the run; a group held by another live run is a
-   409 naming it (invariant 7), and our record and key are dropped, so a
-   retry later may start afresh;
-4. one of the tenant's active-run slots is claimed; a tenant whose slots are
-   all held by live runs gets 429 with `Retry-After`, and the group, our
-   record and key are dropped as for a 409;
-5. the driver is submitted to the executor.
-
-A send with a `multitask_strategy` other than `reject` takes another path after step 2: its
-record is stored queued, it claims its tenant slot, then `chorus.runs.multitask` places it in
-the group's line (or ahead of it) and starts it when the group is its.
+`RunService` keeps the registry of runs executing in this process (their live logs and
+cancel switches) and hands each new or adopted run's driver to the executor. The work of
+each use lives in its own module: `starting` (everything a send can fail with, before the
+first byte), `following` (SSE frames from memory or the store), `recovery` (orphaned runs);
+cancelling is here, as it acts on the registry.
 """
 
 from __future__ import annotations
@@ -35,47 +18,32 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
-from chorus.clock import now_iso
 from chorus.errors import (
-    BadRequest,
     ChorusError,
     Conflict,
     NotFound,
-    RunExpired,
-    TooManyActiveRuns,
 )
-from chorus.ids import new_id
 from chorus.llm.base import Model
 from chorus.llm.resolve import resolve_model
-from chorus.runs.approvals import approval_answers
+from chorus.runs import following
 from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.executor import InProcessExecutor, RemoteExecutor
 from chorus.runs.finisher import end_with_error, update_run
-from chorus.runs.frames import DONE, frame
-from chorus.runs.idempotency import fingerprint, remember_key
 from chorus.runs.lease import Lease
-from chorus.runs.loading import load_plan, members
+from chorus.runs.loading import load_run
 from chorus.runs.log import RunLog, run_log
-from chorus.runs.multitask import DoubleTexting, is_queued, waiting
-from chorus.runs.queue import LineFull
+from chorus.runs.multitask import DoubleTexting, is_queued
 from chorus.runs.recovery import RunRecovery
-from chorus.runs.tailer import tail_memory, tail_store
-from chorus.schemas.requests import MessageCreate, MessageRequest, MultitaskStrategy
+from chorus.runs.starting import Preloaded, RunStarter
 from chorus.settings import Settings
 from chorus.store.base import Store
-from chorus.store.records import AgentRecord, GroupRecord, Page, RunRecord
+from chorus.store.records import AgentRecord, Page, RunRecord
 from chorus.tools.execution import ToolExecutor
 from chorus.tools.executors import tool_executor_for
 
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = ["created", "running"]
-RETRY_AFTER_S = 5
-"""What a 429 for a tenant at its active-run limit tells the client to wait before sending again."""
-COUNTED_TURNS = frozenset({"sleeptime", "voice_sleeptime"})
-"""Manager types whose groups count their runs (`turns_counter`), as Letta does."""
 
 
 @dataclass(slots=True)
@@ -85,25 +53,11 @@ class ActiveRun:
     run: RunRecord
     log: RunLog
     cancel: asyncio.Event
-    loaded: Loaded | None = None
+    loaded: Preloaded | None = None
     """The group and agents the send already read and validated (a new run), so the driver need
     not read them again before the first byte."""
     fresh: bool = False
     """A run no worker has started: it has no committed steps to restore."""
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    group: GroupRecord
-    agents: dict[str, AgentRecord]
-
-
-@dataclass(frozen=True, slots=True)
-class Started:
-    """What a send produced: the run, and whether this request started it or retried an earlier one."""
-
-    run: RunRecord
-    replay: bool = False
 
 
 class RunService:
@@ -134,6 +88,17 @@ class RunService:
         self._cancels: set[asyncio.Task[Any]] = set()
         self.multitask = DoubleTexting(store, settings, self._begin, hold=self._hold_here, cancel=self.cancel)
         """Sends that wait for a busy group (`multitask_strategy`): their line, their start."""
+        self.starter = RunStarter(
+            store,
+            settings,
+            self.lease,
+            self.resolve,
+            runs_here=lambda run: not self.is_remote(run),
+            launch=self._launch,
+            place=self.multitask.place,
+        )
+        self.start_group_run = self.starter.start
+        """Validate and start a run, or find the one an earlier request with the key started."""
         self.recovery = RunRecovery(
             store,
             settings,
@@ -151,131 +116,19 @@ class RunService:
             return self._resolver(agent)
         return resolve_model(agent.model, agent.metadata)
 
-    # starting
-    async def start_group_run(
-        self,
-        tenant_id: str,
-        group_id: str,
-        request: MessageRequest,
-        *,
-        streaming: bool,
-        idempotency_key: str | None = None,
-    ) -> Started:
-        """Validate and start a run, or find the run an earlier request with the same key started."""
-        group = await self.store.get_group(tenant_id, group_id)
-        agents = {agent_id: await self._load_agent(tenant_id, group_id, agent_id) for agent_id in members(group)}
-        inputs = request.input_messages()
-        answers = approval_answers(group, inputs)
-        run = RunRecord(
-            tenant_id=tenant_id,
-            id=new_id("run"),
-            created_at=now_iso(),
-            agent_id=group.manager_config.get("manager_agent_id") or group.agent_ids[0],
-            group_id=group.id,
-            background=request.background,
-            metadata={"run_type": "send_message_streaming" if streaming else "send_message", "group_id": group.id},
-            request_config={
-                "use_assistant_message": request.use_assistant_message,
-                "assistant_message_tool_name": request.assistant_message_tool_name,
-                "assistant_message_tool_kwarg": request.assistant_message_tool_kwarg,
-                "include_return_message_types": request.include_return_message_types,
-            },
-            idempotency_key=idempotency_key,
-            inputs=[m.model_dump(mode="json") for m in inputs if isinstance(m, MessageCreate)],
-            options={
-                "stream_tokens": request.stream_tokens and streaming,
-                "max_steps": request.max_steps,
-                "include_return_message_types": request.include_return_message_types,
-                **({"approvals": answers, "continues": group.pending_approval} if answers else {}),
-            },
-        )
-        strategy = request.multitask_strategy
-        if strategy != "reject":
-            run = waiting(run, strategy)
-        elif not self.is_remote(run):
-            # held by this worker from the start: the driver need not write the run before its first byte
-            held = {
-                "status": "running",
-                "lease_owner": self.lease.owner,
-                "lease_expires_at": time.time() + self.lease.ttl_s,
-            }
-            run = run.model_copy(update=held)
-        await self.store.put_run(run)
-        if idempotency_key is not None:
-            earlier = await remember_key(
-                self.store, run, idempotency_key, fingerprint(group_id, request), self.settings.event_retention_s
-            )
-            if earlier is not None:
-                return Started(earlier, replay=True)
-        if strategy != "reject":
-            return Started(await self._place(run, strategy, idempotency_key))
-        holder = await self.store.claim_group(tenant_id, group_id, run.id)
-        if holder is not None:
-            await self.store.delete_run(tenant_id, run.id)
-            if idempotency_key is not None:
-                await self.store.forget_idempotency_key(tenant_id, idempotency_key, run.id)
-            raise Conflict(
-                f"Group {group_id} already has an active run ({holder}); resume or cancel it first.", run_id=holder
-            )
-        limit = self.settings.max_active_runs_per_tenant
-        if not await self.store.claim_run_slot(tenant_id, run.id, limit):
-            await self.store.release_group(tenant_id, group_id, run.id)
-            await self.store.delete_run(tenant_id, run.id)
-            if idempotency_key is not None:
-                await self.store.forget_idempotency_key(tenant_id, idempotency_key, run.id)
-            raise TooManyActiveRuns(
-                f"This tenant already has {limit} active runs, the most it may have at once; "
-                "wait for one to finish (or cancel one) and send again.",
-                retry_after_s=RETRY_AFTER_S,
-            )
-        loaded = Loaded(group, agents)
-        if group.manager_type in COUNTED_TURNS:
-            run, counted = await self._count_turn(run, group)
-            loaded = Loaded(counted, agents)
-        await self._launch(run, loaded)
-        return Started(run)
-
-    async def _place(self, run: RunRecord, strategy: MultitaskStrategy, idempotency_key: str | None) -> RunRecord:
-        """A double-texting send after its record and key: its tenant slot first (a queued run is an
-        active run), then its place in the group's line; refused, it leaves nothing behind."""
-        limit = self.settings.max_active_runs_per_tenant
-        try:
-            if not await self.store.claim_run_slot(run.tenant_id, run.id, limit):
-                raise TooManyActiveRuns(
-                    f"This tenant already has {limit} active runs, the most it may have at once; "
-                    "wait for one to finish (or cancel one) and send again.",
-                    retry_after_s=RETRY_AFTER_S,
-                )
-            return await self.multitask.place(run, strategy)
-        except (TooManyActiveRuns, LineFull):
-            await self.store.delete_run(run.tenant_id, run.id)
-            if idempotency_key is not None:
-                await self.store.forget_idempotency_key(run.tenant_id, idempotency_key, run.id)
-            raise
-
     async def _begin(self, run: RunRecord) -> None:
-        """Execute a queued run that has just got its group (counting its turn where the group counts)."""
-        if run.group_id is not None:
-            group = await self.store.get_group(run.tenant_id, run.group_id)
-            if group.manager_type in COUNTED_TURNS:
-                run, _ = await self._count_turn(run, group)
-        await self._launch(run)
+        """Execute a queued run that has just got its group (its turn counted where the group counts)."""
+        await self._launch(await self.starter.count_turn(run))
 
     def _hold_here(self, run: RunRecord) -> dict[str, Any]:
         """A queued run that starts in this process is held by it from the start, like a new one."""
-        if self.is_remote(run):
-            return {}
-        return {
-            "status": "running",
-            "lease_owner": self.lease.owner,
-            "lease_expires_at": time.time() + self.lease.ttl_s,
-        }
+        return {} if self.is_remote(run) else self.starter.held()
 
     def is_remote(self, run: RunRecord) -> bool:
         """Background runs execute remotely when a remote executor is configured."""
         return self.remote is not None and run.background
 
-    async def _launch(self, run: RunRecord, loaded: Loaded | None = None) -> None:
+    async def _launch(self, run: RunRecord, loaded: Preloaded | None = None) -> None:
         """Execute a new run: remotely, or here. A run that cannot be started is ended, never left hanging."""
         if self.remote is None or not run.background:
             self._submit(run, loaded=loaded, fresh=True)
@@ -290,26 +143,9 @@ class RunService:
             )
             raise
 
-    async def _count_turn(self, run: RunRecord, group: GroupRecord) -> tuple[RunRecord, GroupRecord]:
-        """Bump the group's `turns_counter` for this run (the group is claimed: no other run races it)
-        and remember the run's number, so a re-driven run paces its sleeptime agents the same way.
-        Returns the run and the group as now stored."""
-        current = await self.store.get_group(group.tenant_id, group.id)
-        number = current.turns_counter + 1
-        counted = current.model_copy(update={"turns_counter": number})
-        await self.store.put_group(counted)
-        run = run.model_copy(update={"options": {**run.options, "turn_number": number}})
-        return await self.store.update_run(run, expect_version=run.version), counted
-
-    async def _load_agent(self, tenant_id: str, group_id: str, agent_id: str) -> AgentRecord:
-        try:
-            agent = await self.store.get_agent(tenant_id, agent_id)
-        except NotFound:
-            raise BadRequest(f"Group {group_id} names agent {agent_id}, which no longer exists.") from None
-        self.resolve(agent)
-        return agent
-
-    def _submit(self, run: RunRecord, base_seq: int = 0, *, loaded: Loaded | None = None, fresh: bool = False) -> None:
+    def _submit(
+        self, run: RunRecord, base_seq: int = 0, *, loaded: Preloaded | None = None, fresh: bool = False
+    ) -> None:
         """Create the run's log and hand its driver to the executor (loading group and agents there)."""
         log = run_log(self.store, self.settings, run, base_seq)
         active = ActiveRun(run, log, asyncio.Event(), loaded, fresh)
@@ -322,14 +158,14 @@ class RunService:
             try:
                 loaded = active.loaded
                 preloaded = (loaded.group, loaded.agents) if loaded is not None else None
-                plan = await load_plan(self.store, run, active.cancel, preloaded=preloaded)
+                loaded_run = await load_run(self.store, run, active.cancel, preloaded=preloaded)
             except NotFound as exc:
                 await self._fail_unrunnable(active, f"The run cannot continue: {exc.detail}")
                 return
             driver = RunDriver(
                 self.store,
                 self.resolve,
-                plan,
+                loaded_run,
                 active.log,
                 lease=self.lease,
                 retention_s=self.settings.event_retention_s,
@@ -359,9 +195,8 @@ class RunService:
             await asyncio.sleep(poll_s)
 
     async def events_of(self, tenant_id: str, run_id: str) -> list[dict[str, Any]]:
-        """All events of a finished run's log (the `[DONE]` sentinel left out)."""
-        rows = await self.store.read_events(tenant_id, run_id, 0, 1_000_000)
-        return [orjson.loads(data) for _, data in rows if data.encode() != DONE]
+        """See `following.events_of`."""
+        return await following.events_of(self.store, tenant_id, run_id)
 
     async def resume(
         self,
@@ -374,11 +209,7 @@ class RunService:
         batch_size: int,
     ) -> AsyncIterator[bytes]:
         """Check the run may be resumed (404 / 400 / 410), then follow it from `after_seq`."""
-        run = await self.store.get_run(tenant_id, run_id)
-        if not run.background:
-            raise BadRequest("Run was not created in background mode, so it cannot be resumed.")
-        if run.is_terminal and run.expires_at is not None and run.expires_at < time.time():
-            raise RunExpired(f"The event log of run {run_id} has expired.")
+        await following.check_resumable(self.store, tenant_id, run_id)
         return self.follow(
             tenant_id,
             run_id,
@@ -399,32 +230,18 @@ class RunService:
         batch_size: int = 100,
     ) -> AsyncIterator[bytes]:
         """SSE frames of a run after `after_seq`: live from memory if it runs here, else from the store."""
-        ping = self.settings.ping_interval_s if include_pings else None
         active = self._active.get(run_id)
-        if active is not None and active.run.tenant_id == tenant_id:
-            return self._follow_local(active.log, tenant_id, run_id, after_seq, ping, batch_size)
-        return tail_store(
+        local = active.log if active is not None and active.run.tenant_id == tenant_id else None
+        return following.follow(
             self.store,
+            local,
             tenant_id,
             run_id,
             after_seq,
-            batch_size=batch_size,
+            ping_interval=self.settings.ping_interval_s if include_pings else None,
             poll_interval=poll_interval,
-            ping_interval=ping,
+            batch_size=batch_size,
         )
-
-    async def _follow_local(
-        self, log: RunLog, tenant_id: str, run_id: str, after_seq: int, ping: float | None, batch_size: int
-    ) -> AsyncIterator[bytes]:
-        cursor = after_seq
-        while cursor < log.base_seq:
-            rows = await self.store.read_events(tenant_id, run_id, cursor, min(batch_size, log.base_seq - cursor))
-            if not rows:
-                break
-            cursor = rows[-1][0]
-            yield b"".join(frame(seq, data.encode()) for seq, data in rows)
-        async for chunk in tail_memory(log, max(cursor, log.base_seq), ping):
-            yield chunk
 
     # cancelling
     async def cancel(self, tenant_id: str, runs: list[RunRecord]) -> dict[str, str]:

@@ -76,10 +76,55 @@ class BlockRecord(Record):
     """The latest tool calls that edited the block: a retried call (same id) is not applied twice."""
 
 
+class HeldCall(BaseModel):
+    """A tool call held for a human's approval, its arguments as the model sent them (JSON text)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    tool_call_id: str
+    name: str
+    arguments: str
+
+
+class OrchestratedCall(BaseModel):
+    """A call of a tool only the orchestrator runs (the supervisor's broadcast), its arguments parsed."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    tool_call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class AwaitingApproval(BaseModel):
+    """The calls a step held for a human, stored as `{"approval": [...]}`."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    approval: list[HeldCall]
+
+
+StepWait = OrchestratedCall | AwaitingApproval
+"""What the turn a step ended waits on; the two stored shapes tell themselves apart by their keys."""
+
+
+class PendingApproval(BaseModel):
+    """A turn stopped for a human: the group's `pending_approval`, and what a resuming run continues."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    run_id: str
+    agent_id: str | None = None
+    tool_calls: list[HeldCall]
+    """The calls waiting on an answer."""
+    round: int
+    call: int = 0
+
+
 class GroupRecord(Record):
     agent_ids: list[str]
-    pending_approval: dict[str, Any] | None = None
-    """The tool calls a paused run of the group waits on: `run_id`, `agent_id`, `tool_calls`."""
+    pending_approval: PendingApproval | None = None
+    """The tool calls a paused run of the group waits on."""
     turns_counter: int = 0
     """Runs started in the group (sleeptime groups count them to pace their background agents)."""
     last_processed_message_id: str | None = None
@@ -176,8 +221,8 @@ class StepRecord(Record):
     final: bool = True
     """Whether this step ended its turn."""
     purpose: str = "speak"
-    pending: dict[str, Any] | None = None
-    """The orchestrated tool call the turn stopped at: `tool_call_id`, `name`, `arguments`."""
+    pending: StepWait | None = None
+    """What the turn this step ended waits on: an orchestrated tool call, or calls held for approval."""
     reply_to: str | None = None
     error: str | None = None
     """Why the turn failed, for failures that do not end the run (broadcast replies)."""

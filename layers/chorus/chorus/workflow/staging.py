@@ -28,17 +28,20 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from pydantic import TypeAdapter
 
 from chorus.engine.events import Event
 from chorus.errors import Conflict
 from chorus.llm.base import Usage
 from chorus.runs.progress import usage_dict, usage_of
-from chorus.runs.turn_runner import Slot, StepCommit
+from chorus.runs.steps import Slot, StepCommit
 from chorus.store.base import LOG_END, Store
+from chorus.store.records import StepWait
 
 if TYPE_CHECKING:
     from chorus.runs.driver import RunDriver
 
+_STEP_WAIT: TypeAdapter[StepWait] = TypeAdapter(StepWait)
 END = '{"end":true}'
 RESTART = '{"restart":true}'
 READ_BATCH = 1000
@@ -50,7 +53,7 @@ def stage_id(run_id: str, round_index: int, call: int) -> str:
 
 
 class StagingLane:
-    """A `Lane` that keeps a turn's output, in order, instead of writing it."""
+    """A `StepSink` that keeps a turn's output, in order, instead of writing it."""
 
     def __init__(self) -> None:
         self.ops: list[dict[str, Any]] = []
@@ -58,19 +61,20 @@ class StagingLane:
     def emit(self, event: Event) -> None:
         self.ops.append({"event": dict(event)})
 
-    async def commit(self, step: Any) -> None:
-        assert isinstance(step, StepCommit)
+    async def commit(self, step: StepCommit) -> None:
         self.ops.append({"commit": encode_commit(step)})
 
 
 def encode_commit(commit: StepCommit) -> dict[str, Any]:
     fields = {f.name: getattr(commit, f.name) for f in dataclasses.fields(commit)}
-    return {**fields, "slot": dataclasses.asdict(commit.slot), "usage": usage_dict(commit.usage)}
+    pending = commit.pending.model_dump(mode="json") if commit.pending is not None else None
+    return {**fields, "slot": dataclasses.asdict(commit.slot), "usage": usage_dict(commit.usage), "pending": pending}
 
 
 def decode_commit(data: dict[str, Any]) -> StepCommit:
     usage: Usage = usage_of(data["usage"])
-    return StepCommit(**{**data, "slot": Slot(**data["slot"]), "usage": usage})
+    pending = _STEP_WAIT.validate_python(data["pending"]) if data.get("pending") is not None else None
+    return StepCommit(**{**data, "slot": Slot(**data["slot"]), "usage": usage, "pending": pending})
 
 
 async def save(store: Store, tenant_id: str, log_id: str, ops: list[dict[str, Any]]) -> None:
@@ -109,17 +113,17 @@ async def publish(driver: RunDriver, round_index: int, calls: int, start: int) -
     """Copy the complete stages of calls `start`, `start + 1`, … of the round into the run, in
     order, stopping at the first call neither committed nor staged; returns how many it copied."""
     tail = await _uncommitted_tail(driver)
-    lane = driver.direct_lane()
+    sink = driver.writer
     copied = 0
     for call in range(start, calls):
-        if driver.finished_turn(call) is not None:
+        if driver.progress.finished_turn(call) is not None:
             continue
-        ops = await load(driver.store, driver.tenant, stage_id(driver.run.id, round_index, call))
+        ops = await load(driver.store, driver.run.tenant_id, stage_id(driver.run.id, round_index, call))
         if ops is None:
             break
-        for op in _after_commits(ops, len(driver.partial.get(call, []))):
+        for op in _after_commits(ops, len(driver.progress.partial.get(call, []))):
             if "commit" in op:
-                await lane.commit(decode_commit(op["commit"]))
+                await sink.commit(decode_commit(op["commit"]))
                 continue
             event = op["event"]
             if tail and driver.log.accepts(event):
@@ -128,7 +132,7 @@ async def publish(driver: RunDriver, round_index: int, calls: int, start: int) -
                     continue
                 tail.clear()
                 await driver.mark_abandoned()
-            lane.emit(event)
+            sink.emit(event)
         copied += 1
     return copied
 
@@ -148,10 +152,11 @@ def _after_commits(ops: list[dict[str, Any]], committed: int) -> list[dict[str, 
 
 async def _uncommitted_tail(driver: RunDriver) -> list[dict[str, Any]]:
     """The run's logged events after its last committed step, without their `seq_id`s."""
-    count = driver.log.last_seq - driver.log_seq
+    committed = driver.progress.log_seq
+    count = driver.log.last_seq - committed
     if count <= 0:
         return []
-    rows = await driver.store.read_events(driver.tenant, driver.run.id, driver.log_seq, count)
+    rows = await driver.store.read_events(driver.run.tenant_id, driver.run.id, committed, count)
     return [_unnumbered(orjson.loads(data)) for _, data in rows if data != LOG_END]
 
 

@@ -31,12 +31,12 @@ from typing import Any
 
 import orjson
 
-from chorus.engine.managers import Finish, RunAgents
+from chorus.engine.managers import EndRun, RunAgents
 from chorus.errors import ChorusError
 from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.finisher import RunFinisher, Tally
 from chorus.runs.lease import Lease, RunCancelled, until_cancelled
-from chorus.runs.loading import load_plan
+from chorus.runs.loading import load_run
 from chorus.runs.log import logged_stop, run_log
 from chorus.runs.multitask import DoubleTexting
 from chorus.runs.progress import restore
@@ -83,18 +83,18 @@ class Workflow:
             return self._finishing(state, run.stop_reason or "end_turn")
         driver = await self._driver(run)
         try:
-            async with driver.holding():
-                await driver.mark_running()
+            async with driver.holder.holding():
+                await driver.holder.mark_running()
                 await driver.open(mark_abandoned=False)
                 decision = driver.decide()
                 calls = len(decision.calls) if isinstance(decision, RunAgents) else 0
-                if calls > 1 and await staging.publish(driver, driver.rounds + 1, calls, 0):
+                if calls > 1 and await staging.publish(driver, driver.progress.rounds + 1, calls, 0):
                     await driver.restore()
                     decision = driver.decide()
                 await driver.mark_abandoned()
-                if driver.plan.cancel.is_set() or driver.run.cancel_requested:
+                if driver.loaded.cancel.is_set() or driver.run.cancel_requested:
                     return self._finishing(state, "cancelled")
-                if isinstance(decision, Finish):
+                if isinstance(decision, EndRun):
                     await driver.start_children(decision)
                     return self._finishing(state, decision.stop_reason, driver.children)
                 return await self._next_round(state, driver, decision)
@@ -106,8 +106,8 @@ class Workflow:
         if state.history_events and state.history_events + cost > state.history_budget:
             await self._continue(state)
             return state.model_copy(update={"action": "continued", "steps": []}).out()
-        index = driver.rounds + 1
-        todo = [i for i in range(len(decision.calls)) if driver.finished_turn(i) is None]
+        index = driver.progress.rounds + 1
+        todo = [i for i in range(len(decision.calls)) if driver.progress.finished_turn(i) is None]
         steps = [
             StepInput(
                 tenant_id=state.tenant_id,
@@ -151,25 +151,25 @@ class Workflow:
             return {**outcome, "outcome": "skipped"}
         driver = await self._driver(run, runs_tools=True)
         try:
-            async with driver.holding():
+            async with driver.holder.holding():
                 await driver.open(inputs=False, mark_abandoned=False)
-                if item.live and driver.finished_turn(item.call) is None:
+                if item.live and driver.progress.finished_turn(item.call) is None:
                     # output after the last commit is this call's own dead attempt (once the call is
                     # finished, it can only be a copy of a later call's stage, which `publish` recognises)
                     await driver.mark_abandoned()
-                if driver.rounds >= item.round:
+                if driver.progress.rounds >= item.round:
                     return {**outcome, "outcome": "skipped"}
                 decision = driver.decide()
                 if (
                     not isinstance(decision, RunAgents)
-                    or driver.rounds + 1 != item.round
+                    or driver.progress.rounds + 1 != item.round
                     or len(decision.calls) != item.calls
                 ):
                     raise WorkflowMismatch(
                         f"run {run.id}: step {item.round}.{item.call} of {item.calls} calls is not the run's next round"
                     )
                 # the heartbeat reads the stored cancel flag: a Step waiting on a model or a tool stops at once
-                await until_cancelled(self._run_call(driver, item, decision), driver.plan.cancel)
+                await until_cancelled(self._run_call(driver, item, decision), driver.loaded.cancel)
         except RunCancelled:
             return {**outcome, "outcome": "cancelled"}
         finally:
@@ -179,12 +179,15 @@ class Workflow:
     async def _run_call(self, driver: RunDriver, item: StepInput, decision: RunAgents) -> None:
         runner = driver.runner()
         if item.live:
-            await driver.run_call(runner, item.round, item.call, decision.calls, driver.direct_lane())
+            await driver.run_call(runner, item.round, item.call, decision.calls, driver.writer)
             if item.calls > 1:
                 await staging.publish(driver, item.round, item.calls, item.call + 1)
             return
         log_id = staging.stage_id(driver.run.id, item.round, item.call)
-        if driver.finished_turn(item.call) or await staging.load(self.store, item.tenant_id, log_id) is not None:
+        if (
+            driver.progress.finished_turn(item.call)
+            or await staging.load(self.store, item.tenant_id, log_id) is not None
+        ):
             return
         lane = staging.StagingLane()
         await driver.run_call(runner, item.round, item.call, decision.calls, lane)
@@ -204,11 +207,11 @@ class Workflow:
     async def _driver(self, run: RunRecord, *, runs_tools: bool = False) -> RunDriver:
         """A driver for one task; only a Step runs tools, so only a Step's driver gets the executor
         (Plan and Finish never choose one, nor log why custom tools could not run in their function)."""
-        plan = await load_plan(self.store, run)
+        loaded = await load_run(self.store, run)
         return RunDriver(
             self.store,
             self.resolve,
-            plan,
+            loaded,
             run_log(self.store, self.settings, run, await self.store.last_seq(run.tenant_id, run.id)),
             lease=workflow_lease(run, self.heartbeat_s),
             retention_s=self.settings.event_retention_s,

@@ -29,7 +29,7 @@ from chorus.api.sse import sse_response
 from chorus.api.views import letta_response, run_state
 from chorus.errors import Conflict
 from chorus.runs.multitask import is_queued
-from chorus.runs.service import Started
+from chorus.runs.starting import Started
 from chorus.schemas.messages import LettaMessage, LettaResponse
 from chorus.schemas.requests import CancelRequest, MessageRequest
 from chorus.schemas.resources import RunState

@@ -14,7 +14,7 @@ from chorus.api.deps import GroupIdPath, PageDep, ServicesDep, TenantDep
 from chorus.api.json_body import JsonRoute
 from chorus.api.views import group_state
 from chorus.clock import now_iso
-from chorus.engine.managers.sleeptime import DEFAULT_MAX_BUFFER, DEFAULT_MIN_BUFFER
+from chorus.engine.managers.config import DEFAULT_MAX_BUFFER, DEFAULT_MIN_BUFFER
 from chorus.errors import BadRequest
 from chorus.ids import new_id
 from chorus.schemas.resources import GroupCreate, GroupState, GroupUpdate

@@ -6,7 +6,7 @@ from chorus.engine.managers.base import (
     AWAITING_TOOL,
     AgentCall,
     Decision,
-    Finish,
+    EndRun,
     GroupView,
     Manager,
     PendingTool,
@@ -15,6 +15,7 @@ from chorus.engine.managers.base import (
     ToolReturn,
     TurnRecord,
 )
+from chorus.engine.managers.config import ManagerSettings
 from chorus.engine.managers.dynamic import Dynamic
 from chorus.engine.managers.round_robin import RoundRobin
 from chorus.engine.managers.sleeptime import Sleeptime, VoiceSleeptime
@@ -38,9 +39,10 @@ __all__ = [
     "AWAITING_TOOL",
     "AgentCall",
     "Decision",
-    "Finish",
+    "EndRun",
     "GroupView",
     "Manager",
+    "ManagerSettings",
     "PendingTool",
     "RunAgents",
     "RunProgress",

@@ -2,7 +2,7 @@
 
 A manager is a pure function of the group's configuration and the run's
 progress so far: it returns `RunAgents` (one call, or several to run in
-parallel) or `Finish`. No I/O, no clock, no randomness, so the in-process
+parallel) or `EndRun`. No I/O, no clock, no randomness, so the in-process
 driver and the Step Functions Plan task call the very same code and get the
 very same answer after a crash and a retry.
 
@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from chorus.engine.managers.config import ManagerSettings
 from chorus.vocabulary import CONTINUE_STOP_REASONS
 
 AWAITING_TOOL = "awaiting_tool"
@@ -36,16 +37,18 @@ class GroupView:
     """What managers read of a group: its members and its validated `manager_config`."""
 
     group_id: str
-    manager_type: str
     agent_ids: tuple[str, ...]
-    config: Mapping[str, Any]
+    config: ManagerSettings
     names: Mapping[str, str] = field(default_factory=dict)
     """Agent id → name, for managers that address agents by name (dynamic, supervisor replies)."""
 
     @property
+    def manager_type(self) -> str:
+        return self.config.manager_type
+
+    @property
     def manager_agent_id(self) -> str | None:
-        value = self.config.get("manager_agent_id")
-        return str(value) if value else None
+        return self.config.manager_agent_id
 
     def members_besides_manager(self) -> tuple[str, ...]:
         manager = self.manager_agent_id
@@ -130,7 +133,9 @@ class RunAgents:
 
 
 @dataclass(frozen=True, slots=True)
-class Finish:
+class EndRun:
+    """The manager's decision to end the run (not the model stream's `Finish`, nor the workflow's Finish task)."""
+
     stop_reason: str
     background: tuple[str, ...] = ()
     """Agents to run as their own background runs over the group's new messages (sleeptime)."""
@@ -138,19 +143,19 @@ class Finish:
     """With `background`: how many newest messages stay unprocessed (voice sleeptime's buffer)."""
 
 
-Decision = RunAgents | Finish
+Decision = RunAgents | EndRun
 
 
 class Manager(Protocol):
     def next(self, group: GroupView, progress: RunProgress) -> Decision: ...
 
 
-def stop_early(progress: RunProgress) -> Finish | None:
+def stop_early(progress: RunProgress) -> EndRun | None:
     """End the run when the last turn ended in a way the group cannot continue from."""
     if progress.turns:
         last = progress.turns[-1]
         if last.stop_reason not in CONTINUE_STOP_REASONS and last.stop_reason != AWAITING_TOOL:
-            return Finish(last.stop_reason)
+            return EndRun(last.stop_reason)
     return None
 
 

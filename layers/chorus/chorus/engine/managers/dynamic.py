@@ -28,14 +28,12 @@ from collections.abc import Sequence
 from chorus.engine.managers.base import (
     AgentCall,
     Decision,
-    Finish,
+    EndRun,
     GroupView,
     RunAgents,
     RunProgress,
     stop_early,
 )
-
-DEFAULT_TERMINATION_TOKEN = "DONE!"
 
 
 def choose_speaker(reply: str, options: Sequence[tuple[str, str]]) -> str:
@@ -58,22 +56,22 @@ class Dynamic:
         if early is not None:
             return early
         manager = group.manager_agent_id or group.agent_ids[0]
-        token = str(group.config.get("termination_token") or DEFAULT_TERMINATION_TOKEN)
-        max_turns = int(group.config.get("max_turns") or len(group.agent_ids))
+        token = group.config.termination_token
+        max_turns = group.config.max_turns or len(group.agent_ids)
         turns = progress.turns
         spoken = [t for t in turns if t.purpose == "speak"]
         previous = spoken[-1].agent_id if spoken else None
         options = self._options(group, previous)
         if turns and turns[-1].purpose == "choose":
             if token in turns[-1].text:
-                return Finish("end_turn")
+                return EndRun("end_turn")
             speaker = choose_speaker(turns[-1].text, [(a, group.name_of(a)) for a in options])
             hidden = () if manager in group.agent_ids else (manager,)
             return RunAgents((AgentCall(speaker, hidden_senders=hidden),))
         if spoken and token in spoken[-1].text:
-            return Finish("end_turn")
+            return EndRun("end_turn")
         if len(spoken) >= max_turns:
-            return Finish("max_steps")
+            return EndRun("max_steps")
         return RunAgents((AgentCall(manager, purpose="choose", instruction=self._ask(group, options, token)),))
 
     @staticmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 from chorus.engine.managers.base import (
     AgentCall,
     Decision,
-    Finish,
+    EndRun,
     GroupView,
     RunAgents,
     RunProgress,
@@ -24,8 +24,8 @@ class RoundRobin:
         early = stop_early(progress)
         if early is not None:
             return early
-        max_turns = group.config.get("max_turns") or len(group.agent_ids)
+        max_turns = group.config.max_turns or len(group.agent_ids)
         done = len(progress.turns)
         if done >= max_turns or not group.agent_ids:
-            return Finish(progress.turns[-1].stop_reason if progress.turns else "end_turn")
+            return EndRun(progress.turns[-1].stop_reason if progress.turns else "end_turn")
         return RunAgents((AgentCall(group.agent_ids[done % len(group.agent_ids)]),))

@@ -20,16 +20,13 @@ from __future__ import annotations
 from chorus.engine.managers.base import (
     AgentCall,
     Decision,
-    Finish,
+    EndRun,
     GroupView,
     RunAgents,
     RunProgress,
     last_stop,
     stop_early,
 )
-
-DEFAULT_MAX_BUFFER = 30
-DEFAULT_MIN_BUFFER = 15
 
 
 class Sleeptime:
@@ -39,16 +36,14 @@ class Sleeptime:
             return early
         if not progress.turns:
             return RunAgents((AgentCall(group.manager_agent_id or group.agent_ids[0]),))
-        frequency = group.config.get("sleeptime_agent_frequency")
-        due = not frequency or progress.turn_number % int(frequency) == 0
-        return Finish(last_stop(progress), background=group.members_besides_manager() if due else ())
+        frequency = group.config.sleeptime_agent_frequency
+        due = not frequency or progress.turn_number % frequency == 0
+        return EndRun(last_stop(progress), background=group.members_besides_manager() if due else ())
 
 
 def buffer_bounds(group: GroupView) -> tuple[int, int]:
     """`(min, max)` message buffer lengths of a voice sleeptime group, with Letta's defaults."""
-    high = group.config.get("max_message_buffer_length") or DEFAULT_MAX_BUFFER
-    low = group.config.get("min_message_buffer_length") or DEFAULT_MIN_BUFFER
-    return int(low), int(high)
+    return group.config.min_message_buffer_length, group.config.max_message_buffer_length
 
 
 class VoiceSleeptime:
@@ -60,5 +55,5 @@ class VoiceSleeptime:
         if not progress.turns:
             return RunAgents((AgentCall(group.manager_agent_id or group.agent_ids[0], context_limit=high),))
         if progress.backlog > high:
-            return Finish(last_stop(progress), background=group.members_besides_manager(), keep_recent=low)
-        return Finish(last_stop(progress))
+            return EndRun(last_stop(progress), background=group.members_besides_manager(), keep_recent=low)
+        return EndRun(last_stop(progress))

@@ -25,7 +25,7 @@ from chorus.engine.managers.base import (
     AWAITING_TOOL,
     AgentCall,
     Decision,
-    Finish,
+    EndRun,
     GroupView,
     RunAgents,
     RunProgress,
@@ -44,10 +44,10 @@ class Supervisor:
         last = turns[-1]
         if last.reply_to is None:
             if last.stop_reason != AWAITING_TOOL or last.pending is None:
-                return Finish(last.stop_reason)
+                return EndRun(last.stop_reason)
             broadcasts = sum(1 for t in turns if t.pending is not None)
             if broadcasts > progress.max_steps:
-                return Finish("max_steps")
+                return EndRun("max_steps")
             call_id = last.pending.tool_call_id
             workers = group.members_besides_manager()
             return RunAgents(tuple(AgentCall(w, purpose="reply", reply_to=call_id) for w in workers))

@@ -1,4 +1,4 @@
-"""The agent turn fold: model events in, stream events and committed messages out."""
+"""The agent step fold: model events in, stream events and committed messages out."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from chorus.engine import identity
-from chorus.engine.turn import AgentTurn, TurnContext
+from chorus.engine.step import AgentStep, StepContext
 from chorus.llm.base import Finish, ModelEvent, ReasoningDelta, TextDelta, Usage
 from chorus.schemas.messages import StreamEvent
 
 VALID: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
 
 
-def ctx(stream_tokens: bool) -> TurnContext:
-    return TurnContext(
+def ctx(stream_tokens: bool) -> StepContext:
+    return StepContext(
         "run-1", identity.step_key(1, 0, 1), "agent-a", "Ada", "2026-11-24T06:33:05+00:00", stream_tokens
     )
 
 
-def feed_all(turn: AgentTurn) -> list[dict[str, Any]]:
+def feed_all(step: AgentStep) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     events: list[ModelEvent] = [
         ReasoningDelta("think"),
@@ -31,13 +31,13 @@ def feed_all(turn: AgentTurn) -> list[dict[str, Any]]:
         Finish("end_turn"),
     ]
     for event in events:
-        out += turn.feed(event)
-    rest, outcome = turn.finish()
+        out += step.feed(event)
+    rest, outcome = step.finish()
     return [*out, *rest, {"outcome": outcome}]
 
 
 def test_token_streaming_emits_chunks_sharing_ids() -> None:
-    *emitted, last = feed_all(AgentTurn(ctx(stream_tokens=True)))
+    *emitted, last = feed_all(AgentStep(ctx(stream_tokens=True)))
     outcome = last["outcome"]
     assert [e["message_type"] for e in emitted] == ["reasoning_message"] * 2 + ["assistant_message"] * 2
     assert emitted[0]["id"] == emitted[1]["id"] != emitted[2]["id"] == emitted[3]["id"]
@@ -53,14 +53,14 @@ def test_token_streaming_emits_chunks_sharing_ids() -> None:
 
 
 def test_step_streaming_emits_whole_messages_once() -> None:
-    *emitted, last = feed_all(AgentTurn(ctx(stream_tokens=False)))
+    *emitted, last = feed_all(AgentStep(ctx(stream_tokens=False)))
     assert emitted == last["outcome"].messages
     assert [e["message_type"] for e in emitted] == ["reasoning_message", "assistant_message"]
 
 
 def test_ids_are_deterministic_per_run_step_and_index() -> None:
-    first = feed_all(AgentTurn(ctx(True)))[-1]["outcome"].messages
-    again = feed_all(AgentTurn(ctx(True)))[-1]["outcome"].messages
+    first = feed_all(AgentStep(ctx(True)))[-1]["outcome"].messages
+    again = feed_all(AgentStep(ctx(True)))[-1]["outcome"].messages
     assert [m["id"] for m in first] == [m["id"] for m in again]
     assert first[0]["id"] == identity.message_id("run-1", "00001.0000.001", 0)
     assert identity.message_id("run-1", "00001.0000.001", 0) != identity.message_id("run-1", "00002.0000.001", 0)
@@ -78,21 +78,21 @@ def test_ids_have_letta_shape() -> None:
 
 
 def test_empty_model_answer_commits_nothing() -> None:
-    turn = AgentTurn(ctx(True))
-    assert turn.feed(Finish("end_turn")) == []
-    rest, outcome = turn.finish()
+    step = AgentStep(ctx(True))
+    assert step.feed(Finish("end_turn")) == []
+    rest, outcome = step.finish()
     assert rest == [] and outcome.messages == [] and outcome.finish_reason == "end_turn"
 
 
 def test_a_signature_arriving_after_the_thinking_signs_the_whole_message() -> None:
     for stream_tokens in (True, False):
-        turn = AgentTurn(ctx(stream_tokens))
+        step = AgentStep(ctx(stream_tokens))
         out = [
-            *turn.feed(ReasoningDelta("deep")),
-            *turn.feed(ReasoningDelta("", signature="sig")),
-            *turn.feed(TextDelta("hi")),
+            *step.feed(ReasoningDelta("deep")),
+            *step.feed(ReasoningDelta("", signature="sig")),
+            *step.feed(TextDelta("hi")),
         ]
-        _, outcome = turn.finish()
+        _, outcome = step.finish()
         reasoning = outcome.messages[0]
         assert reasoning["reasoning"] == "deep" and reasoning["signature"] == "sig"
         if stream_tokens:

@@ -1,6 +1,6 @@
 """One agent step as a pure fold over model events.
 
-`AgentTurn.feed(event)` returns the stream events to emit now; `finish()`
+`AgentStep.feed(event)` returns the stream events to emit now; `finish()`
 closes the step and returns the rest. The driver pumps a model stream
 through it, in process and in the Step Functions Step task alike, so both
 produce identical events. With `stream_tokens`, each text/reasoning delta is
@@ -26,7 +26,7 @@ _FIELD = {"assistant_message": "content", "reasoning_message": "reasoning"}
 
 
 @dataclass(frozen=True, slots=True)
-class TurnContext:
+class StepContext:
     run_id: str
     step_key: str
     agent_id: str
@@ -37,7 +37,7 @@ class TurnContext:
 
 
 @dataclass(slots=True)
-class TurnOutcome:
+class StepOutcome:
     messages: list[Event]
     """The step's complete messages, as history stores them."""
     usage: Usage
@@ -59,8 +59,8 @@ class _Open:
     parts: list[str] = field(default_factory=list)
 
 
-class AgentTurn:
-    def __init__(self, ctx: TurnContext) -> None:
+class AgentStep:
+    def __init__(self, ctx: StepContext) -> None:
         self.ctx = ctx
         self.step_id = identity.step_id(ctx.run_id, ctx.step_key)
         self._done: list[Event] = []
@@ -92,7 +92,7 @@ class AgentTurn:
 
     def finish(
         self, needs_approval: Callable[[str], bool] | None = None, speech: tuple[str, str] | None = None
-    ) -> tuple[list[Event], TurnOutcome]:
+    ) -> tuple[list[Event], StepOutcome]:
         """Close the model's answer: the events still to emit, and the outcome to commit.
 
         Calls for which `needs_approval(name)` holds are not announced as `tool_call_message`s
@@ -120,7 +120,7 @@ class AgentTurn:
         if held:
             calls = [{"name": r.name, "arguments": r.arguments, "tool_call_id": r.id} for r in held]
             emitted.append(self.append("approval_request_message", tool_call=calls[0], tool_calls=calls))
-        outcome = TurnOutcome(self._done, self._usage, self._finish, self._chunks, requests, held, spoken)
+        outcome = StepOutcome(self._done, self._usage, self._finish, self._chunks, requests, held, spoken)
         return emitted, outcome
 
     def append(self, kind: str, **fields: Any) -> Event:
