@@ -16,7 +16,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(SERVE_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[aws,openai,anthropic]"
+	$(BIN)/python -m pip install --quiet -e ".[aws,openai,anthropic,mcp]"
 	touch $(SERVE_STAMP)
 
 $(STAMP): pyproject.toml $(SERVE_STAMP)

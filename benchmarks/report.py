@@ -5,8 +5,9 @@ no state shared): stream overhead vs a bare SSE endpoint, fan-out scaling,
 resume replay (SQLite over HTTP and in-process, DynamoDB on moto), store
 append/replay, store writes per run, cold import time of the Lambda entry
 modules, the per-call cost of the tool sandbox against a plain child
-process, and the 200-stream load (TTFB, throughput, memory per stream, every
-stream checked against its log). `make soak` runs the full-size campaigns
+process, the 200-stream load (TTFB, throughput, memory per stream, every
+stream checked against its log), and what a run costs on AWS (`cost.py`:
+counts on moto times list prices, per 1,000 runs). `make soak` runs the full-size campaigns
 through pytest: the fault campaign (1,200 seeded cases) and the schemathesis
 fuzz (60 examples per operation). Either writes one JSON document, with the
 machine and the time, to `benchmarks/results/latest.json` (or `soak.json`)
@@ -32,7 +33,14 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ["stream_overhead", "fanout", "resume", "store", "writes", "importtime", "sandbox", "load"]
+BENCHMARKS = ["stream_overhead", "fanout", "resume", "store", "writes", "importtime", "sandbox", "load", "cost"]
+
+
+COST_TARGETS = {
+    "foreground round robin 3 x 20 tokens": 0.05,
+    "background round robin 3 x 20 tokens": 0.05,
+}
+"""Dollars per 1,000 runs (2 s a model call, tokens excluded) a run must stay under (issue 21)."""
 
 
 def machine() -> dict[str, Any]:
@@ -163,6 +171,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     "0 / 0 / 0", verdict(lo["verified"])))  # fmt: skip
         if m:
             out.append(("memory per concurrent stream", f"{m['per_stream_kib']} KiB", "", "-"))
+    for scenario in _get(results, "cost", "scenarios") or []:
+        name, dollars = scenario["scenario"]["name"], scenario["dollars_per_1000_runs"]
+        target = COST_TARGETS.get(name)
+        met = verdict(dollars["total"] <= target) if target else "-"
+        out.append((f"AWS $ per 1,000 runs: {name}", f"{dollars['total']:.4f}", f"<= {target}" if target else "", met))
     for name, data in results.items():
         if isinstance(data, dict) and "error" in data:
             out.append((name, "error", "", "FAIL"))

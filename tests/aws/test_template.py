@@ -313,7 +313,7 @@ def test_tool_runner_gives_tools_time_and_holds_no_secret(cfn: dict[str, Any]) -
     assert not {name for name in env if name in {"CHORUS_API_KEYS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}}
 
 
-@pytest.mark.parametrize("function", ["ApiFunction", "StepFunction"])
+@pytest.mark.parametrize("function", ["ApiFunction", "PlanFunction", "StepFunction"])
 def test_functions_that_run_tools_run_them_on_the_tool_runner(cfn: dict[str, Any], function: str) -> None:
     env = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
     assert env["CHORUS_TOOL_EXECUTOR"] == "lambda"
@@ -342,4 +342,4 @@ def test_only_the_functions_that_run_tools_may_invoke_the_tool_runner(cfn: dict[
         for s in p["PolicyDocument"]["Statement"]
         if _invoked_function(s) == {"Ref": "ToolRunnerFunction"}
     }
-    assert may_invoke == {"ApiFunction", "StepFunction"}
+    assert may_invoke == {"ApiFunction", "PlanFunction", "StepFunction"}, "Plan runs inline turns"

@@ -225,6 +225,24 @@ async def test_delete_run_takes_its_log_and_steps_but_not_history(store: Store) 
     assert await store.read_events("t1", r.id, 0, 10) == [(1, "c")]
 
 
+async def test_a_solo_group_is_read_by_id_but_never_listed(store: Store) -> None:
+    listed = [group(created=i) for i in range(3)]
+    solo = group(created=1).model_copy(update={"solo_agent_id": "agent-1"})
+    for g in [*listed, solo]:
+        await store.put_group(g)
+    assert await store.get_group("t1", solo.id) == solo
+    for order in ("asc", "desc"):
+        ids = [g.id for g in await store.list_groups("t1", Page(order=order))]
+        assert sorted(ids) == sorted(g.id for g in listed), "the agent's direct conversation is not a listed group"
+    second = await store.list_groups("t1", Page(order="asc", after=listed[0].id, limit=1))
+    assert [g.id for g in second] == [listed[1].id], "a page is full of listed groups"
+    await store.put_group(solo.model_copy(update={"description": "replaced"}))  # replaced: still unlisted
+    assert solo.id not in {g.id for g in await store.list_groups("t1", Page())}
+    await store.delete_group("t1", solo.id)
+    with pytest.raises(NotFound):
+        await store.get_group("t1", solo.id)
+
+
 # one active run per group
 async def test_claim_group(store: Store) -> None:
     first, second = run(status="running"), run(status="created")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -123,3 +124,24 @@ def test_background_run_dropped_and_resumed_equals_an_uninterrupted_run(client: 
             break
         time.sleep(0.02)
     assert client.runs.retrieve(run_id).status == "completed"
+
+
+def test_agent_tools_and_blocks_page_with_the_sdk_cursor(client: Letta) -> None:
+    """The SDK's pager asks `after` the last id until a page is empty: ignoring the cursor looped forever."""
+    source = (
+        "def tool_{n}(x: int) -> int:\n    '''Add {n}.\n\n    Args:\n        x: a number\n    '''\n    return x + {n}\n"
+    )
+    tools = [client.tools.create(source_code=source.format(n=n)) for n in range(3)]
+    agent = client.agents.create(
+        name="Pager",
+        model="scripted/default",
+        memory_blocks=[{"label": f"b{n}", "value": str(n)} for n in range(3)],
+        tool_ids=[t.id for t in tools],
+    )
+    walked_tools = [t.id for t in itertools.islice(client.agents.tools.list(agent.id, limit=2), 50)]
+    assert walked_tools == [t.id for t in tools]
+    walked_blocks = [b.label for b in itertools.islice(client.agents.blocks.list(agent.id, limit=2), 50)]
+    assert walked_blocks == ["b0", "b1", "b2"]
+    newest_first = client.agents.blocks.list(agent.id, order="desc", limit=1)
+    assert [b.label for b in newest_first.items] == ["b2"]
+    assert [b.label for b in client.agents.blocks.list(agent.id, before=newest_first.items[0].id).items] == ["b0", "b1"]

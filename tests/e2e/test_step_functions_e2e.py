@@ -97,6 +97,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
         finally:
             for handler in handlers.values():
                 handler.reset()
+            httpx.post(f"{endpoint}/moto-api/reset")  # moto's state outlives its server: the next test starts empty
             server.stop()
             get_settings.cache_clear()
 
@@ -105,6 +106,21 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
 def chorus(aws: tuple[str, str]) -> Iterator[Server]:
     with running_server() as server:  # inherits the environment above: DynamoDB and Step Functions on moto
         yield server
+
+
+def dropped_and_resumed(client: Letta, stream: Any) -> tuple[str, list[Any]]:
+    """Read 8 events of a background run's stream, hang up, resume it: its run id and every event, gapless."""
+    received = []
+    for event in stream:
+        received.append(event)
+        if len(received) == 8:
+            break
+    stream.close()  # the client goes away; the state machine goes on
+    run_id = received[0].run_id
+    resumed = list(client.runs.messages.stream(run_id, starting_after=received[-1].seq_id))
+    whole = received + resumed
+    assert [e.seq_id for e in whole] == list(range(1, len(whole) + 1))
+    return run_id, whole
 
 
 def test_a_background_run_on_the_state_machine_is_dropped_resumed_and_complete(
@@ -120,16 +136,7 @@ def test_a_background_run_on_the_state_machine_is_dropped_resumed_and_complete(
     ]
     group = client.groups.create(agent_ids=[a.id for a in agents], description="e2e on step functions")
     stream = client.groups.messages.stream(group.id, input="hi", stream_tokens=True, background=True)
-    received = []
-    for event in stream:
-        received.append(event)
-        if len(received) == 8:
-            break
-    stream.close()  # the client goes away; the state machine goes on
-    run_id = received[0].run_id
-    resumed = list(client.runs.messages.stream(run_id, starting_after=received[-1].seq_id))
-    whole = received + resumed
-    assert [e.seq_id for e in whole] == list(range(1, len(whole) + 1))
+    run_id, whole = dropped_and_resumed(client, stream)
     texts: dict[str, str] = {}
     for e in whole:
         if e.message_type == "assistant_message":
@@ -140,6 +147,28 @@ def test_a_background_run_on_the_state_machine_is_dropped_resumed_and_complete(
     assert all(text.startswith(f"{name} (turn 1): tok0") for name, text in texts.items())
     assert whole[-2].stop_reason == "end_turn" and whole[-1].message_type == "usage_statistics"
     assert client.runs.retrieve(run_id).status == "completed"
+    sfn = boto3.client("stepfunctions", region_name=REGION, endpoint_url=endpoint)
+    executions = sfn.list_executions(stateMachineArn=machine_arn)["executions"]
+    assert [(e["name"], e["status"]) for e in executions] == [(run_id, "SUCCEEDED")]
+
+
+def test_an_agents_direct_messages_on_dynamodb_and_the_state_machine(aws: tuple[str, str], chorus: Server) -> None:
+    endpoint, machine_arn = aws
+    client = Letta(base_url=chorus.url, api_key="local", max_retries=0, _strict_response_validation=True)
+    agent = client.agents.create(
+        name="Ada", model="scripted/default", metadata={"scripted": {"tokens": 20, "delay_s": 0.01}}
+    )
+    direct = client.agents.messages.create(agent.id, input="first")  # in the API process, on DynamoDB
+    assert direct.stop_reason.stop_reason == "end_turn"
+    stream = client.agents.messages.stream(agent.id, input="second", stream_tokens=True, background=True)
+    run_id, whole = dropped_and_resumed(client, stream)
+    text = "".join(str(e.content) for e in whole if e.message_type == "assistant_message")
+    assert text.startswith("Ada (turn 2): tok0"), "the state machine gives the agent its own history"
+    history = list(client.agents.messages.list(agent.id, order="asc"))
+    assert [m.message_type for m in history] == ["user_message", "assistant_message"] * 2
+    assert history[-1].content == text
+    run = client.runs.retrieve(run_id)
+    assert run.status == "completed" and run.agent_id == agent.id
     sfn = boto3.client("stepfunctions", region_name=REGION, endpoint_url=endpoint)
     executions = sfn.list_executions(stateMachineArn=machine_arn)["executions"]
     assert [(e["name"], e["status"]) for e in executions] == [(run_id, "SUCCEEDED")]

@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +29,7 @@ from unittest import mock
 
 import boto3
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from moto import mock_aws
@@ -37,8 +39,9 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from chorus.api import create_app
 from chorus.settings import Settings, get_settings
+from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_table import create_table
-from support import parse_sse, payloads
+from support import create_agent, create_group, parse_sse, payloads
 from support.dynamodb import fake_aws_credentials
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,6 +88,8 @@ class Faults:
     rules: dict[tuple[str, int], Callable[[dict[str, Any]], None]] = field(default_factory=dict)
     after: dict[tuple[str, int], Callable[[dict[str, Any]], None]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    durations: list[tuple[str, float]] = field(default_factory=list)
+    """Each finished invocation's task and wall time in seconds (what Lambda bills, at its memory)."""
     errors: list[tuple[str, str]] = field(default_factory=list)
     inflight: int = 0
     """Task invocations running now (a stopped execution's task runs on until it returns)."""
@@ -144,6 +149,69 @@ async def background(h: Harness, group_id: str, text: str = "hello", **extra: An
     return payloads(frames)
 
 
+async def logged(h: Harness, run_id: str) -> list[dict[str, Any]]:
+    rows = await h.store.read_events("default", run_id, 0, 100_000)
+    assert rows[-1][1] == "[DONE]", "the log is complete"
+    return [orjson.loads(data) for _, data in rows[:-1]]
+
+
+def check_exact(events: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
+    """Gapless seq ids; every message id logged once outside abandoned attempts; history = the log's
+    surviving messages, each once, in log order."""
+    assert [e["seq_id"] for e in events] == list(range(1, len(events) + 1))
+    abandoned = {i for e in events if "abandoned" in e for i in e["abandoned"]["message_ids"]}
+    surviving = [e["id"] for e in events if "id" in e and e["id"] not in abandoned]
+    stored = [m["id"] for m in history if m["message_type"] != "user_message"]
+    assert stored == list(dict.fromkeys(surviving))
+    assert len(set(stored)) == len(stored)
+    assert not abandoned & set(stored)
+
+
+async def history_of(h: Harness, group_id: str) -> list[dict[str, Any]]:
+    response = await h.client.get(f"/v1/groups/{group_id}/messages", params={"order": "asc", "limit": 1000})
+    result: list[dict[str, Any]] = response.json()
+    return result
+
+
+async def crash_mid_turn(h: Harness, task: str) -> tuple[str, list[dict[str, Any]]]:
+    """Ada streams 40 tokens (flushed to the log), then the worker running her turn in `task` dies
+    before the commit, once; Bob answers after her. Returns the group and the run's events."""
+    ada = await create_agent(h.client, "Ada", tokens=40, delay_s=0.002)
+    bob = await create_agent(h.client, "Bob", tokens=3)
+    group = await create_group(h.client, [ada["id"], bob["id"]])
+    original = DynamoDBStore.commit_step
+    crashed: list[str] = []
+
+    async def dying(self: DynamoDBStore, step: Any, records: Any) -> None:
+        here = h.faults.here()
+        if here is not None and here[0] == task and step.agent_id == ada["id"] and not crashed:
+            crashed.append(step.step_key)
+            raise Crash("the sandbox was killed")
+        await original(self, step, records)
+
+    with mock.patch.object(DynamoDBStore, "commit_step", dying):
+        events = await background(h, group["id"], stream_tokens=True)
+    assert crashed and (task, "Runtime.ExitError") in h.faults.errors
+    markers = [e for e in events if "abandoned" in e]
+    assert len(markers) == 1 and markers[0]["abandoned"]["message_ids"]
+    return group["id"], events
+
+
+async def talking(h: Harness) -> tuple[str, str]:
+    """An async run of one agent talking long (400 tokens), once its first event is in the log: (group, run)."""
+    ada = await create_agent(h.client, "Ada", tokens=400, delay_s=0.01)
+    group = await create_group(h.client, [ada["id"]])
+    response = await h.client.post(
+        f"/v1/groups/{group['id']}/messages/async", json={"input": "talk", "stream_tokens": True}
+    )
+    run_id = response.json()["id"]
+    for _ in range(500):
+        if await h.store.last_seq("default", run_id) > 0:
+            break
+        await asyncio.sleep(0.01)
+    return group["id"], run_id
+
+
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_aws_credentials(monkeypatch, REGION)
@@ -169,6 +237,14 @@ def workflow_settings(monkeypatch: pytest.MonkeyPatch, aws_env: None) -> Iterato
 
 @pytest.fixture
 async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
+    async with open_harness(workflow_settings) as h:
+        yield h
+
+
+@asynccontextmanager
+async def open_harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
+    """The API, moto's DynamoDB and Step Functions executing the definition, and the task handlers;
+    `workflow_settings` is the environment already set (the fixture's, or a benchmark's own)."""
     faults = Faults()
     handlers = {task: load_handler(task) for task in FUNCTIONS}
     by_name = {name: handlers[task] for task, name in FUNCTIONS.items()}
@@ -183,6 +259,7 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
     def invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
         event = json.loads(body)
         task = next(t for t, n in FUNCTIONS.items() if n == function_name.split(":")[-1])
+        started = time.perf_counter()
         number = faults.record(task, event)
         faults.local.task = (task, number, event)
         with faults.lock:
@@ -204,6 +281,7 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
         finally:
             faults.local.task = None
             with faults.lock:
+                faults.durations.append((task, time.perf_counter() - started))
                 faults.inflight -= 1
 
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}

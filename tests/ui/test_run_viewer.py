@@ -152,6 +152,18 @@ def test_cancel_an_active_run(viewer: Viewer) -> None:
     assert not viewer.console_errors
 
 
+def test_an_agents_direct_run_opened_by_url_is_shown_and_cancelled(viewer: Viewer) -> None:
+    agent_id = viewer.agent("Ada", tokens=2, delay_s=60)  # still running whenever the page shows it
+    started = viewer.api.post(f"/v1/agents/{agent_id}/messages/async", json={"input": "Go on for a while."})
+    run_id: str = started.raise_for_status().json()["id"]
+    viewer.goto(f"/ui/runs/{run_id}")
+    viewer.run_section(run_id).locator("button.cancel").click()  # a run with no group: cancelled through its agent
+    viewer.wait_done(run_id)
+    assert viewer.run_section(run_id).locator('[data-stop="cancelled"]').count() == 1
+    assert viewer.run(run_id)["status"] == "cancelled"
+    assert not viewer.console_errors
+
+
 def test_approve_then_deny_a_tool_call_with_a_reason(viewer: Viewer) -> None:
     append = {"name": "core_memory_append", "arguments": {"label": "notes", "content": "likes tea"}}
     body: dict[str, Any] = {

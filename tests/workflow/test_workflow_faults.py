@@ -7,38 +7,22 @@ from collections import Counter
 from typing import Any
 from unittest import mock
 
-import orjson
 import pytest
 
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.workflow.handlers import ModelRetryable, TaskFailed
 from chorus.workflow.tasks import finalize, task_error
 from support import create_agent, create_group, replies
-from support.workflow_harness import Crash, Harness, background
-
-
-async def logged(h: Harness, run_id: str) -> list[dict[str, Any]]:
-    rows = await h.store.read_events("default", run_id, 0, 100_000)
-    assert rows[-1][1] == "[DONE]", "the log is complete"
-    return [orjson.loads(data) for _, data in rows[:-1]]
-
-
-def check_exact(events: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
-    """Gapless seq ids; every message id logged once outside abandoned attempts; history = the log's
-    surviving messages, each once, in log order."""
-    assert [e["seq_id"] for e in events] == list(range(1, len(events) + 1))
-    abandoned = {i for e in events if "abandoned" in e for i in e["abandoned"]["message_ids"]}
-    surviving = [e["id"] for e in events if "id" in e and e["id"] not in abandoned]
-    stored = [m["id"] for m in history if m["message_type"] != "user_message"]
-    assert stored == list(dict.fromkeys(surviving))
-    assert len(set(stored)) == len(stored)
-    assert not abandoned & set(stored)
-
-
-async def history_of(h: Harness, group_id: str) -> list[dict[str, Any]]:
-    response = await h.client.get(f"/v1/groups/{group_id}/messages", params={"order": "asc", "limit": 1000})
-    result: list[dict[str, Any]] = response.json()
-    return result
+from support.workflow_harness import (
+    Crash,
+    Harness,
+    background,
+    check_exact,
+    crash_mid_turn,
+    history_of,
+    logged,
+    talking,
+)
 
 
 async def test_a_step_failing_with_a_retryable_model_error_is_retried_and_the_run_completes(
@@ -115,27 +99,10 @@ async def test_a_live_step_crashing_mid_stream_is_retried_with_its_attempt_marke
     """The Step streams tokens (flushed to the log), then its sandbox dies before the commit: the
     retry names the dead attempt's messages abandoned and writes the turn again under new ids."""
     h = harness
-    ada = await create_agent(h.client, "Ada", tokens=40, delay_s=0.002)
-    bob = await create_agent(h.client, "Bob", tokens=3)
-    group = await create_group(h.client, [ada["id"], bob["id"]])
-    original = DynamoDBStore.commit_step
-    crashed: list[str] = []
-
-    async def dying(self: DynamoDBStore, step: Any, records: Any) -> None:
-        here = h.faults.here()
-        if here is not None and here[0] == "step" and step.agent_id == ada["id"] and not crashed:
-            crashed.append(step.step_key)
-            raise Crash("the sandbox was killed")
-        await original(self, step, records)
-
-    with mock.patch.object(DynamoDBStore, "commit_step", dying):
-        events = await background(h, group["id"], stream_tokens=True)
-    assert crashed and ("step", "Runtime.ExitError") in h.faults.errors
-    markers = [e for e in events if "abandoned" in e]
-    assert len(markers) == 1 and markers[0]["abandoned"]["message_ids"]
+    group_id, events = await crash_mid_turn(h, "step")
     await h.settle()
-    check_exact(await logged(h, events[0]["run_id"]), await history_of(h, group["id"]))
-    history = await history_of(h, group["id"])
+    check_exact(await logged(h, events[0]["run_id"]), await history_of(h, group_id))
+    history = await history_of(h, group_id)
     assert [m.get("name") for m in history[1:]] == ["Ada", "Bob"]
 
 
@@ -186,17 +153,8 @@ async def test_staged_workers_crashing_mid_write_and_a_publisher_crashing_mid_co
 
 async def test_cancel_stops_the_execution_and_ends_the_run_cancelled(harness: Harness) -> None:
     h = harness
-    ada = await create_agent(h.client, "Ada", tokens=400, delay_s=0.01)
-    group = await create_group(h.client, [ada["id"]])
-    response = await h.client.post(
-        f"/v1/groups/{group['id']}/messages/async", json={"input": "talk", "stream_tokens": True}
-    )
-    run_id = response.json()["id"]
-    for _ in range(500):
-        if await h.store.last_seq("default", run_id) > 0:
-            break
-        await asyncio.sleep(0.01)
-    cancelled = await h.client.post(f"/v1/groups/{group['id']}/messages/cancel", json={})
+    group_id, run_id = await talking(h)
+    cancelled = await h.client.post(f"/v1/groups/{group_id}/messages/cancel", json={})
     assert cancelled.status_code == 200, cancelled.text
     run = (await h.client.get(f"/v1/runs/{run_id}")).json()
     assert run["status"] == "cancelled" and run["stop_reason"] == "cancelled"
@@ -210,7 +168,7 @@ async def test_cancel_stops_the_execution_and_ends_the_run_cancelled(harness: Ha
     await asyncio.sleep(0.3)  # the stopped Step, still running, sees the flag and stops; it wrote nothing after [DONE]
     rows = await h.store.read_events("default", run_id, 0, 100_000)
     assert rows[-1][1] == "[DONE]" and Counter(d for _, d in rows)["[DONE]"] == 1
-    follow = await h.client.post(f"/v1/groups/{group['id']}/messages/async", json={"input": "again"})
+    follow = await h.client.post(f"/v1/groups/{group_id}/messages/async", json={"input": "again"})
     assert follow.status_code == 200, "the cancelled run released the group"
 
 

@@ -55,5 +55,23 @@ MAX_LISTING_CHARS = 8_000_000
 """Characters (about bytes) of one listing response: a page that would be longer ends early, after at least
 one item, and the client reads on from its last id (`after`), as with any cursor."""
 
+MAX_MCP_SERVERS = 100
+"""MCP servers one tenant may register."""
+
+MAX_MCP_TOOLS = 500
+"""Tools one MCP server may list (a refresh of a server listing more is refused)."""
+
+MAX_MCP_HEADERS = 50
+"""Custom headers of one MCP server."""
+
+MAX_MCP_SECRET_CHARS = 8192
+"""Length of an MCP server's auth token or of one custom header value."""
+
+MAX_MCP_REPLY_BYTES = 16 * 1024 * 1024
+"""Bytes of one HTTP response of an MCP server read at most (before `return_char_limit` cuts what the model reads)."""
+
+MAX_URL_CHARS = 2048
+"""Length of a URL a tenant gives (an MCP server's)."""
+
 MAX_WAITING_RUNS = 100
 """Runs that may wait in one group's line (`multitask_strategy=enqueue`); one more is a 409."""

@@ -31,8 +31,13 @@ class Settings(BaseSettings):
     """The run state machine, for `executor=stepfunctions`."""
     workflow_history_budget: int = Field(default=20_000, ge=100, le=25_000)
     """History events one execution may use before a run continues in a new execution."""
+    workflow_inline_s: float = Field(default=0.0, ge=0, le=3600)
+    """How long a Plan task keeps running a run's sequential turns itself before it hands the next
+    one to the Map (0: every turn is a Step of the Map); see docs/workflow.md, "Inline turns"."""
     default_model: str | None = None
     """Model handle (`provider/model`) used when an agent names none."""
+    models: str = ""
+    """Comma-separated model handles `GET /v1/models/` lists besides the providers' catalogs (an Ollama model)."""
     event_retention_s: int = Field(default=10_800, ge=60)
     """How long a finished run's event log stays resumable."""
     ping_interval_s: float = Field(default=30.0, gt=0)
@@ -61,6 +66,11 @@ class Settings(BaseSettings):
     """Let sandboxed tools use the host's network (off: they have only a loopback of their own)."""
     tool_runner_function: str | None = None
     """Name or ARN of the ToolRunner Lambda function that runs custom tools with the `lambda` executor (AWS)."""
+    mcp_private_networks: Literal["auto", "allow", "deny"] = "auto"
+    """Whether MCP servers may be on loopback or private addresses: `allow`, `deny`, or `auto` (allowed with a
+    single tenant, refused when several share the server). Link-local addresses (cloud metadata) never are."""
+    mcp_allowed_hosts: str = ""
+    """Comma-separated MCP server host names the operator trusts: allowed whatever they resolve to (but link-local)."""
     max_run_attempts: int = Field(default=3, ge=1, le=100)
     """How many workers may die while running the same step of a run before recovery ends the run
     `failed` instead of driving it again (a step that kills its worker would otherwise kill every

@@ -16,7 +16,21 @@ from chorus.api.body_limit import BodyLimit
 from chorus.api.deps import Services
 from chorus.api.host_guard import HostGuard
 from chorus.api.http_policy import HttpPolicy, parse_hosts
-from chorus.api.routes import agent_memory, agent_tools, agents, blocks, group_messages, groups, health, runs, tools, ui
+from chorus.api.routes import (
+    agent_memory,
+    agent_messages,
+    agent_tools,
+    agents,
+    blocks,
+    group_messages,
+    groups,
+    health,
+    mcp_servers,
+    models,
+    runs,
+    tools,
+    ui,
+)
 from chorus.api.slashes import CollectionSlash, collection_paths
 from chorus.runs.driver import ModelResolver
 from chorus.runs.service import RunService
@@ -87,7 +101,21 @@ def create_app(
     errors.install(app)
     # the hot paths first: a request is matched against routes in order (about 20 µs per route)
     routers = [
-        m.router for m in (group_messages, runs, health, agents, agent_memory, agent_tools, blocks, tools, groups)
+        m.router
+        for m in (
+            group_messages,
+            agent_messages,
+            runs,
+            health,
+            agents,
+            agent_memory,
+            agent_tools,
+            blocks,
+            tools,
+            groups,
+            mcp_servers,
+            models,
+        )
     ]
     for router in routers:
         app.include_router(router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import Depends, Header, Path, Query, Request
@@ -72,14 +72,21 @@ def match_key(candidate: str, keys: dict[str, str]) -> str | None:
     return found
 
 
-def _id_path(prefix: str) -> object:
+def _id_path(prefix: str, alias: str | None = None) -> Any:
     return Path(
+        alias=alias,
         pattern=pattern(prefix),
         min_length=len(example(prefix)),
         max_length=len(example(prefix)),
         description=f"The id in the format '{prefix}-<uuid4>'",
         examples=[example(prefix)],
     )
+
+
+def owner_id_path(prefix: str) -> Any:
+    """The `{<prefix>}_id` path parameter as a default value, for a route declared once for several kinds
+    of owner (`chorus.api.message_sends`): its parameter has one name, the path's has the owner's."""
+    return _id_path(prefix, alias=f"{prefix}_id")
 
 
 ServicesDep = Annotated[Services, Depends(services)]
@@ -89,6 +96,7 @@ GroupIdPath = Annotated[str, _id_path("group")]
 RunIdPath = Annotated[str, _id_path("run")]
 BlockIdPath = Annotated[str, _id_path("block")]
 ToolIdPath = Annotated[str, _id_path("tool")]
+McpServerIdPath = Annotated[str, _id_path("mcp_server")]
 
 
 def page(

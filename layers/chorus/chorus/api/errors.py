@@ -137,12 +137,17 @@ def _message(err: Mapping[str, Any]) -> str:
     return msg
 
 
+SECRET_FIELDS = frozenset({"auth_token", "custom_headers"})
+"""Fields whose invalid value a 422 never echoes: they hold credentials (an MCP server's)."""
+
+
 def _errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
         loc = [part if isinstance(part, int) else _text(part, _ECHO_CHARS) for part in err.get("loc", ())]
         item: dict[str, Any] = {"type": _text(err.get("type")), "loc": loc, "msg": _message(err)}
-        if "input" in err and isinstance(err["input"], str | int | float | bool | type(None)):
+        secret = any(part in SECRET_FIELDS for part in loc)
+        if "input" in err and not secret and isinstance(err["input"], str | int | float | bool | type(None)):
             item["input"] = _echo(err["input"])
         out.append(item)
     return out

@@ -10,12 +10,13 @@ for the next one `after` its last id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import orjson
 
 from chorus.limits import MAX_LISTING_CHARS
+from chorus.store.records import Page
 
 T = TypeVar("T")
 
@@ -38,3 +39,25 @@ def within_budget(items: Iterable[T], size: Callable[[T], int], budget: int = MA
 def json_size(value: Any) -> int:
     """The size of a JSON-ready value as it will be sent."""
     return len(orjson.dumps(value))
+
+
+def page_through(items: Sequence[T], page: Page, ident: Callable[[T], str]) -> list[T]:
+    """One page of a list held whole (an agent's attached tools or blocks), in `page`'s order.
+
+    The SDK's pager asks again `after` the last id it got until a page comes
+    back empty, so a route that ignored the cursor made `list()` loop forever.
+    A cursor naming no listed item gives an empty page: the item was detached
+    meanwhile, and ending the walk is safer than starting it over.
+    """
+    ordered = list(items) if page.order == "asc" else list(reversed(items))
+    ids = [ident(item) for item in ordered]
+    start, end = 0, len(ordered)
+    if page.after is not None:
+        if page.after not in ids:
+            return []
+        start = ids.index(page.after) + 1
+    if page.before is not None:
+        if page.before not in ids:
+            return []
+        end = ids.index(page.before)
+    return ordered[start:end][: page.limit]

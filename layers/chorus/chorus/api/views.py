@@ -14,6 +14,7 @@ from typing import Any
 
 from chorus.engine.events import MESSAGE_TYPES
 from chorus.llm.resolve import split_handle
+from chorus.runs.solo import is_solo_run
 from chorus.runs.starting import COUNTED_TURNS
 from chorus.schemas.resources import AgentState, BlockState, GroupState, LlmConfig, RunState
 from chorus.schemas.tools import ToolState
@@ -111,16 +112,19 @@ def block_state(block: BlockRecord) -> BlockState:
 
 
 def tool_state(tool: ToolRecord) -> ToolState:
+    mcp = {"metadata_": {"mcp": {"server_id": tool.mcp_server_id}}} if tool.tool_type == "external_mcp" else {}
     return ToolState(
         id=tool.id,
         name=tool.name,
         description=tool.description,
-        source_code=tool.source_code,
+        source_code=tool.source_code or None,
         source_type=tool.source_type,
         json_schema=tool.json_schema,
         tags=tool.tags,
         return_char_limit=tool.return_char_limit,
         default_requires_approval=tool.default_requires_approval,
+        tool_type=tool.tool_type,
+        **mcp,
     )
 
 
@@ -142,7 +146,12 @@ def group_state(group: GroupRecord) -> GroupState:
 
 
 def run_state(run: RunRecord) -> RunState:
-    return RunState(**run.model_dump(exclude=_HIDDEN_RUN_FIELDS))
+    """The run as Letta shows it; a run of an agent's direct conversation shows no group (its group is hidden)."""
+    state = RunState(**run.model_dump(exclude=_HIDDEN_RUN_FIELDS))
+    if is_solo_run(run):
+        state.group_id = None
+        state.metadata = {k: v for k, v in (state.metadata or {}).items() if k != "group_id"}
+    return state
 
 
 def letta_response(events: list[dict[str, Any]]) -> dict[str, Any]:

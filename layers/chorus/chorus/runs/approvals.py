@@ -27,16 +27,18 @@ def approval_answers(group: GroupRecord, inputs: list[MessageCreate | ApprovalCr
     approvals must answer exactly the pending calls (400 naming the unknown or missing ids)."""
     approvals = [m for m in inputs if isinstance(m, ApprovalCreate)]
     pending = group.pending_approval
+    owner = "agent" if group.solo_agent_id else "group"
     if not approvals:
         if pending is not None:
             raise Conflict(
-                "Please approve or deny the pending request before continuing: the group's run "
+                f"Please approve or deny the pending request before continuing: the {owner}'s run "
                 f"{pending.run_id} waits on tool calls {[c.tool_call_id for c in pending.tool_calls]}.",
                 run_id=pending.run_id,
             )
         return []
     if pending is None:
-        raise BadRequest("No tool call is currently awaiting approval in this group.")
+        where = "for this agent" if group.solo_agent_id else "in this group"
+        raise BadRequest(f"No tool call is currently awaiting approval {where}.")
     if len(approvals) != len(inputs):
         raise BadRequest("Send approvals on their own, without other messages.")
     answers: list[dict[str, Any]] = []

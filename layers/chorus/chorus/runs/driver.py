@@ -41,7 +41,7 @@ from chorus.runs.options import RunOptions
 from chorus.runs.progress import CommittedProgress
 from chorus.runs.steps import Slot, StepSink
 from chorus.runs.tool_calls import Answers
-from chorus.runs.toolbox import NO_EXECUTOR, Toolbox
+from chorus.runs.toolbox import NO_EXECUTOR, NO_MCP_EXECUTOR, Toolbox
 from chorus.runs.turn_runner import Resume, TurnRunner, TurnSettings
 from chorus.runs.writer import StepWriter
 from chorus.store.base import Store
@@ -68,6 +68,7 @@ class RunDriver:
         spawn: Spawn | None = None,
         tool_timeout_s: float = 30.0,
         tool_executor: ToolExecutor = NO_EXECUTOR,
+        mcp_executor: ToolExecutor = NO_MCP_EXECUTOR,
     ) -> None:
         self.store = store
         self.resolve = resolve
@@ -77,6 +78,7 @@ class RunDriver:
         self.fanout_concurrency = fanout_concurrency
         self.tool_timeout_s = tool_timeout_s
         self.tool_executor = tool_executor
+        self.mcp_executor = mcp_executor
         self.spawn = spawn
         self.started_ns = time.perf_counter_ns()
         self.holder = RunHolder(store, loaded, lease)
@@ -129,7 +131,7 @@ class RunDriver:
             await opening.restore_progress(self.writer)
             if mark_abandoned:
                 await self.mark_abandoned()
-        if inputs:
+        if inputs and not self.writer.inputs_committed:
             await self.writer.commit_inputs()
 
     async def restore(self) -> None:
@@ -198,6 +200,7 @@ class RunDriver:
                 self.run.tenant_id,
                 AgentMemory(self.store, self.run.tenant_id, self.loaded.shared_block_ids),
                 executor=self.tool_executor,
+                mcp_executor=self.mcp_executor,
                 timeout_s=self.tool_timeout_s,
             ),
             speech_tool=(

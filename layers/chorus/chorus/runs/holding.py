@@ -1,7 +1,8 @@
 """Holding a run while a worker drives it: status `running`, the lease, the heartbeat watching both.
 
-A worker holds its run by a lease it renews on every heartbeat; losing it to another worker
-stops this one before it writes again (`LeaseLost`). A workflow task takes no lease (its
+A worker holds its run by a lease its heartbeat renews once a third of it is used (a renewal
+rewrites the run record; the beats between only read it, for a cancel or a takeover); losing
+it to another worker stops this one before it writes again (`LeaseLost`). A workflow task takes no lease (its
 workflow owns the run): its heartbeat only reads the stored run, so a cancel flag or a run
 ended elsewhere stops the task's work at once.
 """
@@ -80,7 +81,9 @@ class RunHolder:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.lease.heartbeat_s)
-            if not self.lease.renew:
+            if not self.lease.renew or self._lease_left() > self.lease.ttl_s * 2 / 3:
+                # a renewal rewrites the run record and its index entries (~10 write units); a read
+                # (half a unit) sees a cancel as soon, so the lease is renewed only once a third is used
                 await self._watch()
                 continue
             try:
@@ -91,6 +94,12 @@ class RunHolder:
                 return
             except ChorusError:
                 logger.warning("run %s: heartbeat failed; retrying", self.run.id)
+
+    def _lease_left(self) -> float:
+        """Seconds this worker's lease has left (none unless it holds it)."""
+        if self.run.lease_owner != self.lease.owner:
+            return 0.0
+        return self.run.lease_expires_at - time.time()
 
     def _held_fresh(self) -> bool:
         """The run was created held by this worker, its lease far from expiry (a new run's first moments)."""
@@ -109,5 +118,8 @@ class RunHolder:
         except ChorusError:
             logger.warning("run %s: could not read the run; watching on", self.run.id)
             return
+        if self.lease.renew and run.lease_owner not in (None, self.lease.owner):
+            self.lost = True  # taken over (between renewals): stop as a failed renewal would
+            self.loaded.cancel.set()
         if run.cancel_requested or run.is_terminal:
             self.loaded.cancel.set()

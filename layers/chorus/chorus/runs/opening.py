@@ -38,9 +38,11 @@ async def load_history(writer: StepWriter) -> None:
 
 
 async def restore_progress(writer: StepWriter) -> None:
-    """Rebuild the manager's progress from committed steps."""
+    """Rebuild the manager's progress from committed steps (and note whether the inputs are among them)."""
     run, store = writer.loaded.run, writer.store
-    progress = restore(await store.list_steps(run.tenant_id, run.id))
+    steps = await store.list_steps(run.tenant_id, run.id)
+    progress = restore(steps)
+    writer.inputs_committed = any(s.step_key == identity.INPUT_STEP for s in steps)
     paused = RunOptions.of(run).continues
     if paused is not None:
         # a run resuming a paused one continues its rounds: those before the pause are done
@@ -60,14 +62,18 @@ async def mark_abandoned(writer: StepWriter) -> None:
         return
     rows = await writer.store.read_events(run.tenant_id, run.id, committed, log.last_seq - committed)
     ids: list[str] = []
+    named: set[str] = set()  # by a marker already there: a retried Plan marks before its inline turn would
     step_id = None
     for _, data in rows:
         if data == LOG_END:
             break  # the run was ended meanwhile (a cancel from the API): nothing after the end
         event = orjson.loads(data)
-        if "id" in event and event["id"] not in ids:
+        if "abandoned" in event:
+            named.update(event["abandoned"]["message_ids"])
+        elif "id" in event and event["id"] not in ids:
             ids.append(event["id"])
             step_id = event.get("step_id", step_id)
+    ids = [i for i in ids if i not in named]
     if not ids:
         return
     log.emit(

@@ -40,6 +40,8 @@ from chorus.store.base import Store
 from chorus.store.records import AgentRecord, Page, RunRecord
 from chorus.tools.execution import ToolExecutor
 from chorus.tools.executors import tool_executor_for
+from chorus.tools.mcp_executor import McpToolExecutor
+from chorus.tools.mcp_policy import policy_for
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ class RunService:
         self._resolver = resolver
         self.tool_executor = tool_executor if tool_executor is not None else tool_executor_for(settings)
         """Runs every custom tool call of this service's runs; chosen once, from the settings unless given."""
+        self.mcp_executor = McpToolExecutor(policy_for(settings))
+        """Calls the MCP servers' tools of this service's runs, under the settings' network policy."""
         ttl_s = lease_ttl_s if lease_ttl_s is not None else settings.lease_ttl_s
         self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=ttl_s, heartbeat_s=heartbeat_s)
         self._active: dict[str, ActiveRun] = {}
@@ -173,6 +177,7 @@ class RunService:
                 spawn=self._launch,
                 tool_timeout_s=self.settings.tool_timeout_s,
                 tool_executor=self.tool_executor,
+                mcp_executor=self.mcp_executor,
             )
             await driver.execute(fresh=active.fresh)
         finally:

@@ -42,6 +42,7 @@ from chorus.runs.lease import Lease
 from chorus.runs.loading import members
 from chorus.runs.multitask import waiting
 from chorus.runs.queue import LineFull
+from chorus.runs.solo import visible_group
 from chorus.schemas.requests import MessageCreate, MessageRequest, MultitaskStrategy
 from chorus.settings import Settings
 from chorus.store.base import Store
@@ -96,9 +97,14 @@ class RunStarter:
         *,
         streaming: bool,
         idempotency_key: str | None = None,
+        group: GroupRecord | None = None,
     ) -> Started:
-        """Validate and start a run, or find the run an earlier request with the same key started."""
-        group = await self.store.get_group(tenant_id, group_id)
+        """Validate and start a run, or find the run an earlier request with the same key started.
+
+        `group` is the group as the caller has just read it (an agent's direct conversation,
+        `chorus.runs.solo`); without it the group is read here, and a hidden one is not found."""
+        if group is None:
+            group = await visible_group(self.store, tenant_id, group_id)
         agents = {agent_id: await self._load_agent(tenant_id, group_id, agent_id) for agent_id in members(group)}
         run = self._new_run(group, request, streaming=streaming, idempotency_key=idempotency_key)
         await self.store.put_run(run)
@@ -113,9 +119,8 @@ class RunStarter:
         holder = await self.store.claim_group(tenant_id, group_id, run.id)
         if holder is not None:
             await self._drop(run)
-            raise Conflict(
-                f"Group {group_id} already has an active run ({holder}); resume or cancel it first.", run_id=holder
-            )
+            owner = f"Agent {group.solo_agent_id}" if group.solo_agent_id else f"Group {group_id}"
+            raise Conflict(f"{owner} already has an active run ({holder}); resume or cancel it first.", run_id=holder)
         try:
             await self._claim_slot(run)
         except TooManyActiveRuns:

@@ -5,7 +5,8 @@ user may have attached a tool): the agent's memory blocks and its custom
 tools (`tool_ids`). Memory tools edit blocks (`AgentMemory`); custom tools
 run their Python source through the configured `ToolExecutor` (a bubblewrap
 sandbox, Lambda, or a plain child process), with a timeout and no server
-secrets. What a tool returns is untrusted text: lone surrogates (a name
+secrets; an MCP server's tools (`external_mcp`) go to their server through
+the MCP executor, with the same timeout and output cap. What a tool returns is untrusted text: lone surrogates (a name
 from `os.listdir` that is not UTF-8) become U+FFFD before anything stores
 it. Whether a call needs a human's approval is decided here once: the
 agent's `requires_approval` tool rules, then its per-tool override, then
@@ -26,8 +27,9 @@ from chorus.llm.base import ToolSpec
 from chorus.runs.memory import AgentMemory
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, BlockRecord, ToolRecord
-from chorus.tools.execution import ToolCall, ToolExecutor
+from chorus.tools.execution import ToolCall, ToolExecutor, ToolResult
 from chorus.tools.executors import RefusingExecutor
+from chorus.tools.mcp_executor import mcp_call
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class AgentTools:
 
 
 NO_EXECUTOR = RefusingExecutor("no tool executor was given to this run")
+NO_MCP_EXECUTOR = RefusingExecutor("no MCP executor was given to this run")
 
 
 class Toolbox:
@@ -66,12 +69,14 @@ class Toolbox:
         memory: AgentMemory,
         *,
         executor: ToolExecutor = NO_EXECUTOR,
+        mcp_executor: ToolExecutor = NO_MCP_EXECUTOR,
         timeout_s: float = 30.0,
     ) -> None:
         self.store = store
         self.tenant_id = tenant_id
         self.memory = memory
         self.executor = executor
+        self.mcp_executor = mcp_executor
         self.timeout_s = timeout_s
 
     async def load(self, agent: AgentRecord) -> AgentTools:
@@ -105,21 +110,33 @@ class Toolbox:
             content, status = await self.memory.call(agent, name, arguments, call_id)
             return ToolOutcome(content, status)
         tool = tools.custom[name]
-        call = ToolCall(
-            tenant_id=self.tenant_id,
-            source_code=tool.source_code,
-            name=str(tool.json_schema.get("name") or tool.name),
-            arguments=dict(arguments),
-            timeout_s=self.timeout_s,
-            return_char_limit=tool.return_char_limit,
-        )
-        result = await self.executor.run(call)
+        if tool.tool_type == "external_mcp":
+            result = await self._run_mcp(tool, arguments)
+        else:
+            call = ToolCall(
+                tenant_id=self.tenant_id,
+                source_code=tool.source_code,
+                name=str(tool.json_schema.get("name") or tool.name),
+                arguments=dict(arguments),
+                timeout_s=self.timeout_s,
+                return_char_limit=tool.return_char_limit,
+            )
+            result = await self.executor.run(call)
         return ToolOutcome(
             valid_text(result.value),
             result.status,
             [valid_text(line) for line in result.stdout],
             [valid_text(line) for line in result.stderr],
         )
+
+    async def _run_mcp(self, tool: ToolRecord, arguments: Mapping[str, Any]) -> ToolResult:
+        """Call the tool on its MCP server, read afresh (its URL or token may have changed since the run began)."""
+        try:
+            server = await self.store.get_mcp_server(self.tenant_id, tool.mcp_server_id or "")
+        except NotFound:
+            return ToolResult(f"Tool {tool.name} cannot run: its MCP server was deleted.", "error")
+        call = mcp_call(tool, server, arguments, self.timeout_s)
+        return await self.mcp_executor.run(call)
 
 
 def valid_text(text: str) -> str:

@@ -42,6 +42,8 @@ class StepWriter:
         self.slots: dict[str, tuple[int, int]] = {}
         """`(round, call)` of each history message this run wrote, to snapshot a round's context."""
         self.progress = CommittedProgress()
+        self.inputs_committed = False
+        """Seen among the restored steps: a commit again would only be refused (and billed)."""
         self.ttft_ns: int | None = None
         """Nanoseconds from the start of this worker's drive to the run's first event."""
 

@@ -157,6 +157,12 @@ class MessageRequest(BodyModel):
         return names
 
 
+class AsyncMessageRequest(MessageRequest):
+    """Body of `POST …/messages/async`: Letta's adds `callback_url`, which is refused (the route says why)."""
+
+    callback_url: str | None = Field(default=None, max_length=2048)
+
+
 class ResumeRequest(WireModel):
     """Body of `POST /v1/runs/{run_id}/stream`."""
 

@@ -44,6 +44,7 @@ from chorus.store.records import (
     GroupQueue,
     GroupRecord,
     IdempotencyRecord,
+    McpServerRecord,
     MessageRecord,
     Page,
     RunRecord,
@@ -85,6 +86,18 @@ class Store(Protocol):
 
     async def delete_tool(self, tenant_id: str, tool_id: str) -> None: ...
 
+    # MCP servers
+    async def put_mcp_server(self, server: McpServerRecord) -> None:
+        """Create or replace."""
+
+    async def get_mcp_server(self, tenant_id: str, server_id: str) -> McpServerRecord: ...
+
+    async def list_mcp_servers(
+        self, tenant_id: str, page: Page, *, name: str | None = None
+    ) -> list[McpServerRecord]: ...
+
+    async def delete_mcp_server(self, tenant_id: str, server_id: str) -> None: ...
+
     # memory blocks
     async def put_block(self, block: BlockRecord) -> None:
         """Create or replace."""
@@ -108,7 +121,9 @@ class Store(Protocol):
 
     async def get_group(self, tenant_id: str, group_id: str) -> GroupRecord: ...
 
-    async def list_groups(self, tenant_id: str, page: Page) -> list[GroupRecord]: ...
+    async def list_groups(self, tenant_id: str, page: Page) -> list[GroupRecord]:
+        """The tenant's groups, never the hidden ones carrying an agent's direct conversation
+        (`solo_agent_id` set); those are read by id only."""
 
     async def delete_group(self, tenant_id: str, group_id: str) -> None: ...
 

@@ -56,6 +56,7 @@ from chorus.store.records import (
     GroupQueue,
     GroupRecord,
     IdempotencyRecord,
+    McpServerRecord,
     MessageRecord,
     Page,
     Record,
@@ -247,6 +248,20 @@ class DynamoDBStore:
     async def delete_tool(self, tenant_id: str, tool_id: str) -> None:
         await self._call(self._delete_sync, "Tool", tenant_id, tool_id)
 
+    # MCP servers
+    async def put_mcp_server(self, server: McpServerRecord) -> None:
+        await self._call(self._put_resource_sync, "McpServer", server, {"name": server.server_name})
+
+    async def get_mcp_server(self, tenant_id: str, server_id: str) -> McpServerRecord:
+        return McpServerRecord.model_validate_json(await self._call(self._get_sync, "McpServer", tenant_id, server_id))
+
+    async def list_mcp_servers(self, tenant_id: str, page: Page, *, name: str | None = None) -> list[McpServerRecord]:
+        partition = keys.listing("McpServer", tenant_id)
+        return await self._list(McpServerRecord, "McpServer", tenant_id, page, "by_tenant", partition, {"name": name})
+
+    async def delete_mcp_server(self, tenant_id: str, server_id: str) -> None:
+        await self._call(self._delete_sync, "McpServer", tenant_id, server_id)
+
     # memory blocks
     @staticmethod
     def _block_attrs(block: BlockRecord) -> dict[str, Any]:
@@ -291,7 +306,8 @@ class DynamoDBStore:
 
     # groups
     async def put_group(self, group: GroupRecord) -> None:
-        await self._call(self._put_resource_sync, "Group", group)
+        unlisted = {"G1": None} if group.solo_agent_id is not None else None  # out of the tenant's listing
+        await self._call(self._put_resource_sync, "Group", group, unlisted)
 
     async def get_group(self, tenant_id: str, group_id: str) -> GroupRecord:
         return GroupRecord.model_validate_json(await self._call(self._get_sync, "Group", tenant_id, group_id))

@@ -6,6 +6,7 @@ items (invariant 6). Base-table keys (`PK`, `SK`):
     agent      T#t#AGENT#<id>    AGENT
     block      T#t#BLOCK#<id>    BLOCK        (memory block; `label`, `version` attributes)
     tool       T#t#TOOL#<id>     TOOL         (custom tool; `name` attribute)
+    MCP server T#t#MCPSERVER#<id> MCPSERVER   (`name` attribute: its server_name)
     group      T#t#GROUP#<id>    GROUP        (its claim: CLAIM, its waiting runs: QUEUE, same partition)
     run        T#t#RUN#<id>      RUN          (same partition: LOG head, EV#…, STEP#…)
     event log  T#t#RUN#<id>      EV#<last seq, 12 digits>[#<chunk>]
@@ -21,6 +22,7 @@ Listings use sparse, overloaded GSIs that share one range key, `OSK`
 every character of an ISO timestamp or a position):
 
     by_tenant   G1 = T#t#AGENT | T#t#GROUP | T#t#RUN | T#t#MESSAGE | T#t#BLOCK | T#t#TOOL
+                | T#t#MCPSERVER
     by_group    G2 = T#t#GROUP#<g>#RUN | T#t#GROUP#<g>#MESSAGE
     by_agent    G3 = T#t#AGENT#<a>#RUN | T#t#AGENT#<a>#MESSAGE
     by_run      G4 = T#t#RUN#<r>#MESSAGE
@@ -65,6 +67,7 @@ KIND_SK: Final[dict[str, str]] = {
     "Message": "MSG",
     "Block": "BLOCK",
     "Tool": "TOOL",
+    "McpServer": "MCPSERVER",
 }
 """The sort key of each record kind's main item; its partition is `T#t#<SK>#<id>` (`RUN`, `MSG`...)."""
 _KIND_PK: Final[dict[str, str]] = {
@@ -74,6 +77,7 @@ _KIND_PK: Final[dict[str, str]] = {
     "Message": "MSG",
     "Block": "BLOCK",
     "Tool": "TOOL",
+    "McpServer": "MCPSERVER",
 }
 _KIND_LIST: Final[dict[str, str]] = {
     "Agent": "AGENT",
@@ -82,6 +86,7 @@ _KIND_LIST: Final[dict[str, str]] = {
     "Message": "MESSAGE",
     "Block": "BLOCK",
     "Tool": "TOOL",
+    "McpServer": "MCPSERVER",
 }
 
 

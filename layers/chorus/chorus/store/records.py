@@ -45,11 +45,13 @@ class AgentRecord(Record):
 
 
 class ToolRecord(Record):
-    """A custom tool (Letta's `Tool`): Python source run in the sandbox, and the schema offered to models."""
+    """A tool (Letta's `Tool`): Python source run in the sandbox, or a tool of an MCP server, and the schema
+    offered to models."""
 
     name: str
     description: str | None = None
     source_code: str
+    """Empty for an MCP server's tool (`tool_type="external_mcp"`): the server runs it."""
     source_type: str = "python"
     json_schema: dict[str, Any]
     """`{"name", "description", "parameters"}`, as Letta returns it."""
@@ -57,6 +59,32 @@ class ToolRecord(Record):
     return_char_limit: int = 50_000
     default_requires_approval: bool = False
     updated_at: str
+    tool_type: Literal["custom", "external_mcp"] = "custom"
+    mcp_server_id: str | None = None
+    """The MCP server that serves the tool (`external_mcp` only); its `name` is the MCP tool's name."""
+
+
+class McpServerRecord(Record):
+    """An MCP server (streamable HTTP) whose tools the tenant's agents may call.
+
+    The auth token and custom header values are kept as given (the server sends them on every
+    MCP request) and never leave the server in full: the API masks them (`chorus.api.mcp_views`)."""
+
+    server_name: str
+    server_url: str
+    auth_header: str | None = None
+    auth_token: str | None = None
+    custom_headers: dict[str, str] = Field(default_factory=dict)
+    tool_ids: dict[str, str] = Field(default_factory=dict)
+    """MCP tool name -> id of its `ToolRecord`: a refresh keeps the ids of the tools that remain."""
+    updated_at: str
+
+    def headers(self) -> dict[str, str]:
+        """The headers every MCP request to the server carries."""
+        out = dict(self.custom_headers)
+        if self.auth_header and self.auth_token is not None:
+            out[self.auth_header] = self.auth_token
+        return out
 
 
 class BlockRecord(Record):
@@ -136,6 +164,9 @@ class GroupRecord(Record):
     hidden: bool | None = None
     project_id: str | None = None
     updated_at: str
+    solo_agent_id: str | None = None
+    """Set on the hidden one-member group that carries an agent's direct conversation
+    (`/v1/agents/{id}/messages`, see `chorus.runs.solo`): never listed, 404 on the group routes."""
 
     @property
     def manager_type(self) -> str:

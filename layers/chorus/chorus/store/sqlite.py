@@ -31,6 +31,7 @@ from chorus.store.records import (
     GroupQueue,
     GroupRecord,
     IdempotencyRecord,
+    McpServerRecord,
     MessageRecord,
     Page,
     Record,
@@ -52,6 +53,7 @@ _KINDS: dict[str, str] = {
     "messages": "Message",
     "blocks": "Block",
     "tools": "Tool",
+    "mcp_servers": "MCP server",
 }
 V = TypeVar("V", RunRecord, BlockRecord)
 
@@ -328,6 +330,21 @@ class SQLiteStore:
     async def delete_tool(self, tenant_id: str, tool_id: str) -> None:
         await self._call(self._delete_sync, "tools", tenant_id, tool_id)
 
+    # MCP servers
+    async def put_mcp_server(self, server: McpServerRecord) -> None:
+        await self._call(self._put_sync, "mcp_servers", server, {"name": server.server_name})
+
+    async def get_mcp_server(self, tenant_id: str, server_id: str) -> McpServerRecord:
+        return McpServerRecord.model_validate_json(
+            await self._call(self._get_sync, "mcp_servers", tenant_id, server_id)
+        )
+
+    async def list_mcp_servers(self, tenant_id: str, page: Page, *, name: str | None = None) -> list[McpServerRecord]:
+        return await self._list(McpServerRecord, "mcp_servers", tenant_id, page, {"name": name}, "created_at")
+
+    async def delete_mcp_server(self, tenant_id: str, server_id: str) -> None:
+        await self._call(self._delete_sync, "mcp_servers", tenant_id, server_id)
+
     # memory blocks
     async def put_block(self, block: BlockRecord) -> None:
         await self._call(self._put_sync, "blocks", block, {"label": block.label, "version": block.version})
@@ -367,13 +384,13 @@ class SQLiteStore:
 
     # groups
     async def put_group(self, group: GroupRecord) -> None:
-        await self._call(self._put_sync, "groups", group, {})
+        await self._call(self._put_sync, "groups", group, {"listed": int(group.solo_agent_id is None)})
 
     async def get_group(self, tenant_id: str, group_id: str) -> GroupRecord:
         return GroupRecord.model_validate_json(await self._call(self._get_sync, "groups", tenant_id, group_id))
 
     async def list_groups(self, tenant_id: str, page: Page) -> list[GroupRecord]:
-        return await self._list(GroupRecord, "groups", tenant_id, page, {}, "created_at")
+        return await self._list(GroupRecord, "groups", tenant_id, page, {"listed": 1}, "created_at")
 
     async def delete_group(self, tenant_id: str, group_id: str) -> None:
         await self._call(self._delete_sync, "groups", tenant_id, group_id)

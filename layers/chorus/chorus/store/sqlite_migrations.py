@@ -89,6 +89,25 @@ MIGRATIONS: list[tuple[int, str]] = [
     (
         5,
         """
+        CREATE TABLE mcp_servers (
+            tenant_id TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL, name TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, id)
+        );
+        CREATE INDEX mcp_servers_by_time ON mcp_servers (tenant_id, created_at, id);
+        CREATE INDEX mcp_servers_by_name ON mcp_servers (tenant_id, name);
+        """,
+    ),
+    (
+        6,
+        """
+        ALTER TABLE groups ADD COLUMN listed INTEGER NOT NULL DEFAULT 1;
+        CREATE INDEX groups_listed ON groups (tenant_id, listed, created_at, id);
+        """,
+    ),
+    (
+        7,
+        """
         CREATE TABLE group_queues (
             tenant_id TEXT NOT NULL, group_id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
             PRIMARY KEY (tenant_id, group_id)

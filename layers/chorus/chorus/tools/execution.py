@@ -1,5 +1,8 @@
 """The tool-execution port: where a custom tool's Python source runs, and how isolated it is.
 
+A tool an MCP server serves goes through the same port (`McpToolExecutor`, chosen per tool by
+its `tool_type`): its call carries the server's URL and headers instead of source code.
+
 Every call of user code goes through a `ToolExecutor`. The adapter is chosen by
 configuration (`CHORUS_TOOL_EXECUTOR`), never by the caller: the run machinery
 only ever sees a `ToolCall` going in and a `ToolResult` coming out, so the
@@ -33,6 +36,10 @@ class ToolCall:
     return_char_limit: int = 50_000
     env: Mapping[str, str] = field(default_factory=dict)
     """Variables given to the tool explicitly; it inherits none of the server's."""
+    server_url: str | None = None
+    """The MCP server that runs the tool (`external_mcp` tools); `name` is then its MCP tool name."""
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Sent on every request to `server_url` (its auth token): secrets, so never in a repr."""
 
 
 @dataclass(frozen=True)

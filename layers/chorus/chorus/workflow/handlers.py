@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from chorus.store.base import Store
 from chorus.store.factory import build_store
 from chorus.store.records import AgentRecord
 from chorus.workflow.executor import remote_executor
+from chorus.workflow.inline import plan_inline
 from chorus.workflow.tasks import Workflow, task_error
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,8 @@ class TaskHandler:
             self.environment = build_environment(get_settings())
         workflow = self.environment.workflow
         work = {"plan": workflow.plan, "step": workflow.step, "finish": workflow.finish}[self.task]
+        if self.task == "plan" and workflow.settings.workflow_inline_s > 0:
+            work = functools.partial(plan_inline, workflow, budget_s=workflow.settings.workflow_inline_s)
         with _tagged(self.task, event, context):
             try:
                 return asyncio.run(work(event))

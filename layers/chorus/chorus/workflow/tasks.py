@@ -40,12 +40,14 @@ from chorus.runs.loading import load_run
 from chorus.runs.log import logged_stop, run_log
 from chorus.runs.multitask import DoubleTexting
 from chorus.runs.progress import restore
-from chorus.runs.toolbox import NO_EXECUTOR
+from chorus.runs.toolbox import NO_EXECUTOR, NO_MCP_EXECUTOR
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import RunRecord
 from chorus.tools.execution import ToolExecutor
 from chorus.tools.executors import tool_executor_for
+from chorus.tools.mcp_executor import McpToolExecutor
+from chorus.tools.mcp_policy import policy_for
 from chorus.vocabulary import RunFailure
 from chorus.workflow import staging
 from chorus.workflow.state import StepInput, TaskError, WorkflowInput, WorkflowState, round_cost
@@ -219,6 +221,7 @@ class Workflow:
             spawn=self._spawn,
             tool_timeout_s=self.settings.tool_timeout_s,
             tool_executor=self._tool_executor() if runs_tools else NO_EXECUTOR,
+            mcp_executor=McpToolExecutor(policy_for(self.settings)) if runs_tools else NO_MCP_EXECUTOR,
         )
 
     def _tool_executor(self) -> ToolExecutor:

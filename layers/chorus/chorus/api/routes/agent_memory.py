@@ -11,8 +11,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from chorus.api.changes import change_attachment, change_block
-from chorus.api.deps import AgentIdPath, BlockIdPath, ServicesDep, TenantDep
+from chorus.api.deps import AgentIdPath, AscendingPageDep, BlockIdPath, ServicesDep, TenantDep
 from chorus.api.json_body import JsonRoute
+from chorus.api.listing import page_through
 from chorus.api.views import agent_view, block_state
 from chorus.errors import NotFound
 from chorus.schemas.resources import AgentState, BlockState, BlockUpdate
@@ -30,8 +31,12 @@ async def _by_label(store: Store, agent: AgentRecord, label: str) -> BlockRecord
 
 
 @router.get("", response_model=list[BlockState])
-async def list_agent_blocks(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep) -> list[BlockState]:
-    return (await agent_view(svc.store, await svc.store.get_agent(tenant_id, agent_id))).blocks_state
+async def list_agent_blocks(
+    agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep, page: AscendingPageDep
+) -> list[BlockState]:
+    """In attachment order by default; `after`/`before` are block ids, as the SDK's pager sends them."""
+    blocks = (await agent_view(svc.store, await svc.store.get_agent(tenant_id, agent_id))).blocks_state
+    return page_through(blocks, page, lambda b: b.id)
 
 
 @router.get("/{block_label}", response_model=BlockState)

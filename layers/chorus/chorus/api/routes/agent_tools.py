@@ -13,8 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from chorus.api.changes import change_attachment
-from chorus.api.deps import AgentIdPath, ServicesDep, TenantDep, ToolIdPath
+from chorus.api.deps import AgentIdPath, AscendingPageDep, ServicesDep, TenantDep, ToolIdPath
 from chorus.api.json_body import JsonRoute
+from chorus.api.listing import page_through
 from chorus.api.views import agent_view
 from chorus.clock import now_iso
 from chorus.errors import BadRequest, NotFound
@@ -25,8 +26,12 @@ router = APIRouter(route_class=JsonRoute, prefix="/v1/agents/{agent_id}/tools", 
 
 
 @router.get("", response_model=list[ToolState])
-async def list_agent_tools(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep) -> list[ToolState]:
-    return (await agent_view(svc.store, await svc.store.get_agent(tenant_id, agent_id))).tools_state
+async def list_agent_tools(
+    agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep, page: AscendingPageDep
+) -> list[ToolState]:
+    """In attachment order by default; `after`/`before` are tool ids, as the SDK's pager sends them."""
+    tools = (await agent_view(svc.store, await svc.store.get_agent(tenant_id, agent_id))).tools_state
+    return page_through(tools, page, lambda t: t.id)
 
 
 @router.patch("/attach/{tool_id}", response_model=AgentState)

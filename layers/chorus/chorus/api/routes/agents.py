@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from chorus.api.changes import new_block
@@ -16,7 +14,7 @@ from chorus.errors import BadRequest
 from chorus.ids import new_id
 from chorus.limits import MAX_LISTING_CHARS
 from chorus.llm.resolve import check_handle, default_model_handle
-from chorus.schemas.requests import CancelRequest
+from chorus.runs.solo import end_solo
 from chorus.schemas.resources import AgentCreate, AgentState, AgentUpdate
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord
@@ -101,16 +99,10 @@ async def update_agent(agent_id: AgentIdPath, body: AgentUpdate, svc: ServicesDe
     return (await agent_view(svc.store, updated)).state
 
 
-@router.post("/{agent_id}/messages/cancel")
-async def cancel_agent_runs(
-    agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep, body: CancelRequest | None = None
-) -> dict[str, Any]:
-    """Cancel the agent's active runs (or the listed ones); 409 when none is active."""
-    await svc.store.get_agent(tenant_id, agent_id)
-    return await svc.runs.cancel_active(tenant_id, "agent", agent_id, body.run_ids if body else None)
-
-
 @router.delete("/{agent_id}")
 async def delete_agent(agent_id: AgentIdPath, svc: ServicesDep, tenant_id: TenantDep) -> dict[str, str]:
+    """Delete the agent with its direct conversation (the histories of its groups stay)."""
+    await svc.store.get_agent(tenant_id, agent_id)
+    await end_solo(svc.store, svc.runs, tenant_id, agent_id)
     await svc.store.delete_agent(tenant_id, agent_id)
     return {"message": f"Agent id={agent_id} successfully deleted"}

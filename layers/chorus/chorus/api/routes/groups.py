@@ -17,6 +17,7 @@ from chorus.clock import now_iso
 from chorus.engine.managers.config import DEFAULT_MAX_BUFFER, DEFAULT_MIN_BUFFER
 from chorus.errors import BadRequest
 from chorus.ids import new_id
+from chorus.runs.solo import visible_group
 from chorus.schemas.resources import GroupCreate, GroupState, GroupUpdate
 from chorus.store.base import Store
 from chorus.store.records import GroupRecord
@@ -80,17 +81,18 @@ async def create_group(body: GroupCreate, svc: ServicesDep, tenant_id: TenantDep
 
 @router.get("", response_model=list[GroupState])
 async def list_groups(svc: ServicesDep, tenant_id: TenantDep, page: PageDep) -> list[GroupState]:
+    """The tenant's groups (the store leaves out the hidden ones carrying agents' direct conversations)."""
     return [group_state(g) for g in await svc.store.list_groups(tenant_id, page)]
 
 
 @router.get("/{group_id}", response_model=GroupState)
 async def get_group(group_id: GroupIdPath, svc: ServicesDep, tenant_id: TenantDep) -> GroupState:
-    return group_state(await svc.store.get_group(tenant_id, group_id))
+    return group_state(await visible_group(svc.store, tenant_id, group_id))
 
 
 @router.patch("/{group_id}", response_model=GroupState)
 async def update_group(group_id: GroupIdPath, body: GroupUpdate, svc: ServicesDep, tenant_id: TenantDep) -> GroupState:
-    group = await svc.store.get_group(tenant_id, group_id)
+    group = await visible_group(svc.store, tenant_id, group_id)
     config = dict(group.manager_config)
     if body.manager_config is not None:
         new = body.manager_config.model_dump(exclude_unset=True)
@@ -117,5 +119,6 @@ async def update_group(group_id: GroupIdPath, body: GroupUpdate, svc: ServicesDe
 
 @router.delete("/{group_id}")
 async def delete_group(group_id: GroupIdPath, svc: ServicesDep, tenant_id: TenantDep) -> dict[str, str]:
+    await visible_group(svc.store, tenant_id, group_id)
     await svc.store.delete_group(tenant_id, group_id)
     return {"message": f"Group id={group_id} successfully deleted"}

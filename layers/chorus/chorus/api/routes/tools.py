@@ -45,6 +45,12 @@ async def by_name(store: Store, tenant_id: str, name: str) -> ToolRecord | None:
     return found[0] if found else None
 
 
+def _own_source(tool: ToolRecord) -> None:
+    """An MCP server's tool is defined by its server: its code and schema change only by a refresh."""
+    if tool.tool_type == "external_mcp":
+        raise Conflict(f"{tool.name!r} is a tool of an MCP server: refresh the server to change it.")
+
+
 def _record(tenant_id: str, body: ToolCreate, existing: ToolRecord | None) -> ToolRecord:
     if body.pip_requirements:
         raise BadRequest("pip_requirements are not supported: tools run with the server's Python and its packages.")
@@ -79,7 +85,10 @@ async def create_tool(body: ToolCreate, svc: ServicesDep, tenant_id: TenantDep) 
 async def upsert_tool(body: ToolCreate, svc: ServicesDep, tenant_id: TenantDep) -> ToolState:
     require_tool_execution(svc.runs.tool_executor)
     name = _schema(body.source_code, body.json_schema).name
-    tool = _record(tenant_id, body, await by_name(svc.store, tenant_id, name))
+    existing = await by_name(svc.store, tenant_id, name)
+    if existing is not None:
+        _own_source(existing)
+    tool = _record(tenant_id, body, existing)
     await svc.store.put_tool(tool)
     return tool_state(tool)
 
@@ -102,6 +111,7 @@ async def update_tool(tool_id: ToolIdPath, body: ToolUpdate, svc: ServicesDep, t
     tool = await svc.store.get_tool(tenant_id, tool_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "source_code" in changes or "json_schema" in changes:
+        _own_source(tool)
         require_tool_execution(svc.runs.tool_executor)
         schema = _schema(changes.get("source_code", tool.source_code), changes.get("json_schema"))
         if schema.name != tool.name and await by_name(svc.store, tenant_id, schema.name) is not None:

@@ -34,7 +34,9 @@ export async function runPage(main, runId) {
     answerHref: group ? page(`/groups/${group.id}`) : null,
     cancel: async () => {
       try {
-        await post(`/v1/groups/${run.group_id}/messages/cancel`, { run_ids: [run.id] });
+        // a run with no group is an agent's own (its direct conversation, or a sleeptime agent's run)
+        const owner = run.group_id ? `/v1/groups/${run.group_id}` : `/v1/agents/${run.agent_id}`;
+        await post(`${owner}/messages/cancel`, { run_ids: [run.id] });
       } catch (err) {
         replace(notices, notice('error', err.detail ?? String(err)));
       }

@@ -1,0 +1,101 @@
+"""The cost model (`benchmarks/cost.py`) counts what the harness really ran, and prices it as AWS bills.
+
+Counts, not time: one small background run on the workflow harness, its
+counts checked against what the harness observed independently (the task
+invocations it dispatched, the execution's own history) and against the
+round structure of the definition; the request-unit rules on known items.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from unittest import mock
+
+from chorus.engine.identity import INPUT_STEP
+from chorus.store.dynamodb import DynamoDBStore
+from chorus.store.dynamodb_keys import INDEXES, ORDER_KEY
+from support import create_agent, create_group
+from support.benchmarks import load_benchmark
+from support.workflow_harness import Harness, background
+
+cost = load_benchmark("cost")
+units = load_benchmark("dynamodb_units")
+INDEX_KEYS = {name: (attribute, ORDER_KEY) for name, attribute in INDEXES.items()}
+
+
+def history_events(h: Harness) -> list[dict[str, Any]]:
+    (execution,) = h.executions()
+    events: list[dict[str, Any]] = h.sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+    return events
+
+
+async def test_a_background_run_is_counted_as_the_harness_ran_it(harness: Harness) -> None:
+    h = harness
+    memory = cost.deployment().memory_mb
+    with units.metering(INDEX_KEYS) as meter:
+        runner = cost.Runner(h, meter, memory, 0.0)
+        result = await runner.measure(cost.Scenario("two agents", "round_robin", 2, 3, "background"))
+    counts = result["counts"]
+    dispatched = {task: h.faults.count(task) for task in ("plan", "step", "finish")}
+    assert counts["lambda_invocations"] == {"api": 1, **dispatched}
+    assert sum(counts["lambda_invocations"].values()) == 1 + len(h.faults.durations)
+    entered = [e for e in history_events(h) if e["type"].endswith("StateEntered")]
+    assert counts["executions"] == 1 and counts["state_transitions"] == len(entered)
+    if cost.deployment().workflow_type == "STANDARD":
+        # each round: Plan, What next, the Map and its Step; then Plan, What next, Finish, Done
+        assert counts["state_transitions"] == 4 * 2 + 4
+    for task, seconds in counts["lambda_seconds"].items():
+        billed = counts["lambda_gb_seconds"][task]
+        assert billed >= seconds * memory[task] / 1024 * 0.999
+    assert counts["model_calls"] == 2
+    assert counts["dynamodb_write_units"] >= sum(
+        n for op, n in counts["dynamodb_requests"].items() if op in ("PutItem", "UpdateItem", "DeleteItem")
+    )
+    assert counts["dynamodb_read_units"] >= 0.5 * sum(
+        n for op, n in counts["dynamodb_requests"].items() if op in ("GetItem", "Query")
+    )
+    assert (
+        sum(counts["dynamodb_units_by_operation"].values())
+        == counts["dynamodb_write_units"] + counts["dynamodb_read_units"]
+    )
+    dollars = cost.bill(cost.Counts(**counts), "STANDARD")
+    parts = ("lambda_requests", "lambda_duration", "lambda_streaming", "step_functions", "dynamodb_writes")
+    assert abs(dollars["total"] - sum(dollars[p] for p in (*parts, "dynamodb_reads"))) < 1e-4
+    assert dollars["step_functions"] == round(counts["state_transitions"] * 0.025, 5)
+
+
+def test_request_units_follow_item_size_indexes_and_transactions() -> None:
+    meter = units.Meter(INDEX_KEYS)
+    small = {"PK": {"S": "a"}, "SK": {"S": "b"}}
+    assert units.item_size(small) == 6, "names and values, in bytes"
+    assert meter.item_write(None, small, failed=False) == 1
+    listed = {**small, "G1": {"S": "t"}, ORDER_KEY: {"S": "o"}, "body": {"S": "x" * 3000}}
+    assert units.item_size(listed) > 3000
+    assert meter.item_write(None, listed, failed=False) == 3 + 3, "the table and the by_tenant index"
+    moved = {**listed, "G1": {"S": "u"}}
+    assert meter.item_write(listed, moved, failed=False) == 3 + 6, "a changed index key: a delete and a put"
+    assert meter.item_write(listed, moved, failed=True) == 3, "a failed condition costs the table write only"
+    assert units.read_units(4096, consistent=True) == 1 and units.read_units(4097, consistent=False) == 1
+    assert units.read_units(0, consistent=False) == 0.5
+    assert units.value_size({"N": "12345"}) == 4 and units.value_size({"L": [{"BOOL": True}]}) == 5
+    assert json.loads(json.dumps(cost.bill(cost.Counts(), "EXPRESS")))["total"] == 0
+
+
+async def test_each_plan_commits_the_runs_inputs_only_if_no_plan_did(harness: Harness) -> None:
+    """A refused commit still costs its write units: a Plan that restored the input step skips it."""
+    h = harness
+    original = DynamoDBStore.commit_step
+    attempts: list[str] = []
+
+    async def counting(self: DynamoDBStore, step: Any, records: Any) -> None:
+        attempts.append(step.step_key)
+        await original(self, step, records)
+
+    agents = [await create_agent(h.client, name, tokens=2) for name in ("Ada", "Bob")]
+    group = await create_group(h.client, [a["id"] for a in agents])
+    with mock.patch.object(DynamoDBStore, "commit_step", counting):
+        await background(h, group["id"])
+        await h.settle()
+    assert h.faults.count("plan") == 3
+    assert attempts.count(INPUT_STEP) == 1 and len(attempts) == 3
