@@ -261,3 +261,28 @@ async def test_a_full_line_and_a_tenant_at_its_limit_refuse_and_leave_nothing_be
             gate.release()
             assert (await settled(client, waiting["id"]))["status"] == "completed"
             assert (await settled(client, first["id"]))["status"] == "completed"
+
+
+@pytest.mark.both_stores
+async def test_an_agent_talked_to_directly_takes_the_same_strategies(make_app: Callable[..., FastAPI]) -> None:
+    gate = Gate()
+    app = make_app(resolver=gate)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            agent = await create_agent(client, "Ada")
+            sends = f"/v1/agents/{agent['id']}/messages"
+            first = (await client.post(f"{sends}/async", json={"input": "hold 1"})).json()
+            async with asyncio.timeout(SETTLE_S):
+                await gate.holding.wait()
+            queued = await client.post(f"{sends}/async", json={"input": "then 2", "multitask_strategy": "enqueue"})
+            assert queued.json()["status"] == "created"
+            undo = await client.post(f"{sends}", json={"input": "instead", "multitask_strategy": "rollback"})
+            assert undo.status_code == 200, undo.text
+            undone = await settled(client, first["id"])
+            assert undone["status"] == "cancelled" and "rolled_back_by" in undone["metadata"]
+            assert (await settled(client, queued.json()["id"]))["status"] == "completed"
+            listed = (await client.get(sends, params={"order": "asc"})).json()
+            said = [m["content"] for m in listed if m["message_type"] in ("user_message", "assistant_message")]
+            assert said == ["instead", "re: instead", "then 2", "re: then 2"]  # the interrupter went first
+            assert gate.most_at_once == 1
