@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import httpx
@@ -24,17 +25,26 @@ SETTLE_S = 30.0
 """Generous bound for something the test waits on (never a timing assertion)."""
 
 
+@asynccontextmanager
+async def serving(app: FastAPI, gate: Gate) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process with its lifespan, and a client of it; the gate opens at the end so no run hangs."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            try:
+                yield client
+            finally:
+                gate.release()
+
+
 @pytest.fixture
 async def gated(make_app: Callable[..., FastAPI]) -> AsyncIterator[tuple[httpx.AsyncClient, Store, Gate, str]]:
     gate = Gate()
     app = make_app(resolver=gate)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-            agent = await create_agent(client, "Ada")
-            group = await create_group(client, [agent["id"]])
-            yield client, app.state.services.store, gate, group["id"]
-        gate.release()
+    async with serving(app, gate) as client:
+        agent = await create_agent(client, "Ada")
+        group = await create_group(client, [agent["id"]])
+        yield client, app.state.services.store, gate, group["id"]
 
 
 async def send_async(
@@ -238,51 +248,47 @@ async def test_a_full_line_and_a_tenant_at_its_limit_refuse_and_leave_nothing_be
     monkeypatch.setattr("chorus.runs.queue.MAX_WAITING_RUNS", 1)
     gate = Gate()
     app = make_app(resolver=gate, settings={"max_active_runs_per_tenant": 3})
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-            agent = await create_agent(client, "Ada")
-            groups = [(await create_group(client, [agent["id"]]))["id"] for _ in range(2)]
-            first = await busy(gate, client, groups[0], "hold 1")
-            waiting = await send_async(client, groups[0], "then 2", "enqueue")
-            full = await client.post(
-                f"/v1/groups/{groups[0]}/messages/async", json={"input": "3", "multitask_strategy": "enqueue"}
-            )
-            assert full.status_code == 409 and full.json()["run_id"] == waiting["id"]
-            await send_async(client, groups[1], "hold 4")
-            over = await client.post(
-                f"/v1/groups/{groups[1]}/messages/async", json={"input": "5", "multitask_strategy": "enqueue"}
-            )
-            assert over.status_code == 429
-            runs = (await client.get("/v1/runs", params={"limit": 100})).json()
-            assert len(runs) == 3  # the refused sends left no record
-            store: Store = app.state.services.store
-            assert [(await store.get_group_queue("default", g)).waiting for g in groups] == [[waiting["id"]], []]
-            gate.release()
-            assert (await settled(client, waiting["id"]))["status"] == "completed"
-            assert (await settled(client, first["id"]))["status"] == "completed"
+    async with serving(app, gate) as client:
+        agent = await create_agent(client, "Ada")
+        groups = [(await create_group(client, [agent["id"]]))["id"] for _ in range(2)]
+        first = await busy(gate, client, groups[0], "hold 1")
+        waiting = await send_async(client, groups[0], "then 2", "enqueue")
+        full = await client.post(
+            f"/v1/groups/{groups[0]}/messages/async", json={"input": "3", "multitask_strategy": "enqueue"}
+        )
+        assert full.status_code == 409 and full.json()["run_id"] == waiting["id"]
+        await send_async(client, groups[1], "hold 4")
+        over = await client.post(
+            f"/v1/groups/{groups[1]}/messages/async", json={"input": "5", "multitask_strategy": "enqueue"}
+        )
+        assert over.status_code == 429
+        runs = (await client.get("/v1/runs", params={"limit": 100})).json()
+        assert len(runs) == 3  # the refused sends left no record
+        store: Store = app.state.services.store
+        assert [(await store.get_group_queue("default", g)).waiting for g in groups] == [[waiting["id"]], []]
+        gate.release()
+        assert (await settled(client, waiting["id"]))["status"] == "completed"
+        assert (await settled(client, first["id"]))["status"] == "completed"
 
 
 @pytest.mark.both_stores
 async def test_an_agent_talked_to_directly_takes_the_same_strategies(make_app: Callable[..., FastAPI]) -> None:
     gate = Gate()
     app = make_app(resolver=gate)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-            agent = await create_agent(client, "Ada")
-            sends = f"/v1/agents/{agent['id']}/messages"
-            first = (await client.post(f"{sends}/async", json={"input": "hold 1"})).json()
-            async with asyncio.timeout(SETTLE_S):
-                await gate.holding.wait()
-            queued = await client.post(f"{sends}/async", json={"input": "then 2", "multitask_strategy": "enqueue"})
-            assert queued.json()["status"] == "created"
-            undo = await client.post(f"{sends}", json={"input": "instead", "multitask_strategy": "rollback"})
-            assert undo.status_code == 200, undo.text
-            undone = await settled(client, first["id"])
-            assert undone["status"] == "cancelled" and "rolled_back_by" in undone["metadata"]
-            assert (await settled(client, queued.json()["id"]))["status"] == "completed"
-            listed = (await client.get(sends, params={"order": "asc"})).json()
-            said = [m["content"] for m in listed if m["message_type"] in ("user_message", "assistant_message")]
-            assert said == ["instead", "re: instead", "then 2", "re: then 2"]  # the interrupter went first
-            assert gate.most_at_once == 1
+    async with serving(app, gate) as client:
+        agent = await create_agent(client, "Ada")
+        sends = f"/v1/agents/{agent['id']}/messages"
+        first = (await client.post(f"{sends}/async", json={"input": "hold 1"})).json()
+        async with asyncio.timeout(SETTLE_S):
+            await gate.holding.wait()
+        queued = await client.post(f"{sends}/async", json={"input": "then 2", "multitask_strategy": "enqueue"})
+        assert queued.json()["status"] == "created"
+        undo = await client.post(f"{sends}", json={"input": "instead", "multitask_strategy": "rollback"})
+        assert undo.status_code == 200, undo.text
+        undone = await settled(client, first["id"])
+        assert undone["status"] == "cancelled" and "rolled_back_by" in undone["metadata"]
+        assert (await settled(client, queued.json()["id"]))["status"] == "completed"
+        listed = (await client.get(sends, params={"order": "asc"})).json()
+        said = [m["content"] for m in listed if m["message_type"] in ("user_message", "assistant_message")]
+        assert said == ["instead", "re: instead", "then 2", "re: then 2"]  # the interrupter went first
+        assert gate.most_at_once == 1
