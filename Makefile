@@ -16,7 +16,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(SERVE_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[aws,openai,anthropic,mcp]"
+	$(BIN)/python -m pip install --quiet -e ".[aws,openai,anthropic,mcp,otel]"
 	touch $(SERVE_STAMP)
 
 $(STAMP): pyproject.toml $(SERVE_STAMP)

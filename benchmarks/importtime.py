@@ -3,9 +3,11 @@
 Discovers `functions/*/handler.py` and `functions/*/app.py` (new functions are
 picked up without editing this file) plus `chorus.api`, the module uvicorn
 imports under the Lambda Web Adapter (`functions/api/run.sh`). Each is
-imported `--rounds` times in a new interpreter with a Lambda-like
-environment (`AWS_LAMBDA_FUNCTION_NAME` set, so Powertools is imported as on
-Lambda; region and dummy credentials; `CHORUS_STORE=dynamodb`); bytecode is
+imported `--rounds` times, round by round with the others (so each sees the
+same load), in a new interpreter with a Lambda-like
+environment (`AWS_LAMBDA_FUNCTION_NAME` set, so the app is built as on Lambda,
+its Powertools Logger set up when it starts; region and dummy credentials;
+`CHORUS_STORE=dynamodb`); bytecode is
 already compiled, as in a deployed layer. Reported: the median cumulative
 import time of the module (the `-X importtime` line of the module itself)
 and its heaviest direct and indirect imports. Target: the API handler
@@ -14,7 +16,9 @@ and its heaviest direct and indirect imports. Target: the API handler
 Also measured, in the same run: the floor that no code of ours can lower,
 `import fastapi, mangum` (the framework and the adapter the API handler is
 built on), and the API handler's own share above it (`api_handler_own_ms`,
-`api_handler_over_floor`).
+`api_handler_over_floor`). Target: at most `OVER_FLOOR_TARGET` (1.25 times) the
+floor; the app's route modules and run machinery load on first use
+(`chorus.api.lazy_routes`), which `benchmarks/coldstart.py` times.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 300
+OVER_FLOOR_TARGET = 1.25
 FLOOR = "fastapi, mangum (the floor: the framework and adapter alone)"
 LAMBDA_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "chorus-bench",
@@ -80,27 +85,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     results: dict[str, Any] = {}
-    for name, (directory, module) in entry_points().items():
+    entries = entry_points()
+    times: dict[str, list[int]] = {name: [] for name in entries}
+    heaviest: dict[str, dict[str, int]] = {name: {} for name in entries}
+    for directory, module in entries.values():
         import_once(directory, module)  # compile bytecode once, as a deployed layer ships it
-        times, heaviest = [], {}
-        for _ in range(args.rounds):
+    for _ in range(args.rounds):  # round by round, so every module and the floor see the same load
+        for name, (directory, module) in entries.items():
             own, rows = import_once(directory, module)
-            times.append(own)
+            times[name].append(own)
             for us, imported in rows:
                 top = imported.strip().split(".")[0]
-                heaviest[top] = max(heaviest.get(top, 0), us)
-        median_ms = statistics.median(times) / 1000
+                heaviest[name][top] = max(heaviest[name].get(top, 0), us)
+    for name in entries:
+        top_six = sorted(heaviest[name].items(), key=lambda kv: -kv[1])[:6]
         results[name] = {
-            "median_ms": round(median_ms, 1),
-            "min_ms": round(min(times) / 1000, 1),
-            "heaviest_ms": {k: round(v / 1000, 1) for k, v in sorted(heaviest.items(), key=lambda kv: -kv[1])[:6]},
+            "median_ms": round(statistics.median(times[name]) / 1000, 1),
+            "min_ms": round(min(times[name]) / 1000, 1),
+            "heaviest_ms": {k: round(v / 1000, 1) for k, v in top_six},
         }
     api = results.get("functions/api/handler.py", {}).get("median_ms")
     floor = results[FLOOR]["median_ms"]
     report = {
         "benchmark": "importtime",
         "rounds": args.rounds,
-        "environment": "Lambda-like (AWS_LAMBDA_FUNCTION_NAME set: Powertools imported), bytecode compiled",
+        "environment": "Lambda-like (AWS_LAMBDA_FUNCTION_NAME set: the app built as on Lambda), bytecode compiled",
         "modules": results,
         "api_handler_ms": api,
         "target_ms": TARGET_MS,
@@ -109,6 +118,11 @@ def main() -> None:
         "floor_met": floor <= TARGET_MS,
         "api_handler_own_ms": round(api - floor, 1) if api is not None else None,
         "api_handler_over_floor": round(api / floor, 2) if api is not None else None,
+        "api_handler_over_floor_of_minima": (
+            round(results["functions/api/handler.py"]["min_ms"] / results[FLOOR]["min_ms"], 2) if api else None
+        ),
+        "over_floor_target": OVER_FLOOR_TARGET,
+        "over_floor_met": api is not None and api / floor <= OVER_FLOOR_TARGET,
         "python": sys.version.split()[0],
         "cores": os.cpu_count(),
     }

@@ -21,7 +21,7 @@ from typing import Any
 from mangum import Mangum
 from mangum.protocols import LifespanCycle
 
-from chorus import observability
+from chorus import observability, tracing
 from chorus.api import app
 
 
@@ -45,6 +45,7 @@ class BufferedHandler:
             self.loop.run_until_complete(app.state.services.runs.executor.drain())
             if observability.enabled():
                 observability.flush_metrics()  # what the drained runs recorded
+            tracing.tracer().flush()  # their spans too, before the environment is frozen
         return result
 
     def close(self) -> None:

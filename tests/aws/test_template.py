@@ -28,7 +28,7 @@ from chorus.store.dynamodb_table import table_definition
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 SSM_PARAMETER = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ApiKeysParameterName}"
-LWA_LAYER = "arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:25"
+LWA_LAYER = "arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:30"
 STATE_MACHINE = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-run"
 EXECUTIONS = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-run:*"
 STOP_AND_DESCRIBE = ["states:DescribeExecution", "states:StopExecution"]
@@ -74,6 +74,17 @@ def _statements(cfn: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _aliased(cfn: dict[str, Any], alias: str) -> dict[str, Any]:
+    """The function behind the alias `alias` (a logical id), checked to be an alias of its published version."""
+    resource = cfn["Resources"][alias]
+    assert resource["Type"] == "AWS::Lambda::Alias" and resource["Properties"]["Name"] == "live"
+    version = cfn["Resources"][resource["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]]
+    assert version["Type"] == "AWS::Lambda::Version"
+    function: dict[str, Any] = cfn["Resources"][resource["Properties"]["FunctionName"]["Ref"]]
+    assert version["Properties"]["FunctionName"] == resource["Properties"]["FunctionName"]
+    return function
+
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -93,7 +104,7 @@ def test_function_url_streams_through_the_web_adapter(cfn: dict[str, Any]) -> No
     (url,) = _of_type(cfn, "AWS::Lambda::Url").values()
     assert url["Properties"]["InvokeMode"] == "RESPONSE_STREAM"
     assert url["Properties"]["AuthType"] == {"Ref": "FunctionUrlAuthType"}
-    function = cfn["Resources"][url["Properties"]["TargetFunctionArn"]["Ref"]]["Properties"]
+    function = _aliased(cfn, url["Properties"]["TargetFunctionArn"]["Ref"])["Properties"]
     env = function["Environment"]["Variables"]
     assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
     assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"  # anything else silently buffers
@@ -156,8 +167,8 @@ def test_the_state_machine_runs_the_definition_with_every_task_wired(cfn: dict[s
     source = yaml_parse(TEMPLATE.read_text())["Resources"]
     assert source["RunStateMachine"]["Properties"]["DefinitionUri"] == "statemachine/run.asl.json"
     for task, folder in TASKS.items():
-        name = substitutions[f"{task}FunctionArn"]["Fn::GetAtt"][0]
-        function = cfn["Resources"][name]["Properties"]
+        name = cfn["Resources"][substitutions[f"{task}FunctionArn"]["Ref"]]["Properties"]["FunctionName"]["Ref"]
+        function = _aliased(cfn, substitutions[f"{task}FunctionArn"]["Ref"])["Properties"]
         assert source[name]["Properties"]["CodeUri"] == f"functions/{folder}/"
         assert function["Handler"] == "handler.handler"
         assert (ROOT / "functions" / folder / "handler.py").read_text().count(f'TaskHandler("{folder}")') == 1
@@ -343,3 +354,47 @@ def test_only_the_functions_that_run_tools_may_invoke_the_tool_runner(cfn: dict[
         if _invoked_function(s) == {"Ref": "ToolRunnerFunction"}
     }
     assert may_invoke == {"ApiFunction", "PlanFunction", "StepFunction"}, "Plan runs inline turns"
+
+
+@pytest.mark.parametrize("function", ["ApiFunction", "PlanFunction", "StepFunction", "FinishFunction"])
+def test_snapstart_is_an_option_of_the_published_versions_everything_invokes(
+    cfn: dict[str, Any], function: str
+) -> None:
+    """`SnapStart=PublishedVersions` snapshots each function's published version; the Function URL, its
+    public permissions and the state machine invoke the `live` alias, so they reach that version."""
+    parameter = cfn["Parameters"]["SnapStart"]
+    assert parameter["Default"] == "None" and parameter["AllowedValues"] == ["None", "PublishedVersions"]
+    assert cfn["Conditions"]["UseSnapStart"] == {"Fn::Equals": [{"Ref": "SnapStart"}, "PublishedVersions"]}
+    props = cfn["Resources"][function]["Properties"]
+    assert props["SnapStart"] == {"ApplyOn": {"Fn::If": ["UseSnapStart", "PublishedVersions", "None"]}}
+    assert _aliased(cfn, f"{function}Aliaslive") is cfn["Resources"][function]
+    if function == "ApiFunction":
+        (url,) = _of_type(cfn, "AWS::Lambda::Url").values()
+        assert url["Properties"]["TargetFunctionArn"] == {"Ref": "ApiFunctionAliaslive"}
+        for permission in ("PublicUrlPermission", "PublicUrlInvokePermission"):
+            assert cfn["Resources"][permission]["Properties"]["FunctionName"] == {"Ref": "ApiFunctionAliaslive"}
+    else:
+        task = function.removesuffix("Function")
+        substitution = cfn["Resources"]["RunStateMachine"]["Properties"]["DefinitionSubstitutions"]
+        assert substitution[f"{task}FunctionArn"] == {"Ref": f"{function}Aliaslive"}
+
+
+def test_the_tool_runner_is_not_snapshotted(cfn: dict[str, Any]) -> None:
+    """Its environments are per tenant and invoked by name ($LATEST): no snapshot shared between tenants."""
+    assert "SnapStart" not in cfn["Resources"]["ToolRunnerFunction"]["Properties"]
+    assert not [name for name in cfn["Resources"] if name.startswith("ToolRunnerFunctionAlias")]
+
+
+def test_the_adapter_relays_snapstarts_hooks_to_paths_the_app_serves(cfn: dict[str, Any]) -> None:
+    from chorus.api import create_app
+    from chorus.snapstart import AFTER_PATH, BEFORE_PATH
+
+    env = cfn["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    paths = {BEFORE_PATH: env[BEFORE_PATH], AFTER_PATH: env[AFTER_PATH]}
+    assert all(p.startswith("/_chorus/") for p in paths.values()), "outside /v1: no tenant route, no lazy module"
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {**paths, "AWS_LAMBDA_FUNCTION_NAME": "chorus-test"}.items():
+            mp.setenv(name, value)
+        app = create_app()
+    routes = {getattr(r, "path", None) for r in app.routes}
+    assert set(paths.values()) <= routes

@@ -3,9 +3,12 @@
 The API handler's cold import is mostly FastAPI's; what is ours stays small
 by importing provider SDKs, boto3 and Powertools only where they are used
 (model resolution, the store and executor the settings choose, the Lambda
-runtime), by building request bodies and store records on first use
-(`defer_build`), and by answering `<collection>/` without a second route per
-method. The task functions (plan, step, finish) import no web stack at all.
+runtime), by including route modules on the first request that needs them
+and importing the settings, store records and run machinery when the app
+starts (`chorus.api.lazy_routes`), by building request bodies and store
+records on first use (`defer_build`), and by answering `<collection>/` without
+a second route per method. The task functions (plan, step, finish) import no
+web stack at all, and with tracing off nothing imports the OpenTelemetry SDK.
 """
 
 from __future__ import annotations
@@ -30,14 +33,24 @@ LAMBDA_ENV = {
 }
 PROVIDER_SDKS = {"openai", "anthropic"}
 WEB_STACK = {"fastapi", "starlette", "mangum", "uvicorn"}
+LAZY = ("chorus.api.routes.", "chorus.runs", "chorus.schemas", "chorus.engine", "chorus.llm", "chorus.store.records")
+"""What the API handler imports only when the app starts or a request needs it (`chorus.api.lazy_routes`)."""
+TRACING = {"opentelemetry.sdk", "opentelemetry.exporter", "chorus.otel"}
+"""Imported only when tracing is on (`chorus.tracing`); FastAPI itself imports the OpenTelemetry API."""
 
 _PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import handler
 facts = {"modules": sorted({name.split(".")[0] for name in sys.modules})}
+traced = [name for name in sys.modules if name.startswith(("opentelemetry.", "chorus.otel"))]
+facts["tracing"] = sorted({".".join(name.split(".")[:2]) for name in traced})
+facts["chorus"] = sorted(name for name in sys.modules if name.startswith("chorus."))
 if "chorus.api.application" in sys.modules:
-    from chorus.api import routes
+    import importlib
+    from chorus.api import lazy_routes, routes
+    for name in lazy_routes.ALL:
+        importlib.import_module(f"chorus.api.routes.{name}")
     from chorus.schemas import requests, resources, tools
     from chorus.store import records
     bodies = [requests.MessageRequest, resources.AgentCreate, resources.GroupCreate, resources.BlockCreate,
@@ -74,21 +87,28 @@ def test_the_api_handler_imports_no_sdk_boto3_or_powertools_locally() -> None:
     facts = probe("api", {})
     imported = set(facts["modules"])
     assert not imported & (PROVIDER_SDKS | {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"})
+    assert not set(facts["tracing"]) & TRACING, "tracing is off: no OpenTelemetry SDK"
+    assert not [m for m in facts["chorus"] if m.startswith(LAZY)], "routes and run machinery load on first use"
     assert facts["built_at_import"] == [], "request bodies and store records are built on first use"
     assert facts["slashed_routes"] == [], "`<collection>/` is served by chorus.api.slashes, not by a second route"
 
 
-def test_the_api_handler_on_lambda_imports_powertools_but_no_sdk_or_boto3() -> None:
-    imported = set(probe("api", LAMBDA_ENV)["modules"])
-    assert "aws_lambda_powertools" in imported, "the Logger is set up when the app is built on Lambda"
+def test_the_api_handler_on_lambda_imports_no_powertools_sdk_or_boto3() -> None:
+    facts = probe("api", LAMBDA_ENV)
+    imported = set(facts["modules"])
+    assert "aws_lambda_powertools" not in imported, "the Logger is set up when the app starts, before it logs"
     assert not imported & (PROVIDER_SDKS | {"boto3", "aws_xray_sdk"}), "store and executor are built at start-up"
+    assert not set(facts["tracing"]) & TRACING
+    assert not [m for m in facts["chorus"] if m.startswith(LAZY)]
 
 
 @pytest.mark.parametrize("task", ["plan", "step", "finish"])
 @pytest.mark.parametrize("on_lambda", [False, True], ids=["local", "lambda"])
 def test_a_task_handler_imports_no_web_stack(task: str, on_lambda: bool) -> None:
-    imported = set(probe(task, LAMBDA_ENV if on_lambda else {})["modules"])
+    facts = probe(task, LAMBDA_ENV if on_lambda else {})
+    imported = set(facts["modules"])
     assert not imported & WEB_STACK
+    assert not set(facts["tracing"]) & TRACING
     assert not imported & (PROVIDER_SDKS | {"boto3"}), "the environment (store, client) is built on first invocation"
 
 

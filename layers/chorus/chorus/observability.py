@@ -36,11 +36,11 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-from chorus.store.base import Store
-from chorus.store.records import MessageRecord, RunRecord, StepRecord
-
-if TYPE_CHECKING:  # the task functions import this module and no web stack
+if TYPE_CHECKING:  # the task functions import this module and no web stack; the API builds its store later
     from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from chorus.store.base import Store
+    from chorus.store.records import MessageRecord, RunRecord, StepRecord
 
 SERVICE = "chorus"
 """The Logger's service: also the stdlib logger it configures, parent of every `chorus.*` logger."""
@@ -195,7 +195,7 @@ class InstrumentedStore:
 
 
 def instrument(store: Store) -> Store:
-    return cast(Store, InstrumentedStore(store))
+    return cast("Store", InstrumentedStore(store))
 
 
 def api_keys_loader(parameter_name: str) -> Callable[[], str]:

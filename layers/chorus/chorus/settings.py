@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     reach a local server through DNS rebinding; with keys configured, or on Lambda, this is not checked."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body in bytes; a longer one is refused with 413 before it is read."""
+    otel: Literal["auto", "on", "off"] = "auto"
+    """OpenTelemetry traces of runs, exported over OTLP/HTTP (the `otel` extra): `auto` traces when
+    `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set, `on` always (the SDK's
+    default endpoint, `http://localhost:4318`), `off` never; `OTEL_SDK_DISABLED=true` turns it off too."""
     host: str = "127.0.0.1"
     port: int = 8283
 

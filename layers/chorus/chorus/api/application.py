@@ -7,38 +7,22 @@ import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from chorus import __version__, observability
-from chorus.api import api_docs, errors
+from chorus import __version__, observability, snapstart
+from chorus.api import errors
 from chorus.api.body_limit import BodyLimit
-from chorus.api.deps import Services
 from chorus.api.host_guard import HostGuard
 from chorus.api.http_policy import HttpPolicy, parse_hosts
-from chorus.api.routes import (
-    agent_memory,
-    agent_messages,
-    agent_tools,
-    agents,
-    blocks,
-    group_messages,
-    groups,
-    health,
-    mcp_servers,
-    models,
-    runs,
-    tools,
-    ui,
-)
-from chorus.api.slashes import CollectionSlash, collection_paths
-from chorus.runs.driver import ModelResolver
-from chorus.runs.service import RunService
-from chorus.settings import Settings, get_settings
-from chorus.store.base import Store
-from chorus.store.factory import build_store
-from chorus.tenancy import parse_api_keys
-from chorus.workflow.executor import remote_executor
+from chorus.api.lazy_routes import LazyRoutes, RouteModules
+from chorus.api.slashes import CollectionSlash
+
+if TYPE_CHECKING:  # the settings and the run machinery are imported when the app starts, not when it is built
+    from chorus.runs.driver import ModelResolver
+    from chorus.settings import Settings
+    from chorus.store.base import Store
 
 logger = logging.getLogger("chorus")
 
@@ -66,6 +50,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from chorus.api.deps import Services
+        from chorus.runs.service import RunService
+        from chorus.settings import get_settings
+        from chorus.store.factory import build_store
+        from chorus.tenancy import parse_api_keys
+        from chorus.workflow.executor import remote_executor
+
+        if on_lambda:  # Powertools is imported only here, when the app starts: nothing to pay locally
+            observability.logger()
         config = settings or get_settings()
         the_store = store or build_store(config)
         if on_lambda:
@@ -95,36 +88,17 @@ def create_app(
         redoc_url=None,
     )
     on_lambda = observability.enabled()
-    if on_lambda:  # Powertools is imported only here: nothing to pay locally
-        observability.logger()
+    if on_lambda:
         app.add_middleware(observability.PowertoolsMiddleware)
+        snapstart.install_api_hooks(app)  # the Lambda Web Adapter relays SnapStart's hooks when configured
     errors.install(app)
-    # the hot paths first: a request is matched against routes in order (about 20 µs per route)
-    routers = [
-        m.router
-        for m in (
-            group_messages,
-            agent_messages,
-            runs,
-            health,
-            agents,
-            agent_memory,
-            agent_tools,
-            blocks,
-            tools,
-            groups,
-            mcp_servers,
-            models,
-        )
-    ]
-    for router in routers:
-        app.include_router(router)
-    app.add_middleware(CollectionSlash, patterns=collection_paths(routers))
+    # routes (`/v1`, the viewer, `/docs`) are included by the first request that needs them (`lazy_routes`)
+    app.state.routes = RouteModules(app)
+    app.add_middleware(CollectionSlash, patterns=app.state.routes.collection_patterns)
+    app.add_middleware(LazyRoutes, modules=app.state.routes)
     policy = HttpPolicy()
     app.add_middleware(BodyLimit, policy=policy)
     app.add_middleware(HostGuard, policy=policy)  # the outermost: a forged request costs nothing more
-    ui.install(app)
-    api_docs.install(app)
     return app
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 from fastapi import Depends, Header, Path, Query, Request
@@ -13,11 +13,13 @@ from fastapi import Depends, Header, Path, Query, Request
 from chorus.errors import Unauthorized
 from chorus.ids import example, pattern
 from chorus.limits import MAX_PAGE_LIMIT
-from chorus.runs.service import RunService
-from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import Page
 from chorus.tenancy import ANONYMOUS_TENANT, parse_api_keys
+
+if TYPE_CHECKING:  # imported when the app starts (its lifespan), not when it is built
+    from chorus.runs.service import RunService
+    from chorus.settings import Settings
 
 
 @dataclass(slots=True)

@@ -31,6 +31,7 @@ _HIDDEN_RUN_FIELDS = {
     "lease_expires_at",
     "inputs",
     "options",
+    "traceparent",
 }
 
 
@@ -146,8 +147,10 @@ def group_state(group: GroupRecord) -> GroupState:
 
 
 def run_state(run: RunRecord) -> RunState:
-    """The run as Letta shows it; a run of an agent's direct conversation shows no group (its group is hidden)."""
-    state = RunState(**run.model_dump(exclude=_HIDDEN_RUN_FIELDS))
+    """The run as Letta shows it; a run of an agent's direct conversation shows no group (its group is hidden).
+    When tracing is on it also shows `trace_id` (an extension): the run's trace in the user's OpenTelemetry backend."""
+    trace = {"trace_id": run.traceparent.split("-")[1]} if run.traceparent else {}
+    state = RunState(**run.model_dump(exclude=_HIDDEN_RUN_FIELDS), **trace)
     if is_solo_run(run):
         state.group_id = None
         state.metadata = {k: v for k, v in (state.metadata or {}).items() if k != "group_id"}

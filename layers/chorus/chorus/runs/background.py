@@ -21,6 +21,7 @@ from chorus.errors import NotFound
 from chorus.runs.options import RunOptions
 from chorus.store.base import Store
 from chorus.store.records import GroupRecord, RunRecord
+from chorus.tracing import tracer
 
 Spawn = Callable[[RunRecord], Awaitable[None]]
 """Hands a run to whoever executes runs (this process, or a Step Functions execution)."""
@@ -91,6 +92,7 @@ async def _child_run(store: Store, parent: RunRecord, group: GroupRecord, agent_
             "parent_run_id": parent.id,
         },
         inputs=[{"role": "user", "content": text}],
+        traceparent=tracer().new_trace(),
         options={"stream_tokens": False, "max_steps": RunOptions.of(parent).max_steps},
     )
     await store.put_run(child)

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from chorus import tracing
 from chorus.engine.context import group_system_prompt
 from chorus.engine.managers import AgentCall, EndRun, RunAgents, RunProgress, TurnRecord, manager_for
 from chorus.errors import ModelError
@@ -47,6 +48,7 @@ from chorus.runs.writer import StepWriter
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, RunRecord
 from chorus.tools.execution import ToolExecutor
+from chorus.tracing import tracer
 from chorus.vocabulary import RunFailure
 
 logger = logging.getLogger(__name__)
@@ -150,7 +152,10 @@ class RunDriver:
             if isinstance(decision, EndRun):
                 await self.start_children(decision)
                 return decision.stop_reason
-            turns = await self._round(runner, self.progress.rounds + 1, decision.calls)
+            with tracer().span(
+                *tracing.round_span(self.run, self.progress.rounds + 1, decision.calls), parent=self.run.traceparent
+            ):
+                turns = await self._round(runner, self.progress.rounds + 1, decision.calls)
             self.progress.turns.extend(turns)
             self.progress.rounds += 1
             self.progress.partial = {}

@@ -18,6 +18,7 @@ from chorus.runs.ending import ending
 from chorus.runs.log import RunLog, logged_stop
 from chorus.store.base import Store
 from chorus.store.records import RunRecord
+from chorus.tracing import tracer
 from chorus.vocabulary import FAILED_STOP_REASONS, RunFailure, Usage
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class RunFinisher:
         if ended is None:  # the log was completed before, by a close without the run's ending
             return await self.finish_record(run, stop, tally, duration_ns)
         await _release(self.store, ended)
+        tracer().end_run(ended)
         return ended
 
     async def finish_record(self, run: RunRecord, stop: str, tally: Tally, duration_ns: Callable[[], int]) -> RunRecord:
@@ -117,6 +119,7 @@ class RunFinisher:
             run = await update_run(self.store, run, self._ending(run, stop, tally, duration_ns))
         finally:
             await _release(self.store, run)
+        tracer().end_run(run)
         return run
 
     def _ending(
@@ -130,14 +133,16 @@ async def end_with_error(store: Store, run: RunRecord, log: RunLog, detail: str,
     """End a run that cannot run as every run ends: `stop_reason`, `error_message`, `[DONE]`."""
     log.emit(events.stop_reason("error"))
     log.emit(events.error_message(run_id=run.id, error_type="internal_error", message=detail, detail=None))
-    await log.close(ending("error", retention_s))
+    ended = await log.close(ending("error", retention_s))
     await _release(store, run)
+    tracer().end_run(ended or run)
 
 
 async def set_terminal(store: Store, run: RunRecord, stop: str, retention_s: float) -> None:
     """End a run record whose log is already complete (its worker died before ending the record)."""
-    await update_run(store, await store.get_run(run.tenant_id, run.id), ending(stop, retention_s))
+    ended = await update_run(store, await store.get_run(run.tenant_id, run.id), ending(stop, retention_s))
     await _release(store, run)
+    tracer().end_run(ended)
 
 
 async def _release(store: Store, run: RunRecord) -> None:

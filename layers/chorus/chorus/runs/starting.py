@@ -47,6 +47,7 @@ from chorus.schemas.requests import MessageCreate, MessageRequest, MultitaskStra
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, GroupRecord, PendingApproval, RunRecord
+from chorus.tracing import tracer
 
 RETRY_AFTER_S = 5
 """What a 429 for a tenant at its active-run limit tells the client to wait before sending again."""
@@ -192,6 +193,7 @@ class RunStarter:
                 "include_return_message_types": request.include_return_message_types,
             },
             idempotency_key=idempotency_key,
+            traceparent=tracer().new_trace(),
             inputs=[m.model_dump(mode="json") for m in inputs if isinstance(m, MessageCreate)],
             options={
                 "stream_tokens": request.stream_tokens and streaming,

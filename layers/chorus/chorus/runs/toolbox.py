@@ -30,6 +30,7 @@ from chorus.store.records import AgentRecord, BlockRecord, ToolRecord
 from chorus.tools.execution import ToolCall, ToolExecutor, ToolResult
 from chorus.tools.executors import RefusingExecutor
 from chorus.tools.mcp_executor import mcp_call
+from chorus.tracing import tool_span, tracer
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,15 @@ class Toolbox:
 
         Memory edits are applied once per tool call id; a custom tool's side effects are its
         own, so a call re-run after a crash runs again (at least once)."""
+        with tracer().span(*tool_span(name, call_id)) as span:
+            outcome = await self._run(agent, tools, name, arguments, call_id)
+            if outcome.status == "error":
+                span.fail(outcome.content[:200])
+            return outcome
+
+    async def _run(
+        self, agent: AgentRecord, tools: AgentTools, name: str, arguments: Mapping[str, Any], call_id: str
+    ) -> ToolOutcome:
         if name in memory.MEMORY_TOOLS:
             content, status = await self.memory.call(agent, name, arguments, call_id)
             return ToolOutcome(content, status)

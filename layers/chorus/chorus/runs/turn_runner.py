@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chorus import tracing
 from chorus.engine import events, identity, memory
 from chorus.engine.context import build_request
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, TurnRecord
@@ -39,6 +40,7 @@ from chorus.runs.tool_calls import (
 )
 from chorus.runs.toolbox import AgentTools, Toolbox
 from chorus.store.records import AgentRecord, AwaitingApproval, HeldCall, OrchestratedCall, StepWait
+from chorus.tracing import tracer
 from chorus.vocabulary import STOP_AFTER_FINISH
 
 
@@ -97,12 +99,15 @@ class TurnRunner:
         pending tool calls."""
         resume = resume or Resume()
         state = TurnState(list(history), resume.steps, resume.text)
-        try:
-            return await self._steps(call, slot, sink, state, answers if not resume.steps else None)
-        except ModelError as exc:
-            if not tolerate_failure:
-                raise
-            return await self._failed(call, slot, sink, state, exc)
+        with tracer().span(*tracing.turn_span(self.agents[call.agent_id], slot.round, slot.call)) as span:
+            try:
+                record = await self._steps(call, slot, sink, state, answers if not resume.steps else None)
+            except ModelError as exc:
+                if not tolerate_failure:
+                    raise
+                record = await self._failed(call, slot, sink, state, exc)
+            tracing.turn_ended(span, record.stop_reason, record.error)
+            return record
 
     async def _steps(
         self, call: AgentCall, slot: Slot, sink: StepSink, state: TurnState, answers: Answers | None
@@ -143,7 +148,7 @@ class TurnRunner:
                 context_limit=call.context_limit,
             )
             state.nudge = None
-            async for model_event in model.stream(request):
+            async for model_event in tracer().model_call(model, request):
                 for event in step.feed(model_event):
                     sink.emit(event)
                 if self.cancel.is_set():

@@ -201,6 +201,9 @@ class RunRecord(Record):
     """The request's input messages (`MessageCreate` dumps), so another worker can re-drive the run."""
     options: dict[str, Any] = Field(default_factory=dict)
     """How the run streams and how far it may go; read it as `chorus.runs.options.RunOptions`."""
+    traceparent: str | None = None
+    """W3C `traceparent` of the run's root span when tracing is on (`chorus.tracing`): every process
+    working on the run opens its spans under it, so a run is one trace."""
 
     @property
     def is_terminal(self) -> bool:

@@ -51,7 +51,12 @@ class StepFunctionsExecutor:
 
     async def start(self, run: RunRecord) -> None:
         await self.start_execution(
-            WorkflowInput(tenant_id=run.tenant_id, run_id=run.id, history_budget=self.history_budget)
+            WorkflowInput(
+                tenant_id=run.tenant_id,
+                run_id=run.id,
+                history_budget=self.history_budget,
+                traceparent=run.traceparent,
+            )
         )
 
     async def start_execution(self, state: WorkflowInput) -> None:

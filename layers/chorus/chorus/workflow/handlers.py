@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chorus import observability
+from chorus import observability, snapstart
 from chorus.errors import ModelError, StorageUnavailable
 from chorus.llm.resolve import resolve_model
 from chorus.runs.finisher import error_type_of
@@ -37,6 +37,7 @@ from chorus.settings import Settings, get_settings
 from chorus.store.base import Store
 from chorus.store.factory import build_store
 from chorus.store.records import AgentRecord
+from chorus.tracing import task_span, tracer
 from chorus.workflow.executor import remote_executor
 from chorus.workflow.inline import plan_inline
 from chorus.workflow.tasks import Workflow, task_error
@@ -105,6 +106,7 @@ class TaskHandler:
     def __init__(self, task: Task) -> None:
         self.task = task
         self.environment: Environment | None = None
+        snapstart.register_task_hooks()  # on Lambda: warmed before a SnapStart snapshot, reseeded after restore
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if self.environment is None:
@@ -113,7 +115,7 @@ class TaskHandler:
         work = {"plan": workflow.plan, "step": workflow.step, "finish": workflow.finish}[self.task]
         if self.task == "plan" and workflow.settings.workflow_inline_s > 0:
             work = functools.partial(plan_inline, workflow, budget_s=workflow.settings.workflow_inline_s)
-        with _tagged(self.task, event, context):
+        with _tagged(self.task, event, context), _traced(self.task, event):
             try:
                 return asyncio.run(work(event))
             except Exception as exc:
@@ -125,6 +127,17 @@ class TaskHandler:
         if self.environment is not None:
             asyncio.run(self.environment.store.close())
             self.environment = None
+
+
+@contextlib.contextmanager
+def _traced(task: Task, event: dict[str, Any]) -> Iterator[None]:
+    """The task's span in the run's trace; exported before the invocation returns (Lambda freezes after)."""
+    traceparent = event.get("traceparent")
+    try:
+        with tracer().span(*task_span(task, event), parent=traceparent if isinstance(traceparent, str) else None):
+            yield
+    finally:
+        tracer().flush()
 
 
 @contextlib.contextmanager

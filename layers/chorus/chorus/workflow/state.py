@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 HISTORY_LIMIT = 25_000
 """Step Functions' hard limit of events in one execution's history."""
@@ -32,6 +32,14 @@ def execution_name(run_id: str, generation: int) -> str:
 class _Shape(BaseModel):
     model_config = ConfigDict(extra="ignore", defer_build=True)
 
+    @model_serializer(mode="wrap")
+    def _untraced(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without tracing, a task's input has no `traceparent`: the payloads stay as they were."""
+        data: dict[str, Any] = handler(self)
+        if data.get("traceparent", "") is None:
+            del data["traceparent"]
+        return data
+
 
 class WorkflowInput(_Shape):
     tenant_id: str
@@ -40,6 +48,8 @@ class WorkflowInput(_Shape):
     history_events: int = Field(default=0, ge=0)
     """History events this execution has used so far (estimated by `round_cost`)."""
     history_budget: int = Field(default=DEFAULT_HISTORY_BUDGET, ge=1, le=HISTORY_LIMIT)
+    traceparent: str | None = Field(default=None, max_length=55)
+    """The run's root span (`RunRecord.traceparent`), so each task's span joins the run's trace."""
 
 
 class StepInput(_Shape):
@@ -50,6 +60,7 @@ class StepInput(_Shape):
     calls: int = Field(ge=1)
     live: bool
     """This call writes the run's log as it goes; the others stage their output for it, in plan order."""
+    traceparent: str | None = Field(default=None, max_length=55)
 
 
 class TaskError(_Shape):

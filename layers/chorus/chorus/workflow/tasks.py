@@ -118,6 +118,7 @@ class Workflow:
                 call=i,
                 calls=len(decision.calls),
                 live=i == todo[0],
+                traceparent=state.traceparent,
             )
             for i in todo
         ]
@@ -137,6 +138,7 @@ class Workflow:
             run_id=state.run_id,
             generation=state.generation + 1,
             history_budget=state.history_budget,
+            traceparent=state.traceparent,
         )
         await self._start(following)
 
@@ -230,7 +232,7 @@ class Workflow:
         return self.tool_executor
 
     async def _spawn(self, child: RunRecord) -> None:
-        await self._start(WorkflowInput(tenant_id=child.tenant_id, run_id=child.id))
+        await self._start(WorkflowInput(tenant_id=child.tenant_id, run_id=child.id, traceparent=child.traceparent))
 
     async def _start(self, state: WorkflowInput) -> None:
         if self.start_execution is None:
