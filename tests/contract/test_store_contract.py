@@ -262,6 +262,54 @@ async def test_claim_group(store: Store) -> None:
     assert await store.claim_group("t1", "g1", second.id) is None  # so is a holder that is gone
 
 
+async def test_group_queue_is_a_compare_and_set_on_version(store: Store) -> None:
+    empty = await store.get_group_queue("t1", "g1")
+    assert (empty.next, empty.waiting, empty.version) == (None, [], 0)
+    first = await store.put_group_queue(empty.model_copy(update={"waiting": ["run-a"]}), expect_version=0)
+    assert first.version == 1
+    with pytest.raises(Conflict):
+        await store.put_group_queue(empty.model_copy(update={"waiting": ["run-b"]}), expect_version=0)
+    second = await store.put_group_queue(first.model_copy(update={"next": "run-c"}), expect_version=1)
+    stored = await store.get_group_queue("t1", "g1")
+    assert stored == second and (stored.head, stored.waiting, stored.version) == ("run-c", ["run-a"], 2)
+    assert (await store.get_group_queue("t2", "g1")).version == 0  # another tenant's group of the same id
+    assert (await store.get_group_queue("t1", "g2")).waiting == []
+
+
+async def test_racing_queue_writers_lose_no_run(store: Store) -> None:
+    async def join(run_id: str) -> None:
+        while True:
+            line = await store.get_group_queue("t1", "g1")
+            try:
+                await store.put_group_queue(
+                    line.model_copy(update={"waiting": [*line.waiting, run_id]}), expect_version=line.version
+                )
+                return
+            except Conflict:
+                continue
+
+    ids = [f"run-{i}" for i in range(12)]
+    await asyncio.gather(*(join(i) for i in ids))
+    line = await store.get_group_queue("t1", "g1")
+    assert sorted(line.waiting) == sorted(ids) and line.version == len(ids)
+
+
+async def test_delete_run_messages_takes_one_runs_messages_only(store: Store) -> None:
+    kept, dropped = run(), run()
+    await store.commit_step(step(kept, "00000"), [message(kept, "00000", 0, position=1)])
+    big = "x" * 500_000  # a message stored in parts goes whole
+    await store.commit_step(
+        step(dropped, "00000"), [message(dropped, "00000", i, position=2 + i, text=big) for i in range(2)]
+    )
+    foreign = dropped.model_copy(update={"tenant_id": "t2"})
+    await store.commit_step(step(foreign, "00000"), [message(foreign, "00000", 0, position=9)])
+    assert await store.delete_run_messages("t1", dropped.id) == 2
+    assert await store.delete_run_messages("t1", dropped.id) == 0
+    left = await store.list_messages("t1", Page(order="asc"), group_id="group-1")
+    assert [m.run_id for m in left] == [kept.id]
+    assert len(await store.list_messages("t2", Page(), run_id=dropped.id)) == 1
+
+
 async def test_run_slots(store: Store) -> None:
     a, b, c, d = (run(status="running") for _ in range(4))
     other = run(status="running").model_copy(update={"tenant_id": "t2"})

@@ -72,3 +72,6 @@ MAX_MCP_REPLY_BYTES = 16 * 1024 * 1024
 
 MAX_URL_CHARS = 2048
 """Length of a URL a tenant gives (an MCP server's)."""
+
+MAX_WAITING_RUNS = 100
+"""Runs that may wait in one group's line (`multitask_strategy=enqueue`); one more is a 409."""

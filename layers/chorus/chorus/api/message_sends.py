@@ -12,7 +12,8 @@ how their run starts; the three ways to answer it live here once:
 
 Beyond Letta: an `Idempotency-Key` header makes a retried send return the
 run the first one started (streaming: replayed from the start, or after
-`Last-Event-ID`, then followed live; non-streaming: the same result).
+`Last-Event-ID`, then followed live; non-streaming: the same result), and the body's
+`multitask_strategy` says what a send to a busy group or agent does (see `chorus.runs.multitask`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from chorus.api.errors import RUN_ERROR_STATUS
 from chorus.api.sse import sse_response
 from chorus.api.views import letta_response, run_state
 from chorus.errors import BadRequest
+from chorus.runs.multitask import is_queued
 from chorus.runs.starting import Started
 from chorus.schemas.messages import LettaResponse
 from chorus.schemas.requests import AsyncMessageRequest, MessageRequest
@@ -48,6 +50,13 @@ StartFor = Callable[[Services, str, str, str | None], Start]
 
 def _stream(svc: Services, tenant_id: str, started: Started, include_pings: bool, after: int | None) -> Response:
     run = started.run
+    if is_queued(run) and not started.replay:
+        waiting = svc.runs.multitask.stream(
+            run, lambda: svc.runs.follow(tenant_id, run.id, include_pings=include_pings), include_pings=include_pings
+        )
+        if run.background:
+            return sse_response(waiting)
+        return sse_response(waiting, on_disconnect=lambda: svc.runs.cancel_soon(tenant_id, run))
     frames = svc.runs.follow(tenant_id, run.id, after or 0, include_pings=include_pings)
     if run.background or started.replay:
         return sse_response(frames)
@@ -85,6 +94,8 @@ async def answer_send(
     started = await start(body, body.streaming)
     if body.streaming:
         return _stream(svc, tenant_id, started, body.include_pings, last_event_id if started.replay else None)
+    if is_queued(started.run):
+        await svc.runs.multitask.wait_turn(tenant_id, started.run.id)
     run = await svc.runs.wait_terminal(tenant_id, started.run.id)
     events = await svc.runs.events_of(tenant_id, run.id)
     failure = next((e for e in events if e["message_type"] == "error_message"), None)

@@ -54,8 +54,11 @@ class RunHolder:
                 await heartbeat
 
     async def mark_running(self) -> None:
-        """Status `running` (without taking a lease: a workflow task's run is owned by its workflow)."""
-        await self.update(lambda r: r if r.status == "running" else r.model_copy(update={"status": "running"}))
+        """Status `running` (without taking a lease: a workflow task's run is owned by its workflow).
+        A run that ended meanwhile (cancelled between the task's read and this write) stays ended."""
+        await self.update(
+            lambda r: r if r.status == "running" or r.is_terminal else r.model_copy(update={"status": "running"})
+        )
 
     async def update(self, change: Callable[[RunRecord], RunRecord]) -> None:
         """Change the stored run (compare-and-set) and keep the loaded copy current."""

@@ -18,7 +18,8 @@ from chorus.store.records import IdempotencyRecord, RunRecord
 
 
 def fingerprint(group_id: str, request: MessageRequest) -> str:
-    body = request.model_dump(mode="json", exclude={"streaming"})
+    left_out = {"streaming"} if request.multitask_strategy != "reject" else {"streaming", "multitask_strategy"}
+    body = request.model_dump(mode="json", exclude=left_out)  # keys of sends before the strategy still match
     return hashlib.sha256(orjson.dumps([group_id, body], option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -49,6 +49,12 @@ class RunOptions(BaseModel):
     continues: PendingApproval | None = None
     """The paused turn this run resumes, if it answers one."""
     recovery: Recovery | None = None
+    multitask_strategy: str = "reject"
+    """What the send asked for if its group was busy (see `chorus.runs.multitask`)."""
+    queued: bool = False
+    """The run waits in its group's line: created, not yet started by anyone."""
+    rolls_back: str | None = None
+    """The run a `rollback` send interrupted: its messages leave history before this run starts."""
 
     @field_validator("max_steps", "turn_number", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from chorus.engine import events
@@ -24,6 +24,7 @@ from chorus.runs.executor import RemoteExecutor
 from chorus.runs.finisher import end_with_error, set_terminal
 from chorus.runs.lease import Lease
 from chorus.runs.log import logged_stop, run_log
+from chorus.runs.options import RunOptions
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import RunRecord
@@ -42,6 +43,7 @@ class RunRecovery:
         submit: Callable[[RunRecord, int], None],
         remote: RemoteExecutor | None = None,
         orphan_grace_s: float = 10.0,
+        revive: Callable[[RunRecord], Awaitable[int]] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -54,6 +56,8 @@ class RunRecovery:
         """Where background runs execute when set (their workflow recovers them)."""
         self.orphan_grace_s = orphan_grace_s
         """How old a never-leased `created` run must be before another worker adopts it."""
+        self.revive = revive
+        """Serve a queued run's group when its sender may be gone (see `chorus.runs.multitask`)."""
         self._sweeper: asyncio.Task[None] | None = None
 
     async def recover(self) -> int:
@@ -61,6 +65,10 @@ class RunRecovery:
         now = time.time()
         count = 0
         for run in await self.store.list_unfinished_runs(limit=1000):
+            if RunOptions.of(run).queued:  # waiting for its group: never driven before it is started
+                if self.revive is not None and _age_s(run) >= self.orphan_grace_s:
+                    count += await self.revive(run)
+                continue
             if self.is_active(run.id) or run.lease_expires_at > now:
                 continue
             if self.remote is not None and run.background:

@@ -32,6 +32,7 @@ from chorus.runs.finisher import end_with_error, update_run
 from chorus.runs.lease import Lease
 from chorus.runs.loading import load_run
 from chorus.runs.log import RunLog, run_log
+from chorus.runs.multitask import DoubleTexting, is_queued
 from chorus.runs.recovery import RunRecovery
 from chorus.runs.starting import Preloaded, RunStarter
 from chorus.settings import Settings
@@ -88,6 +89,9 @@ class RunService:
         ttl_s = lease_ttl_s if lease_ttl_s is not None else settings.lease_ttl_s
         self.lease = Lease(owner=f"worker-{uuid.uuid4()}", ttl_s=ttl_s, heartbeat_s=heartbeat_s)
         self._active: dict[str, ActiveRun] = {}
+        self._cancels: set[asyncio.Task[Any]] = set()
+        self.multitask = DoubleTexting(store, settings, self._begin, hold=self._hold_here, cancel=self.cancel)
+        """Sends that wait for a busy group (`multitask_strategy`): their line, their start."""
         self.starter = RunStarter(
             store,
             settings,
@@ -95,6 +99,7 @@ class RunService:
             self.resolve,
             runs_here=lambda run: not self.is_remote(run),
             launch=self._launch,
+            place=self.multitask.place,
         )
         self.start_group_run = self.starter.start
         """Validate and start a run, or find the one an earlier request with the key started."""
@@ -106,6 +111,7 @@ class RunService:
             submit=self._submit,
             remote=remote,
             orphan_grace_s=orphan_grace_s,
+            revive=self.multitask.revive,
         )
 
     def resolve(self, agent: AgentRecord) -> Model:
@@ -113,6 +119,14 @@ class RunService:
         if self._resolver is not None:
             return self._resolver(agent)
         return resolve_model(agent.model, agent.metadata)
+
+    async def _begin(self, run: RunRecord) -> None:
+        """Execute a queued run that has just got its group (its turn counted where the group counts)."""
+        await self._launch(await self.starter.count_turn(run))
+
+    def _hold_here(self, run: RunRecord) -> dict[str, Any]:
+        """A queued run that starts in this process is held by it from the start, like a new one."""
+        return {} if self.is_remote(run) else self.starter.held()
 
     def is_remote(self, run: RunRecord) -> bool:
         """Background runs execute remotely when a remote executor is configured."""
@@ -168,6 +182,7 @@ class RunService:
             await driver.execute(fresh=active.fresh)
         finally:
             self._active.pop(run.id, None)
+        await self.multitask.advance(run.tenant_id, run.group_id)
 
     async def _fail_unrunnable(self, active: ActiveRun, detail: str) -> None:
         await end_with_error(self.store, active.run, active.log, detail, self.settings.event_retention_s)
@@ -238,23 +253,26 @@ class RunService:
         """Flag each run cancelled; runs executing here stop at their next chunk, orphans are finished now."""
         out = {}
         for run in runs:
-            await self._flag_cancel(run)
+            flagged = await self._flag_cancel(run)
             out[run.id] = "cancelled"
-            if self.is_remote(run) and self.remote is not None:
+            if is_queued(flagged):
+                await self.multitask.end_unstarted(flagged)  # never started: nothing runs to stop
+            elif self.is_remote(run) and self.remote is not None:
                 await self.remote.cancel(run)
+                await self.multitask.advance(run.tenant_id, run.group_id)
             elif not self.cancel_local(run.id):
                 current = await self.store.get_run(tenant_id, run.id)
                 if not current.is_terminal and current.lease_expires_at < time.time():
                     await self.recovery.recover_run(current)
         return out
 
-    async def _flag_cancel(self, run: RunRecord) -> None:
+    async def _flag_cancel(self, run: RunRecord) -> RunRecord:
         def flagged(current: RunRecord) -> RunRecord:
             if current.is_terminal or current.cancel_requested:
                 return current
             return current.model_copy(update={"cancel_requested": True})
 
-        await update_run(self.store, run, flagged)
+        return await update_run(self.store, run, flagged)
 
     async def cancel_active(
         self, tenant_id: str, owner: Literal["group", "agent"], owner_id: str, run_ids: list[str] | None
@@ -266,7 +284,14 @@ class RunService:
             active = [r for r in active if r.id in set(run_ids)]
         if not active:
             raise Conflict(f"CONFLICT: No active runs to cancel for {owner} {owner_id}")
+        active.sort(key=lambda r: not is_queued(r))  # the waiting first: none starts as the active one ends
         return await self.cancel(tenant_id, active)
+
+    def cancel_soon(self, tenant_id: str, run: RunRecord) -> None:
+        """Cancel a run from a callback that cannot wait (a queued run's sender went away)."""
+        task = asyncio.ensure_future(self.cancel(tenant_id, [run]))
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
 
     async def active_runs(
         self, tenant_id: str, *, group_id: str | None = None, agent_id: str | None = None

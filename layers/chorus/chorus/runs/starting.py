@@ -17,6 +17,11 @@ Order of a send, and why:
    all held by live runs gets 429 with `Retry-After`, and the group, our
    record and key are dropped as for a 409;
 5. the run is launched (submitted to this worker's executor, or started remotely).
+
+A send with a `multitask_strategy` other than `reject` takes another path after step 2: its
+record is stored queued (never held), it claims its tenant slot (a queued run is an active
+run), then `chorus.runs.multitask` places it in the group's line, or ahead of it, and starts
+it when the group is its.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ from chorus.runs.approvals import approval_answers
 from chorus.runs.idempotency import fingerprint, remember_key
 from chorus.runs.lease import Lease
 from chorus.runs.loading import members
+from chorus.runs.multitask import waiting
+from chorus.runs.queue import LineFull
 from chorus.runs.solo import visible_group
-from chorus.schemas.requests import MessageCreate, MessageRequest
+from chorus.schemas.requests import MessageCreate, MessageRequest, MultitaskStrategy
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import AgentRecord, GroupRecord, PendingApproval, RunRecord
@@ -66,6 +73,8 @@ class Started:
 
 Launch = Callable[[RunRecord, Preloaded], Awaitable[None]]
 """Executes a new run (here or remotely); a run it cannot start is ended before it raises."""
+Place = Callable[[RunRecord, MultitaskStrategy], Awaitable[RunRecord]]
+"""Puts a stored double-texting run in its group's line (`DoubleTexting.place`)."""
 
 
 @dataclass(slots=True)
@@ -78,6 +87,8 @@ class RunStarter:
     runs_here: Callable[[RunRecord], bool]
     """Whether the run will execute in this worker (then it is created held by it)."""
     launch: Launch
+    place: Place | None = None
+    """Where sends with a `multitask_strategy` other than `reject` go; None: they are refused."""
 
     async def start(
         self,
@@ -104,24 +115,63 @@ class RunStarter:
             )
             if earlier is not None:
                 return Started(earlier, replay=True)
+        if request.multitask_strategy != "reject":
+            return Started(await self._place(run, request.multitask_strategy))
         holder = await self.store.claim_group(tenant_id, group_id, run.id)
         if holder is not None:
             await self._drop(run)
             owner = f"Agent {group.solo_agent_id}" if group.solo_agent_id else f"Group {group_id}"
             raise Conflict(f"{owner} already has an active run ({holder}); resume or cancel it first.", run_id=holder)
-        limit = self.settings.max_active_runs_per_tenant
-        if not await self.store.claim_run_slot(tenant_id, run.id, limit):
+        try:
+            await self._claim_slot(run)
+        except TooManyActiveRuns:
             await self.store.release_group(tenant_id, group_id, run.id)
             await self._drop(run)
+            raise
+        if group.manager_type in COUNTED_TURNS:
+            run, group = await self._count_turn(run, group)
+        await self.launch(run, Preloaded(group, agents))
+        return Started(run)
+
+    async def _claim_slot(self, run: RunRecord) -> None:
+        """One of the tenant's active-run slots for `run`; 429 when all are held by live runs."""
+        limit = self.settings.max_active_runs_per_tenant
+        if not await self.store.claim_run_slot(run.tenant_id, run.id, limit):
             raise TooManyActiveRuns(
                 f"This tenant already has {limit} active runs, the most it may have at once; "
                 "wait for one to finish (or cancel one) and send again.",
                 retry_after_s=RETRY_AFTER_S,
             )
-        if group.manager_type in COUNTED_TURNS:
-            run, group = await self._count_turn(run, group)
-        await self.launch(run, Preloaded(group, agents))
-        return Started(run)
+
+    async def _place(self, run: RunRecord, strategy: MultitaskStrategy) -> RunRecord:
+        """A double-texting send after its record and key: its slot first, then its place in the
+        group's line; refused (429, or a full line's 409), it leaves nothing behind."""
+        if self.place is None:
+            await self._drop(run)
+            raise BadRequest(f"multitask_strategy={strategy} is not available here.")
+        try:
+            await self._claim_slot(run)
+            return await self.place(run, strategy)
+        except (TooManyActiveRuns, LineFull):
+            await self._drop(run)
+            raise
+
+    async def count_turn(self, run: RunRecord) -> RunRecord:
+        """Count the turn of a queued run that has just got its group, where the group counts them."""
+        assert run.group_id is not None
+        group = await self.store.get_group(run.tenant_id, run.group_id)
+        if group.manager_type not in COUNTED_TURNS:
+            return run
+        counted, _ = await self._count_turn(run, group)
+        return counted
+
+    def held(self) -> dict[str, Any]:
+        """What makes a run this worker's from the start: the driver need not write it before its first byte."""
+        return {
+            "status": "running",
+            "lease_owner": self.lease.owner,
+            "lease_expires_at": time.time() + self.lease.ttl_s,
+        }
 
     def _new_run(
         self, group: GroupRecord, request: MessageRequest, *, streaming: bool, idempotency_key: str | None
@@ -152,15 +202,11 @@ class RunStarter:
                 **({"approvals": answers, "continues": _dump(group.pending_approval)} if answers else {}),
             },
         )
+        if request.multitask_strategy != "reject":
+            return waiting(run, request.multitask_strategy)  # held by whoever starts it
         if not self.runs_here(run):
             return run
-        # held by this worker from the start: the driver need not write the run before its first byte
-        held = {
-            "status": "running",
-            "lease_owner": self.lease.owner,
-            "lease_expires_at": time.time() + self.lease.ttl_s,
-        }
-        return run.model_copy(update=held)
+        return run.model_copy(update=self.held())
 
     async def _drop(self, run: RunRecord) -> None:
         """Forget a run refused after it was written (its record, and its idempotency key if any)."""

@@ -95,6 +95,10 @@ class ClientTool(BodyModel):
     parameters: dict[str, Any] | None = None
 
 
+MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
+"""What a send does when its group is busy with another run (a Chorus extension, LangGraph's words)."""
+
+
 class MessageRequest(BodyModel):
     """Body of `POST /v1/groups/{group_id}/messages[/stream]` (the seed's `MessageStreamParams`).
 
@@ -119,6 +123,12 @@ class MessageRequest(BodyModel):
     assistant_message_tool_name: str = Field(default="send_message", json_schema_extra={"deprecated": True})
     assistant_message_tool_kwarg: str = Field(default="message", json_schema_extra={"deprecated": True})
     enable_thinking: str | None = Field(default=None, json_schema_extra={"deprecated": True})
+    multitask_strategy: MultitaskStrategy = Field(
+        default="reject",
+        description="Chorus extension: when the group is busy, `reject` (409), `enqueue` (start after the "
+        "runs ahead), `interrupt` (cancel the active run, then start) or `rollback` (as interrupt, and "
+        "remove the cancelled run's messages from history).",
+    )
 
     @model_validator(mode="after")
     def _one_source_of_input(self) -> MessageRequest:

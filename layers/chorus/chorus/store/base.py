@@ -16,6 +16,7 @@ test suite runs against each. Rules every adapter must keep:
   `version + 1`. Leases, the cancel flag and status changes all go through it.
   `update_block` is the same for memory blocks (agents editing shared memory).
 - `claim_group` makes at most one non-terminal run per group the holder;
+  `put_group_queue` is a compare-and-set on the line's `version`, like `update_run`;
   `claim_run_slot` keeps at most `limit` non-terminal runs per tenant counted;
   `remember_idempotency_key` keeps the first run stored for a key.
 - `append_events` keeps the run's event log gapless: the batch must start at
@@ -40,6 +41,7 @@ from typing import Any, Final, Protocol
 from chorus.store.records import (
     AgentRecord,
     BlockRecord,
+    GroupQueue,
     GroupRecord,
     IdempotencyRecord,
     McpServerRecord,
@@ -165,6 +167,13 @@ class Store(Protocol):
         gone is free, so a run that ends (however it ends) needs no release. Exact under
         concurrent claims from any number of processes: each slot is one compare-and-set."""
 
+    async def get_group_queue(self, tenant_id: str, group_id: str) -> GroupQueue:
+        """The runs waiting for the group (an empty line of version 0 when none ever waited)."""
+
+    async def put_group_queue(self, queue: GroupQueue, *, expect_version: int) -> GroupQueue:
+        """Compare-and-set: store `queue` with `version = expect_version + 1` if the stored line's
+        version is `expect_version` (0: none stored); returns what was stored; `Conflict` otherwise."""
+
     async def remember_idempotency_key(self, record: IdempotencyRecord) -> IdempotencyRecord:
         """Store `record` unless an unexpired one exists for (tenant, key); return the stored one."""
 
@@ -197,6 +206,9 @@ class Store(Protocol):
 
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
         """Forget a group's history; returns how many messages went."""
+
+    async def delete_run_messages(self, tenant_id: str, run_id: str) -> int:
+        """Take a run's messages out of history (a rolled-back run); returns how many went."""
 
     # the run event log
     async def append_events(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:

@@ -15,7 +15,8 @@ Every invariant of the port is a conditional write, never a read-then-write:
 - `commit_step`: the step item is put with `attribute_not_exists` in the
   same transaction as its messages; a second commit is `AlreadyCommitted`.
 - `update_run`: `version = expect_version`; `Conflict` or `NotFound`.
-- `claim_group`: a compare-and-set on the holder seen; `remember_idempotency_key`:
+- `claim_group`: a compare-and-set on the holder seen; `put_group_queue`: on the line's
+  `version` (`attribute_not_exists` for the first); `remember_idempotency_key`:
   `attribute_not_exists OR expired`, returning the stored record otherwise.
 
 Event-log items, log heads and step records carry a TTL of
@@ -53,6 +54,7 @@ from chorus.store.records import (
     TERMINAL_STATUSES,
     AgentRecord,
     BlockRecord,
+    GroupQueue,
     GroupRecord,
     IdempotencyRecord,
     McpServerRecord,
@@ -476,6 +478,37 @@ class DynamoDBStore:
             if not is_condition_failure(exc):
                 raise
 
+    async def get_group_queue(self, tenant_id: str, group_id: str) -> GroupQueue:
+        item = await self._call(self.table.get, keys.queue_key(tenant_id, group_id))
+        if item is None:
+            return GroupQueue(tenant_id=tenant_id, group_id=group_id)
+        return GroupQueue.model_validate_json(item["data"]["S"])
+
+    async def put_group_queue(self, queue: GroupQueue, *, expect_version: int) -> GroupQueue:
+        stored = queue.model_copy(update={"version": expect_version + 1})
+
+        def write() -> None:
+            item = {
+                **keys.queue_key(queue.tenant_id, queue.group_id),
+                "data": s(stored.model_dump_json()),
+                "version": n(stored.version),
+            }
+            if expect_version == 0:
+                guard = condition("attribute_not_exists(PK)")
+            else:
+                guard = condition("#v = :v", {"#v": "version"}, {":v": n(expect_version)})
+            try:
+                self._put_sync(item, [], guard)  # a retried put whose first attempt landed is a success there
+            except ClientError as exc:
+                if not is_condition_failure(exc):
+                    raise
+                raise Conflict(
+                    f"The line of group {queue.group_id} changed; expected version {expect_version}."
+                ) from None
+
+        await self._call(write)
+        return stored
+
     async def remember_idempotency_key(self, record: IdempotencyRecord) -> IdempotencyRecord:
         def remember() -> str:
             key = keys.idempotency_key(record.tenant_id, record.key)
@@ -595,20 +628,25 @@ class DynamoDBStore:
         return rows
 
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
-        def delete() -> int:
-            query = {
-                "IndexName": "by_group",
-                "KeyConditionExpression": "G2 = :g",
-                "ExpressionAttributeValues": {":g": s(keys.listing("Message", tenant_id, group_id=group_id))},
-                "ProjectionExpression": "PK, SK, parts",
-            }
-            items = list(self.table.query(**query))
-            self.table.delete_keys([{"PK": i["PK"], "SK": i["SK"]} for i in items])
-            for item in items:
-                self.table.drop_parts(item)
-            return len(items)
+        partition = keys.listing("Message", tenant_id, group_id=group_id)
+        return await self._call(self._delete_messages_sync, "by_group", partition)
 
-        return await self._call(delete)
+    async def delete_run_messages(self, tenant_id: str, run_id: str) -> int:
+        return await self._call(self._delete_messages_sync, "by_run", keys.run_messages(tenant_id, run_id))
+
+    def _delete_messages_sync(self, index: str, partition: str) -> int:
+        """Delete the messages listed in one partition of `index` (with their parts); returns how many."""
+        query = {
+            "IndexName": index,
+            "KeyConditionExpression": f"{keys.INDEXES[index]} = :p",
+            "ExpressionAttributeValues": {":p": s(partition)},
+            "ProjectionExpression": "PK, SK, parts",
+        }
+        items = list(self.table.query(**query))
+        self.table.delete_keys([{"PK": i["PK"], "SK": i["SK"]} for i in items])
+        for item in items:
+            self.table.drop_parts(item)
+        return len(items)
 
     # the run event log
     async def append_events(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:

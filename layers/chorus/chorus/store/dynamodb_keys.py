@@ -7,7 +7,7 @@ items (invariant 6). Base-table keys (`PK`, `SK`):
     block      T#t#BLOCK#<id>    BLOCK        (memory block; `label`, `version` attributes)
     tool       T#t#TOOL#<id>     TOOL         (custom tool; `name` attribute)
     MCP server T#t#MCPSERVER#<id> MCPSERVER   (`name` attribute: its server_name)
-    group      T#t#GROUP#<id>    GROUP        (its claim: CLAIM, same partition)
+    group      T#t#GROUP#<id>    GROUP        (its claim: CLAIM, its waiting runs: QUEUE, same partition)
     run        T#t#RUN#<id>      RUN          (same partition: LOG head, EV#…, STEP#…)
     event log  T#t#RUN#<id>      EV#<last seq, 12 digits>[#<chunk>]
     step       T#t#RUN#<id>      STEP#<step_key>
@@ -55,6 +55,7 @@ SEQ_DIGITS: Final = 12
 RUN_SK: Final = "RUN"
 LOG_SK: Final = "LOG"
 CLAIM_SK: Final = "CLAIM"
+QUEUE_SK: Final = "QUEUE"
 EVENT_PREFIX: Final = "EV#"
 STEP_PREFIX: Final = "STEP#"
 PART_MARK: Final = "#PART#"
@@ -125,6 +126,10 @@ def step_key(tenant_id: str, run_id: str, key: str) -> Item:
 
 def claim_key(tenant_id: str, group_id: str) -> Item:
     return {"PK": s(f"{tenant(tenant_id)}GROUP#{group_id}"), "SK": s(CLAIM_SK)}
+
+
+def queue_key(tenant_id: str, group_id: str) -> Item:
+    return {"PK": s(f"{tenant(tenant_id)}GROUP#{group_id}"), "SK": s(QUEUE_SK)}
 
 
 def run_slots_pk(tenant_id: str) -> str:

@@ -266,6 +266,41 @@ class StepRecord(Record):
     """Why the turn failed, for failures that do not end the run (broadcast replies)."""
 
 
+class GroupQueue(BaseModel):
+    """The runs of a group waiting for it (double-texting), kept beside its claim.
+
+    `next` is the run that takes the group when its holder ends (an `interrupt` or `rollback`
+    send); `waiting` are the `enqueue` sends after it, oldest first. Every change is a
+    compare-and-set on `version` (`Store.put_group_queue`), so the line is exact across processes.
+    """
+
+    model_config = ConfigDict(defer_build=True)
+
+    tenant_id: str
+    group_id: str
+    next: str | None = None
+    waiting: list[str] = Field(default_factory=list)
+    version: int = 0
+    """0 for a line never written; bumped by every write."""
+
+    @property
+    def head(self) -> str | None:
+        """The run that starts next."""
+        return self.next if self.next is not None else (self.waiting[0] if self.waiting else None)
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id == self.next or run_id in self.waiting
+
+    def without(self, run_id: str) -> GroupQueue:
+        """This line with `run_id` gone from it."""
+        return self.model_copy(
+            update={
+                "next": None if self.next == run_id else self.next,
+                "waiting": [r for r in self.waiting if r != run_id],
+            }
+        )
+
+
 class IdempotencyRecord(BaseModel):
     model_config = ConfigDict(defer_build=True)
 

@@ -30,6 +30,7 @@ from chorus.store.records import (
     TERMINAL_STATUSES,
     AgentRecord,
     BlockRecord,
+    GroupQueue,
     GroupRecord,
     IdempotencyRecord,
     McpServerRecord,
@@ -498,6 +499,36 @@ class SQLiteStore:
 
         return await self._call(self._tx, claim)
 
+    async def get_group_queue(self, tenant_id: str, group_id: str) -> GroupQueue:
+        def read() -> str | None:
+            row = self._db.execute(
+                "SELECT data FROM group_queues WHERE tenant_id = ? AND group_id = ?", (tenant_id, group_id)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        data = await self._call(read)
+        if data is None:
+            return GroupQueue(tenant_id=tenant_id, group_id=group_id)
+        return GroupQueue.model_validate_json(data)
+
+    async def put_group_queue(self, queue: GroupQueue, *, expect_version: int) -> GroupQueue:
+        stored = queue.model_copy(update={"version": expect_version + 1})
+
+        def write(db: sqlite3.Connection) -> None:
+            row = db.execute(
+                "SELECT version FROM group_queues WHERE tenant_id = ? AND group_id = ?",
+                (queue.tenant_id, queue.group_id),
+            ).fetchone()
+            if (0 if row is None else int(row[0])) != expect_version:
+                raise Conflict(f"The line of group {queue.group_id} changed; expected version {expect_version}.")
+            db.execute(
+                "INSERT OR REPLACE INTO group_queues (tenant_id, group_id, version, data) VALUES (?, ?, ?, ?)",
+                (queue.tenant_id, queue.group_id, stored.version, stored.model_dump_json()),
+            )
+
+        await self._call(self._tx, write)
+        return stored
+
     async def remember_idempotency_key(self, record: IdempotencyRecord) -> IdempotencyRecord:
         def remember(db: sqlite3.Connection) -> str:
             row = db.execute(
@@ -590,6 +621,13 @@ class SQLiteStore:
             cursor = self._db.execute(
                 "DELETE FROM messages WHERE tenant_id = ? AND group_id = ?", (tenant_id, group_id)
             )
+            return int(cursor.rowcount)
+
+        return await self._call(delete)
+
+    async def delete_run_messages(self, tenant_id: str, run_id: str) -> int:
+        def delete() -> int:
+            cursor = self._db.execute("DELETE FROM messages WHERE tenant_id = ? AND run_id = ?", (tenant_id, run_id))
             return int(cursor.rowcount)
 
         return await self._call(delete)

@@ -105,4 +105,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX groups_listed ON groups (tenant_id, listed, created_at, id);
         """,
     ),
+    (
+        7,
+        """
+        CREATE TABLE group_queues (
+            tenant_id TEXT NOT NULL, group_id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, group_id)
+        );
+        """,
+    ),
 ]

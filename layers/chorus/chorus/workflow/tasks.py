@@ -11,7 +11,8 @@
   Step re-derives the round from the store and checks it against its
   input, so a definition and handlers that disagree fail loudly.
 - **Finish** ends the run exactly as the in-process driver does: stop
-  reason, error or usage, `[DONE]`, terminal status, group released. A
+  reason, error or usage, `[DONE]`, terminal status, group released, and
+  the group handed to the next background run waiting in its line. A
   Catch hands it the failed task's error.
 
 Each task is safe to run again with the same input (Step Functions and
@@ -37,6 +38,7 @@ from chorus.runs.finisher import RunFinisher, Tally
 from chorus.runs.lease import Lease, RunCancelled, until_cancelled
 from chorus.runs.loading import load_run
 from chorus.runs.log import logged_stop, run_log
+from chorus.runs.multitask import DoubleTexting
 from chorus.runs.progress import restore
 from chorus.runs.toolbox import NO_EXECUTOR, NO_MCP_EXECUTOR
 from chorus.settings import Settings
@@ -203,6 +205,7 @@ class Workflow:
         if state.error is not None:
             stop, error = failure_of(state.error)
         run = await finalize(self.store, self.settings, run, stop, error, state.children)
+        await DoubleTexting(self.store, self.settings, self._spawn).advance(run.tenant_id, run.group_id)
         return {"run_id": run.id, "status": run.status, "stop_reason": run.stop_reason}
 
     async def _driver(self, run: RunRecord, *, runs_tools: bool = False) -> RunDriver:

@@ -1,0 +1,58 @@
+"""Double-texting with background runs on Step Functions: the workflow's Finish hands the group on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from support import create_agent, create_group
+from support.workflow_harness import Harness
+
+
+async def send(h: Harness, group_id: str, text: str, strategy: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"input": text}
+    if strategy is not None:
+        body["multitask_strategy"] = strategy
+    response = await h.client.post(f"/v1/groups/{group_id}/messages/async", json=body)
+    assert response.status_code == 200, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+async def ended(h: Harness, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs once each is terminal (an execution a Finish starts may begin after a settle)."""
+    for _ in range(100):
+        await h.settle()
+        now = [(await h.client.get(f"/v1/runs/{r['id']}")).json() for r in runs]
+        if all(r["status"] in ("completed", "failed", "cancelled") for r in now):
+            return now
+    raise AssertionError(f"runs never ended: {now}")
+
+
+async def test_enqueued_background_runs_start_in_order_from_the_workflows_finish(harness: Harness) -> None:
+    h = harness
+    ada = await create_agent(h.client, "Ada", tokens=20, delay_s=0.02)
+    group = await create_group(h.client, [ada["id"]])
+    first = await send(h, group["id"], "one")
+    queued = [await send(h, group["id"], text, "enqueue") for text in ("two", "three")]
+    assert all(r["status"] == "created" for r in queued)
+    assert [r["status"] for r in await ended(h, [first, *queued])] == ["completed"] * 3
+    executions = await h.settle()
+    assert sorted(e["name"] for e in executions) == sorted(r["id"] for r in (first, *queued))
+    assert all(e["status"] == "SUCCEEDED" for e in executions)
+    history = (await h.client.get(f"/v1/groups/{group['id']}/messages", params={"order": "asc"})).json()
+    inputs = [m["content"] for m in history if m["message_type"] == "user_message"]
+    assert inputs == ["one", "two", "three"]
+    assert [m["run_id"] for m in history] == [r["id"] for r in (first, *queued) for _ in range(2)]
+
+
+async def test_a_rollback_stops_the_running_execution_and_undoes_its_messages(harness: Harness) -> None:
+    h = harness
+    ada = await create_agent(h.client, "Ada", tokens=50, delay_s=0.2)
+    group = await create_group(h.client, [ada["id"]])
+    first = await send(h, group["id"], "one")
+    second = await send(h, group["id"], "instead", "rollback")
+    undone, done = await ended(h, [first, second])
+    assert done["status"] == "completed"
+    assert undone["status"] == "cancelled" and undone["metadata"]["rolled_back_by"] == second["id"]
+    history = (await h.client.get(f"/v1/groups/{group['id']}/messages", params={"order": "asc"})).json()
+    assert {m["run_id"] for m in history} == {second["id"]}
