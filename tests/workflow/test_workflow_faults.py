@@ -160,9 +160,11 @@ async def test_cancel_stops_the_execution_and_ends_the_run_cancelled(harness: Ha
     assert run["status"] == "cancelled" and run["stop_reason"] == "cancelled"
     # moto's interpreter goes on after StopExecution (AWS runs no state of a stopped execution): the Step in
     # flight sees the cancel flag within its heartbeat and returns, and moto may run Plan and Finish, which find
-    # the run ended and leave it so, and report the execution SUCCEEDED; either way the run is ended once, below
+    # the run ended and leave it so, and report the execution SUCCEEDED; or one of those Lambda calls trips over
+    # moto's own state after the stop ("'dict' object has no attribute 'region'") and it reports FAILED. What
+    # AWS guarantees is that the execution ended; what Chorus guarantees is below: the run is ended once
     executions = await h.settle()
-    assert [e["status"] for e in executions] in (["ABORTED"], ["SUCCEEDED"])
+    assert len(executions) == 1 and executions[0]["status"] in ("ABORTED", "SUCCEEDED", "FAILED")
     log = await logged(h, run_id)
     assert log[-1] == {**log[-1], "message_type": "stop_reason", "stop_reason": "cancelled"}
     await asyncio.sleep(0.3)  # the stopped Step, still running, sees the flag and stops; it wrote nothing after [DONE]
