@@ -1,0 +1,129 @@
+"""The message history of `DynamoDBStore`: committed steps and their messages.
+
+A step item is put with `attribute_not_exists` in the same transaction as its
+messages, so a second commit is `AlreadyCommitted` with nothing written. A
+message is listed by tenant, group, agent and run (`G1`-`G4`); a page is read
+from the index its scope names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from botocore.exceptions import ClientError
+
+from chorus.errors import AlreadyCommitted
+from chorus.store import dynamodb_keys as keys
+from chorus.store.dynamodb_core import DynamoDBCore
+from chorus.store.dynamodb_keys import TTL_ATTRIBUTE, Item, s
+from chorus.store.dynamodb_listing import list_page
+from chorus.store.dynamodb_wire import cancellation_codes, chunk_actions
+from chorus.store.records import MessageRecord, Page, StepRecord
+
+
+class DynamoDBHistory(DynamoDBCore):
+    """The step and message methods of the `store` port."""
+
+    def _message_item(self, m: MessageRecord) -> tuple[Item, list[Item]]:
+        t = m.tenant_id
+        attrs: dict[str, Any] = {
+            "G1": keys.listing("Message", t),
+            "G2": keys.listing("Message", t, group_id=m.group_id) if m.group_id is not None else None,
+            "G3": keys.listing("Message", t, agent_id=m.agent_id) if m.agent_id is not None else None,
+            "G4": keys.run_messages(t, m.run_id),
+            "group_id": m.group_id,
+            "agent_id": m.agent_id,
+            "run_id": m.run_id,
+        }
+        return self._record_item("Message", m, m.position, attrs)
+
+    async def commit_step(self, step: StepRecord, messages: list[MessageRecord]) -> None:
+        await self._call(self._commit_sync, step, messages)
+
+    def _commit_sync(self, step: StepRecord, messages: list[MessageRecord]) -> None:
+        key = keys.step_key(step.tenant_id, step.run_id, step.step_key)
+        body, parts = self.table.pack(key, step.model_dump_json())
+        actions = [self.table.put_action({**key, **body, TTL_ATTRIBUTE: self._log_ttl()}, "attribute_not_exists(PK)")]
+        for message in messages:
+            item, message_parts = self._message_item(message)
+            parts += message_parts
+            actions.append(self.table.put_action(item))
+        self.table.write_parts(parts)
+        first, *rest = chunk_actions(actions)
+        try:
+            self.table.transact(first)
+        except ClientError as exc:
+            self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in parts])
+            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                raise AlreadyCommitted(f"Step {step.step_key} of run {step.run_id} is already committed.") from None
+            raise
+        for chunk in rest:
+            self.table.transact(chunk)
+
+    async def list_steps(self, tenant_id: str, run_id: str) -> list[StepRecord]:
+        def read() -> list[str]:
+            query = {
+                "KeyConditionExpression": "PK = :pk AND begins_with(SK, :step)",
+                "ExpressionAttributeValues": {":pk": s(keys.run_pk(tenant_id, run_id)), ":step": s(keys.STEP_PREFIX)},
+                "ConsistentRead": True,
+            }
+            return [self.table.body(item) for item in self.table.query(**query)]
+
+        return [StepRecord.model_validate_json(r) for r in await self._call(read)]
+
+    async def list_messages(
+        self,
+        tenant_id: str,
+        page: Page,
+        *,
+        group_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> list[MessageRecord]:
+        rows = await self._message_rows(tenant_id, page, group_id, agent_id, run_id)
+        return [MessageRecord.model_validate_json(r) for r in rows]
+
+    async def history_page(
+        self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        return [orjson.loads(r) for r in await self._message_rows(tenant_id, page, group_id, None, run_id)]
+
+    async def _message_rows(
+        self, tenant_id: str, page: Page, group_id: str | None, agent_id: str | None, run_id: str | None
+    ) -> list[str]:
+        """The stored JSON of a page of messages, from the index the scope names."""
+        filters: dict[str, Any] = {"group_id": group_id, "agent_id": agent_id}
+        if run_id is not None:
+            index, partition = "by_run", keys.run_messages(tenant_id, run_id)
+        elif group_id is not None:
+            index, partition = "by_group", keys.listing("Message", tenant_id, group_id=group_id)
+            filters["group_id"] = None
+        elif agent_id is not None:
+            index, partition = "by_agent", keys.listing("Message", tenant_id, agent_id=agent_id)
+            filters["agent_id"] = None
+        else:
+            index, partition = "by_tenant", keys.listing("Message", tenant_id)
+        rows: list[str] = await self._call(list_page, self.table, "Message", tenant_id, page, index, partition, filters)
+        return rows
+
+    async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
+        partition = keys.listing("Message", tenant_id, group_id=group_id)
+        return await self._call(self._delete_messages_sync, "by_group", partition)
+
+    async def delete_run_messages(self, tenant_id: str, run_id: str) -> int:
+        return await self._call(self._delete_messages_sync, "by_run", keys.run_messages(tenant_id, run_id))
+
+    def _delete_messages_sync(self, index: str, partition: str) -> int:
+        """Delete the messages listed in one partition of `index` (with their parts); returns how many."""
+        query = {
+            "IndexName": index,
+            "KeyConditionExpression": f"{keys.INDEXES[index]} = :p",
+            "ExpressionAttributeValues": {":p": s(partition)},
+            "ProjectionExpression": "PK, SK, parts",
+        }
+        items = list(self.table.query(**query))
+        self.table.delete_keys([{"PK": i["PK"], "SK": i["SK"]} for i in items])
+        for item in items:
+            self.table.drop_parts(item)
+        return len(items)
