@@ -1,7 +1,7 @@
 """Invariant 5 on the SQLite store: the event loop does SQLite's CPU work but never waits on it.
 
 Calls run on the loop's own connection (a thread hop cost more than the work,
-see `SQLiteStore._call`); a call that would wait for another connection's
+see `SQLiteCore._call` in `store/sqlite_core.py`); a call that would wait for another connection's
 write lock moves to the worker thread, and the loop's connections never
 checkpoint. Each test fails when that breaks: a loop connection that waited
 for the lock would stall the coroutine that releases it (and time out), one

@@ -7,7 +7,7 @@ test suite runs against each. Rules every adapter must keep:
   `NotFound`, exactly like a missing one.
 - No method makes the event loop wait: network drivers (boto3) run in
   threads; SQLite does its CPU work on the loop and moves a call that would
-  wait for a lock to its worker thread (`SQLiteStore._call` says why).
+  wait for a lock to its worker thread (`SQLiteCore._call` in `sqlite_core.py` says why).
 - `commit_step` is idempotent by `(run_id, step_key)`: the second commit of
   the same step raises `AlreadyCommitted` and writes nothing (step record and
   messages go in one transaction).
