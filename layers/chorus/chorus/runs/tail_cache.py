@@ -8,7 +8,9 @@ read. A group's history only changes at its newest end: steps append messages
 run's messages are the newest when they are removed. So a tail read before is
 still the history's tail, up to its newest message, exactly when that message is
 still in the store with the same older neighbours: the newest page, which every
-send reads anyway, shows it. A tail that does not pass is read again in full.
+send reads anyway, shows it (a message another run committed late, ordered
+before that newest one, shows there as a neighbour the tail lacks). A tail that
+does not pass is read again in full.
 
 What is kept is bounded by the number of messages (`MAX_RECORDS`), least
 recently used first out; one cache per store object. The records are shared
