@@ -3,7 +3,8 @@
 `make bench` runs the benchmarks, each in its own process (a fresh server,
 no state shared): stream overhead vs a bare SSE endpoint, fan-out scaling,
 resume replay (SQLite over HTTP and in-process, DynamoDB on moto), store
-append/replay, store writes per run, cold import time of the Lambda entry
+append/replay, store writes per run, Chorus against the floor server
+(`floor.py`: TTFB and end to end, the same three OpenAI calls re-streamed), cold import time of the Lambda entry
 modules, the per-call cost of the tool sandbox against a plain child
 process, the 200-stream load (TTFB, throughput, memory per stream, every
 stream checked against its log), and what a run costs on AWS (`cost.py`:
@@ -46,6 +47,7 @@ BENCHMARKS = [
     "load",
     "cost",
     "history",
+    "floor",
 ]
 
 
@@ -200,6 +202,20 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(("20th run on one group / 1st", f"{hi['run_20_over_run_1']}x", "<= 1.2x",
                     verdict(hi["met"]["run_20_over_run_1"])))  # fmt: skip
         out.append(("compaction cost per summary", f"{hi['compaction']['cost_per_summary_ms']} ms", "", "-"))
+    fl = results.get("floor", {})
+    if "end_to_end_over_floor" in fl:
+        t, e = fl["ttfb_ms"], fl["total_ms"]
+        out.append(("end to end, Chorus / floor (3 x 20 tokens, OpenAI fake)",
+                    f"{fl['end_to_end_over_floor']}x ({e['chorus_stream_tokens']} / {e['floor']} ms)", "<= 1.15x",
+                    verdict(fl["met"]["end_to_end_over_floor"] and fl["verified"])))  # fmt: skip
+        out.append(("TTFB, Chorus - floor", f"{fl['ttfb_over_floor_ms']} ms ({t['chorus_stream_tokens']} / "
+                    f"{t['floor']} ms)", "<= 3 ms", verdict(fl["met"]["ttfb_over_floor_ms"])))  # fmt: skip
+        out.append(("stream_tokens=false / token streaming, end to end", f"{fl['stream_steps_over_stream_tokens']}x",
+                    f"<= {fl['targets']['stream_steps_over_stream_tokens']}x",
+                    verdict(fl["met"]["stream_steps_over_stream_tokens"])))  # fmt: skip
+        out.append(("non-streaming send / token streaming, end to end", f"{fl['non_streaming_over_stream_tokens']}x",
+                    f"<= {fl['targets']['non_streaming_over_stream_tokens']}x",
+                    verdict(fl["met"]["non_streaming_over_stream_tokens"])))  # fmt: skip
     for scenario in _get(results, "cost", "scenarios") or []:
         name, dollars = scenario["scenario"]["name"], scenario["dollars_per_1000_runs"]
         target = COST_TARGETS.get(name)

@@ -11,6 +11,7 @@ import pytest
 
 from chorus.engine.compaction import SUMMARY, message_tokens
 from chorus.runs.history import FIRST_PAGE, load_tail
+from chorus.runs.tail_cache import TailCache
 from chorus.store.base import Store
 from chorus.store.records import MessageRecord, Page
 from support.contract_records import run, stamp, step
@@ -31,7 +32,7 @@ class Counting:
         return got
 
 
-def _record(i: int, message: dict[str, Any]) -> MessageRecord:
+def _record(i: int, message: dict[str, Any], run_id: str = "run-1") -> MessageRecord:
     mid = f"message-{i:06d}"
     return MessageRecord(
         tenant_id="t1",
@@ -39,10 +40,10 @@ def _record(i: int, message: dict[str, Any]) -> MessageRecord:
         created_at=stamp(0),
         group_id="g1",
         agent_id="agent-1",
-        run_id="run-1",
+        run_id=run_id,
         step_key=f"{i // 100 * 100:05d}",
         index=i % 100,
-        position=f"{i:020d}:run-1:{i // 100 * 100:05d}:{i % 100:04d}",
+        position=f"{i:020d}:{run_id}:{i // 100 * 100:05d}:{i % 100:04d}",
         message={"id": mid, **message},
     )
 
@@ -113,3 +114,93 @@ async def test_reading_history_validates_no_message_again(store: Store, monkeypa
     assert len(tail) == 150 and validated == 0, "validated when written, not again on every send"
     assert tail[0]["message"]["id"] == "message-000000"
     assert MessageRecord.model_validate(tail[0]) == (await store.list_messages("t1", Page(order="asc", limit=1)))[0]
+
+
+async def _add(store: Store, first: int, count: int, run_id: str, summary: tuple[int, int] | None = None) -> None:
+    """Messages `first`… appended by another run, a step per hundred (`summary`: (at, covers) makes one a summary)."""
+    r = run(group_id="g1", id=run_id)
+    await store.put_run(r)
+    records = []
+    for i in range(first, first + count):
+        body: dict[str, Any] = {"message_type": "assistant_message", "content": f"words of message {i} " * 3}
+        if summary is not None and i == summary[0]:
+            body = {
+                "message_type": SUMMARY,
+                "summary": "s",
+                "compaction": {"last_message_id": f"message-{summary[1]:06d}"},
+            }
+        records.append(_record(i, body, run_id))
+    for key in sorted({record.step_key for record in records}):
+        await store.commit_step(step(r, key), [record for record in records if record.step_key == key])
+
+
+async def _both(store: Store, cache: TailCache, window: int) -> tuple[list[str], Counting]:
+    """The tail's ids read through `cache` (its reads counted), checked against a read without one."""
+    counting = Counting(store)
+    cached = await load_tail(counting, "t1", {"group_id": "g1"}, window, cache)  # type: ignore[arg-type]
+    fresh = await load_tail(store, "t1", {"group_id": "g1"}, window)
+    assert cached == fresh, "a tail extended from the cache is the tail read afresh"
+    return [r["id"] for r in cached], counting
+
+
+async def test_the_next_send_reads_only_the_newest_page(store: Store) -> None:
+    await _history(store, 1_200)
+    cache = TailCache()
+    _, first = await _both(store, cache, 1_000_000)
+    assert first.calls == 4 and first.rows == 1_200
+    await _add(store, 1_200, 6, "run-2")
+    ids, second = await _both(store, cache, 1_000_000)
+    assert ids[0] == "message-000000" and ids[-1] == "message-001205" and len(ids) == 1_206
+    assert second.calls == 1 and second.rows == FIRST_PAGE, "what is new is in the newest page"
+
+
+async def test_a_cached_tail_keeps_to_the_window(store: Store) -> None:
+    await _history(store, 1_200)
+    cache = TailCache()
+    window = 6_000
+    await _both(store, cache, window)
+    for n in range(5):
+        await _add(store, 1_200 + 10 * n, 10, f"run-{n + 2}")
+        ids, counting = await _both(store, cache, window)
+        assert ids[-1] == f"message-{1_209 + 10 * n:06d}" and counting.calls == 1
+
+
+async def test_a_new_summary_bounds_a_cached_tail(store: Store) -> None:
+    await _history(store, 1_200)
+    cache = TailCache()
+    await _both(store, cache, 1_000_000)
+    await _add(store, 1_200, 6, "run-2", summary=(1_203, 1_150))
+    ids, counting = await _both(store, cache, 1_000_000)
+    assert ids[0] == "message-001150" and counting.calls == 1
+
+
+@pytest.mark.parametrize("added", [5, FIRST_PAGE + 20])
+async def test_a_reset_history_is_read_again(store: Store, added: int) -> None:
+    await _history(store, 1_200)
+    cache = TailCache()
+    await _both(store, cache, 1_000_000)
+    await store.delete_group_messages("t1", "g1")
+    await _add(store, 5_000, added, "run-2")
+    ids, _ = await _both(store, cache, 1_000_000)
+    assert ids == [f"message-{i:06d}" for i in range(5_000, 5_000 + added)], "nothing of the cached tail is left"
+
+
+async def test_more_new_messages_than_a_page_are_read_in_full(store: Store) -> None:
+    await _history(store, 1_200)
+    cache = TailCache()
+    await _both(store, cache, 1_000_000)
+    await _add(store, 1_200, FIRST_PAGE + 1, "run-2")
+    ids, counting = await _both(store, cache, 1_000_000)
+    assert len(ids) == 1_200 + FIRST_PAGE + 1 and counting.calls > 1
+
+
+def test_the_cache_is_bounded_by_messages_least_recently_used_out() -> None:
+    from chorus.runs.tail_cache import Tail
+
+    cache = TailCache(max_records=10)
+    tail = Tail([{"id": str(i)} for i in range(4)], [1] * 4, complete=True)
+    for group in ("a", "b", "c"):
+        cache.put(("t1", "group_id", group, 100), tail)
+    assert cache.get(("t1", "group_id", "a", 100)) is None, "12 records > 10: the oldest went"
+    assert cache.get(("t1", "group_id", "c", 100)) is tail
+    assert cache.get(("t2", "group_id", "c", 100)) is None, "another tenant's key is another tail"

@@ -8,14 +8,17 @@ been met, a window's worth of tokens (older messages could not be in any
 agent's context anyway; compaction summarises what was read). So what a send
 reads is bounded by its agents' context windows, not by the history's length;
 and it reads the stored records as decoded JSON (`Store.history_page`), not
-validated again.
+validated again. With a `TailCache`, a tail read before is extended by the
+messages added since (the newest page shows them) instead of read again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from chorus.engine.compaction import covered_until, message_tokens
+from chorus.runs.tail_cache import Tail, TailCache, TailKey
 from chorus.store.base import Store
 from chorus.store.records import Page
 
@@ -29,28 +32,78 @@ SUMMARY_REACH = 4
 within about one: a guard against a history written by another build)."""
 
 
-async def load_tail(store: Store, tenant_id: str, key: dict[str, Any], window_tokens: int) -> list[dict[str, Any]]:
+@dataclass(slots=True)
+class _Walk:
+    """The stopping rule, applied to messages newest first: `take` says whether to stop after one."""
+
+    window: int
+    tokens: int = 0
+    covered: str | None = None
+    met_summary: bool = False
+
+    def take(self, message: dict[str, Any], tokens: int) -> bool:
+        self.tokens += tokens
+        if not self.met_summary:
+            self.covered = covered_until(message)
+            self.met_summary = self.covered is not None
+            return not self.met_summary and self.tokens > self.window
+        return message.get("id") == self.covered or self.tokens > SUMMARY_REACH * self.window
+
+
+async def load_tail(
+    store: Store, tenant_id: str, key: dict[str, Any], window_tokens: int, cache: TailCache | None = None
+) -> list[dict[str, Any]]:
     """The newest message records (as `MessageRecord` dicts) of the history named by `key` (`group_id`
     or `run_id`), oldest first."""
+    ((field, value),) = key.items()
+    cache_key: TailKey = (tenant_id, field, str(value), window_tokens)
+    first = await store.history_page(tenant_id, Page(limit=FIRST_PAGE, order="desc"), **key)
+    known = cache.get(cache_key) if cache is not None and len(first) == FIRST_PAGE else None
+    tail = _extend(known, first, window_tokens) if known is not None else None
+    if tail is None:
+        tail = await _read(store, tenant_id, key, window_tokens, first)
+    if cache is not None:
+        cache.put(cache_key, tail)
+    return list(tail.records)
+
+
+async def _read(
+    store: Store, tenant_id: str, key: dict[str, Any], window_tokens: int, batch: list[dict[str, Any]]
+) -> Tail:
+    """The tail read page by page, `batch` (the newest `FIRST_PAGE`) first."""
     out: list[dict[str, Any]] = []
-    after: str | None = None
-    covered: str | None = None
-    tokens = 0
+    sizes: list[int] = []
+    walk = _Walk(window_tokens)
     limit = FIRST_PAGE
     while True:
-        page = Page(after=after, limit=limit, order="desc")
-        batch = await store.history_page(tenant_id, page, **key)
         for record in batch:
+            tokens = message_tokens(record["message"])
             out.append(record)
-            message = record["message"]
-            tokens += message_tokens(message)
-            if covered is None:
-                covered = covered_until(message)
-                if covered is None and tokens > window_tokens:
-                    return out[::-1]
-            elif message.get("id") == covered or tokens > SUMMARY_REACH * window_tokens:
-                return out[::-1]
-        if len(batch) < page.limit:
-            return out[::-1]
-        after = batch[-1]["id"]  # `after` in the listing's (newest first) order: older
+            sizes.append(tokens)
+            if walk.take(record["message"], tokens):
+                return Tail(out[::-1], sizes[::-1], complete=False)
+        if len(batch) < limit:
+            return Tail(out[::-1], sizes[::-1], complete=True)
         limit = PAGE
+        page = Page(after=batch[-1]["id"], limit=limit, order="desc")  # `after` in newest-first order: older
+        batch = await store.history_page(tenant_id, page, **key)
+
+
+def _extend(known: Tail, first: list[dict[str, Any]], window_tokens: int) -> Tail | None:
+    """`known` with the messages of `first` (newest first) added after it, walked again; None when
+    `first` does not show `known`'s newest message with the same older neighbours, or the walk would
+    need messages older than `known` holds."""
+    newest = known.records[-1]["id"]
+    at = next((i for i, record in enumerate(first) if record["id"] == newest), None)
+    if at is None:
+        return None
+    overlap = first[at:]
+    if [r["id"] for r in overlap] != [r["id"] for r in known.records[: -len(overlap) - 1 : -1]]:
+        return None
+    records = known.records + first[:at][::-1]
+    tokens = known.tokens + [message_tokens(r["message"]) for r in first[:at][::-1]]
+    walk = _Walk(window_tokens)
+    for i in range(len(records) - 1, -1, -1):
+        if walk.take(records[i]["message"], tokens[i]):
+            return Tail(records[i:], tokens[i:], complete=False)
+    return Tail(records, tokens, complete=True) if known.complete else None

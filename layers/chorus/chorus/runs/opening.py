@@ -14,6 +14,7 @@ from chorus.engine import events, identity
 from chorus.runs.history import load_tail
 from chorus.runs.options import RunOptions
 from chorus.runs.progress import restore, slot_of
+from chorus.runs.tail_cache import tail_cache
 from chorus.runs.writer import StepWriter
 from chorus.store.base import LOG_END
 
@@ -25,7 +26,7 @@ async def load_history(writer: StepWriter) -> None:
     run, group = loaded.run, loaded.group
     key = {"group_id": group.id} if group is not None else {"run_id": run.id}
     window = max(a.context_window for a in loaded.agents.values())
-    records = await load_tail(store, run.tenant_id, key, window)
+    records = await load_tail(store, run.tenant_id, key, window, tail_cache(store))
     writer.history = [r["message"] for r in records]
     for record in records:
         if record["run_id"] == run.id and record["step_key"] != identity.INPUT_STEP:

@@ -165,10 +165,17 @@ class TurnRunner:
             )
             state.nudge = None
             async for model_event in tracer().model_call(model, request):
+                emitted = False
                 for event in step.feed(model_event):
                     sink.emit(event)
+                    emitted = True
                 if self.cancel.is_set():
                     cfg.cancelled()
+                if emitted:
+                    # a provider's chunks often arrive several to a read, and the SDK then hands them
+                    # over without suspending: without this turn the log's writer and the stream's
+                    # reader would not run until the step's end, so a reader waited for the whole step
+                    await asyncio.sleep(0)
             rest, outcome = step.finish(
                 approval_policy(call, agent, tools, allowed), speech if cfg.use_assistant_message else None
             )
