@@ -1,7 +1,9 @@
 """The message history of `DynamoDBStore`: committed steps and their messages.
 
 A step item is put with `attribute_not_exists` in the same transaction as its
-messages, so a second commit is `AlreadyCommitted` with nothing written. A
+messages, so a second commit is `AlreadyCommitted` with nothing written. The
+first transaction also checks the run item's `status` is not terminal, so a
+worker still running after its run ended gets `RunEnded` and writes nothing. A
 message is listed by tenant, group, agent and run (`G1`-`G4`); a page is read
 from the index its scope names.
 """
@@ -13,13 +15,13 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from chorus.errors import AlreadyCommitted
+from chorus.errors import AlreadyCommitted, RunEnded
 from chorus.store import dynamodb_keys as keys
 from chorus.store.dynamodb_core import DynamoDBCore
 from chorus.store.dynamodb_keys import TTL_ATTRIBUTE, Item, s
 from chorus.store.dynamodb_listing import list_page
 from chorus.store.dynamodb_wire import cancellation_codes, chunk_actions
-from chorus.store.records import MessageRecord, Page, StepRecord
+from chorus.store.records import TERMINAL_STATUSES, MessageRecord, Page, StepRecord
 
 
 class DynamoDBHistory(DynamoDBCore):
@@ -44,7 +46,10 @@ class DynamoDBHistory(DynamoDBCore):
     def _commit_sync(self, step: StepRecord, messages: list[MessageRecord]) -> None:
         key = keys.step_key(step.tenant_id, step.run_id, step.step_key)
         body, parts = self.table.pack(key, step.model_dump_json())
-        actions = [self.table.put_action({**key, **body, TTL_ATTRIBUTE: self._log_ttl()}, "attribute_not_exists(PK)")]
+        actions = [
+            self._live_run_check(step.tenant_id, step.run_id),
+            self.table.put_action({**key, **body, TTL_ATTRIBUTE: self._log_ttl()}, "attribute_not_exists(PK)"),
+        ]
         for message in messages:
             item, message_parts = self._message_item(message)
             parts += message_parts
@@ -55,11 +60,25 @@ class DynamoDBHistory(DynamoDBCore):
             self.table.transact(first)
         except ClientError as exc:
             self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in parts])
-            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            codes = cancellation_codes(exc)
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                raise RunEnded(f"Run {step.run_id} has ended; step {step.step_key} is not committed.") from None
+            if codes[1:2] == ["ConditionalCheckFailed"]:
                 raise AlreadyCommitted(f"Step {step.step_key} of run {step.run_id} is already committed.") from None
             raise
         for chunk in rest:
             self.table.transact(chunk)
+
+    def _live_run_check(self, tenant_id: str, run_id: str) -> dict[str, Any]:
+        """The fence of a commit: the run item is absent or its `status` is not terminal."""
+        ended = sorted(TERMINAL_STATUSES)
+        marks = {f":ended{i}": s(status) for i, status in enumerate(ended)}
+        return self.table.check_action(
+            keys.record_key("Run", tenant_id, run_id),
+            f"attribute_not_exists(PK) OR NOT (#status IN ({', '.join(marks)}))",
+            marks,
+            {"#status": "status"},
+        )
 
     async def list_steps(self, tenant_id: str, run_id: str) -> list[StepRecord]:
         def read() -> list[str]:
