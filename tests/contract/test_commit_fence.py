@@ -7,10 +7,15 @@ rollback deleted. The check is part of the commit's own transaction on each adap
 
 from __future__ import annotations
 
+from typing import Any
+from unittest import mock
+
 import pytest
 
 from chorus.errors import AlreadyCommitted, RunEnded
+from chorus.store import dynamodb_keys as keys
 from chorus.store.base import Store
+from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.records import Page
 from support.contract_records import message, run, step
 
@@ -57,3 +62,36 @@ async def test_the_fence_reads_the_run_of_the_step_tenant_only(store: Store) -> 
     await store.put_run(other)
     await store.commit_step(step(other, "0001"), [message(other, "0001", 0)])
     assert len(await store.list_steps("t2", other.id)) == 1
+
+
+async def test_a_run_ended_between_the_transactions_of_a_large_step_gets_none_of_the_later_ones(
+    store: Store,
+) -> None:
+    """DynamoDB commits a step beyond one transaction in several: the run check is in each, so the
+    messages after a cancel (or a rollback's delete) between them are not written."""
+    if not isinstance(store, DynamoDBStore):
+        pytest.skip("SQLite commits a step in one transaction")
+    r = run()
+    await store.put_run(r.model_copy(update={"status": "running"}))
+    many = [message(r, "0001", i, position=i, text="m" * 2_000) for i in range(130)]
+    table = store.table
+    transact = table.transact
+    done: list[int] = []
+
+    def end_after_first(actions: list[dict[str, Any]]) -> None:
+        transact(actions)
+        if not done:
+            done.append(len(actions))
+            table.call(
+                "update_item",
+                TableName=table.name,
+                Key=keys.record_key("Run", r.tenant_id, r.id),
+                UpdateExpression="SET #s = :c",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":c": {"S": "cancelled"}},
+            )
+
+    with mock.patch.object(table, "transact", end_after_first), pytest.raises(RunEnded):
+        await store.commit_step(step(r, "0001"), many)
+    written = await store.list_messages("t1", Page(limit=1000, order="asc"), run_id=r.id)
+    assert [m.id for m in written] == [m.id for m in many[: done[0] - 2]], "only the first transaction's"
