@@ -7,7 +7,8 @@
     ├── Unauthorized
     ├── NotFound
     ├── Conflict
-    │   └── AlreadyCommitted             a step's messages were written before (retry)
+    │   ├── AlreadyCommitted             a step's messages were written before (retry)
+    │   └── RunEnded                     a step committed after its run ended (a straggling worker)
     ├── RunExpired
     ├── TooManyActiveRuns                the tenant's active-run limit; says when to try again
     ├── StorageUnavailable               the store failed or throttled past its own retries; retryable
@@ -64,6 +65,11 @@ class Conflict(ChorusError):
 
 class AlreadyCommitted(Conflict):
     """A step's output is already in the store: the caller is a retry and must not write again."""
+
+
+class RunEnded(Conflict):
+    """The step's run already ended (cancelled, rolled back, finished): a worker still running it
+    after the end must not add a step, nor put back messages a rollback deleted."""
 
 
 class RunExpired(ChorusError):

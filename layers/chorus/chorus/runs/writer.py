@@ -17,10 +17,10 @@ from typing import Any
 
 from chorus.engine import events, identity
 from chorus.engine.events import Event
-from chorus.errors import AlreadyCommitted
+from chorus.errors import AlreadyCommitted, RunEnded
 from chorus.runs.approvals import track_pending_approval
 from chorus.runs.holding import RunHolder
-from chorus.runs.lease import LeaseLost, uncancellable
+from chorus.runs.lease import LeaseLost, RunCancelled, uncancellable
 from chorus.runs.loading import LoadedRun
 from chorus.runs.log import RunLog
 from chorus.runs.progress import CommittedProgress, step_records, usage_dict
@@ -92,7 +92,8 @@ class StepWriter:
         await self.write(records, step.model_copy(update={"step": 0}))
 
     async def write(self, records: list[MessageRecord], step: StepRecord) -> bool:
-        """Flush the log, then commit; False if the step was committed before (a retry). A cancel
+        """Flush the log, then commit; False if the step was committed before (a retry),
+        `RunCancelled` if the run ended meanwhile (the store refused the commit). A cancel
         arriving meanwhile waits for the write: a log batch or a commit cut in half by a
         cancelled await would leave the log's writer and the store disagreeing."""
         return await uncancellable(self._write_now(records, step))
@@ -107,6 +108,11 @@ class StepWriter:
         except AlreadyCommitted:
             logger.info("step %s of run %s was committed before; not writing it again", step.step_key, step.run_id)
             return False
+        except RunEnded:
+            # the store's fence: the run ended (cancelled, rolled back) while this worker ran; it
+            # stops as at a cancel, and whoever ended the run already wrote its end
+            logger.info("run %s ended before step %s was committed; stopping", step.run_id, step.step_key)
+            raise RunCancelled from None
         self.history.extend(r.message for r in records)
         self.progress.log_seq = max(self.progress.log_seq, step.log_seq)
         return True

@@ -10,7 +10,10 @@ test suite runs against each. Rules every adapter must keep:
   wait for a lock to its worker thread (`SQLiteCore._call` in `sqlite_core.py` says why).
 - `commit_step` is idempotent by `(run_id, step_key)`: the second commit of
   the same step raises `AlreadyCommitted` and writes nothing (step record and
-  messages go in one transaction).
+  messages go in one transaction). It is fenced on the run: a commit to a run
+  whose stored status is terminal raises `RunEnded` and writes nothing, checked
+  in the same transaction, so a worker still running after its run was
+  cancelled or rolled back can never add a step or put deleted messages back.
 - `update_run` is a compare-and-set on `version`: it writes only if the stored
   version equals `expect_version`, else `Conflict`; the stored copy gets
   `version + 1`. Leases, the cancel flag and status changes all go through it.
@@ -182,7 +185,8 @@ class Store(Protocol):
 
     # history
     async def commit_step(self, step: StepRecord, messages: list[MessageRecord]) -> None:
-        """Write a step record and its messages once; `AlreadyCommitted` if the step was committed before."""
+        """Write a step record and its messages once; `AlreadyCommitted` if the step was committed before,
+        `RunEnded` if the run's stored status is terminal (nothing is written either way)."""
 
     async def list_steps(self, tenant_id: str, run_id: str) -> list[StepRecord]:
         """A run's committed steps, in step order."""

@@ -19,6 +19,8 @@ Every invariant of the port is a conditional write, never a read-then-write:
   batch; a lost race or a gap is `Conflict` with nothing written.
 - `commit_step`: the step item is put with `attribute_not_exists` in the
   same transaction as its messages; a second commit is `AlreadyCommitted`.
+  The first transaction also checks the run item's `status` is not terminal
+  (`RunEnded` otherwise).
 - `update_run`: `version = expect_version`; `Conflict` or `NotFound`.
 - `claim_group`: a compare-and-set on the holder seen; `put_group_queue`: on the line's
   `version` (`attribute_not_exists` for the first); `remember_idempotency_key`:

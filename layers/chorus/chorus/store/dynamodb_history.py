@@ -1,9 +1,11 @@
 """The message history of `DynamoDBStore`: committed steps and their messages.
 
 A step item is put with `attribute_not_exists` in the same transaction as its
-messages, so a second commit is `AlreadyCommitted` with nothing written. A
-message is listed by tenant, group, agent and run (`G1`-`G4`); a page is read
-from the index its scope names.
+messages, so a second commit is `AlreadyCommitted` with nothing written. The
+transaction (each, for a step beyond one) also checks the run item's `status`
+is not terminal, so a worker still running after its run ended gets `RunEnded`
+and writes nothing. A message is listed by tenant, group, agent and run
+(`G1`-`G4`); a page is read from the index its scope names.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from chorus.errors import AlreadyCommitted
+from chorus.errors import AlreadyCommitted, RunEnded
 from chorus.store import dynamodb_keys as keys
 from chorus.store.dynamodb_core import DynamoDBCore
 from chorus.store.dynamodb_keys import TTL_ATTRIBUTE, Item, s
 from chorus.store.dynamodb_listing import list_page
 from chorus.store.dynamodb_wire import cancellation_codes, chunk_actions
-from chorus.store.records import MessageRecord, Page, StepRecord
+from chorus.store.records import TERMINAL_STATUSES, MessageRecord, Page, StepRecord
+
+FENCE_BYTES = 1_024
+"""Room left in each commit transaction for its run check (a key and a short expression)."""
 
 
 class DynamoDBHistory(DynamoDBCore):
@@ -50,16 +55,41 @@ class DynamoDBHistory(DynamoDBCore):
             parts += message_parts
             actions.append(self.table.put_action(item))
         self.table.write_parts(parts)
-        first, *rest = chunk_actions(actions)
+        # every transaction of the step checks the run is live, so a run ended between two of them
+        # (and its messages deleted by a rollback) gets none of the later ones
+        fence = self._live_run_check(step.tenant_id, step.run_id)
+        first, *rest = ([fence, *chunk] for chunk in chunk_actions(actions, spare_items=1, spare_bytes=FENCE_BYTES))
         try:
             self.table.transact(first)
         except ClientError as exc:
             self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in parts])
-            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            self._raise_if_ended(exc, step)
+            if cancellation_codes(exc)[1:2] == ["ConditionalCheckFailed"]:
                 raise AlreadyCommitted(f"Step {step.step_key} of run {step.run_id} is already committed.") from None
             raise
         for chunk in rest:
-            self.table.transact(chunk)
+            try:
+                self.table.transact(chunk)
+            except ClientError as exc:
+                self._raise_if_ended(exc, step)
+                raise
+
+    @staticmethod
+    def _raise_if_ended(exc: ClientError, step: StepRecord) -> None:
+        """`RunEnded` if the transaction was refused by its run check (its first action)."""
+        if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            raise RunEnded(f"Run {step.run_id} has ended; step {step.step_key} is not committed.") from None
+
+    def _live_run_check(self, tenant_id: str, run_id: str) -> dict[str, Any]:
+        """The fence of a commit: the run item is absent or its `status` is not terminal."""
+        ended = sorted(TERMINAL_STATUSES)
+        marks = {f":ended{i}": s(status) for i, status in enumerate(ended)}
+        return self.table.check_action(
+            keys.record_key("Run", tenant_id, run_id),
+            f"attribute_not_exists(PK) OR NOT (#status IN ({', '.join(marks)}))",
+            marks,
+            {"#status": "status"},
+        )
 
     async def list_steps(self, tenant_id: str, run_id: str) -> list[StepRecord]:
         def read() -> list[str]:

@@ -196,6 +196,17 @@ class DynamoDBTable:
                 put["ExpressionAttributeNames"] = names
         return {"Put": put}
 
+    def check_action(self, key: Item, condition: str, values: Item, names: dict[str, str]) -> dict[str, Any]:
+        """A `ConditionCheck`: the transaction goes through only if `condition` holds on `key`'s item."""
+        check = {
+            "TableName": self.name,
+            "Key": key,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ExpressionAttributeNames": names,
+        }
+        return {"ConditionCheck": check}
+
     # bodies
     def pack(self, key: Item, data: str) -> tuple[Item, list[Item]]:
         """The attributes holding `data` in the item at `key`, and the part items to write first."""

@@ -2,6 +2,9 @@
 
 A step and its messages are written in one transaction; the step's primary key
 (run, step key) refuses a second commit of the same step (`AlreadyCommitted`).
+The same transaction reads the run's status first: a commit to an ended run is
+`RunEnded` with nothing written (the write lock is held from that read on, so no
+cancel can end the run between the check and the insert).
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from chorus.errors import AlreadyCommitted
-from chorus.store.records import MessageRecord, Page, StepRecord
+from chorus.errors import AlreadyCommitted, RunEnded
+from chorus.store.records import TERMINAL_STATUSES, MessageRecord, Page, StepRecord
 from chorus.store.sqlite_core import SQLiteCore
 
 
@@ -33,6 +36,9 @@ class SQLiteHistory(SQLiteCore):
 
     def _commit_sync(self, db: sqlite3.Connection, step: StepRecord, messages: list[MessageRecord]) -> None:
         tenant_id, run_id = step.tenant_id, step.run_id
+        row = db.execute("SELECT status FROM runs WHERE tenant_id = ? AND id = ?", (tenant_id, run_id)).fetchone()
+        if row is not None and row[0] in TERMINAL_STATUSES:
+            raise RunEnded(f"Run {run_id} has ended ({row[0]}); step {step.step_key} is not committed.")
         try:
             db.execute(
                 "INSERT INTO steps (tenant_id, run_id, step_key, data) VALUES (?, ?, ?, ?)",

@@ -100,6 +100,8 @@ class Workflow:
                     await driver.start_children(decision)
                     return self._finishing(state, decision.stop_reason, driver.children)
                 return await self._next_round(state, driver, decision)
+        except RunCancelled:  # a commit refused: the run ended while this task ran
+            return self._finishing(state, "cancelled")
         finally:
             await driver.log.stop()
 
