@@ -47,7 +47,8 @@ async def test_a_background_run_is_counted_as_the_harness_ran_it(harness: Harnes
         assert counts["state_transitions"] == 4 * 2 + 4
     for task, seconds in counts["lambda_seconds"].items():
         billed = counts["lambda_gb_seconds"][task]
-        assert billed >= seconds * memory[task] / 1024 * 0.999
+        rounding = 0.00005 + 0.0005 * memory[task] / 1024  # the report rounds GB-s to 4 places, seconds to 3
+        assert billed >= seconds * memory[task] / 1024 - rounding
     assert counts["model_calls"] == 2
     assert counts["dynamodb_write_units"] >= sum(
         n for op, n in counts["dynamodb_requests"].items() if op in ("PutItem", "UpdateItem", "DeleteItem")
