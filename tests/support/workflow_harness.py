@@ -41,6 +41,7 @@ from chorus.api import create_app
 from chorus.settings import Settings, get_settings
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_table import create_table
+from chorus.store.records import Page
 from support import create_agent, create_group, parse_sse, payloads
 from support.dynamodb import fake_aws_credentials
 
@@ -118,6 +119,8 @@ class Harness:
     faults: Faults
     settings: Settings
     handlers: dict[str, Any]
+    senders: list[asyncio.Task[httpx.Response]] = field(default_factory=list)
+    """Requests sent in the background (awaited when the harness closes)."""
 
     @property
     def store(self) -> Any:
@@ -198,18 +201,19 @@ async def crash_mid_turn(h: Harness, task: str) -> tuple[str, list[dict[str, Any
 
 
 async def talking(h: Harness) -> tuple[str, str]:
-    """An async run of one agent talking long (400 tokens), once its first event is in the log: (group, run)."""
+    """A background run of one agent talking long (400 tokens at 10 ms), once its first token is in
+    the log, so mid-turn: (group, run). An async run would not do: it logs whole messages, so its
+    first event is the finished turn, and a Plan running the turn inline finishes the run next."""
     ada = await create_agent(h.client, "Ada", tokens=400, delay_s=0.01)
     group = await create_group(h.client, [ada["id"]])
-    response = await h.client.post(
-        f"/v1/groups/{group['id']}/messages/async", json={"input": "talk", "stream_tokens": True}
-    )
-    run_id = response.json()["id"]
-    for _ in range(500):
-        if await h.store.last_seq("default", run_id) > 0:
-            break
+    body = {"input": "talk", "stream_tokens": True, "background": True}
+    h.senders.append(asyncio.create_task(h.client.post(f"/v1/groups/{group['id']}/messages/stream", json=body)))
+    for _ in range(3000):
+        runs = await h.store.list_runs("default", Page(limit=1), group_id=group["id"])
+        if runs and await h.store.last_seq("default", runs[0].id) > 0:
+            return group["id"], runs[0].id
         await asyncio.sleep(0.01)
-    return group["id"], run_id
+    raise AssertionError("the run never logged its first token")
 
 
 @pytest.fixture
@@ -308,6 +312,7 @@ async def open_harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harne
                     harness = Harness(app, client, sfn, machine, faults, settings, handlers)
                     yield harness
                     await harness.settle()
+                    await asyncio.gather(*harness.senders)
         finally:
             for handler in handlers.values():
                 await asyncio.to_thread(handler.reset)

@@ -8,7 +8,8 @@
     ├── NotFound
     ├── Conflict
     │   ├── AlreadyCommitted             a step's messages were written before (retry)
-    │   └── RunEnded                     a step committed after its run ended (a straggling worker)
+    │   ├── RunEnded                     a step committed after its run ended (a straggling worker)
+    │   └── LogMoved                     another writer appended to a run's event log first
     ├── RunExpired
     ├── TooManyActiveRuns                the tenant's active-run limit; says when to try again
     ├── StorageUnavailable               the store failed or throttled past its own retries; retryable
@@ -70,6 +71,12 @@ class AlreadyCommitted(Conflict):
 class RunEnded(Conflict):
     """The step's run already ended (cancelled, rolled back, finished): a worker still running it
     after the end must not add a step, nor put back messages a rollback deleted."""
+
+
+class LogMoved(Conflict):
+    """Another writer appended to the run's event log after the seq_id this writer continues from:
+    a task still streaming while a cancel ends the run from outside. The writer that must end the
+    log anyway starts again from the new end."""
 
 
 class RunExpired(ChorusError):

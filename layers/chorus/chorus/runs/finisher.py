@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chorus.engine import events
-from chorus.errors import ChorusError, Conflict, ModelError, ModelRateLimited, ModelTimeout
+from chorus.errors import ChorusError, Conflict, LogMoved, ModelError, ModelRateLimited, ModelTimeout
 from chorus.runs.ending import ending
 from chorus.runs.log import RunLog, logged_stop
 from chorus.store.base import Store
@@ -22,6 +22,10 @@ from chorus.tracing import tracer
 from chorus.vocabulary import FAILED_STOP_REASONS, RunFailure, Usage
 
 logger = logging.getLogger(__name__)
+
+MOVED_ATTEMPTS = 20
+"""How often an outside finisher starts again after the run's own writer: each time that writer
+appended a batch in between, and it stops at its next heartbeat, so a few suffice."""
 
 
 async def update_run(store: Store, run: RunRecord, change: Callable[[RunRecord], RunRecord]) -> RunRecord:
@@ -71,10 +75,16 @@ class Tally:
 class RunFinisher:
     """Ends runs written through one log."""
 
-    def __init__(self, store: Store, log: RunLog, retention_s: float) -> None:
+    def __init__(
+        self, store: Store, log: RunLog, retention_s: float, reopen: Callable[[int], RunLog] | None = None
+    ) -> None:
         self.store = store
         self.log = log
         self.retention_s = retention_s
+        self.reopen = reopen
+        """For a finisher that is not the log's writer (it ends a run from outside, after a cancel):
+        a log writer continuing after a given seq_id, to start again from when the run's own
+        writer, still streaming, appended first."""
 
     async def finish(
         self, run: RunRecord, stop: str, error: RunFailure | None, tally: Tally, duration_ns: Callable[[], int]
@@ -82,22 +92,23 @@ class RunFinisher:
         """End the run: stop reason, error or usage, then `[DONE]` written with the terminal
         record in one transaction, and the group released; returns the run as it ended.
         A run another worker finished meanwhile (its log closed) is left as that worker ended it."""
-        log = self.log
-        try:
-            log.emit(events.stop_reason(stop))
-            if error is not None:
-                log.emit(
-                    events.error_message(
-                        run_id=run.id, error_type=error.error_type, message=error.message, detail=error.detail
-                    )
+        last_events = [events.stop_reason(stop)]
+        if error is not None:
+            last_events.append(
+                events.error_message(
+                    run_id=run.id, error_type=error.error_type, message=error.message, detail=error.detail
                 )
-            elif stop != "cancelled":
-                log.emit(tally.usage_event(run.id))
+            )
+        elif stop != "cancelled":
+            last_events.append(tally.usage_event(run.id))
+        try:
+            for event in last_events:
+                self.log.emit(event)
         except Exception:
             logger.exception("could not write the end of run %s", run.id)
             stop = stop if stop in FAILED_STOP_REASONS else "error"
         try:
-            ended = await log.close(self._ending(run, stop, tally, duration_ns))
+            ended = await self._close(run, last_events, self._ending(run, stop, tally, duration_ns))
         except Exception:
             logged = await logged_stop(self.store, run.tenant_id, run.id)
             if logged is not None:
@@ -111,6 +122,23 @@ class RunFinisher:
         await _release(self.store, ended)
         tracer().end_run(ended)
         return ended
+
+    async def _close(
+        self, run: RunRecord, last_events: list[dict[str, Any]], end: Callable[[RunRecord], RunRecord]
+    ) -> RunRecord | None:
+        """Close the log; when another writer appended first and this finisher may reopen, write
+        the same last events again after theirs (the other writer's next append then finds the
+        log complete and stops)."""
+        for _ in range(MOVED_ATTEMPTS):
+            try:
+                return await self.log.close(end)
+            except LogMoved:
+                if self.reopen is None:
+                    raise
+                self.log = self.reopen(await self.store.last_seq(run.tenant_id, run.id))
+                for event in last_events:
+                    self.log.emit(event)
+        return await self.log.close(end)
 
     async def finish_record(self, run: RunRecord, stop: str, tally: Tally, duration_ns: Callable[[], int]) -> RunRecord:
         """The run record's terminal state, and the group released, for a log that is complete

@@ -27,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chorus.errors import Conflict
+from chorus.errors import Conflict, LogMoved
 from chorus.store import dynamodb_keys as keys
 from chorus.store.base import LOG_END
 from chorus.store.dynamodb_keys import TTL_ATTRIBUTE, Item, n, s
@@ -105,7 +105,7 @@ class DynamoDBEventLog:
                     last = self.last_seq(tenant_id, run_id)
                     if last == first_seq - 1:
                         raise Conflict(f"Event log of run {run_id} is complete; nothing can be appended.") from None
-                    raise Conflict(
+                    raise LogMoved(
                         f"Event log of run {run_id} ends at seq_id {last}; cannot append at {first_seq}."
                     ) from None
                 raise

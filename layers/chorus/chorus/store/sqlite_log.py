@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from chorus.errors import Conflict
+from chorus.errors import Conflict, LogMoved
 from chorus.store.base import LOG_END
 from chorus.store.records import RunRecord
 from chorus.store.sqlite_core import SQLiteCore
@@ -43,10 +43,10 @@ class SQLiteEventLog(SQLiteCore):
             (tenant_id, run_id),
         ).fetchone()
         last = int(row[0]) if row else 0
-        if first_seq != last + 1:
-            raise Conflict(f"Event log of run {run_id} ends at seq_id {last}; cannot append at {first_seq}.")
         if row is not None and str(row[1]).rpartition("\n")[2] == LOG_END:
             raise Conflict(f"Event log of run {run_id} is complete; nothing can be appended.")
+        if first_seq != last + 1:
+            raise LogMoved(f"Event log of run {run_id} ends at seq_id {last}; cannot append at {first_seq}.")
         db.execute(
             "INSERT INTO run_events (tenant_id, run_id, first_seq, last_seq, data) VALUES (?, ?, ?, ?, ?)",
             (tenant_id, run_id, first_seq, first_seq + len(events) - 1, "\n".join(events)),

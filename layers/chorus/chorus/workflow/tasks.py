@@ -297,7 +297,12 @@ async def finalize(
     last = await store.last_seq(run.tenant_id, run.id)
     restored = restore(await store.list_steps(run.tenant_id, run.id))
     tally = Tally(restored.usage, restored.step_count, tuple(children or ()))
-    finisher = RunFinisher(store, run_log(store, settings, run, last), settings.event_retention_s)
+    finisher = RunFinisher(
+        store,
+        run_log(store, settings, run, last),
+        settings.event_retention_s,
+        reopen=lambda after: run_log(store, settings, run, after),
+    )
     duration_ns = _since(run.created_at)
     logged = await logged_stop(store, run.tenant_id, run.id)
     if logged is not None:  # a finisher that died after completing the log
