@@ -70,7 +70,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP) browser sandbox doctools $(SAM_STAMP)
-	$(BIN)/pytest -q -rs
+	$(BIN)/pytest -q -rs -n 2 --dist loadfile
 
 ## The whole test suite: formatting, lint, strict types, every test
 test: lint typecheck unit

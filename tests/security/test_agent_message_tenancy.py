@@ -49,7 +49,7 @@ def make_agent(client: httpx.Client, name: str, **script: Any) -> str:
 def test_every_agent_message_route_is_404_to_another_tenant(clients: tuple[httpx.Client, httpx.Client]) -> None:
     alice, bob = clients
     agent_id = make_agent(alice, "Ada")
-    sent = alice.post(f"/v1/agents/{agent_id}/messages", json={"input": "my secret is 42"})
+    sent = alice.post(f"/v1/agents/{agent_id}/messages", json={"input": "my secret is zebra-moonlight"})
     assert sent.status_code == 200, sent.text
     run_id = sent.json()["messages"][0]["run_id"]
     attempts = [
@@ -63,7 +63,7 @@ def test_every_agent_message_route_is_404_to_another_tenant(clients: tuple[httpx
     for method, suffix, body in attempts:
         response = bob.request(method, f"/v1/agents/{agent_id}{suffix}", json=body)
         assert response.status_code == 404, (method, suffix, response.text)
-        assert "42" not in response.text
+        assert "zebra-moonlight" not in response.text
     hidden = solo_group_id(agent_id)
     for method, suffix in [("GET", ""), ("GET", "/messages"), ("POST", "/messages/stream")]:
         body = {"input": "hi"} if method == "POST" else None

@@ -15,6 +15,7 @@ from moto.dynamodb.responses import DynamoHandler
 
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_table import create_table
+from support.moto_transactions import item_rollback_transactions
 
 TABLE = "chorus-test"
 SESSION = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
@@ -50,7 +51,7 @@ def moto_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         with lock:
             return original(self)
 
-    with mock_aws(), mock.patch.object(DynamoHandler, "call_action", atomic):
+    with mock_aws(), mock.patch.object(DynamoHandler, "call_action", atomic), item_rollback_transactions():
         client = SESSION.client("dynamodb")
         create_table(client, TABLE)
         yield client

@@ -44,6 +44,7 @@ from chorus.store.dynamodb_table import create_table
 from chorus.store.records import Page
 from support import create_agent, create_group, parse_sse, payloads
 from support.dynamodb import fake_aws_credentials
+from support.moto_transactions import item_rollback_transactions
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITION = ROOT / "statemachine" / "run.asl.json"
@@ -292,6 +293,7 @@ async def open_harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harne
     with (
         mock_aws(config=config),  # type: ignore[call-overload]
         mock.patch.object(DynamoHandler, "call_action", atomic),
+        item_rollback_transactions(),
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
         mock.patch.object(retrier_decl.time, "sleep", lambda s: original_sleep(s * RETRY_SLEEP_SCALE)),  # type: ignore[attr-defined]
     ):
