@@ -213,6 +213,16 @@ class DynamoDBTable:
         raw = data.encode()
         if len(raw) <= INLINE_MAX:
             return {"data": s(data)}, []
+        return self._split(key, raw)
+
+    def pack_binary(self, key: Item, raw: bytes, attribute: str) -> tuple[Item, list[Item]]:
+        """`pack` for bytes: kept in the binary `attribute` while they fit, else parts."""
+        if len(raw) <= INLINE_MAX:
+            return {attribute: {"B": raw}}, []
+        return self._split(key, raw)
+
+    @staticmethod
+    def _split(key: Item, raw: bytes) -> tuple[Item, list[Item]]:
         token = uuid.uuid4().hex[:12]
         pk, sk = key["PK"]["S"], key["SK"]["S"]
         parts = [
@@ -228,11 +238,20 @@ class DynamoDBTable:
         """The JSON an item holds, joining its parts when it was split."""
         if "data" in item:
             return str(item["data"]["S"])
+        return self._joined(item).decode()
+
+    def binary_body(self, item: Item, attribute: str) -> bytes:
+        """The bytes `pack_binary` stored in an item."""
+        if attribute in item:
+            return bytes(item[attribute]["B"])
+        return self._joined(item)
+
+    def _joined(self, item: Item) -> bytes:
         token, _, count = item["parts"]["S"].partition(":")
         chunks = [bytes(p["part"]["B"]) for p in self.query(**self._parts_query(item, token))]
         if len(chunks) != int(count):
             raise StorageUnavailable(f"Storage error: {item['PK']['S']} has {len(chunks)} of {count} parts")
-        return b"".join(chunks).decode()
+        return b"".join(chunks)
 
     def drop_parts(self, item: Item | None, keep: Item | None = None) -> None:
         """Delete the parts `item` names, unless `keep` names the same ones (best effort: orphans are inert)."""
