@@ -54,6 +54,7 @@ from chorus.store.dynamodb_log_legacy import (
     LegacyEventLog,
 )
 from chorus.store.dynamodb_wire import (
+    COMPRESSED,
     DynamoDBTable,
     cancellation_codes,
     chunk_actions,
@@ -234,7 +235,7 @@ class DynamoDBEventLog:
             if event is None or (i > start and size + weight > RECORD_BYTES):
                 key: Item = {"PK": s(pk), "SK": s(keys.record_sk(first_seq + start))}
                 raw = zlib.compress("\n".join(events[start:i]).encode())
-                body, more = self.table.pack_binary(key, raw, "z")
+                body, more = self.table.pack_binary(key, raw, COMPRESSED)
                 last = first_seq + i - 1
                 closed = {"closed": n(last)} if events[i - 1] == LOG_END else {}
                 items.append({**key, "last": n(last), **body, **closed, TTL_ATTRIBUTE: ttl})
@@ -293,7 +294,7 @@ class DynamoDBEventLog:
             if float(item[TTL_ATTRIBUTE]["N"]) < now:
                 continue
             first = _first_seq(item)
-            events = zlib.decompress(self.table.binary_body(item, "z")).decode().split("\n")
+            events = zlib.decompress(self.table.binary_body(item, COMPRESSED)).decode().split("\n")
             for offset, event in enumerate(events):
                 if first + offset > after_seq:
                     out.append((first + offset, event))
