@@ -165,3 +165,24 @@ async def test_a_log_begun_in_the_first_format_is_read_and_continued_in_it(dynam
         for after in range(8):
             for limit in (1, 3, 100):
                 assert await reader.read_events("t1", "run-1", after, limit) == expected[after : after + limit]
+
+
+async def test_an_append_whose_lost_response_was_retried_still_succeeds(dynamodb: Any, stores: Any) -> None:
+    """boto3 re-sends a put whose response was lost; the re-send finds the record taken, by this very put."""
+    store, other = stores
+    await store.append_events("t1", "run-1", 1, ["e1"])
+    assert await other.read_events("t1", "run-1", 0, 10) == [(1, "e1")]  # other knows the log ends at 1
+    original = dynamodb.put_item
+
+    def landed_then_lost(**kwargs: Any) -> Any:
+        original(**kwargs)  # the first attempt lands...
+        return original(**kwargs)  # ...and the re-send is refused by the condition
+
+    dynamodb.put_item = landed_then_lost
+    try:
+        await store.append_events("t1", "run-1", 2, ["e2"])
+        with pytest.raises(LogMoved):
+            await other.append_events("t1", "run-1", 2, ["not ours"])  # its put is refused: the record is another's
+    finally:
+        del dynamodb.put_item
+    assert await store.read_events("t1", "run-1", 0, 10) == [(1, "e1"), (2, "e2")]

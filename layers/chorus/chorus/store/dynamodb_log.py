@@ -182,9 +182,12 @@ class DynamoDBEventLog:
         last one with `ending`'s actions). False when the first write was refused for a record taken;
         nothing of the batch is stored then."""
         if len(items) == 1 and ending is None:
+            put = {"TableName": self.table.name, "Item": items[0], "ConditionExpression": NEW_RECORD}
             try:
-                self.table.call("put_item", TableName=self.table.name, Item=items[0], ConditionExpression=NEW_RECORD)
+                self.table.call("put_item", **put, ReturnValuesOnConditionCheckFailure="ALL_OLD")
             except ClientError as exc:
+                if is_condition_failure(exc) and exc.response.get("Item") == items[0]:
+                    return True  # boto3 retried a put that had landed (its response was lost): ours
                 self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in parts])
                 if is_condition_failure(exc):
                     return False
