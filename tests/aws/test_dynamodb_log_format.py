@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -23,23 +22,13 @@ from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_log_legacy import LegacyEventLog
 from chorus.store.dynamodb_wire import INLINE_MAX
 from chorus.store.records import RunRecord
-from support.dynamodb import TABLE
+from support.dynamodb import TABLE, count_calls, lost_responses
 
 TOKEN = '{"id":"message-0c4f9a2e-5b7d-4e0f-9a55-1f3c2b6d7e80","run_id":"run-7d2e","message_type":"assistant_message"'
 
 
 def token(i: int) -> str:
     return TOKEN + f',"content":"t{i}","seq_id":{i}}}'
-
-
-def count_calls(client: Any) -> Counter[str]:
-    calls: Counter[str] = Counter()
-
-    def hook(model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-
-    client.meta.events.register("before-call.dynamodb.*", hook)
-    return calls
 
 
 async def put_run(store: DynamoDBStore, run_id: str) -> None:
@@ -172,17 +161,8 @@ async def test_an_append_whose_lost_response_was_retried_still_succeeds(dynamodb
     store, other = stores
     await store.append_events("t1", "run-1", 1, ["e1"])
     assert await other.read_events("t1", "run-1", 0, 10) == [(1, "e1")]  # other knows the log ends at 1
-    original = dynamodb.put_item
-
-    def landed_then_lost(**kwargs: Any) -> Any:
-        original(**kwargs)  # the first attempt lands...
-        return original(**kwargs)  # ...and the re-send is refused by the condition
-
-    dynamodb.put_item = landed_then_lost
-    try:
+    with lost_responses(dynamodb, "put_item"):
         await store.append_events("t1", "run-1", 2, ["e2"])
         with pytest.raises(LogMoved):
             await other.append_events("t1", "run-1", 2, ["not ours"])  # its put is refused: the record is another's
-    finally:
-        del dynamodb.put_item
     assert await store.read_events("t1", "run-1", 0, 10) == [(1, "e1"), (2, "e2")]

@@ -47,11 +47,12 @@ from chorus.store import dynamodb_keys as keys
 from chorus.store.base import LOG_END
 from chorus.store.dynamodb_keys import TTL_ATTRIBUTE, Item, n, s
 from chorus.store.dynamodb_log_legacy import (
-    ENDING_ATTEMPTS,
     ENDING_BYTES,
     RECORD_BYTES,
     Ending,
     LegacyEventLog,
+    LogItems,
+    record_spans,
 )
 from chorus.store.dynamodb_wire import (
     COMPRESSED,
@@ -104,16 +105,11 @@ class Tail:
     legacy: bool = False
 
 
-class DynamoDBEventLog:
+class DynamoDBEventLog(LogItems):
     """Synchronous event-log operations (the store runs them on its worker threads)."""
 
     def __init__(self, table: DynamoDBTable, ttl: Callable[[], dict[str, str]], events_per_item: int) -> None:
-        self.table = table
-        self.ttl = ttl
-        """The TTL attribute value of a log item written now."""
-        self.events_per_item = events_per_item
-        """The writers' coalescing size. A read of `limit` events asks for `1.25 * limit / events_per_item + 1`
-        records: one Query even when some batches came out short (a flush at a step's end, a write in flight)."""
+        super().__init__(table, ttl, events_per_item)
         self.legacy = LegacyEventLog(table, ttl, events_per_item)
         self._tails: Recent[Tail] = Recent()
         """Per log, the last record this process wrote or read whole."""
@@ -198,7 +194,7 @@ class DynamoDBEventLog:
         for number, chunk in enumerate(chunks):
             try:
                 if number == len(chunks) - 1 and ending is not None:
-                    self._transact_ending(run_id, chunk, ending)
+                    self._transact_ending(run_id, chunk, ending, guarded=len(chunk))
                 else:
                     self.table.transact(chunk)
             except ClientError as exc:
@@ -210,41 +206,19 @@ class DynamoDBEventLog:
                 raise
         return True
 
-    def _transact_ending(self, run_id: str, chunk: list[dict[str, Any]], ending: Ending) -> None:
-        for _ in range(ENDING_ATTEMPTS):
-            extra, extra_parts = ending()
-            self.table.write_parts(extra_parts)
-            try:
-                self.table.transact([*chunk, *extra])
-                return
-            except ClientError as exc:
-                self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in extra_parts])
-                codes = cancellation_codes(exc)
-                if (
-                    "ConditionalCheckFailed" not in codes[len(chunk) :]
-                    or "ConditionalCheckFailed" in codes[: len(chunk)]
-                ):
-                    raise
-        raise Conflict(f"Run {run_id} is updated too often to end.")
-
     def _items(self, pk: str, first_seq: int, events: list[str]) -> tuple[list[Item], list[Item]]:
-        """The records of a batch: runs of events up to `RECORD_BYTES` (one larger event alone), compressed."""
+        """The records of a batch (`record_spans`), compressed (in parts if even that is over the item limit)."""
         ttl = self.ttl()
         items: list[Item] = []
         parts: list[Item] = []
-        start, size = 0, 0
-        for i, event in enumerate([*events, None]):
-            weight = len(event.encode()) + 1 if event is not None else 0
-            if event is None or (i > start and size + weight > RECORD_BYTES):
-                key: Item = {"PK": s(pk), "SK": s(keys.record_sk(first_seq + start))}
-                raw = zlib.compress("\n".join(events[start:i]).encode())
-                body, more = self.table.pack_binary(key, raw, COMPRESSED)
-                last = first_seq + i - 1
-                closed = {"closed": n(last)} if events[i - 1] == LOG_END else {}
-                items.append({**key, "last": n(last), **body, **closed, TTL_ATTRIBUTE: ttl})
-                parts += more
-                start, size = i, 0
-            size += weight
+        for start, end in record_spans(events):
+            key: Item = {"PK": s(pk), "SK": s(keys.record_sk(first_seq + start))}
+            raw = zlib.compress("\n".join(events[start:end]).encode())
+            body, more = self.table.pack_binary(key, raw, COMPRESSED)
+            last = first_seq + end - 1
+            closed = {"closed": n(last)} if events[end - 1] == LOG_END else {}
+            items.append({**key, "last": n(last), **body, **closed, TTL_ATTRIBUTE: ttl})
+            parts += more
         return items, parts
 
     # reads

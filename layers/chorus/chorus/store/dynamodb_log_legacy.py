@@ -49,8 +49,21 @@ RECORD_BYTES = 64_000
 costs one Query even when the first and last records it touches are mostly outside the batch."""
 
 
-class LegacyEventLog:
-    """The operations on a log with a head item (synchronous; the store runs them on its worker threads)."""
+def record_spans(events: list[str]) -> list[tuple[int, int]]:
+    """A batch's records, as `(start, end)` slices of `events`: runs up to `RECORD_BYTES`, a larger event alone."""
+    spans: list[tuple[int, int]] = []
+    start, size = 0, 0
+    for i, event in enumerate(events):
+        weight = len(event.encode()) + 1
+        if i > start and size + weight > RECORD_BYTES:
+            spans.append((start, i))
+            start, size = i, 0
+        size += weight
+    return [*spans, (start, len(events))]
+
+
+class LogItems:
+    """What both formats' operations are on: the table, the TTL of a log item, the coalescing size."""
 
     def __init__(self, table: DynamoDBTable, ttl: Callable[[], dict[str, str]], events_per_item: int) -> None:
         self.table = table
@@ -60,22 +73,37 @@ class LegacyEventLog:
         """The writers' coalescing size. A read of `limit` events asks for `1.25 * limit / events_per_item + 1`
         records: one Query even when some batches came out short (a flush at a step's end, a write in flight)."""
 
+    def _transact_ending(self, run_id: str, chunk: list[dict[str, Any]], ending: Ending, guarded: int) -> None:
+        """`chunk` plus `ending`'s actions in one transaction, the latter rebuilt and tried again while
+        only they are refused (the run record changed); a refusal among the first `guarded` actions
+        of `chunk` (the log's own conditions) is raised."""
+        for _ in range(ENDING_ATTEMPTS):
+            extra, extra_parts = ending()
+            self.table.write_parts(extra_parts)
+            try:
+                self.table.transact([*chunk, *extra])
+                return
+            except ClientError as exc:
+                self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in extra_parts])
+                codes = cancellation_codes(exc)
+                if "ConditionalCheckFailed" not in codes[len(chunk) :] or "ConditionalCheckFailed" in codes[:guarded]:
+                    raise
+        raise Conflict(f"Run {run_id} is updated too often to end.")
+
+
+class LegacyEventLog(LogItems):
+    """The operations on a log with a head item (synchronous; the store runs them on its worker threads)."""
+
     def _items(self, pk: str, first_seq: int, events: list[str]) -> tuple[list[Item], list[Item]]:
-        """Event-log items of a batch: runs of events up to `RECORD_BYTES`, one larger event alone (split if huge)."""
+        """Event-log items of a batch (`record_spans`; an event over the item limit in parts)."""
         ttl = self.ttl()
         items: list[Item] = []
         parts: list[Item] = []
-        start, size = 0, 0
-        for i, event in enumerate([*events, None]):
-            weight = len(event.encode()) + 1 if event is not None else 0
-            if event is None or (i > start and size + weight > RECORD_BYTES):
-                last = first_seq + i - 1
-                key: Item = {"PK": s(pk), "SK": s(keys.event_sk(last))}
-                body, more = self.table.pack(key, "\n".join(events[start:i]))
-                items.append({**key, **body, "first": n(first_seq + start), TTL_ATTRIBUTE: ttl})
-                parts += more
-                start, size = i, 0
-            size += weight
+        for start, end in record_spans(events):
+            key: Item = {"PK": s(pk), "SK": s(keys.event_sk(first_seq + end - 1))}
+            body, more = self.table.pack(key, "\n".join(events[start:end]))
+            items.append({**key, **body, "first": n(first_seq + start), TTL_ATTRIBUTE: ttl})
+            parts += more
         return items, parts
 
     def append(
@@ -97,7 +125,7 @@ class LegacyEventLog:
             )
             try:
                 if last_chunk and ending is not None:
-                    self._transact_ending(run_id, chunk, ending)
+                    self._transact_ending(run_id, chunk, ending, guarded=1)
                 else:
                     self.table.transact(chunk)
             except ClientError as exc:
@@ -129,20 +157,6 @@ class LegacyEventLog:
             **guard,
         }
         return {"Update": head}
-
-    def _transact_ending(self, run_id: str, chunk: list[dict[str, Any]], ending: Ending) -> None:
-        for _ in range(ENDING_ATTEMPTS):
-            extra, extra_parts = ending()
-            self.table.write_parts(extra_parts)
-            try:
-                self.table.transact([*chunk, *extra])
-                return
-            except ClientError as exc:
-                self.table.delete_keys([{"PK": p["PK"], "SK": p["SK"]} for p in extra_parts])
-                codes = cancellation_codes(exc)
-                if "ConditionalCheckFailed" not in codes[len(chunk) :] or "ConditionalCheckFailed" in codes[:1]:
-                    raise
-        raise Conflict(f"Run {run_id} is updated too often to end.")
 
     def read(self, tenant_id: str, run_id: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` events after `after_seq`: one Query when batches average `0.8 * events_per_item` events."""
