@@ -12,20 +12,10 @@ from fastapi import FastAPI
 
 from chorus.store.base import Store
 from support import create_agent, create_group, parse_sse, payloads
+from support.dynamodb import count_calls
 
 LOCAL = "http://127.0.0.1"
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
-
-
-def count_calls(client: Any) -> Counter[str]:
-    """A counter of the client's API calls by operation name, from now on."""
-    calls: Counter[str] = Counter()
-
-    def hook(model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-
-    client.meta.events.register("before-call.dynamodb.*", hook)
-    return calls
 
 
 async def _app(make_app: Callable[..., FastAPI]) -> FastAPI:

@@ -27,7 +27,7 @@ async def test_log_items_carry_a_ttl_of_retention_plus_slack(dynamodb: Any) -> N
     items = dynamodb.query(
         TableName=TABLE, KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": "T#t1#RUN#run-1"}}
     )["Items"]
-    assert {i["SK"]["S"] for i in items} == {"LOG", "EV#000000000002", "STEP#0001"}
+    assert {i["SK"]["S"] for i in items} == {"E#000000000001", "STEP#0001"}
     for item in items:
         assert started + 4200 - 1 <= float(item["expires_at"]["N"]) <= time.time() + 4200
     await store.close()

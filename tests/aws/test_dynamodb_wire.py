@@ -92,23 +92,14 @@ def test_transactions_are_chunked_by_count_and_size() -> None:
 async def test_a_compare_and_set_whose_lost_response_was_retried_still_succeeds(dynamodb: Any) -> None:
     """boto3 re-sends a put whose response was lost; the re-send fails its own condition, yet the write is ours."""
     from chorus.store.records import RunRecord
-    from support.dynamodb import TABLE
+    from support.dynamodb import TABLE, lost_responses
 
     store = DynamoDBStore(dynamodb, TABLE)
     await store.open()
     run = RunRecord(tenant_id="t1", id="run-1", created_at="2026-01-01T00:00:00+00:00", agent_id="agent-1")
     await store.put_run(run)
-    original = dynamodb.put_item
-
-    def landed_then_lost(**kwargs: Any) -> Any:
-        original(**kwargs)  # the first attempt lands...
-        return original(**kwargs)  # ...and the re-send is refused by the condition
-
-    dynamodb.put_item = landed_then_lost
-    try:
+    with lost_responses(dynamodb, "put_item"):
         stored = await store.update_run(run.model_copy(update={"lease_owner": "w1"}), expect_version=0)
-    finally:
-        del dynamodb.put_item
     assert (await store.get_run("t1", "run-1")) == stored and stored.version == 1
     with pytest.raises(Conflict):
         await store.update_run(run.model_copy(update={"lease_owner": "w2"}), expect_version=0)

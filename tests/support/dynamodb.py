@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -59,3 +60,30 @@ def moto_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def dynamodb_store(client: Any, **options: Any) -> DynamoDBStore:
     return DynamoDBStore(client, TABLE, **options)
+
+
+def count_calls(client: Any) -> Counter[str]:
+    """A counter of the client's API calls by operation name, from now on."""
+    calls: Counter[str] = Counter()
+
+    def hook(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    client.meta.events.register("before-call.dynamodb.*", hook)
+    return calls
+
+
+@contextmanager
+def lost_responses(client: Any, operation: str) -> Iterator[None]:
+    """Every `operation` call lands and is sent again, as boto3 re-sends a request whose response was lost."""
+    original = getattr(client, operation)
+
+    def landed_then_lost(**kwargs: Any) -> Any:
+        original(**kwargs)  # the first attempt lands...
+        return original(**kwargs)  # ...and the re-send meets what it wrote
+
+    setattr(client, operation, landed_then_lost)
+    try:
+        yield
+    finally:
+        delattr(client, operation)

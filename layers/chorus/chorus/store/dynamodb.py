@@ -9,14 +9,16 @@ claims, slots, lines and idempotency keys (`dynamodb_runs`), the message
 history (`dynamodb_history`) and the event-log methods (`dynamodb_events`).
 Every boto3 call runs on a bounded worker pool, never on the event loop
 (invariant 5).
-Each record is kept as its full pydantic JSON (`data`) beside the key and
-index attributes, so a new record field needs no change here.
+Each record is kept as its full pydantic JSON, compressed (`z`; `data` as
+text in items written before), beside the key and index attributes, so a new
+record field needs no change here.
 
 Every invariant of the port is a conditional write, never a read-then-write:
 
-- `append_events`: one `TransactWriteItems` updates the log head
-  (`last_seq = first_seq - 1`, or absent for the first batch) and puts the
-  batch; a lost race or a gap is `Conflict` with nothing written.
+- `append_events`: one put of the batch's record keyed by its first
+  `seq_id`, conditioned on no record starting there, once the writer knows
+  the record before ends at `first_seq - 1` and is open (`dynamodb_log`);
+  a lost race or a gap is `Conflict` with nothing written.
 - `commit_step`: the step item is put with `attribute_not_exists` in the
   same transaction as its messages; a second commit is `AlreadyCommitted`.
   The first transaction also checks the run item's `status` is not terminal
@@ -26,7 +28,7 @@ Every invariant of the port is a conditional write, never a read-then-write:
   `version` (`attribute_not_exists` for the first); `remember_idempotency_key`:
   `attribute_not_exists OR expired`, returning the stored record otherwise.
 
-Event-log items, log heads and step records carry a TTL of
+Event-log items and step records carry a TTL of
 `retention_s + log_ttl_slack_s` from their write: the run's own
 `expires_at` (set when it ends) is what answers 410, and the slack keeps a
 long run's early events until its end; DynamoDB deletes them later.

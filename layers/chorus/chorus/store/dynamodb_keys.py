@@ -8,8 +8,9 @@ items (invariant 6). Base-table keys (`PK`, `SK`):
     tool       T#t#TOOL#<id>     TOOL         (custom tool; `name` attribute)
     MCP server T#t#MCPSERVER#<id> MCPSERVER   (`name` attribute: its server_name)
     group      T#t#GROUP#<id>    GROUP        (its claim: CLAIM, its waiting runs: QUEUE, same partition)
-    run        T#t#RUN#<id>      RUN          (same partition: LOG head, EV#…, STEP#…)
-    event log  T#t#RUN#<id>      EV#<last seq, 12 digits>[#<chunk>]
+    run        T#t#RUN#<id>      RUN          (same partition: E#…, STEP#…; a log begun before E#: LOG, EV#…)
+    event log  T#t#RUN#<id>      E#<first seq, 12 digits>
+    (before)   T#t#RUN#<id>      LOG (head), EV#<last seq, 12 digits>
     step       T#t#RUN#<id>      STEP#<step_key>
     message    T#t#MSG#<id>      MSG
     idem. key  T#t#IDEM#<key>    IDEM
@@ -57,6 +58,8 @@ LOG_SK: Final = "LOG"
 CLAIM_SK: Final = "CLAIM"
 QUEUE_SK: Final = "QUEUE"
 EVENT_PREFIX: Final = "EV#"
+RECORD_PREFIX: Final = "E#"
+"""Event-log records keyed by their first `seq_id`; sorts below `EV#` and `LOG`, the first format's items."""
 STEP_PREFIX: Final = "STEP#"
 PART_MARK: Final = "#PART#"
 
@@ -118,6 +121,10 @@ def log_key(tenant_id: str, run_id: str) -> Item:
 def event_sk(last_seq: int, chunk: int | None = None) -> str:
     base = f"{EVENT_PREFIX}{last_seq:0{SEQ_DIGITS}d}"
     return base if chunk is None else f"{base}#{chunk:04d}"
+
+
+def record_sk(first_seq: int) -> str:
+    return f"{RECORD_PREFIX}{first_seq:0{SEQ_DIGITS}d}"
 
 
 def step_key(tenant_id: str, run_id: str, key: str) -> Item:

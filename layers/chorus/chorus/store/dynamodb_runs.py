@@ -77,6 +77,7 @@ class DynamoDBRuns(DynamoDBCore):
     async def delete_run(self, tenant_id: str, run_id: str) -> None:
         def delete() -> None:
             self._delete_sync("Run", tenant_id, run_id)
+            self.log.forget(tenant_id, run_id)
             pk = keys.run_pk(tenant_id, run_id)
             for partition in (pk, f"{pk}#PART"):
                 query = {

@@ -6,8 +6,10 @@ decides: retrying throttling with bounded exponential backoff and full
 jitter (conditional failures are never retried here: they are answers),
 paging, batch writes that re-send unprocessed items, and record bodies.
 
-A body (a record's full JSON) lives in the item's `data` attribute while it
-is at most `INLINE_MAX` bytes. A larger one (images, long tool returns) is
+A body (a record's full JSON) lives in the item itself while it fits in
+`INLINE_MAX` bytes: zlib-compressed in the binary attribute `z` (written so
+since compressing cut a message's and a run's write units by half), or as
+text in `data` (items written before, and bodies that do not compress). A larger one (images, long tool returns) is
 split into binary parts of `PART_SIZE` bytes stored under
 `<owner PK>#PART`, `<owner SK>#<token>#<n>`; the item then carries `parts` =
 `<token>:<count>`. Parts are written before the item that names them, under
@@ -21,6 +23,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +35,8 @@ from chorus.store.dynamodb_keys import Item, s
 INLINE_MAX = 350_000
 """Bytes of JSON kept in the item itself; keys, index attributes and the rest fit in the other 50 KB."""
 PART_SIZE = 350_000
+COMPRESSED = "z"
+"""The binary attribute holding a body zlib-compressed (`data` holds one written as text)."""
 TRANSACTION_ITEMS = 100
 TRANSACTION_BYTES = 3_500_000
 """Below the 4 MB a `TransactWriteItems` may carry, leaving room for keys and expressions."""
@@ -209,10 +214,27 @@ class DynamoDBTable:
 
     # bodies
     def pack(self, key: Item, data: str) -> tuple[Item, list[Item]]:
-        """The attributes holding `data` in the item at `key`, and the part items to write first."""
+        """The attributes holding `data` in the item at `key`, and the part items to write first.
+
+        Inline, the JSON is zlib-compressed (`z`, binary) when that is smaller, as record JSON
+        nearly always is (its ids repeat): a write costs a unit per KB, once more for each index
+        the item is in, and a message or run item is just over 1 KB as text, under it compressed."""
         raw = data.encode()
+        packed = zlib.compress(raw)
+        if len(packed) < len(raw) and len(packed) <= INLINE_MAX:
+            return {COMPRESSED: {"B": packed}}, []
         if len(raw) <= INLINE_MAX:
             return {"data": s(data)}, []
+        return self._split(key, raw)
+
+    def pack_binary(self, key: Item, raw: bytes, attribute: str) -> tuple[Item, list[Item]]:
+        """`pack` for bytes: kept in the binary `attribute` while they fit, else parts."""
+        if len(raw) <= INLINE_MAX:
+            return {attribute: {"B": raw}}, []
+        return self._split(key, raw)
+
+    @staticmethod
+    def _split(key: Item, raw: bytes) -> tuple[Item, list[Item]]:
         token = uuid.uuid4().hex[:12]
         pk, sk = key["PK"]["S"], key["SK"]["S"]
         parts = [
@@ -228,11 +250,22 @@ class DynamoDBTable:
         """The JSON an item holds, joining its parts when it was split."""
         if "data" in item:
             return str(item["data"]["S"])
+        if COMPRESSED in item:
+            return zlib.decompress(bytes(item[COMPRESSED]["B"])).decode()
+        return self._joined(item).decode()
+
+    def binary_body(self, item: Item, attribute: str) -> bytes:
+        """The bytes `pack_binary` stored in an item."""
+        if attribute in item:
+            return bytes(item[attribute]["B"])
+        return self._joined(item)
+
+    def _joined(self, item: Item) -> bytes:
         token, _, count = item["parts"]["S"].partition(":")
         chunks = [bytes(p["part"]["B"]) for p in self.query(**self._parts_query(item, token))]
         if len(chunks) != int(count):
             raise StorageUnavailable(f"Storage error: {item['PK']['S']} has {len(chunks)} of {count} parts")
-        return b"".join(chunks).decode()
+        return b"".join(chunks)
 
     def drop_parts(self, item: Item | None, keep: Item | None = None) -> None:
         """Delete the parts `item` names, unless `keep` names the same ones (best effort: orphans are inert)."""
