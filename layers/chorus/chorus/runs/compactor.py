@@ -12,24 +12,23 @@ step that needs one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 from chorus.engine.compaction import (
     SUMMARY,
     choose_cut,
-    in_context,
     summary_allowance,
     summary_fields,
     summary_request,
     transcript,
 )
+from chorus.engine.context_cache import Measured
 from chorus.engine.step import AgentStep
 from chorus.llm.base import Model
 from chorus.runs.steps import StepSink
 from chorus.store.records import AgentRecord
-from chorus.tokens import BYTES_PER_TOKEN, answer_reserve, count_request
+from chorus.tokens import BYTES_PER_TOKEN, answer_reserve, count_fixed
 from chorus.vocabulary import ModelRequest, TextDelta, Usage
 
 
@@ -47,21 +46,19 @@ async def fit_window(
     *,
     model: Model,
     agent: AgentRecord,
-    history: Sequence[dict[str, Any]],
-    build: Callable[[], ModelRequest],
+    build: Callable[[], Measured],
     step: AgentStep,
     sink: StepSink,
     cancelled: Callable[[], None],
 ) -> ModelRequest:
     """The step's request, after summarising the oldest history if it did not fit. `build` makes the
-    request from the step's history as it stands (`history`, with the step's messages so far)."""
-    request = build()
+    request from the step's history as it stands (with the step's messages so far), measured."""
+    built = build()
+    request, tokens, view = built.request, built.tokens, built.view
     budget = budget_of(agent)
-    tokens = count_request(request)
     if tokens <= budget:
         return request
-    view = in_context(history)
-    fixed = count_request(replace(request, messages=()))
+    fixed = count_fixed(request)
     allowance = summary_allowance(agent.context_window)
     keep = max(0, (budget - fixed - allowance) // 2)
     cut = choose_cut(view.messages, keep)
@@ -84,7 +81,7 @@ async def fit_window(
         text = transcript(view.summary, covered)[-allowance * BYTES_PER_TOKEN :]
     step.feed(usage)
     sink.emit(compaction_notice(step.append(SUMMARY, **summary_fields(text, view.summary, covered, tokens))))
-    return build()
+    return build().request
 
 
 async def summarise(model: Model, request: ModelRequest, cancelled: Callable[[], None]) -> tuple[str, Usage]:

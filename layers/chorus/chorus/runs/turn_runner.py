@@ -22,8 +22,7 @@ from typing import Any
 
 from chorus import tracing
 from chorus.engine import events, identity, memory
-from chorus.engine.compaction import as_context, in_context
-from chorus.engine.context import build_request
+from chorus.engine.context_cache import ContextCache, Measured, shared_contexts
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, TurnRecord
 from chorus.engine.step import AgentStep, StepContext
 from chorus.engine.tool_rules import ToolRules
@@ -43,7 +42,7 @@ from chorus.runs.tool_calls import (
 from chorus.runs.toolbox import AgentTools, Toolbox
 from chorus.store.records import AgentRecord, AwaitingApproval, HeldCall, OrchestratedCall, StepWait
 from chorus.tracing import tracer
-from chorus.vocabulary import STOP_AFTER_FINISH, ModelRequest, ToolSpec
+from chorus.vocabulary import STOP_AFTER_FINISH, ToolSpec
 
 
 @dataclass(slots=True)
@@ -69,6 +68,8 @@ class TurnSettings:
     """The tool and argument legacy agents speak through (`assistant_message_tool_name`/`_kwarg`)."""
     use_assistant_message: bool = True
     """Stream a legacy agent's speech as `assistant_message` (else as the tool call it is)."""
+    contexts: ContextCache = field(default_factory=shared_contexts)
+    """The agents' rendered contexts kept between steps (and between runs of this process)."""
 
 
 class TurnRunner:
@@ -137,27 +138,23 @@ class TurnRunner:
             if state.step == 1:
                 await open_resumed(cfg.toolbox, call, agent, tools, step, sink, state, answers)
 
-            def build(step: AgentStep = step, system: str = system, offered: list[ToolSpec] = offered) -> ModelRequest:
-                view = in_context([*state.history, *step.messages])
-                return build_request(
+            def build(step: AgentStep = step, system: str = system, offered: list[ToolSpec] = offered) -> Measured:
+                history = [*state.history, *step.messages]
+                seen = cfg.contexts.view(agent.tenant_id, agent.id, history, call.hidden_senders, call.context_limit)
+                return seen.request(
                     model=model.handle.partition("/")[2],
                     agent_id=agent.id,
                     agent_name=agent.name,
                     system=system,
-                    history=view.messages,
                     tools=offered,
                     instruction=call.instruction,
                     reminder=state.nudge,
                     enable_reasoning=agent.reasoning,
-                    hidden_senders=call.hidden_senders,
-                    context_limit=call.context_limit,
-                    summary=as_context(view.summary) if view.summary is not None else None,
                 )
 
             request = await fit_window(
                 model=model,
                 agent=agent,
-                history=[*state.history, *step.messages],
                 build=build,
                 step=step,
                 sink=sink,
