@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chorus.engine.compaction import SUMMARY, message_tokens
-from chorus.runs.history import FIRST_PAGE, load_tail
+from chorus.runs.history import FIRST_PAGE, PEEK, load_tail
 from chorus.runs.tail_cache import TailCache
 from chorus.store.base import Store
 from chorus.store.records import MessageRecord, Page
@@ -151,7 +151,17 @@ async def test_the_next_send_reads_only_the_newest_page(store: Store) -> None:
     await _add(store, 1_200, 6, "run-2")
     ids, second = await _both(store, cache, 1_000_000)
     assert ids[0] == "message-000000" and ids[-1] == "message-001205" and len(ids) == 1_206
-    assert second.calls == 1 and second.rows == FIRST_PAGE, "what is new is in the newest page"
+    assert second.calls == 1 and second.rows == PEEK, "what is new is in a short newest page"
+
+
+async def test_more_new_messages_than_a_short_page_are_in_the_first_page(store: Store) -> None:
+    await _history(store, 1_200)
+    cache = TailCache()
+    await _both(store, cache, 1_000_000)
+    await _add(store, 1_200, PEEK + 5, "run-2")
+    ids, counting = await _both(store, cache, 1_000_000)
+    assert len(ids) == 1_200 + PEEK + 5 and ids[-1] == f"message-{1_200 + PEEK + 4:06d}"
+    assert counting.calls == 2 and counting.rows == PEEK + FIRST_PAGE
 
 
 async def test_a_cached_tail_keeps_to_the_window(store: Store) -> None:

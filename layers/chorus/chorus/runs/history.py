@@ -9,7 +9,9 @@ agent's context anyway; compaction summarises what was read). So what a send
 reads is bounded by its agents' context windows, not by the history's length;
 and it reads the stored records as decoded JSON (`Store.history_page`), not
 validated again. With a `TailCache`, a tail read before is extended by the
-messages added since (the newest page shows them) instead of read again.
+messages added since instead of read again: a short newest page (`PEEK`
+messages, not a full first page: decoding rows is most of what a send to a long
+history still reads) shows them, or the full first page when more were added.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from chorus.store.records import Page
 
 FIRST_PAGE = 100
 """Messages of the first read: most sends need no other."""
+PEEK = 32
+"""Messages of the first read when a tail read before is kept: what a send or two added, and the
+neighbours before them that show the kept tail is still the history's (`_extend`)."""
 PAGE = 500
 """Messages of each later read."""
 
@@ -57,24 +62,32 @@ async def load_tail(
     or `run_id`), oldest first."""
     ((field, value),) = key.items()
     cache_key: TailKey = (tenant_id, field, str(value), window_tokens)
-    first = await store.history_page(tenant_id, Page(limit=FIRST_PAGE, order="desc"), **key)
-    known = cache.get(cache_key) if cache is not None and len(first) == FIRST_PAGE else None
-    tail = _extend(known, first, window_tokens) if known is not None else None
+    known = cache.get(cache_key) if cache is not None else None
+    tail = None
+    if known is not None:
+        newest = await store.history_page(tenant_id, Page(limit=PEEK, order="desc"), **key)
+        if len(newest) < PEEK:  # the whole history
+            tail = await _read(store, tenant_id, key, window_tokens, newest, PEEK)
+        else:
+            tail = _extend(known, newest, window_tokens)
     if tail is None:
-        tail = await _read(store, tenant_id, key, window_tokens, first)
+        first = await store.history_page(tenant_id, Page(limit=FIRST_PAGE, order="desc"), **key)
+        if known is not None and len(first) == FIRST_PAGE:
+            tail = _extend(known, first, window_tokens)
+        if tail is None:
+            tail = await _read(store, tenant_id, key, window_tokens, first, FIRST_PAGE)
     if cache is not None:
         cache.put(cache_key, tail)
     return list(tail.records)
 
 
 async def _read(
-    store: Store, tenant_id: str, key: dict[str, Any], window_tokens: int, batch: list[dict[str, Any]]
+    store: Store, tenant_id: str, key: dict[str, Any], window_tokens: int, batch: list[dict[str, Any]], limit: int
 ) -> Tail:
-    """The tail read page by page, `batch` (the newest `FIRST_PAGE`) first."""
+    """The tail read page by page, `batch` (the newest `limit`) first."""
     out: list[dict[str, Any]] = []
     sizes: list[int] = []
     walk = _Walk(window_tokens)
-    limit = FIRST_PAGE
     while True:
         for record in batch:
             tokens = message_tokens(record["message"])
