@@ -29,6 +29,7 @@ from chorus.llm.base import Model
 from chorus.runs.steps import StepSink
 from chorus.store.records import AgentRecord
 from chorus.tokens import BYTES_PER_TOKEN, answer_reserve, count_fixed
+from chorus.tracing import tracer
 from chorus.vocabulary import ModelRequest, TextDelta, Usage
 
 
@@ -85,10 +86,11 @@ async def fit_window(
 
 
 async def summarise(model: Model, request: ModelRequest, cancelled: Callable[[], None]) -> tuple[str, Usage]:
-    """The summariser's answer: its text (tool calls and reasoning are ignored) and what it cost."""
+    """The summariser's answer: its text (tool calls and reasoning are ignored) and what it cost. The
+    call is traced as the step's are (a `chat` span, its `chorus.purpose` "summary")."""
     parts: list[str] = []
     usage = Usage()
-    async for event in model.stream(request):
+    async for event in tracer().model_call(model, request):
         if isinstance(event, TextDelta):
             parts.append(event.text)
         elif isinstance(event, Usage):
