@@ -51,12 +51,14 @@ async def fit_window(
     step: AgentStep,
     sink: StepSink,
     cancelled: Callable[[], None],
+    budget: int | None = None,
 ) -> ModelRequest:
     """The step's request, after summarising the oldest history if it did not fit. `build` makes the
-    request from the step's history as it stands (with the step's messages so far), measured."""
+    request from the step's history as it stands (with the step's messages so far), measured;
+    `budget` is a tighter bound than the agent's window leaves (the provider refused a request)."""
     built = build()
     request, tokens, view = built.request, built.tokens, built.view
-    budget = budget_of(agent)
+    budget = min(budget_of(agent), budget if budget is not None else budget_of(agent))
     if tokens <= budget:
         return request
     fixed = count_fixed(request)

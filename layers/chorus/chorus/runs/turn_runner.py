@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from chorus import tracing
@@ -27,7 +28,7 @@ from chorus.engine.managers import AWAITING_TOOL, AgentCall, TurnRecord
 from chorus.engine.step import AgentStep, StepContext
 from chorus.engine.tool_rules import ToolRules
 from chorus.engine.tools import BUILT_IN, LEGACY_AGENT_TYPES, send_message_spec
-from chorus.errors import ModelError
+from chorus.errors import ContextTooLong, ModelError
 from chorus.llm.base import Model, Usage
 from chorus.runs.compactor import fit_window
 from chorus.runs.steps import Slot, StepCommit, StepSink
@@ -41,8 +42,9 @@ from chorus.runs.tool_calls import (
 )
 from chorus.runs.toolbox import AgentTools, Toolbox
 from chorus.store.records import AgentRecord, AwaitingApproval, HeldCall, OrchestratedCall, StepWait
+from chorus.tokens import count_request
 from chorus.tracing import tracer
-from chorus.vocabulary import STOP_AFTER_FINISH, ToolSpec
+from chorus.vocabulary import STOP_AFTER_FINISH, ModelRequest, ToolSpec
 
 
 @dataclass(slots=True)
@@ -152,27 +154,18 @@ class TurnRunner:
                     enable_reasoning=agent.reasoning,
                 )
 
-            request = await fit_window(
-                model=model,
-                agent=agent,
-                build=build,
-                step=step,
-                sink=sink,
-                cancelled=cfg.cancelled,
+            fit = partial(
+                fit_window, model=model, agent=agent, build=build, step=step, sink=sink, cancelled=cfg.cancelled
             )
+            request = await fit()
+            try:
+                await self._stream(model, request, step, sink)
+            except ContextTooLong:
+                if step.emitted_ids():
+                    raise
+                # the provider counted more than the estimate: summarise down to half of what was sent, once
+                await self._stream(model, await fit(budget=count_request(request) // 2), step, sink)
             state.nudge = None
-            async for model_event in tracer().model_call(model, request):
-                emitted = False
-                for event in step.feed(model_event):
-                    sink.emit(event)
-                    emitted = True
-                if self.cancel.is_set():
-                    cfg.cancelled()
-                if emitted:
-                    # a provider's chunks often arrive several to a read, and the SDK then hands them
-                    # over without suspending: without this turn the log's writer and the stream's
-                    # reader would not run until the step's end, so a reader waited for the whole step
-                    await asyncio.sleep(0)
             rest, outcome = step.finish(
                 approval_policy(call, agent, tools, allowed), speech if cfg.use_assistant_message else None
             )
@@ -228,6 +221,21 @@ class TurnRunner:
             state.current = None
             if final:
                 return TurnRecord(agent.id, stop, state.text, call.purpose, pending, call.reply_to)
+
+    async def _stream(self, model: Model, request: ModelRequest, step: AgentStep, sink: StepSink) -> None:
+        """Pump the model's answer to `request` through `step`, each event into `sink` as it comes."""
+        async for model_event in tracer().model_call(model, request):
+            emitted = False
+            for event in step.feed(model_event):
+                sink.emit(event)
+                emitted = True
+            if self.cancel.is_set():
+                self.settings.cancelled()
+            if emitted:
+                # a provider's chunks often arrive several to a read, and the SDK then hands them
+                # over without suspending: without this turn the log's writer and the stream's
+                # reader would not run until the step's end, so a reader waited for the whole step
+                await asyncio.sleep(0)
 
     async def _failed(
         self, call: AgentCall, slot: Slot, sink: StepSink, state: TurnState, exc: ModelError
