@@ -182,6 +182,9 @@ async def test_a_new_summary_bounds_a_cached_tail(store: Store) -> None:
     await _add(store, 1_200, 6, "run-2", summary=(1_203, 1_150))
     ids, counting = await _both(store, cache, 1_000_000)
     assert ids[0] == "message-001150" and counting.calls == 1
+    await _add(store, 1_206, 6, "run-3")
+    ids, counting = await _both(store, cache, 1_000_000)
+    assert ids[0] == "message-001150" and ids[-1] == "message-001211" and counting.calls == 1
 
 
 @pytest.mark.parametrize("added", [5, FIRST_PAGE + 20])
@@ -208,7 +211,9 @@ def test_the_cache_is_bounded_by_messages_least_recently_used_out() -> None:
     from chorus.runs.tail_cache import Tail
 
     cache = TailCache(max_records=10)
-    tail = Tail([{"id": str(i)} for i in range(4)], [1] * 4, complete=True)
+    tail = Tail(
+        [{"id": str(i)} for i in range(4)], [1] * 4, complete=True, sums=[0, 1, 2, 3, 4], summary_at=-1, covered_at=-1
+    )
     for group in ("a", "b", "c"):
         cache.put(("t1", "group_id", group, 100), tail)
     assert cache.get(("t1", "group_id", "a", 100)) is None, "12 records > 10: the oldest went"
