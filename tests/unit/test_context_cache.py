@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from chorus.engine import context_cache
 from chorus.engine.compaction import SUMMARY, as_context, in_context
 from chorus.engine.context import build_request
-from chorus.engine.context_cache import ContextCache
+from chorus.engine.context_cache import MARK_EVERY, ContextCache
 from chorus.tokens import count_message, count_request
 from chorus.vocabulary import ModelMessage, ToolSpec
 
@@ -95,7 +95,7 @@ def test_a_cached_context_is_what_a_fresh_render_gives(data: st.DataObject) -> N
     for _ in range(data.draw(st.integers(1, 12), label="steps")):
         change = data.draw(st.sampled_from(["add", "add", "add", "reread", "rollback", "snapshot"]))
         if change == "add" or not history:
-            count = data.draw(st.integers(1, 8))
+            count = data.draw(st.integers(1, 20))
             history = history + [data.draw(message(made + k)) for k in range(count)]
             made += count
         elif change == "reread":  # the newest messages decoded again: equal, not the same objects
@@ -136,7 +136,8 @@ def test_a_step_renders_only_the_messages_it_has_not_seen() -> None:
     before = cache.rendered_total()
     retried = {**history[-1], "content": "said otherwise the second time"}
     check(cache, [*history[:-1], retried], "a")
-    assert cache.rendered_total() - before == 1, "a message written again under its id is rendered again"
+    rendered = cache.rendered_total() - before
+    assert 1 <= rendered <= MARK_EVERY, "a message written again under its id is rendered again (from a mark)"
 
 
 def test_a_summary_renders_the_view_after_it_once() -> None:
@@ -161,7 +162,7 @@ def test_a_history_changed_earlier_goes_back_to_where_it_still_agrees() -> None:
     snapshot = history[:990] + history[995:]  # a parallel round's messages left out
     before = cache.rendered_total()
     check(cache, snapshot, "c")
-    assert cache.rendered_total() - before == 5
+    assert 5 <= cache.rendered_total() - before <= 5 + MARK_EVERY, "from the mark before the first difference"
 
     call = {"name": "lookup", "arguments": "{}", "tool_call_id": "c1"}
     answer = said(1_000, "c", step_id="s")
@@ -169,7 +170,7 @@ def test_a_history_changed_earlier_goes_back_to_where_it_still_agrees() -> None:
     check(cache, [*history, answer, called], "c")  # the call joins the answer of its step
     before = cache.rendered_total()
     check(cache, [*history, answer], "c")  # and the answer is alone again
-    assert cache.rendered_total() == before
+    assert cache.rendered_total() - before <= MARK_EVERY
 
 
 def test_each_message_is_measured_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,8 +12,8 @@ speaker's name, which every provider accepts (Anthropic rejects mid-chat
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -67,8 +67,7 @@ def render(
     return fold.out
 
 
-@dataclass(frozen=True, slots=True)
-class FoldMark:
+class FoldMark(NamedTuple):
     """A `RenderFold`'s state after some message, to go back to (see `RenderFold.restore`)."""
 
     length: int

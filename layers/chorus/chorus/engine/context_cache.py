@@ -41,6 +41,9 @@ from chorus.vocabulary import ModelMessage, ModelRequest, ToolSpec
 
 _NOTHING = object()
 
+MARK_EVERY = 16
+"""Messages between two kept states of a fold: going back re-renders at most so many."""
+
 MAX_MESSAGES = 20_000
 """History messages held over all entries: about twenty full 32,000-token windows."""
 
@@ -116,8 +119,10 @@ class _Entry:
     def _reset(self) -> None:
         self.raw: list[dict[str, Any]] = []
         """The history messages fed, oldest first: the objects themselves."""
+        self.where: list[int] = []
+        """Where in `rest` each of `raw` is (-1: a summary)."""
         self.marks: list[_Mark] = []
-        """The state after each of `raw`."""
+        """`marks[q]`: the state after `raw[: (q + 1) * MARK_EVERY]`."""
         self.rest: list[dict[str, Any]] = []
         """`raw` without summaries."""
         self.first: dict[str | None, int] = {}
@@ -149,8 +154,8 @@ class _Entry:
         k = same.index(False) if False in same else len(same)
         while k < len(same) and (raw[k] is history[k] or raw[k] == history[k]):
             message = raw[k] = history[k]
-            if message.get("message_type") != SUMMARY:
-                self.rest[self.marks[k].rest - 1] = message
+            if self.where[k] >= 0:
+                self.rest[self.where[k]] = message
             elif k == self.summary_at:
                 self.summary = message
             k += 1
@@ -159,37 +164,45 @@ class _Entry:
     def feed(self, message: dict[str, Any]) -> None:
         self.raw.append(message)
         if message.get("message_type") == SUMMARY:
+            self.where.append(-1)
             self._restart(message, len(self.raw) - 1)
         else:
-            self.rest.append(message)
+            rest = self.rest
+            self.where.append(len(rest))
+            rest.append(message)
             key = message.get("id")
             if key is None or isinstance(key, str):
-                self.first.setdefault(key, len(self.rest) - 1)
-            if key == self.sought and self.first[key] == len(self.rest) - 1:
-                self._start_after(len(self.rest), len(self.raw) - 1)
+                self.first.setdefault(key, len(rest) - 1)
+            if self.sought is not _NOTHING and key == self.sought and self.first[key] == len(rest) - 1:
+                self._start_after(len(rest), len(self.raw) - 1)
             else:
                 self._render(message)
-        self.marks.append(_Mark(len(self.rest), self.epoch, self.fold.mark(), self.sums[-1] if self.sums else 0))
+        if len(self.raw) % MARK_EVERY == 0:
+            self.marks.append(_Mark(len(self.rest), self.epoch, self.fold.mark(), self.sums[-1] if self.sums else 0))
 
     def back_to(self, length: int) -> None:
-        """Take the entry back to its state after `raw[:length]`."""
-        if length == 0 or self.marks[length - 1].epoch != self.epoch:
+        """Take the entry back to its state after `raw[:length]`: to the mark at or before it, then
+        forward again over the messages after the mark."""
+        marked = length // MARK_EVERY
+        kept = self.raw[marked * MARK_EVERY : length]
+        if marked == 0 or self.marks[marked - 1].epoch != self.epoch:
             kept = self.raw[:length]
             self._reset()
-            for message in kept:
-                self.feed(message)
-            return
-        mark = self.marks[length - 1]
-        for message in self.rest[mark.rest :]:
-            key = message.get("id")
-            if (key is None or isinstance(key, str)) and self.first.get(key, -1) >= mark.rest:
-                del self.first[key]
-        del self.raw[length:], self.marks[length:], self.rest[mark.rest :]
-        self.fold.restore(mark.fold)
-        del self.sums[mark.fold.length :]
-        if self.sums:
-            self.sums[-1] = mark.tokens
-        self.counted = mark.fold.last
+        else:
+            mark = self.marks[marked - 1]
+            for message in self.rest[mark.rest :]:
+                key = message.get("id")
+                if (key is None or isinstance(key, str)) and self.first.get(key, -1) >= mark.rest:
+                    del self.first[key]
+            del self.raw[marked * MARK_EVERY :], self.where[marked * MARK_EVERY :], self.marks[marked:]
+            del self.rest[mark.rest :]
+            self.fold.restore(mark.fold)
+            del self.sums[mark.fold.length :]
+            if self.sums:
+                self.sums[-1] = mark.tokens
+            self.counted = mark.fold.last
+        for message in kept:
+            self.feed(message)
 
     def _restart(self, summary: dict[str, Any], at: int) -> None:
         """The view after a new summary: the messages after the last one it covers (all, if that
