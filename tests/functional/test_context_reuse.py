@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
+from dataclasses import fields as fields_of
 from typing import Any
 
 import httpx
@@ -20,10 +21,9 @@ from fastapi import FastAPI
 
 from chorus.engine import context_cache
 from chorus.engine.compaction import as_context, in_context
-from chorus.engine.context import build_request
+from chorus.engine.context import Frame, build_request
 from chorus.engine.context_cache import ContextCache, Measured, Seen
 from chorus.tokens import count_request
-from chorus.vocabulary import ToolSpec
 from support import create_group, payloads, serving, stream
 
 WINDOW = 600
@@ -38,31 +38,11 @@ class CheckedSeen(Seen):
     hidden: Collection[str]
     limit: int | None
 
-    def request(
-        self,
-        *,
-        model: str,
-        agent_id: str,
-        agent_name: str,
-        system: str,
-        tools: Sequence[ToolSpec] = (),
-        instruction: str | None = None,
-        reminder: str | None = None,
-        enable_reasoning: bool = False,
-    ) -> Measured:
-        fields: dict[str, Any] = {
-            "model": model,
-            "agent_id": agent_id,
-            "agent_name": agent_name,
-            "system": system,
-            "tools": tools,
-            "instruction": instruction,
-            "reminder": reminder,
-            "enable_reasoning": enable_reasoning,
-        }
-        measured = super().request(**fields)
+    def request(self, frame: Frame) -> Measured:
+        measured = super().request(frame)
         view = in_context(self.history)
         summary = as_context(view.summary) if view.summary is not None else None
+        fields = {f.name: getattr(frame, f.name) for f in fields_of(frame)}
         fresh = build_request(
             **fields, history=view.messages, hidden_senders=self.hidden, context_limit=self.limit, summary=summary
         )

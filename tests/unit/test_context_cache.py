@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from chorus.engine import context_cache
 from chorus.engine.compaction import SUMMARY, as_context, in_context
-from chorus.engine.context import build_request
+from chorus.engine.context import Frame, build_request
 from chorus.engine.context_cache import MARK_EVERY, ContextCache
 from chorus.tokens import count_message, count_request
 from chorus.vocabulary import ModelMessage, ToolSpec
@@ -39,7 +39,7 @@ def check(
     """The cached request, its measure and its view equal the uncached path's, field for field."""
     fields: dict[str, Any] = {"model": "m", "agent_id": agent, "agent_name": agent.upper(), "system": "You are."}
     extra: dict[str, Any] = {"tools": TOOLS, "instruction": instruction, "reminder": reminder}
-    measured = cache.view("t", agent, history, hidden, limit).request(**fields, **extra)
+    measured = cache.view("t", agent, history, hidden, limit).request(Frame(**fields, **extra))
     view = in_context(history)
     summary = as_context(view.summary) if view.summary is not None else None
     fresh = build_request(

@@ -12,7 +12,7 @@ speaker's name, which every provider accepts (Anthropic rejects mid-chat
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import orjson
@@ -188,6 +188,22 @@ def buffer(history: Sequence[dict[str, Any]], limit: int | None) -> Sequence[dic
     return window[start:]
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What a step's request holds besides the history. `instruction` is a user message for this turn
+    (a question put to the agent); `reminder` a system note for this step only (a rule it has not
+    met yet)."""
+
+    model: str
+    agent_id: str
+    agent_name: str
+    system: str
+    tools: Sequence[ToolSpec] = ()
+    instruction: str | None = None
+    reminder: str | None = None
+    enable_reasoning: bool = False
+
+
 def build_request(
     *,
     model: str,
@@ -203,48 +219,25 @@ def build_request(
     enable_reasoning: bool = False,
     summary: ModelMessage | None = None,
 ) -> ModelRequest:
-    """The model request of one step. `instruction` is a user message for this turn (a question put
-    to the agent); `reminder` a system note for this step only (a rule it has not met yet); `summary`
-    opens the context in place of the history it covers (see `chorus.engine.compaction`)."""
-    return assemble(
-        render(buffer(history, context_limit), agent_id, hidden_senders=hidden_senders),
-        model=model,
-        agent_id=agent_id,
-        agent_name=agent_name,
-        system=system,
-        tools=tools,
-        instruction=instruction,
-        reminder=reminder,
-        enable_reasoning=enable_reasoning,
-        summary=summary,
-    )
+    """The model request of one step (see `Frame`); `summary` opens the context in place of the history
+    it covers (see `chorus.engine.compaction`)."""
+    frame = Frame(model, agent_id, agent_name, system, tools, instruction, reminder, enable_reasoning)
+    return assemble(render(buffer(history, context_limit), agent_id, hidden_senders=hidden_senders), frame, summary)
 
 
-def assemble(
-    rendered: Sequence[ModelMessage],
-    *,
-    model: str,
-    agent_id: str,
-    agent_name: str,
-    system: str,
-    tools: Sequence[ToolSpec] = (),
-    instruction: str | None = None,
-    reminder: str | None = None,
-    enable_reasoning: bool = False,
-    summary: ModelMessage | None = None,
-) -> ModelRequest:
+def assemble(rendered: Sequence[ModelMessage], frame: Frame, summary: ModelMessage | None = None) -> ModelRequest:
     """The request of `build_request` from history already rendered: `summary`, then `rendered`, then
-    the turn's `instruction` and the step's `reminder`."""
+    the turn's instruction and the step's reminder."""
     head = (summary,) if summary is not None else ()
-    tail = ((ModelMessage("user", instruction),) if instruction is not None else ()) + (
-        (ModelMessage("system", reminder),) if reminder is not None else ()
+    tail = ((ModelMessage("user", frame.instruction),) if frame.instruction is not None else ()) + (
+        (ModelMessage("system", frame.reminder),) if frame.reminder is not None else ()
     )
     return ModelRequest(
-        model=model,
-        agent_id=agent_id,
-        agent_name=agent_name,
-        system=system,
+        model=frame.model,
+        agent_id=frame.agent_id,
+        agent_name=frame.agent_name,
+        system=frame.system,
         messages=(*head, *rendered, *tail),
-        tools=tuple(tools),
-        enable_reasoning=enable_reasoning,
+        tools=tuple(frame.tools),
+        enable_reasoning=frame.enable_reasoning,
     )

@@ -35,9 +35,9 @@ from operator import is_
 from typing import Any, NamedTuple
 
 from chorus.engine.compaction import SUMMARY, InContext, as_context
-from chorus.engine.context import FoldMark, RenderFold, assemble, buffer, render
+from chorus.engine.context import FoldMark, Frame, RenderFold, assemble, buffer, render
 from chorus.tokens import count_fixed, count_message
-from chorus.vocabulary import ModelMessage, ModelRequest, ToolSpec
+from chorus.vocabulary import ModelMessage, ModelRequest
 
 _NOTHING = object()
 
@@ -65,32 +65,10 @@ class Seen:
     messages: tuple[ModelMessage, ...]
     tokens: int
 
-    def request(
-        self,
-        *,
-        model: str,
-        agent_id: str,
-        agent_name: str,
-        system: str,
-        tools: Sequence[ToolSpec] = (),
-        instruction: str | None = None,
-        reminder: str | None = None,
-        enable_reasoning: bool = False,
-    ) -> Measured:
+    def request(self, frame: Frame) -> Measured:
         """The step's request (as `build_request` makes it from the view), measured."""
         summary = as_context(self.view.summary) if self.view.summary is not None else None
-        request = assemble(
-            self.messages,
-            model=model,
-            agent_id=agent_id,
-            agent_name=agent_name,
-            system=system,
-            tools=tools,
-            instruction=instruction,
-            reminder=reminder,
-            enable_reasoning=enable_reasoning,
-            summary=summary,
-        )
+        request = assemble(self.messages, frame, summary)
         head = 1 if summary is not None else 0
         extra = request.messages[:head] + request.messages[head + len(self.messages) :]
         tokens = count_fixed(request) + self.tokens + sum(count_message(m) for m in extra)

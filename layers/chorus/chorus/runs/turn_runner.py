@@ -23,6 +23,7 @@ from typing import Any
 
 from chorus import tracing
 from chorus.engine import events, identity, memory
+from chorus.engine.context import Frame
 from chorus.engine.context_cache import ContextCache, Measured, shared_contexts
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, TurnRecord
 from chorus.engine.step import AgentStep, StepContext
@@ -143,16 +144,17 @@ class TurnRunner:
             def build(step: AgentStep = step, system: str = system, offered: list[ToolSpec] = offered) -> Measured:
                 history = [*state.history, *step.messages]
                 seen = cfg.contexts.view(agent.tenant_id, agent.id, history, call.hidden_senders, call.context_limit)
-                return seen.request(
-                    model=model.handle.partition("/")[2],
-                    agent_id=agent.id,
-                    agent_name=agent.name,
-                    system=system,
-                    tools=offered,
-                    instruction=call.instruction,
-                    reminder=state.nudge,
-                    enable_reasoning=agent.reasoning,
+                frame = Frame(
+                    model.handle.partition("/")[2],
+                    agent.id,
+                    agent.name,
+                    system,
+                    offered,
+                    call.instruction,
+                    state.nudge,
+                    agent.reasoning,
                 )
+                return seen.request(frame)
 
             fit = partial(
                 fit_window, model=model, agent=agent, build=build, step=step, sink=sink, cancelled=cfg.cancelled
