@@ -8,16 +8,18 @@ for every step cost more than the rest of the step before the model's first
 token. Each step's history differs from the previous step's of the same agent
 only at its newest end (the messages since), so this cache keeps, per agent
 perspective, the fold of `render` over the history it last saw, with its state
-after each message and the running sum of what the rendered messages measure,
-and feeds it only the messages after the longest prefix it has already seen.
+every `MARK_EVERY` messages and the running sum of what the rendered messages
+measure, and feeds it only the messages after the longest prefix it has already
+seen.
 
 What "seen" means is the same content: the very message dicts (history
 messages are not changed once a step has them, and the tail cache shares them
 between sends), or equal ones (a message read again from the store); never an
-equal id alone, as a retried step writes its messages again under the same ids. A new
-summary starts the view again after what it covers (a re-render of what follows
-it, once per compaction); a history that differs earlier (a rolled-back run, a
-parallel round's snapshot) goes back to the fold's state after the common prefix.
+equal id alone, as a retried step writes its messages again under the same ids.
+A new summary starts the view again after what it covers (a re-render of what
+follows it, once per compaction); a history that differs earlier (a rolled-back
+run, a parallel round's snapshot) goes back to the fold's last kept state before
+the difference and on from there.
 The result is, field for field, what `in_context`, `build_request` and
 `count_request` give for the same history (`tests/unit/test_context_cache.py`).
 
@@ -76,7 +78,7 @@ class Seen:
 
 
 class _Mark(NamedTuple):
-    """An entry's state after one history message."""
+    """An entry's state after a multiple of `MARK_EVERY` history messages."""
 
     rest: int
     epoch: int
