@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chorus.engine.compaction import SUMMARY, message_tokens
-from chorus.runs.history import FIRST_PAGE, load_tail
+from chorus.runs.history import FIRST_PAGE, PEEK, load_tail
 from chorus.runs.tail_cache import TailCache
 from chorus.store.base import Store
 from chorus.store.records import MessageRecord, Page
@@ -151,7 +151,7 @@ async def test_the_next_send_reads_only_the_newest_page(store: Store) -> None:
     await _add(store, 1_200, 6, "run-2")
     ids, second = await _both(store, cache, 1_000_000)
     assert ids[0] == "message-000000" and ids[-1] == "message-001205" and len(ids) == 1_206
-    assert second.calls == 1 and second.rows == FIRST_PAGE, "what is new is in the newest page"
+    assert second.calls == 1 and second.rows == PEEK, "what is new is in a short newest page"
 
 
 async def test_a_cached_tail_keeps_to_the_window(store: Store) -> None:
@@ -172,6 +172,9 @@ async def test_a_new_summary_bounds_a_cached_tail(store: Store) -> None:
     await _add(store, 1_200, 6, "run-2", summary=(1_203, 1_150))
     ids, counting = await _both(store, cache, 1_000_000)
     assert ids[0] == "message-001150" and counting.calls == 1
+    await _add(store, 1_206, 6, "run-3")
+    ids, counting = await _both(store, cache, 1_000_000)
+    assert ids[0] == "message-001150" and ids[-1] == "message-001211" and counting.calls == 1
 
 
 @pytest.mark.parametrize("added", [5, FIRST_PAGE + 20])
@@ -185,20 +188,27 @@ async def test_a_reset_history_is_read_again(store: Store, added: int) -> None:
     assert ids == [f"message-{i:06d}" for i in range(5_000, 5_000 + added)], "nothing of the cached tail is left"
 
 
-async def test_more_new_messages_than_a_page_are_read_in_full(store: Store) -> None:
+@pytest.mark.parametrize("added", [PEEK + 5, FIRST_PAGE + 1])
+async def test_more_new_messages_than_a_page_are_read_from_a_longer_one(store: Store, added: int) -> None:
     await _history(store, 1_200)
     cache = TailCache()
     await _both(store, cache, 1_000_000)
-    await _add(store, 1_200, FIRST_PAGE + 1, "run-2")
+    await _add(store, 1_200, added, "run-2")
     ids, counting = await _both(store, cache, 1_000_000)
-    assert len(ids) == 1_200 + FIRST_PAGE + 1 and counting.calls > 1
+    assert len(ids) == 1_200 + added and ids[-1] == f"message-{1_199 + added:06d}"
+    if added < FIRST_PAGE:
+        assert counting.calls == 2 and counting.rows == PEEK + FIRST_PAGE, "the first page shows them"
+    else:
+        assert counting.calls > 2, "read in full"
 
 
 def test_the_cache_is_bounded_by_messages_least_recently_used_out() -> None:
     from chorus.runs.tail_cache import Tail
 
     cache = TailCache(max_records=10)
-    tail = Tail([{"id": str(i)} for i in range(4)], [1] * 4, complete=True)
+    tail = Tail(
+        [{"id": str(i)} for i in range(4)], [1] * 4, complete=True, sums=[0, 1, 2, 3, 4], summary_at=-1, covered_at=-1
+    )
     for group in ("a", "b", "c"):
         cache.put(("t1", "group_id", group, 100), tail)
     assert cache.get(("t1", "group_id", "a", 100)) is None, "12 records > 10: the oldest went"

@@ -170,3 +170,32 @@ async def test_tracing_off_adds_nothing_to_the_run(make_app: Callable[..., FastA
 )
 def test_when_tracing_is_on(setting: tracing.OtelSetting, environ: dict[str, str], on: bool) -> None:
     assert tracing.wanted(setting, environ) is on
+
+
+async def test_a_summary_is_its_own_model_call_span_in_the_turn_that_made_it(
+    client: httpx.AsyncClient, spans: Spans
+) -> None:
+    agents = []
+    for name in ("Ada", "Bob"):
+        body = {"name": name, "model": "scripted/default", "context_window_limit": 600}
+        agents.append((await client.post("/v1/agents", json=body)).json()["id"])
+    group = await create_group(client, agents)
+    for i in range(12):
+        events = payloads(await stream(client, group["id"], {"input": f"message {i}: let us talk it over"}))
+        summaries = [e["summary"] for e in events if e["message_type"] == "ping" and "summary" in e]
+        if summaries:
+            break
+    else:
+        pytest.fail("no summary in 12 sends to a 600-token window")
+    run = (await client.get(f"/v1/runs/{events[0]['run_id']}")).json()
+    await spans.root(run["trace_id"])
+    trace = spans.of_trace(run["trace_id"])
+    chats = spans.named("chat ", trace)
+    (summary,) = [c for c in chats if attrs(c)[tracing.PURPOSE] == "summary"]
+    assert all(attrs(c)[tracing.PURPOSE] == "step" for c in chats if c is not summary)
+    turn = parent_of(summary, trace)
+    assert turn is not None and turn.name.startswith("invoke_agent ")
+    assert attrs(turn)[tracing.AGENT_ID] == summaries[0]["sender_id"], "under the turn of the agent that summarised"
+    a = attrs(summary)
+    assert a[tracing.OPERATION] == "chat" and a[tracing.RUN_ID] == run["id"]
+    assert int(a["gen_ai.usage.input_tokens"]) > 0 and int(a["gen_ai.usage.output_tokens"]) > 0

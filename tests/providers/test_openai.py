@@ -28,6 +28,7 @@ from support.provider_fakes import (
     FakeServer,
     Pauses,
     Reply,
+    chat_tokens,
     collect,
     collect_until_error,
     json_reply,
@@ -445,21 +446,24 @@ async def _windowed_pair(client: httpx.AsyncClient, window: int) -> dict[str, An
 
 @pytest.mark.usefixtures("openai_env")
 async def test_a_provider_refusing_long_requests_is_never_sent_one(client: httpx.AsyncClient, fake: FakeServer) -> None:
-    """The fake refuses a request past its window as OpenAI does (400 `context_length_exceeded`): an
-    agent that believes its window is larger fails there; with the true window, history is
-    summarised before each request would pass it, and every run completes."""
+    """The fake refuses a request past its window as OpenAI does (400 `context_length_exceeded`). An
+    agent that believes its window is larger is refused there, summarises harder and is sent a
+    shorter request; with the true window, history is summarised before each request would pass it.
+    Every run completes either way."""
     window = 700
     fake.context_limit = window
     fake.answer = text_stream("Noted", " and", " agreed", " with", " the", " others", " here.")
     unaware = await _windowed_pair(client, 100_000)
-    stops = []
     for i in range(40):
         events = payloads(await stream(client, unaware["id"], {"input": f"point {i} of the plan"}))
-        stops += [e["stop_reason"] for e in events if e["message_type"] == "stop_reason"]
-        if stops[-1] != "end_turn":
-            break
-    assert stops[-1] == "llm_api_error", "past the window the provider refuses"
-    assert fake.requests[-1].json["messages"] and len(fake.requests) < 80
+        assert [e["stop_reason"] for e in events if e["message_type"] == "stop_reason"] == ["end_turn"]
+    bodies = [r.json for r in fake.requests]
+    refused = [i for i, body in enumerate(bodies) if chat_tokens(body) > window]
+    assert refused, "past the window the provider refuses"
+    for i in refused:
+        summary, retry = bodies[i + 1], bodies[i + 2]
+        assert summary["messages"][0]["content"].startswith("You compact"), "a summary, right after the refusal"
+        assert chat_tokens(retry) <= window and "Summary of the" in retry["messages"][1]["content"]
 
     fake.requests.clear()
     group = await _windowed_pair(client, window)
@@ -470,3 +474,18 @@ async def test_a_provider_refusing_long_requests_is_never_sent_one(client: httpx
     assert summaries, "the agents' own model wrote the summaries"
     history = (await client.get(f"/v1/groups/{group['id']}/messages", params={"limit": 1000})).json()
     assert sum(m["message_type"] == "summary" for m in history) == len(summaries)
+
+
+@pytest.mark.usefixtures("openai_env")
+async def test_a_request_too_long_even_summarised_fails_after_one_retry(
+    client: httpx.AsyncClient, fake: FakeServer
+) -> None:
+    fake.context_limit = 700
+    fake.answer = text_stream("Noted.")
+    body = {"name": "Ada", "system": "You are Ada. " * 200, "model": "openai/llama3.2", "context_window_limit": 100_000}
+    ada = (await client.post("/v1/agents", json=body)).json()
+    group = await create_group(client, [ada["id"]])
+    events = payloads(await stream(client, group["id"], {"input": "hello"}))
+    assert [e["stop_reason"] for e in events if e["message_type"] == "stop_reason"] == ["llm_api_error"]
+    assert "context_length_exceeded" in str(events) or "maximum context length" in str(events)
+    assert len(fake.requests) == 2, "the request, then once more (nothing to summarise: the same one)"

@@ -138,3 +138,9 @@ class ModelAuthError(ModelError):
 
 class InvalidModelResponse(ModelError):
     stop_reason = "invalid_llm_response"
+
+
+class ContextTooLong(ModelError):
+    """The provider refused the request as longer than the model's context window (OpenAI's 400
+    `context_length_exceeded`): Chorus's estimate under-counted it. Not retried as it was; a step
+    compacts harder and tries once more (`chorus.runs.turn_runner`)."""

@@ -182,6 +182,7 @@ class OtelTracing:
             tracing.OPERATION: "chat",
             "gen_ai.request.model": request.model or name,
             "gen_ai.provider.name": provider,
+            tracing.PURPOSE: request.purpose,
         }
         span = self._tracer.start_span(f"chat {request.model or name}", kind=SpanKind.CLIENT, attributes=attributes)
         usage, finish = Usage(), None

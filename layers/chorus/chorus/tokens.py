@@ -79,13 +79,12 @@ def count_tools(tools: Iterable[ToolSpec]) -> int:
 
 def count_request(request: ModelRequest) -> int:
     """Tokens of the whole request: system prompt, messages and tool definitions."""
-    return (
-        REQUEST_OVERHEAD
-        + MESSAGE_OVERHEAD
-        + count_text(request.system)
-        + sum(count_message(m) for m in request.messages)
-        + count_tools(request.tools)
-    )
+    return count_fixed(request) + sum(count_message(m) for m in request.messages)
+
+
+def count_fixed(request: ModelRequest) -> int:
+    """Tokens of the request but its messages: framing, system prompt and tool definitions."""
+    return REQUEST_OVERHEAD + MESSAGE_OVERHEAD + count_text(request.system) + count_tools(request.tools)
 
 
 def model_window(model: str, fallback: int = DEFAULT_CONTEXT_WINDOW) -> int:

@@ -12,8 +12,8 @@ speaker's name, which every provider accepts (Anthropic rejects mid-chat
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -61,22 +61,63 @@ def render(
     - messages of `hidden_senders` are left out;
     - calls still unanswered when the human speaks again get a "not carried out" result.
     """
-    out: list[ModelMessage] = []
-    awaiting: list[str] = []
-    own_step: str | None = None
-    thoughts: list[Reasoning] = []
-    """The agent's reasoning of the current step, for the answer that follows it."""
-    for msg in history:
+    fold = RenderFold(agent_id, hidden_senders)
+    for message in history:
+        fold.feed(message)
+    return fold.out
+
+
+class FoldMark(NamedTuple):
+    """A `RenderFold`'s state after some message, to go back to (see `RenderFold.restore`)."""
+
+    length: int
+    last: ModelMessage | None
+    """`out[length - 1]` then: a later message may have replaced it (a call joins its step's answer)."""
+    awaiting: tuple[str, ...]
+    own_step: str | None
+    thoughts: tuple[Reasoning, ...]
+
+
+class RenderFold:
+    """`render` one message at a time: `out` is the context of the messages fed so far. A later
+    message only appends to `out` or replaces its last element, so a fold can be marked after
+    each message and taken back to any mark."""
+
+    __slots__ = ("agent_id", "awaiting", "hidden_senders", "out", "own_step", "thoughts")
+
+    def __init__(self, agent_id: str, hidden_senders: Collection[str] = ()) -> None:
+        self.agent_id = agent_id
+        self.hidden_senders = hidden_senders
+        self.out: list[ModelMessage] = []
+        self.awaiting: list[str] = []
+        self.own_step: str | None = None
+        self.thoughts: list[Reasoning] = []
+        """The agent's reasoning of the current step, for the answer that follows it."""
+
+    def mark(self) -> FoldMark:
+        out = self.out
+        return FoldMark(len(out), out[-1] if out else None, tuple(self.awaiting), self.own_step, tuple(self.thoughts))
+
+    def restore(self, mark: FoldMark) -> None:
+        del self.out[mark.length :]
+        if mark.last is not None:
+            self.out[-1] = mark.last
+        self.awaiting = list(mark.awaiting)
+        self.own_step = mark.own_step
+        self.thoughts = list(mark.thoughts)
+
+    def feed(self, msg: dict[str, Any]) -> None:
+        out, awaiting = self.out, self.awaiting
         kind = msg.get("message_type")
         sender = msg.get("sender_id")
-        own = sender == agent_id
+        own = sender == self.agent_id
         if awaiting and kind == "user_message" and sender is None:
             # the human moved on while calls went unanswered (a denied or failed resumption):
             # close them, since providers refuse a tool call without its result
             out.extend(ModelMessage("tool", UNANSWERED, tool_call_id=i) for i in awaiting)
             awaiting.clear()
-        if not own and (awaiting or (sender is not None and sender in hidden_senders)):
-            continue
+        if not own and (awaiting or (sender is not None and sender in self.hidden_senders)):
+            return
         if kind == "user_message":
             name = msg.get("name")
             text = message_text(msg["content"])
@@ -84,20 +125,20 @@ def render(
         elif kind == "system_message":
             out.append(ModelMessage("system", message_text(msg["content"])))
         elif kind == "reasoning_message" and own:
-            if msg.get("step_id") != own_step:
-                thoughts = []
+            if msg.get("step_id") != self.own_step:
+                self.thoughts = []
             if msg.get("signature"):  # only signed thinking goes back (Anthropic, Bedrock require it)
-                thoughts.append(Reasoning(str(msg.get("reasoning", "")), msg.get("signature")))
-            own_step = msg.get("step_id")
-            continue
+                self.thoughts.append(Reasoning(str(msg.get("reasoning", "")), msg.get("signature")))
+            self.own_step = msg.get("step_id")
+            return
         elif kind == "assistant_message":
             text = message_text(msg["content"])
             if own:
-                said = tuple(thoughts) if own_step == msg.get("step_id") else ()
+                said = tuple(self.thoughts) if self.own_step == msg.get("step_id") else ()
                 out.append(ModelMessage("assistant", text, reasoning=said))
-                thoughts = []
-                own_step = msg.get("step_id")
-                continue
+                self.thoughts = []
+                self.own_step = msg.get("step_id")
+                return
             speaker = msg.get("name") or sender or "another agent"
             out.append(ModelMessage("user", f"{speaker}: {text}", name=msg.get("name")))
         elif kind in ("tool_call_message", "approval_request_message"):
@@ -109,14 +150,14 @@ def render(
                 )
                 awaiting.extend(r.id for r in requests)
                 previous = out[-1] if out else None
-                if previous is not None and previous.role == "assistant" and own_step == msg.get("step_id"):
+                if previous is not None and previous.role == "assistant" and self.own_step == msg.get("step_id"):
                     out[-1] = replace(previous, tool_calls=(*previous.tool_calls, *requests))
                 else:
-                    said = tuple(thoughts) if own_step == msg.get("step_id") else ()
+                    said = tuple(self.thoughts) if self.own_step == msg.get("step_id") else ()
                     out.append(ModelMessage("assistant", "", tool_calls=requests, reasoning=said))
-                thoughts = []
-                own_step = msg.get("step_id")
-                continue
+                self.thoughts = []
+                self.own_step = msg.get("step_id")
+                return
             if kind == "tool_call_message" and call.get("name") in (BROADCAST, SPEECH_TOOL):
                 speaker = msg.get("name") or sender or "another agent"
                 out.append(ModelMessage("user", f"{speaker}: {_broadcast_text(call)}", name=msg.get("name")))
@@ -125,8 +166,7 @@ def render(
             if call_id in awaiting:
                 awaiting.remove(call_id)
             out.append(ModelMessage("tool", str(msg.get("tool_return", "")), tool_call_id=call_id))
-        own_step = None
-    return out
+        self.own_step = None
 
 
 def _broadcast_text(call: dict[str, Any]) -> str:
@@ -148,6 +188,22 @@ def buffer(history: Sequence[dict[str, Any]], limit: int | None) -> Sequence[dic
     return window[start:]
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What a step's request holds besides the history. `instruction` is a user message for this turn
+    (a question put to the agent); `reminder` a system note for this step only (a rule it has not
+    met yet)."""
+
+    model: str
+    agent_id: str
+    agent_name: str
+    system: str
+    tools: Sequence[ToolSpec] = ()
+    instruction: str | None = None
+    reminder: str | None = None
+    enable_reasoning: bool = False
+
+
 def build_request(
     *,
     model: str,
@@ -163,22 +219,25 @@ def build_request(
     enable_reasoning: bool = False,
     summary: ModelMessage | None = None,
 ) -> ModelRequest:
-    """The model request of one step. `instruction` is a user message for this turn (a question put
-    to the agent); `reminder` a system note for this step only (a rule it has not met yet); `summary`
-    opens the context in place of the history it covers (see `chorus.engine.compaction`)."""
-    messages = render(buffer(history, context_limit), agent_id, hidden_senders=hidden_senders)
-    if summary is not None:
-        messages.insert(0, summary)
-    if instruction is not None:
-        messages.append(ModelMessage("user", instruction))
-    if reminder is not None:
-        messages.append(ModelMessage("system", reminder))
+    """The model request of one step (see `Frame`); `summary` opens the context in place of the history
+    it covers (see `chorus.engine.compaction`)."""
+    frame = Frame(model, agent_id, agent_name, system, tools, instruction, reminder, enable_reasoning)
+    return assemble(render(buffer(history, context_limit), agent_id, hidden_senders=hidden_senders), frame, summary)
+
+
+def assemble(rendered: Sequence[ModelMessage], frame: Frame, summary: ModelMessage | None = None) -> ModelRequest:
+    """The request of `build_request` from history already rendered: `summary`, then `rendered`, then
+    the turn's instruction and the step's reminder."""
+    head = (summary,) if summary is not None else ()
+    tail = ((ModelMessage("user", frame.instruction),) if frame.instruction is not None else ()) + (
+        (ModelMessage("system", frame.reminder),) if frame.reminder is not None else ()
+    )
     return ModelRequest(
-        model=model,
-        agent_id=agent_id,
-        agent_name=agent_name,
-        system=system,
-        messages=tuple(messages),
-        tools=tuple(tools),
-        enable_reasoning=enable_reasoning,
+        model=frame.model,
+        agent_id=frame.agent_id,
+        agent_name=frame.agent_name,
+        system=frame.system,
+        messages=(*head, *rendered, *tail),
+        tools=tuple(frame.tools),
+        enable_reasoning=frame.enable_reasoning,
     )

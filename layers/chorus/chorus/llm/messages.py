@@ -9,7 +9,14 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
-from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
+from chorus.errors import (
+    ContextTooLong,
+    InvalidModelResponse,
+    ModelAuthError,
+    ModelError,
+    ModelRateLimited,
+    ModelTimeout,
+)
 from chorus.llm.base import ModelMessage, Reasoning, ToolCallRequest
 
 Block = dict[str, Any]
@@ -143,6 +150,8 @@ def map_sdk_error(exc: Exception, sdk: ModuleType, label: str) -> ModelError | N
         return ModelTimeout(f"The {label} API timed out: {exc}")
     if isinstance(exc, sdk.APIStatusError) and exc.status_code >= 400:
         detail = f"{label} API error {exc.status_code}: {exc.message}"
+        if exc.status_code == 400 and _too_long(exc.body, exc.message):
+            return ContextTooLong(detail)
         return error_for_status(exc.status_code, detail, retry_after_s=retry_after_s(exc.response.headers))
     if isinstance(exc, sdk.APIResponseValidationError):
         return InvalidModelResponse(f"Malformed response from the {label} API: {exc.message}")
@@ -154,6 +163,18 @@ def map_sdk_error(exc: Exception, sdk: ModuleType, label: str) -> ModelError | N
     if mapped is None and isinstance(exc, ValueError | AttributeError | TypeError | KeyError):
         mapped = InvalidModelResponse(f"Malformed stream from the {label} API: {type(exc).__name__}: {exc}")
     return mapped
+
+
+def _too_long(body: object, message: str) -> bool:
+    """Whether a 400 says the request is longer than the context window: OpenAI's (and compatible
+    servers') `context_length_exceeded` code, Anthropic's "prompt is too long"."""
+    return _error_code(body) == "context_length_exceeded" or "prompt is too long" in message.lower()
+
+
+def _error_code(body: object) -> str | None:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    return str(body.get("code")) if isinstance(body, dict) and body.get("code") else None
 
 
 def _error_kind(body: object) -> str | None:

@@ -195,14 +195,15 @@ class ScriptedModel:
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         self.last_request = request
         script = self.script
-        prompt_tokens = count_request(request)
+        # the request is measured for its usage after the answer, as a provider reports it: counting
+        # a long context is no work to do before the first token
         if request.purpose == "summary":
-            async for event in self._summarise(request, prompt_tokens):
+            async for event in self._summarise(request):
                 yield event
             return
         calls = self.tool_calls(request)
         if calls:
-            async for event in self._call_tools(request, calls, prompt_tokens):
+            async for event in self._call_tools(request, calls):
                 yield event
             return
         sent = 0
@@ -218,10 +219,10 @@ class ScriptedModel:
             sent += 1
         if script.error is not None:
             raise _ERRORS[script.error](f"scripted {script.error} after {sent} tokens")
-        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=sent)
+        yield Usage(prompt_tokens=count_request(request), completion_tokens=sent)
         yield Finish("end_turn")
 
-    async def _summarise(self, request: ModelRequest, prompt_tokens: int) -> AsyncIterator[ModelEvent]:
+    async def _summarise(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """A summary request's answer: how much it read and the gist of its last line, short and deterministic."""
         lines = request.messages[-1].content.splitlines() if request.messages else []
         gist = " ".join((lines[-1] if lines else "").split()[:12])
@@ -229,11 +230,11 @@ class ScriptedModel:
         for piece in pieces:
             await self._pace()
             yield TextDelta(piece)
-        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=count_text("".join(pieces)))
+        yield Usage(prompt_tokens=count_request(request), completion_tokens=count_text("".join(pieces)))
         yield Finish("end_turn")
 
     async def _call_tools(
-        self, request: ModelRequest, calls: list[tuple[str, dict[str, Any]]], prompt_tokens: int
+        self, request: ModelRequest, calls: list[tuple[str, dict[str, Any]]]
     ) -> AsyncIterator[ModelEvent]:
         """Stream tool calls as providers do: id and name first, the arguments in pieces."""
         if self.script.error is not None and self.script.error_after_tokens == 0:
@@ -247,7 +248,7 @@ class ScriptedModel:
             for piece in (payload[:half], payload[half:]):
                 await self._pace()
                 yield ToolCallDelta(index, arguments=piece)
-        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=3 * len(calls))
+        yield Usage(prompt_tokens=count_request(request), completion_tokens=3 * len(calls))
         yield Finish("tool_use")
 
     async def _pace(self) -> None:

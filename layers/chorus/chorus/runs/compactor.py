@@ -12,24 +12,24 @@ step that needs one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 from chorus.engine.compaction import (
     SUMMARY,
     choose_cut,
-    in_context,
     summary_allowance,
     summary_fields,
     summary_request,
     transcript,
 )
+from chorus.engine.context_cache import Measured
 from chorus.engine.step import AgentStep
 from chorus.llm.base import Model
 from chorus.runs.steps import StepSink
 from chorus.store.records import AgentRecord
-from chorus.tokens import BYTES_PER_TOKEN, answer_reserve, count_request
+from chorus.tokens import BYTES_PER_TOKEN, answer_reserve, count_fixed
+from chorus.tracing import tracer
 from chorus.vocabulary import ModelRequest, TextDelta, Usage
 
 
@@ -47,21 +47,21 @@ async def fit_window(
     *,
     model: Model,
     agent: AgentRecord,
-    history: Sequence[dict[str, Any]],
-    build: Callable[[], ModelRequest],
+    build: Callable[[], Measured],
     step: AgentStep,
     sink: StepSink,
     cancelled: Callable[[], None],
+    budget: int | None = None,
 ) -> ModelRequest:
     """The step's request, after summarising the oldest history if it did not fit. `build` makes the
-    request from the step's history as it stands (`history`, with the step's messages so far)."""
-    request = build()
-    budget = budget_of(agent)
-    tokens = count_request(request)
+    request from the step's history as it stands (with the step's messages so far), measured;
+    `budget` is a tighter bound than the agent's window leaves (the provider refused a request)."""
+    built = build()
+    request, tokens, view = built.request, built.tokens, built.view
+    budget = min(budget_of(agent), budget if budget is not None else budget_of(agent))
     if tokens <= budget:
         return request
-    view = in_context(history)
-    fixed = count_request(replace(request, messages=()))
+    fixed = count_fixed(request)
     allowance = summary_allowance(agent.context_window)
     keep = max(0, (budget - fixed - allowance) // 2)
     cut = choose_cut(view.messages, keep)
@@ -84,14 +84,15 @@ async def fit_window(
         text = transcript(view.summary, covered)[-allowance * BYTES_PER_TOKEN :]
     step.feed(usage)
     sink.emit(compaction_notice(step.append(SUMMARY, **summary_fields(text, view.summary, covered, tokens))))
-    return build()
+    return build().request
 
 
 async def summarise(model: Model, request: ModelRequest, cancelled: Callable[[], None]) -> tuple[str, Usage]:
-    """The summariser's answer: its text (tool calls and reasoning are ignored) and what it cost."""
+    """The summariser's answer: its text (tool calls and reasoning are ignored) and what it cost. The
+    call is traced as the step's are (a `chat` span, its `chorus.purpose` "summary")."""
     parts: list[str] = []
     usage = Usage()
-    async for event in model.stream(request):
+    async for event in tracer().model_call(model, request):
         if isinstance(event, TextDelta):
             parts.append(event.text)
         elif isinstance(event, Usage):

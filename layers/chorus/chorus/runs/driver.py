@@ -250,8 +250,11 @@ class RunDriver:
         steps = self.progress.partial.get(i)
         resume = Resume(len(steps), steps[-1].text) if steps else None
         slots, history = self.writer.slots, self.writer.history
-        snapshot = [m for m in history if slots.get(m["id"], (0, 0))[0] != index]
-        own = [m for m in history if slots.get(m["id"]) == (index, i)]
+        if index and all(s[0] != index for s in slots.values()):  # nothing of this round yet: all of it
+            snapshot, own = list(history), []
+        else:
+            snapshot = [m for m in history if slots.get(m["id"], (0, 0))[0] != index]
+            own = [m for m in history if slots.get(m["id"]) == (index, i)]
         if len(calls) == 1:
             return await runner.run(calls[0], slot, sink, snapshot + own, resume=resume, answers=self._answers(index))
         return await runner.run(calls[i], slot, sink, snapshot + own, resume=resume, tolerate_failure=True)

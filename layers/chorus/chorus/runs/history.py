@@ -9,12 +9,16 @@ agent's context anyway; compaction summarises what was read). So what a send
 reads is bounded by its agents' context windows, not by the history's length;
 and it reads the stored records as decoded JSON (`Store.history_page`), not
 validated again. With a `TailCache`, a tail read before is extended by the
-messages added since (the newest page shows them) instead of read again.
+messages added since instead of read again: a short newest page (`PEEK`
+messages, not a full first page: decoding rows is most of what a send to a long
+history still reads) shows them, or the full first page when more were added.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from chorus.engine.compaction import covered_until, message_tokens
@@ -24,6 +28,9 @@ from chorus.store.records import Page
 
 FIRST_PAGE = 100
 """Messages of the first read: most sends need no other."""
+PEEK = 32
+"""Messages of the first read when a tail read before is kept: what a send or two added, and the
+neighbours before them that show the kept tail is still the history's (`_extend`)."""
 PAGE = 500
 """Messages of each later read."""
 
@@ -57,33 +64,41 @@ async def load_tail(
     or `run_id`), oldest first."""
     ((field, value),) = key.items()
     cache_key: TailKey = (tenant_id, field, str(value), window_tokens)
-    first = await store.history_page(tenant_id, Page(limit=FIRST_PAGE, order="desc"), **key)
-    known = cache.get(cache_key) if cache is not None and len(first) == FIRST_PAGE else None
-    tail = _extend(known, first, window_tokens) if known is not None else None
+    known = cache.get(cache_key) if cache is not None else None
+    tail = None
+    if known is not None:
+        newest = await store.history_page(tenant_id, Page(limit=PEEK, order="desc"), **key)
+        if len(newest) < PEEK:  # the whole history
+            tail = await _read(store, tenant_id, key, window_tokens, newest, PEEK)
+        else:
+            tail = _extend(known, newest, window_tokens)
     if tail is None:
-        tail = await _read(store, tenant_id, key, window_tokens, first)
+        first = await store.history_page(tenant_id, Page(limit=FIRST_PAGE, order="desc"), **key)
+        if known is not None and len(first) == FIRST_PAGE:
+            tail = _extend(known, first, window_tokens)
+        if tail is None:
+            tail = await _read(store, tenant_id, key, window_tokens, first, FIRST_PAGE)
     if cache is not None:
         cache.put(cache_key, tail)
     return list(tail.records)
 
 
 async def _read(
-    store: Store, tenant_id: str, key: dict[str, Any], window_tokens: int, batch: list[dict[str, Any]]
+    store: Store, tenant_id: str, key: dict[str, Any], window_tokens: int, batch: list[dict[str, Any]], limit: int
 ) -> Tail:
-    """The tail read page by page, `batch` (the newest `FIRST_PAGE`) first."""
+    """The tail read page by page, `batch` (the newest `limit`) first."""
     out: list[dict[str, Any]] = []
     sizes: list[int] = []
     walk = _Walk(window_tokens)
-    limit = FIRST_PAGE
     while True:
         for record in batch:
             tokens = message_tokens(record["message"])
             out.append(record)
             sizes.append(tokens)
             if walk.take(record["message"], tokens):
-                return Tail(out[::-1], sizes[::-1], complete=False)
+                return _tail(out[::-1], sizes[::-1], complete=False)
         if len(batch) < limit:
-            return Tail(out[::-1], sizes[::-1], complete=True)
+            return _tail(out[::-1], sizes[::-1], complete=True)
         limit = PAGE
         page = Page(after=batch[-1]["id"], limit=limit, order="desc")  # `after` in newest-first order: older
         batch = await store.history_page(tenant_id, page, **key)
@@ -100,10 +115,50 @@ def _extend(known: Tail, first: list[dict[str, Any]], window_tokens: int) -> Tai
     overlap = first[at:]
     if [r["id"] for r in overlap] != [r["id"] for r in known.records[: -len(overlap) - 1 : -1]]:
         return None
-    records = known.records + first[:at][::-1]
-    tokens = known.tokens + [message_tokens(r["message"]) for r in first[:at][::-1]]
-    walk = _Walk(window_tokens)
-    for i in range(len(records) - 1, -1, -1):
-        if walk.take(records[i]["message"], tokens[i]):
-            return Tail(records[i:], tokens[i:], complete=False)
-    return Tail(records, tokens, complete=True) if known.complete else None
+    added = first[:at][::-1]
+    records = known.records + added
+    tokens = known.tokens + [message_tokens(r["message"]) for r in added]
+    if any(covered_until(r["message"]) is not None for r in added):  # a new summary: walked afresh
+        walk = _Walk(window_tokens)
+        for i in range(len(records) - 1, -1, -1):
+            if walk.take(records[i]["message"], tokens[i]):
+                return _tail(records[i:], tokens[i:], complete=False)
+        return _tail(records, tokens, complete=True) if known.complete else None
+    sums = known.sums + list(accumulate(tokens[len(known.records) :], initial=known.sums[-1]))[1:]
+    cut = _stop(sums, known.summary_at, known.covered_at, window_tokens)
+    if cut is None:
+        return (
+            Tail(records, tokens, known.complete, sums, known.summary_at, known.covered_at) if known.complete else None
+        )
+    return Tail(
+        records[cut:],
+        tokens[cut:],
+        False,
+        sums[cut:],
+        known.summary_at - cut if known.summary_at >= cut else -1,
+        known.covered_at - cut if known.covered_at >= cut else -1,
+    )
+
+
+def _stop(sums: list[int], summary_at: int, covered_at: int, window_tokens: int) -> int | None:
+    """Where `_Walk` stops, back from the newest of the records `sums` measures, when the newest
+    summary is at `summary_at` and the message it ends at at `covered_at`; by search, not a walk:
+    what the records from `i` on measure, `sums[-1] - sums[i]`, only grows as `i` goes back."""
+    total = sums[-1]
+    over = bisect_left(sums, total - window_tokens) - 1  # the newest from which a window is passed
+    if over > summary_at:
+        return over
+    if summary_at < 0:
+        return None
+    far = bisect_left(sums, total - SUMMARY_REACH * window_tokens) - 1
+    stops = [i for i in (covered_at, far) if 0 <= i < summary_at]
+    return max(stops) if stops else None
+
+
+def _tail(records: list[dict[str, Any]], tokens: list[int], complete: bool) -> Tail:
+    """A tail as read, with what `_extend` searches it by."""
+    summary_at = next((i for i in range(len(records) - 1, -1, -1) if covered_until(records[i]["message"])), -1)
+    covered = covered_until(records[summary_at]["message"]) if summary_at >= 0 else None
+    covered_at = next((i for i in range(summary_at - 1, -1, -1) if records[i]["message"].get("id") == covered), -1)
+    sums = list(accumulate(tokens, initial=0))
+    return Tail(records, tokens, complete, sums, summary_at, covered_at)

@@ -39,6 +39,13 @@ class Tail:
     tokens: list[int]
     complete: bool
     """Whether the records reach back to the history's first message."""
+    sums: list[int]
+    """`sums[i]`: what `records[:i]` measure, from some base (`len(records) + 1` of them), so what any
+    newest part measures is a difference, and where a walk back from the newest passes a bound a search."""
+    summary_at: int
+    """Where the newest summary that names the last message it covers is (-1: none)."""
+    covered_at: int
+    """Where the newest message older than it with that id is (-1: none)."""
 
 
 TailKey = tuple[str, str, str, int]

@@ -18,17 +18,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from chorus import tracing
 from chorus.engine import events, identity, memory
-from chorus.engine.compaction import as_context, in_context
-from chorus.engine.context import build_request
+from chorus.engine.context import Frame
+from chorus.engine.context_cache import ContextCache, Measured, shared_contexts
 from chorus.engine.managers import AWAITING_TOOL, AgentCall, TurnRecord
 from chorus.engine.step import AgentStep, StepContext
 from chorus.engine.tool_rules import ToolRules
 from chorus.engine.tools import BUILT_IN, LEGACY_AGENT_TYPES, send_message_spec
-from chorus.errors import ModelError
+from chorus.errors import ContextTooLong, ModelError
 from chorus.llm.base import Model, Usage
 from chorus.runs.compactor import fit_window
 from chorus.runs.steps import Slot, StepCommit, StepSink
@@ -42,6 +43,7 @@ from chorus.runs.tool_calls import (
 )
 from chorus.runs.toolbox import AgentTools, Toolbox
 from chorus.store.records import AgentRecord, AwaitingApproval, HeldCall, OrchestratedCall, StepWait
+from chorus.tokens import count_request
 from chorus.tracing import tracer
 from chorus.vocabulary import STOP_AFTER_FINISH, ModelRequest, ToolSpec
 
@@ -69,6 +71,8 @@ class TurnSettings:
     """The tool and argument legacy agents speak through (`assistant_message_tool_name`/`_kwarg`)."""
     use_assistant_message: bool = True
     """Stream a legacy agent's speech as `assistant_message` (else as the tool call it is)."""
+    contexts: ContextCache = field(default_factory=shared_contexts)
+    """The agents' rendered contexts kept between steps (and between runs of this process)."""
 
 
 class TurnRunner:
@@ -137,45 +141,33 @@ class TurnRunner:
             if state.step == 1:
                 await open_resumed(cfg.toolbox, call, agent, tools, step, sink, state, answers)
 
-            def build(step: AgentStep = step, system: str = system, offered: list[ToolSpec] = offered) -> ModelRequest:
-                view = in_context([*state.history, *step.messages])
-                return build_request(
-                    model=model.handle.partition("/")[2],
-                    agent_id=agent.id,
-                    agent_name=agent.name,
-                    system=system,
-                    history=view.messages,
-                    tools=offered,
-                    instruction=call.instruction,
-                    reminder=state.nudge,
-                    enable_reasoning=agent.reasoning,
-                    hidden_senders=call.hidden_senders,
-                    context_limit=call.context_limit,
-                    summary=as_context(view.summary) if view.summary is not None else None,
+            def build(step: AgentStep = step, system: str = system, offered: list[ToolSpec] = offered) -> Measured:
+                history = [*state.history, *step.messages]
+                seen = cfg.contexts.view(agent.tenant_id, agent.id, history, call.hidden_senders, call.context_limit)
+                frame = Frame(
+                    model.handle.partition("/")[2],
+                    agent.id,
+                    agent.name,
+                    system,
+                    offered,
+                    call.instruction,
+                    state.nudge,
+                    agent.reasoning,
                 )
+                return seen.request(frame)
 
-            request = await fit_window(
-                model=model,
-                agent=agent,
-                history=[*state.history, *step.messages],
-                build=build,
-                step=step,
-                sink=sink,
-                cancelled=cfg.cancelled,
+            fit = partial(
+                fit_window, model=model, agent=agent, build=build, step=step, sink=sink, cancelled=cfg.cancelled
             )
+            request = await fit()
+            try:
+                await self._stream(model, request, step, sink)
+            except ContextTooLong:
+                if step.emitted_ids():
+                    raise
+                # the provider counted more than the estimate: summarise down to half of what was sent, once
+                await self._stream(model, await fit(budget=count_request(request) // 2), step, sink)
             state.nudge = None
-            async for model_event in tracer().model_call(model, request):
-                emitted = False
-                for event in step.feed(model_event):
-                    sink.emit(event)
-                    emitted = True
-                if self.cancel.is_set():
-                    cfg.cancelled()
-                if emitted:
-                    # a provider's chunks often arrive several to a read, and the SDK then hands them
-                    # over without suspending: without this turn the log's writer and the stream's
-                    # reader would not run until the step's end, so a reader waited for the whole step
-                    await asyncio.sleep(0)
             rest, outcome = step.finish(
                 approval_policy(call, agent, tools, allowed), speech if cfg.use_assistant_message else None
             )
@@ -231,6 +223,21 @@ class TurnRunner:
             state.current = None
             if final:
                 return TurnRecord(agent.id, stop, state.text, call.purpose, pending, call.reply_to)
+
+    async def _stream(self, model: Model, request: ModelRequest, step: AgentStep, sink: StepSink) -> None:
+        """Pump the model's answer to `request` through `step`, each event into `sink` as it comes."""
+        async for model_event in tracer().model_call(model, request):
+            emitted = False
+            for event in step.feed(model_event):
+                sink.emit(event)
+                emitted = True
+            if self.cancel.is_set():
+                self.settings.cancelled()
+            if emitted:
+                # a provider's chunks often arrive several to a read, and the SDK then hands them
+                # over without suspending: without this turn the log's writer and the stream's
+                # reader would not run until the step's end, so a reader waited for the whole step
+                await asyncio.sleep(0)
 
     async def _failed(
         self, call: AgentCall, slot: Slot, sink: StepSink, state: TurnState, exc: ModelError
