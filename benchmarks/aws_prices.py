@@ -1,6 +1,6 @@
 """AWS list prices the cost model multiplies its measured counts by: us-east-1, arm64, on-demand.
 
-Read on 2026-12-06 from the public pricing pages (the figures issue 21 lists):
+Read on 2026-12-06 from the public pricing pages:
 - Lambda: https://aws.amazon.com/lambda/pricing/ — $0.20 per million requests,
   $0.0000133334 per GB-second on arm64 (first pricing tier), billed per 1 ms;
   response streaming: the first 6 MB of each response free, then $0.008 per GB.

@@ -11,7 +11,7 @@ and Chorus's non-streaming send, every Chorus sample on a fresh group (made
 before the clock starts), each stream read to `[DONE]` with httpx.
 Reported: medians of time to first byte and to the end, Chorus over the floor
 end to end, Chorus's TTFB minus the floor's, and the other two sends over
-token streaming. Targets (issue 21): end to end <= 1.15x the floor, TTFB <=
+token streaming. Targets: end to end <= 1.15x the floor, TTFB <=
 the floor's + 3 ms, the other sends no slower than token streaming (<= 1.05x:
 on this shared 2-core host a median of 40 moves by a few percent from run to
 run, so "no slower" is read within that).

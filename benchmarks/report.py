@@ -55,7 +55,7 @@ COST_TARGETS = {
     "foreground round robin 3 x 20 tokens": 0.05,
     "background round robin 3 x 20 tokens": 0.05,
 }
-"""Dollars per 1,000 runs (2 s a model call, tokens excluded) a run must stay under (issue 21)."""
+"""Dollars per 1,000 runs (2 s a model call, tokens excluded) each of these runs is meant to stay under."""
 
 
 def machine() -> dict[str, Any]:
