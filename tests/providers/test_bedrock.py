@@ -21,7 +21,6 @@ from chorus.llm.retry import NO_RETRY, RetryPolicy
 from support.bedrock_stream import (
     EVENTSTREAM,
     MODEL_ID,
-    aws_error,
     client_for,
     start,
     stop,
@@ -34,6 +33,7 @@ from support.provider_fakes import (
     FakeServer,
     Pauses,
     Reply,
+    aws_error,
     bedrock_event,
     bedrock_exception,
     collect,

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 import botocore.config
 
-from support.provider_fakes import FakeServer, Reply, bedrock_event, json_reply
+from support.provider_fakes import FakeServer, Reply, bedrock_event
 
 MODEL_ID = "anthropic.claude-test-v1:0"
 EVENTSTREAM = "application/vnd.amazon.eventstream"
@@ -54,7 +54,3 @@ def stream(*chunks: bytes) -> Reply:
 
 def text_stream(*pieces: str) -> Reply:
     return stream(start(), *text_block(0, *pieces), *stop())
-
-
-def aws_error(status: int, code: str, message: str = "nope") -> Reply:
-    return json_reply(status, {"message": message}, {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/"})
