@@ -138,3 +138,37 @@ async def test_the_default_window_is_a_setting(make_app: Callable[..., FastAPI])
         known = (await c.post("/v1/agents", json={"name": "Known", "model": "scripted/gpt-4o-mini"})).json()
     assert unknown["llm_config"]["context_window"] == 5_000
     assert known["llm_config"]["context_window"] == 128_000
+
+
+# A supervisor's fan-out past its workers' windows (whose is WINDOW; the supervisor's is large, so it never
+# summarises before the fan-out): the workers of a round write one summary of a range between them, not one
+# each (`chorus.runs.shared_summaries`).
+
+FANOUT_WORKERS = ("Ada", "Bo", "Cy")
+
+
+async def _supervisor(client: httpx.AsyncClient) -> dict[str, Any]:
+    boss = await _agent(client, "Boss", context_window_limit=100_000)
+    workers = [(await _agent(client, name, context_window_limit=WINDOW))["id"] for name in FANOUT_WORKERS]
+    return await create_group(client, workers, {"manager_type": "supervisor", "manager_agent_id": boss["id"]})
+
+
+@pytest.mark.both_stores
+async def test_parallel_workers_write_one_summary_per_range(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    group = await _supervisor(client)
+    notices = 0
+    for i in range(14):
+        events = payloads(await stream(client, group["id"], {"input": f"message {i} from the human"}))
+        assert [e["stop_reason"] for e in events if e["message_type"] == "stop_reason"] == ["end_turn"]
+        notices += sum(e["message_type"] == "ping" and "summary" in e for e in events)
+
+    history = (await client.get(f"/v1/groups/{group['id']}/messages", params={"limit": 1000})).json()
+    covered = [m["compaction"] for m in history if m["message_type"] == "summary"]
+    ranges = [(c["first_message_id"], c["last_message_id"]) for c in covered]
+    assert len(ranges) >= 2, "the workers' windows filled more than once"
+    assert len(set(ranges)) == len(ranges), "one summary per range"
+    summariser_calls = [r for name in FANOUT_WORKERS for r in recorder.requests[name] if r.purpose == "summary"]
+    assert len(summariser_calls) == len(ranges) == notices, "one summariser call and one notice per summary"
+    budget = WINDOW - answer_reserve(WINDOW)
+    steps = [r for name in FANOUT_WORKERS for r in recorder.requests[name] if r.purpose == "step"]
+    assert max(count_request(r) for r in steps) <= budget, "a worker that waited for the summary used it"

@@ -20,6 +20,15 @@ from chorus.llm.base import (
     Usage,
 )
 from chorus.llm.retry import NO_RETRY, RetryPolicy
+from support.anthropic_stream import (
+    block,
+    error_body,
+    event,
+    message_end,
+    message_start,
+    text,
+    text_stream,
+)
 from support.provider_fakes import (
     WEATHER,
     FakeServer,
@@ -33,64 +42,7 @@ from support.provider_fakes import (
     two_tool_calls,
 )
 
-
-def event(kind: str, **fields: Any) -> bytes:
-    return sse({"type": kind, **fields}, event=kind)
-
-
-def message_start(input_tokens: int = 25, cache_read: int = 10, cache_write: int = 5) -> bytes:
-    message: dict[str, Any] = {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "content": [],
-        "model": "claude-test",
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": input_tokens,
-            "cache_creation_input_tokens": cache_write,
-            "cache_read_input_tokens": cache_read,
-            "output_tokens": 1,
-        },
-    }
-    return event("message_start", message=message)
-
-
-def block(index: int, content_block: dict[str, Any], *deltas: dict[str, Any]) -> list[bytes]:
-    out = [event("content_block_start", index=index, content_block=content_block)]
-    out += [event("content_block_delta", index=index, delta=d) for d in deltas]
-    out.append(event("content_block_stop", index=index))
-    return out
-
-
-def message_end(stop_reason: str = "end_turn", output_tokens: int = 15) -> list[bytes]:
-    return [
-        event(
-            "message_delta",
-            delta={"stop_reason": stop_reason, "stop_sequence": None},
-            usage={"output_tokens": output_tokens},
-        ),
-        event("message_stop"),
-    ]
-
-
-def text(*pieces: str) -> list[dict[str, Any]]:
-    return [{"type": "text_delta", "text": p} for p in pieces]
-
-
-PING = event("ping")
 USAGE = Usage(prompt_tokens=40, completion_tokens=15, cached_input_tokens=10, cache_write_tokens=5)
-
-
-def text_stream(*pieces: str) -> Reply:
-    return Reply(
-        chunks=[message_start(), *block(0, {"type": "text", "text": ""}, *text(*pieces)), PING, *message_end()]
-    )
-
-
-def error_body(kind: str, message: str = "nope") -> dict[str, Any]:
-    return {"type": "error", "error": {"type": kind, "message": message}}
 
 
 @pytest.fixture

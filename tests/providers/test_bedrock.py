@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
-import boto3
-import botocore.config
 import pytest
 
 from chorus.errors import InvalidModelResponse, ModelAuthError, ModelError, ModelRateLimited, ModelTimeout
@@ -21,72 +18,31 @@ from chorus.llm.base import (
 )
 from chorus.llm.bedrock import BedrockModel
 from chorus.llm.retry import NO_RETRY, RetryPolicy
+from support.bedrock_stream import (
+    EVENTSTREAM,
+    MODEL_ID,
+    client_for,
+    start,
+    stop,
+    stream,
+    text_block,
+    text_stream,
+)
 from support.provider_fakes import (
     WEATHER,
     FakeServer,
     Pauses,
     Reply,
+    aws_error,
     bedrock_event,
     bedrock_exception,
     collect,
     collect_until_error,
-    json_reply,
     request,
     two_tool_calls,
 )
 
-MODEL_ID = "anthropic.claude-test-v1:0"
-EVENTSTREAM = "application/vnd.amazon.eventstream"
-
-
-def client_for(fake: FakeServer, read_timeout: float = 5) -> Any:
-    config = botocore.config.Config(read_timeout=read_timeout, retries={"total_max_attempts": 1, "mode": "standard"})
-    return boto3.client(
-        "bedrock-runtime",
-        region_name="us-east-1",
-        endpoint_url=fake.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=config,
-    )
-
-
-def start() -> bytes:
-    return bedrock_event("messageStart", {"role": "assistant"})
-
-
-def text_block(index: int, *pieces: str) -> list[bytes]:
-    deltas = [bedrock_event("contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": p}}) for p in pieces]
-    return [*deltas, bedrock_event("contentBlockStop", {"contentBlockIndex": index})]
-
-
-def stop(reason: str = "end_turn") -> list[bytes]:
-    usage = {
-        "inputTokens": 30,
-        "outputTokens": 12,
-        "totalTokens": 42,
-        "cacheReadInputTokens": 8,
-        "cacheWriteInputTokens": 2,
-    }
-    return [
-        bedrock_event("messageStop", {"stopReason": reason}),
-        bedrock_event("metadata", {"usage": usage, "metrics": {"latencyMs": 120}}),
-    ]
-
-
 USAGE = Usage(prompt_tokens=40, completion_tokens=12, cached_input_tokens=8, cache_write_tokens=2)
-
-
-def stream(*chunks: bytes) -> Reply:
-    return Reply(chunks=list(chunks), content_type=EVENTSTREAM)
-
-
-def text_stream(*pieces: str) -> Reply:
-    return stream(start(), *text_block(0, *pieces), *stop())
-
-
-def aws_error(status: int, code: str, message: str = "nope") -> Reply:
-    return json_reply(status, {"message": message}, {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/"})
 
 
 @pytest.fixture

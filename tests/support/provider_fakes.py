@@ -3,10 +3,13 @@
 Each test queues `Reply`s; every request the server receives takes the next
 one (so "429, 429, then a stream" is three replies) and is recorded with its
 JSON body and headers; with `answer` set, a request finding the queue empty
-gets that reply. With `context_limit` set, a Chat Completions request longer
-than that many tokens (counted as Chorus counts, `chorus.tokens`) is refused
-as OpenAI refuses it: 400 `context_length_exceeded`. The SDKs talk to it over real sockets, exactly as to
-the provider: status lines, headers, chunked SSE or AWS event-stream bodies.
+gets that reply. With `context_limit` set, a request longer than that many
+tokens (counted as Chorus counts, `chorus.tokens`) is refused as its provider
+refuses it: Chat Completions with OpenAI's 400 `context_length_exceeded`,
+Anthropic Messages with a 400 "prompt is too long", Bedrock ConverseStream
+with a `ValidationException` "Input is too long for requested model.". The SDKs
+talk to it over real sockets, exactly as to the provider: status lines,
+headers, chunked SSE or AWS event-stream bodies.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +74,11 @@ def json_reply(status: int, body: Any, headers: dict[str, str] | None = None) ->
     return Reply(status, [json.dumps(body).encode()], headers or {}, "application/json")
 
 
+def _tool_tokens(name: str, description: str | None, parameters: Any) -> int:
+    schema = orjson.dumps(parameters).decode()
+    return TOOL_OVERHEAD + count_text(name) + count_text(description or "") + count_text(schema)
+
+
 def chat_tokens(body: dict[str, Any]) -> int:
     """Tokens of a Chat Completions request body, as `chorus.tokens.count_request` counts the request it came from."""
     total = REQUEST_OVERHEAD
@@ -81,9 +89,51 @@ def chat_tokens(body: dict[str, Any]) -> int:
             total += MESSAGE_OVERHEAD + count_text(function["name"]) + count_text(function["arguments"])
     for tool in body.get("tools") or []:
         function = tool["function"]
-        parameters = orjson.dumps(function.get("parameters")).decode()
-        total += TOOL_OVERHEAD + count_text(function["name"]) + count_text(function.get("description") or "")
-        total += count_text(parameters)
+        total += _tool_tokens(function["name"], function.get("description"), function.get("parameters"))
+    return total
+
+
+def anthropic_tokens(body: dict[str, Any]) -> int:
+    """Tokens of a Messages request body, about as Chorus counts the request (a merged turn's blocks
+    count as the messages they came from)."""
+    total = REQUEST_OVERHEAD + MESSAGE_OVERHEAD + count_text(body.get("system") or "")
+    for turn in body.get("messages", []):
+        content = turn["content"]
+        for block in [{"type": "text", "text": content}] if isinstance(content, str) else content:
+            kind = block.get("type")
+            if kind == "text":
+                total += MESSAGE_OVERHEAD + count_text(block["text"])
+            elif kind == "tool_use":
+                arguments = orjson.dumps(block["input"]).decode()
+                total += MESSAGE_OVERHEAD + count_text(block["name"]) + count_text(arguments)
+            elif kind == "tool_result":
+                total += MESSAGE_OVERHEAD + count_text(str(block.get("content") or ""))
+            elif kind == "thinking":
+                total += count_text(block["thinking"])
+    for tool in body.get("tools") or []:
+        total += _tool_tokens(tool["name"], tool.get("description"), tool.get("input_schema"))
+    return total
+
+
+def converse_tokens(body: dict[str, Any]) -> int:
+    """Tokens of a ConverseStream request body, about as Chorus counts the request."""
+    system = "".join(part.get("text", "") for part in body.get("system") or [])
+    total = REQUEST_OVERHEAD + MESSAGE_OVERHEAD + count_text(system)
+    for turn in body.get("messages", []):
+        for block in turn["content"]:
+            if "text" in block:
+                total += MESSAGE_OVERHEAD + count_text(block["text"])
+            elif "toolUse" in block:
+                use = block["toolUse"]
+                total += MESSAGE_OVERHEAD + count_text(use["name"]) + count_text(orjson.dumps(use["input"]).decode())
+            elif "toolResult" in block:
+                result = "".join(part.get("text", "") for part in block["toolResult"]["content"])
+                total += MESSAGE_OVERHEAD + count_text(result)
+            elif "reasoningContent" in block:
+                total += count_text(block["reasoningContent"]["reasoningText"]["text"])
+    for tool in (body.get("toolConfig") or {}).get("tools", []):
+        spec = tool["toolSpec"]
+        total += _tool_tokens(spec["name"], spec.get("description"), spec["inputSchema"]["json"])
     return total
 
 
@@ -100,6 +150,42 @@ def context_length_exceeded(limit: int, tokens: int) -> Reply:
         "code": "context_length_exceeded",
     }
     return json_reply(400, {"error": error})
+
+
+def prompt_is_too_long(limit: int, tokens: int) -> Reply:
+    """Anthropic's answer to a request longer than the model's context window (`chorus.llm.anthropic.too_long`)."""
+    error = {"type": "invalid_request_error", "message": f"prompt is too long: {tokens} tokens > {limit} maximum"}
+    return json_reply(400, {"type": "error", "error": error, "request_id": "req_011CTooLong"})
+
+
+def aws_error(status: int, code: str, message: str = "nope") -> Reply:
+    """An AWS JSON-protocol error: the code in `x-amzn-ErrorType`, the message in the body."""
+    return json_reply(status, {"message": message}, {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/"})
+
+
+def input_is_too_long(limit: int, tokens: int) -> Reply:
+    """Bedrock Converse's answer to a request longer than the model's window (`chorus.llm.bedrock.too_long`):
+    the model's own words in a ValidationException, without the counts."""
+    return aws_error(
+        400, "ValidationException", "The model returned the following errors: Input is too long for requested model."
+    )
+
+
+_REFUSALS: tuple[tuple[str, Callable[[dict[str, Any]], int], Callable[[int, int], Reply]], ...] = (
+    ("/chat/completions", chat_tokens, context_length_exceeded),
+    ("/v1/messages", anthropic_tokens, prompt_is_too_long),
+    ("/converse-stream", converse_tokens, input_is_too_long),
+)
+"""Per API (by the path's end): how a body is counted, and how the provider refuses one too long."""
+
+
+def refusal(path: str, body: bytes, limit: int) -> Reply | None:
+    """The provider's refusal of the request at `path` when it is longer than `limit` tokens, else None."""
+    for suffix, count, refuse in _REFUSALS:
+        if path.endswith(suffix):
+            tokens = count(json.loads(body))
+            return refuse(limit, tokens) if tokens > limit else None
+    return None
 
 
 class FakeServer:
@@ -136,10 +222,9 @@ class FakeServer:
                 request.client.port if request.client else 0,
             )
         )
-        if self.context_limit is not None and request.url.path.endswith("/chat/completions"):
-            tokens = chat_tokens(json.loads(body))
-            if tokens > self.context_limit:
-                return _respond(context_length_exceeded(self.context_limit, tokens))
+        refused = None if self.context_limit is None else refusal(request.url.path, body, self.context_limit)
+        if refused is not None:
+            return _respond(refused)
         if not self.replies and self.answer is None:
             return Response(b'{"error": {"message": "no reply queued"}}', 599, media_type="application/json")
         reply = self.replies.pop(0) if self.replies else self.answer

@@ -142,5 +142,6 @@ class InvalidModelResponse(ModelError):
 
 class ContextTooLong(ModelError):
     """The provider refused the request as longer than the model's context window (OpenAI's 400
-    `context_length_exceeded`): Chorus's estimate under-counted it. Not retried as it was; a step
+    `context_length_exceeded`, Anthropic's "prompt is too long", Bedrock's "Input is too long"; each
+    adapter's `too_long` says how it knows): Chorus's estimate under-counted it. Not retried as it was; a step
     compacts harder and tries once more (`chorus.runs.turn_runner`)."""

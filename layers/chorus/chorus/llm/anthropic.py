@@ -64,9 +64,30 @@ shared_clients = ClientCache(_build_client)
 """One SDK client (and connection pool) per configuration and event loop."""
 
 
+_TOO_LONG = ("prompt is too long", "input length and `max_tokens` exceed context limit")
+"""How the message of an `invalid_request_error` starts when the request does not fit (see `too_long`)."""
+
+
+def too_long(error: dict[str, Any]) -> bool:
+    """Whether a 400's error object refuses the request as longer than the window.
+
+    Anthropic has no code for it: the answer is a 400 `invalid_request_error` whose message starts
+    with one of two sentences, then the counts, as reported verbatim in public issue threads:
+    `{"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long:
+    200251 tokens > 200000 maximum"}, "request_id": "req_…"}` (the input alone; boldsoftware/exe.dev#62,
+    earendil-works/pi#102) and "input length and `max_tokens` exceed context limit: 199759 + 8192 >
+    200000, decrease input length or `max_tokens` and try again" (the input plus the room asked for the
+    answer; continuedev/continue#6080, anthropics/claude-code#228). Summarising the input answers both.
+    Other `invalid_request_error`s (roles not alternating, a bad parameter) are not this, hence the
+    prefixes rather than any mention of length.
+    """
+    message = str(error.get("message") or "").lower()
+    return error.get("type") == "invalid_request_error" and message.startswith(_TOO_LONG)
+
+
 def map_error(exc: Exception) -> ModelError | None:
     """Translate an Anthropic SDK, transport or decoding exception into a `ModelError`; None for anything else."""
-    return map_sdk_error(exc, anthropic, "Anthropic")
+    return map_sdk_error(exc, anthropic, "Anthropic", too_long)
 
 
 def _tool_use(call: ToolCallRequest) -> dict[str, Any]:

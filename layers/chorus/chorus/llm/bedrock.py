@@ -27,6 +27,7 @@ from functools import cache
 from typing import Any, Literal
 
 from chorus.errors import (
+    ContextTooLong,
     InvalidModelResponse,
     ModelAuthError,
     ModelError,
@@ -91,6 +92,35 @@ _AUTH = {
     "incompletesignatureexception",
 }
 
+_TOO_LONG = (
+    "input is too long",
+    "prompt is too long",
+    "exceed context limit",
+    "too many input tokens",
+    "maximum context length is",
+)
+"""How a `ValidationException` says the input is longer than the model's window (see `too_long`)."""
+
+
+def too_long(code: str, message: str) -> bool:
+    """Whether a Bedrock error refuses the request as longer than the model's window.
+
+    Bedrock has no error code of its own for it: it is a `ValidationException` (HTTP 400, or a
+    `validationException` event inside the stream) whose message passes on the model's words.
+    Reported verbatim: "The model returned the following errors: Input is too long for requested
+    model." (Converse with Claude; continuedev/continue#6005 and #9592; the same sentence as a stream
+    event in aws-samples/bedrock-chat#95), "The model returned the following errors: prompt is too
+    long: 200049 tokens > 200000 maximum" (Claude's own wording passed on; daisuke-awaji/moca#254; also
+    its "input length and `max_tokens` exceed context limit: …"), and, for models of other families,
+    "Too many input tokens. Max input tokens: 8192, request input token count: 9279" and Llama's "This
+    model's maximum context length is 8192 tokens. Please reduce the length of the prompt" (collected
+    in client code that parses Bedrock's errors). Any other ValidationException (a malformed message,
+    a tool name Bedrock rejects, `maxTokens` over the model's limit) stays a plain, non-retryable
+    `ModelError`.
+    """
+    text = message.lower()
+    return code.lower() == "validationexception" and any(phrase in text for phrase in _TOO_LONG)
+
 
 @cache
 def shared_client(region: str, timeout_s: float, endpoint_url: str | None = None) -> Any:
@@ -112,6 +142,8 @@ def map_error(exc: Exception) -> ModelError | None:
         detail = f"Bedrock {code}: {error.get('Message') or exc}"
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         key = code.lower()
+        if too_long(code, str(error.get("Message") or "")):
+            return ContextTooLong(detail)
         if key in _RATE_LIMITED or status == 429:
             return ModelRateLimited(detail)
         if key in _TIMEOUT or status in (408, 504):

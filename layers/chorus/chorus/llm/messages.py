@@ -135,7 +135,9 @@ def transport_error(exc: BaseException) -> ModelError | None:
     return None
 
 
-def map_sdk_error(exc: Exception, sdk: ModuleType, label: str) -> ModelError | None:
+def map_sdk_error(
+    exc: Exception, sdk: ModuleType, label: str, too_long: Callable[[dict[str, Any]], bool]
+) -> ModelError | None:
     """Translate an exception of a Stainless-generated SDK (`openai`, `anthropic`) into a `ModelError`.
 
     Both SDKs share one exception tree: `APITimeoutError` < `APIConnectionError`
@@ -144,13 +146,15 @@ def map_sdk_error(exc: Exception, sdk: ModuleType, label: str) -> ModelError | N
     with 200 arrives as a bare `APIError` (OpenAI) or an `APIStatusError` with
     status 200 (Anthropic) and is classified by its type. Transport errors
     while reading the body and undecodable chunks are mapped too; anything
-    else is not an SDK error and gives None.
+    else is not an SDK error and gives None. A 400 whose error object
+    `too_long` recognises (each provider says it its own way) is `ContextTooLong`.
     """
     if isinstance(exc, sdk.APITimeoutError):
         return ModelTimeout(f"The {label} API timed out: {exc}")
     if isinstance(exc, sdk.APIStatusError) and exc.status_code >= 400:
         detail = f"{label} API error {exc.status_code}: {exc.message}"
-        if exc.status_code == 400 and _too_long(exc.body, exc.message):
+        error = error_object(exc.body)
+        if exc.status_code == 400 and error is not None and too_long(error):
             return ContextTooLong(detail)
         return error_for_status(exc.status_code, detail, retry_after_s=retry_after_s(exc.response.headers))
     if isinstance(exc, sdk.APIResponseValidationError):
@@ -165,22 +169,17 @@ def map_sdk_error(exc: Exception, sdk: ModuleType, label: str) -> ModelError | N
     return mapped
 
 
-def _too_long(body: object, message: str) -> bool:
-    """Whether a 400 says the request is longer than the context window: OpenAI's (and compatible
-    servers') `context_length_exceeded` code, Anthropic's "prompt is too long"."""
-    return _error_code(body) == "context_length_exceeded" or "prompt is too long" in message.lower()
-
-
-def _error_code(body: object) -> str | None:
+def error_object(body: object) -> dict[str, Any] | None:
+    """The error object of an error body: OpenAI's SDK hands over `{"message", "type", "code"}` itself,
+    Anthropic's the whole `{"type": "error", "error": {...}}`."""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body = body["error"]
-    return str(body.get("code")) if isinstance(body, dict) and body.get("code") else None
+    return body if isinstance(body, dict) else None
 
 
 def _error_kind(body: object) -> str | None:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        body = body["error"]
-    if not isinstance(body, dict):
+    error = error_object(body)
+    if error is None:
         return None
-    kind = body.get("type") or body.get("code")
+    kind = error.get("type") or error.get("code")
     return str(kind) if kind else None

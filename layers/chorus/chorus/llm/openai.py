@@ -45,9 +45,16 @@ shared_clients = ClientCache(_build_client)
 """One SDK client (and connection pool) per configuration and event loop."""
 
 
+def too_long(error: dict[str, Any]) -> bool:
+    """Whether a 400's error object refuses the request as longer than the window: OpenAI's (and
+    compatible servers') `"code": "context_length_exceeded"`, with a message like "This model's maximum
+    context length is 128000 tokens. However, your messages resulted in 131000 tokens."."""
+    return error.get("code") == "context_length_exceeded"
+
+
 def map_error(exc: Exception) -> ModelError | None:
     """Translate an OpenAI SDK, transport or decoding exception into a `ModelError`; None for anything else."""
-    return map_sdk_error(exc, openai, "OpenAI-compatible")
+    return map_sdk_error(exc, openai, "OpenAI-compatible", too_long)
 
 
 def request_params(request: ModelRequest, *, compatible: bool) -> dict[str, Any]:

@@ -7,7 +7,8 @@ the step), and clients get it at once as a `ping` carrying it under `summary`,
 which every Letta client ignores (the SDKs' strict stream validation refuses
 unknown message types, but accepts a ping with extra fields). A step that fails
 after summarising commits nothing, so its summary is made again by the next
-step that needs one.
+step that needs one. The calls of a parallel round write one summary per range
+between them (`chorus.runs.shared_summaries`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from chorus.engine.compaction import (
 from chorus.engine.context_cache import Measured
 from chorus.engine.step import AgentStep
 from chorus.llm.base import Model
+from chorus.runs.shared_summaries import Sharing
 from chorus.runs.steps import StepSink
 from chorus.store.records import AgentRecord
 from chorus.tokens import BYTES_PER_TOKEN, answer_reserve, count_fixed
@@ -52,10 +54,12 @@ async def fit_window(
     sink: StepSink,
     cancelled: Callable[[], None],
     budget: int | None = None,
+    sharing: Sharing | None = None,
 ) -> ModelRequest:
     """The step's request, after summarising the oldest history if it did not fit. `build` makes the
     request from the step's history as it stands (with the step's messages so far), measured;
-    `budget` is a tighter bound than the agent's window leaves (the provider refused a request)."""
+    `budget` is a tighter bound than the agent's window leaves (the provider refused a request);
+    `sharing`, in a parallel round, takes the summary of a range another call of it wrote."""
     built = build()
     request, tokens, view = built.request, built.tokens, built.view
     budget = min(budget_of(agent), budget if budget is not None else budget_of(agent))
@@ -68,22 +72,33 @@ async def fit_window(
     if cut == 0:
         return request
     covered = view.messages[:cut]
-    text, usage = await summarise(
-        model,
-        summary_request(
-            model=request.model,
-            agent_id=agent.id,
-            agent_name=agent.name,
-            previous=view.summary,
-            messages=covered,
-            max_tokens=allowance,
-        ),
-        cancelled,
-    )
-    if not text.strip():
-        text = transcript(view.summary, covered)[-allowance * BYTES_PER_TOKEN :]
-    step.feed(usage)
-    sink.emit(compaction_notice(step.append(SUMMARY, **summary_fields(text, view.summary, covered, tokens))))
+
+    async def write() -> dict[str, Any]:
+        text, usage = await summarise(
+            model,
+            summary_request(
+                model=request.model,
+                agent_id=agent.id,
+                agent_name=agent.name,
+                previous=view.summary,
+                messages=covered,
+                max_tokens=allowance,
+            ),
+            cancelled,
+        )
+        if not text.strip():
+            text = transcript(view.summary, covered)[-allowance * BYTES_PER_TOKEN :]
+        step.feed(usage)
+        message = step.append(SUMMARY, **summary_fields(text, view.summary, covered, tokens))
+        sink.emit(compaction_notice(message))
+        return message
+
+    if sharing is None:
+        await write()
+    else:
+        message, wrote = await sharing.summaries.once(sharing.key(view.summary, covered), write)
+        if not wrote:
+            sharing.adopt(message)
     return build().request
 
 

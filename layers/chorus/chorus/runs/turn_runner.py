@@ -32,6 +32,7 @@ from chorus.engine.tools import BUILT_IN, LEGACY_AGENT_TYPES, send_message_spec
 from chorus.errors import ContextTooLong, ModelError
 from chorus.llm.base import Model, Usage
 from chorus.runs.compactor import fit_window
+from chorus.runs.shared_summaries import SharedSummaries, Sharing
 from chorus.runs.steps import Slot, StepCommit, StepSink
 from chorus.runs.tool_calls import (
     Answers,
@@ -87,6 +88,8 @@ class TurnRunner:
         self.agents = agents
         self.resolve = resolve
         self.cancel = cancel
+        self.summaries = SharedSummaries()
+        """The summaries the parallel calls of this run's rounds write once between them."""
 
     async def run(
         self,
@@ -156,8 +159,16 @@ class TurnRunner:
                 )
                 return seen.request(frame)
 
+            sharing = Sharing(self.summaries, slot.round, state.history.append) if slot.calls > 1 else None
             fit = partial(
-                fit_window, model=model, agent=agent, build=build, step=step, sink=sink, cancelled=cfg.cancelled
+                fit_window,
+                model=model,
+                agent=agent,
+                build=build,
+                step=step,
+                sink=sink,
+                cancelled=cfg.cancelled,
+                sharing=sharing,
             )
             request = await fit()
             try:
