@@ -196,3 +196,37 @@ async def test_double_texts_racing_through_two_workers_never_overlap(stores: Any
         order = [run for run, _ in await history(service_a.store)]
         assert order == sorted(order, key=order.index)  # each run's messages side by side
         assert (await service_a.store.get_group_queue(TENANT, GROUP)).head is None
+
+
+async def test_a_run_the_sweep_ends_hands_its_group_on_in_the_same_sweep(stores: Any) -> None:
+    """The run's worker died after completing its log (so the sweep only ends its record): the run
+    waiting behind it starts in that same sweep, not a sweep later once it is old enough."""
+    inner = stores()
+    gate = Gate()
+    await inner.open()
+    await seed(inner)
+    service_a = RunService(
+        inner, Settings(log_flush_interval_s=0.01), resolver=gate, lease_ttl_s=0.2, orphan_grace_s=0.0
+    )
+    active = await send(service_a, "hold 1")
+    async with asyncio.timeout(SETTLE_S):
+        await gate.holding.wait()
+    queued = await send(service_a, "then 2", "enqueue")
+    await die(service_a, inner)
+    store = stores()
+    await store.open()
+    last = await store.last_seq(TENANT, active.id)
+    await store.append_events(TENANT, active.id, last + 1, ['{"message_type":"stop_reason","stop_reason":"end_turn"}'])
+    await store.append_events(TENANT, active.id, last + 2, ["[DONE]"])
+    await store.close()
+    survivor = Gate()
+    survivor.release()
+    async with worker(stores(), survivor) as service_b:
+        service_b.recovery.orphan_grace_s = 3600.0  # the sweep would not revive the line on its own
+        for _ in range(int(SETTLE_S / 0.05)):  # until the dead worker's lease expires and the sweep ends its run
+            if await service_b.recover():
+                break
+            await asyncio.sleep(0.05)
+        assert (await service_b.store.get_run(TENANT, active.id)).status == "completed"
+        assert (await ended(service_b, queued)).status == "completed"
+        assert [text for _, text in await history(service_b.store)][-2:] == ["then 2", "re: then 2"]

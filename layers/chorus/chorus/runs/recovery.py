@@ -44,6 +44,7 @@ class RunRecovery:
         remote: RemoteExecutor | None = None,
         orphan_grace_s: float = 10.0,
         revive: Callable[[RunRecord], Awaitable[int]] | None = None,
+        advance: Callable[[str, str | None], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -58,6 +59,9 @@ class RunRecovery:
         """How old a never-leased `created` run must be before another worker adopts it."""
         self.revive = revive
         """Serve a queued run's group when its sender may be gone (see `chorus.runs.multitask`)."""
+        self.advance = advance
+        """Hand a group on to its next run in line once the sweep has ended the group's run: the
+        line's head would otherwise wait for a later sweep, and then only once it is old enough."""
         self._sweeper: asyncio.Task[None] | None = None
 
     async def recover(self) -> int:
@@ -72,7 +76,9 @@ class RunRecovery:
             if self.is_active(run.id) or run.lease_expires_at > now:
                 continue
             if self.remote is not None and run.background:
-                count += await self.remote.reconcile(run)  # its workflow recovers it; this only ends dead ones
+                if await self.remote.reconcile(run):  # its workflow recovers it; this only ends dead ones
+                    count += 1
+                    await self._hand_on(run)
                 continue
             if run.lease_owner is None and run.status == "created" and _age_s(run) < self.orphan_grace_s:
                 continue
@@ -86,11 +92,13 @@ class RunRecovery:
         retention_s = self.settings.event_retention_s
         if stop is not None:
             await set_terminal(self.store, run, stop, retention_s)  # its worker died after completing the log
+            await self._hand_on(run)
             return
         last = await self.store.last_seq(run.tenant_id, run.id)
         deaths = await deaths_after(self.store, run)
         if deaths.count >= self.settings.max_run_attempts:
             await self._end_poisoned(run, last, deaths)
+            await self._hand_on(run)
             return
         options = {**run.options, RECOVERY: deaths.as_option()}
         try:
@@ -122,6 +130,10 @@ class RunRecovery:
             )
             log.emit(marker)
         await end_with_error(self.store, run, log, detail, self.settings.event_retention_s)
+
+    async def _hand_on(self, run: RunRecord) -> None:
+        if self.advance is not None:
+            await self.advance(run.tenant_id, run.group_id)
 
     def start_sweeper(self, interval_s: float | None = None) -> None:
         """Recover orphaned runs now and then periodically (other workers may die too)."""

@@ -112,6 +112,7 @@ class RunService:
             remote=remote,
             orphan_grace_s=orphan_grace_s,
             revive=self.multitask.revive,
+            advance=self.multitask.advance,
         )
 
     def resolve(self, agent: AgentRecord) -> Model:
