@@ -139,6 +139,24 @@ def host_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     return _build(into / "template.yaml", into)
 
 
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+"""Lambda's limit on a function's unzipped code and layers together (250 MB)."""
+ADAPTER_LAYER_ALLOWANCE = 20 * 1024 * 1024
+"""Room kept for the Lambda Web Adapter layer the API function also carries (a few MB; not built here)."""
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def test_every_built_function_with_its_layer_fits_lambdas_unzipped_limit(deployed_build: Build) -> None:
+    """A dependency that grows the layer past 250 MB fails `sam deploy`, not `sam build`: caught here."""
+    layer = _size(deployed_build.layer)
+    for name in deployed_build.handlers():
+        total = layer + _size(deployed_build.function(name)) + (ADAPTER_LAYER_ALLOWANCE if name == "ApiFunction" else 0)
+        assert total < LAMBDA_UNZIPPED_LIMIT, (name, total)
+
+
 def test_the_template_passes_sam_validate_lint() -> None:
     assert "is a valid SAM Template" in _sam_run("validate", "--lint", "--region", "us-east-1").stdout
 
