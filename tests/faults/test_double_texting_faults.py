@@ -147,7 +147,8 @@ async def test_a_crash_between_the_cancel_and_the_start_is_recovered_by_another_
         assert await service_b.recover() == 0  # started once
 
 
-async def test_the_line_outlives_its_worker(stores: Any) -> None:
+async def died_with_a_line(stores: Any, *waiting: str) -> tuple[RunRecord, list[RunRecord]]:
+    """A worker (its lease 0.2 s) that died running "hold 1" with `waiting` enqueued behind it."""
     inner = stores()
     gate = Gate()
     await inner.open()
@@ -158,15 +159,25 @@ async def test_the_line_outlives_its_worker(stores: Any) -> None:
     active = await send(service_a, "hold 1")
     async with asyncio.timeout(SETTLE_S):
         await gate.holding.wait()
-    queued = [await send(service_a, f"then {i}", "enqueue") for i in (2, 3)]
+    queued = [await send(service_a, text, "enqueue") for text in waiting]
     await die(service_a, inner)
+    return active, queued
+
+
+async def sweep_until_one(service: RunService) -> None:
+    """Sweep until the dead worker's lease has expired and the sweep takes up its run."""
+    for _ in range(int(SETTLE_S / 0.05)):
+        if await service.recover():
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_the_line_outlives_its_worker(stores: Any) -> None:
+    active, queued = await died_with_a_line(stores, "then 2", "then 3")
     survivor = Gate()
     survivor.release()
     async with worker(stores(), survivor, lease_ttl_s=0.2) as service_b:
-        for _ in range(int(SETTLE_S / 0.05)):  # until the dead worker's lease expires and the sweep adopts its run
-            if await service_b.recover():
-                break
-            await asyncio.sleep(0.05)
+        await sweep_until_one(service_b)
         for run in (active, *queued):
             assert (await ended(service_b, run)).status == "completed"
         assert [text for _, text in await history(service_b.store)] == [
@@ -201,18 +212,7 @@ async def test_double_texts_racing_through_two_workers_never_overlap(stores: Any
 async def test_a_run_the_sweep_ends_hands_its_group_on_in_the_same_sweep(stores: Any) -> None:
     """The run's worker died after completing its log (so the sweep only ends its record): the run
     waiting behind it starts in that same sweep, not a sweep later once it is old enough."""
-    inner = stores()
-    gate = Gate()
-    await inner.open()
-    await seed(inner)
-    service_a = RunService(
-        inner, Settings(log_flush_interval_s=0.01), resolver=gate, lease_ttl_s=0.2, orphan_grace_s=0.0
-    )
-    active = await send(service_a, "hold 1")
-    async with asyncio.timeout(SETTLE_S):
-        await gate.holding.wait()
-    queued = await send(service_a, "then 2", "enqueue")
-    await die(service_a, inner)
+    active, (queued,) = await died_with_a_line(stores, "then 2")
     store = stores()
     await store.open()
     last = await store.last_seq(TENANT, active.id)
@@ -223,10 +223,7 @@ async def test_a_run_the_sweep_ends_hands_its_group_on_in_the_same_sweep(stores:
     survivor.release()
     async with worker(stores(), survivor) as service_b:
         service_b.recovery.orphan_grace_s = 3600.0  # the sweep would not revive the line on its own
-        for _ in range(int(SETTLE_S / 0.05)):  # until the dead worker's lease expires and the sweep ends its run
-            if await service_b.recover():
-                break
-            await asyncio.sleep(0.05)
+        await sweep_until_one(service_b)
         assert (await service_b.store.get_run(TENANT, active.id)).status == "completed"
         assert (await ended(service_b, queued)).status == "completed"
         assert [text for _, text in await history(service_b.store)][-2:] == ["then 2", "re: then 2"]
