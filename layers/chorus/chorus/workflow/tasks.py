@@ -37,7 +37,7 @@ from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.finisher import RunFinisher, Tally
 from chorus.runs.lease import Lease, RunCancelled, until_cancelled
 from chorus.runs.loading import load_run
-from chorus.runs.log import logged_stop, run_log
+from chorus.runs.log import RunLog, logged_stop, run_log
 from chorus.runs.multitask import DoubleTexting
 from chorus.runs.progress import restore
 from chorus.runs.toolbox import NO_EXECUTOR, NO_MCP_EXECUTOR
@@ -297,12 +297,11 @@ async def finalize(
     last = await store.last_seq(run.tenant_id, run.id)
     restored = restore(await store.list_steps(run.tenant_id, run.id))
     tally = Tally(restored.usage, restored.step_count, tuple(children or ()))
-    finisher = RunFinisher(
-        store,
-        run_log(store, settings, run, last),
-        settings.event_retention_s,
-        reopen=lambda after: run_log(store, settings, run, after),
-    )
+
+    def log_after(seq: int) -> RunLog:
+        return run_log(store, settings, run, seq)
+
+    finisher = RunFinisher(store, log_after(last), settings.event_retention_s, reopen=log_after)
     duration_ns = _since(run.created_at)
     logged = await logged_stop(store, run.tenant_id, run.id)
     if logged is not None:  # a finisher that died after completing the log
