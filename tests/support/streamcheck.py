@@ -12,6 +12,7 @@ short) must have seen a gapless prefix.
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 
 DONE = "[DONE]"
@@ -109,3 +110,31 @@ def check(received: Received, log: list[tuple[int, str]], *, complete: bool | No
     if complete and not received.done:
         result.lost += 1  # the end of the stream itself
     return result
+
+
+def check_unresumable(received: Received, log: list[tuple[int, str]], kept_ids: set[str]) -> StreamCheck:
+    """`check` for a client of a run no one can resume (`background=false`) whose worker died.
+
+    Such a run's frames are sent as they are emitted, before they are stored
+    (`RunLog.resumable`), so the client saw a prefix of the stored log, then
+    perhaps frames its worker never stored, which the adopting worker
+    numbered again. A step commits only after its frames are stored, so those
+    belong to an attempt that never committed: none may carry the id of a
+    message the run's history keeps (that would be content the client saw
+    under an id whose stored content differs). The numbering the client saw
+    is gapless from 1 all the same, on its one connection.
+    """
+    truth = {seq: data for seq, data in log if data != DONE}
+    stored = list(itertools.takewhile(lambda event: truth.get(event[0]) == event[1], received.events))
+    result = check(Received(stored, False), log, complete=False)
+    unstored = received.events[len(stored) :]
+    result.changed += sum(1 for _, data in unstored if _message_id(data) in kept_ids)
+    seqs = [seq for seq, _ in received.events]
+    result.reordered += sum(1 for a, b in itertools.pairwise(seqs) if b != a + 1)
+    return result
+
+
+def _message_id(data: str) -> str | None:
+    event = json.loads(data)
+    value = event.get("id") if isinstance(event, dict) else None
+    return value if isinstance(value, str) else None

@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     log_flush_events: int = Field(default=64, ge=1)
     """Token chunks coalesced into one durable log record at most."""
     log_flush_interval_s: float = Field(default=0.05, gt=0)
-    """Longest time an event waits in memory before its log record is written."""
+    """Longest time a background run's event waits in memory before its log record is written (a
+    foreground run's log, which no reader waits on, is written every `log_flush_events` and at each step)."""
     api_keys: SecretStr | None = None
     """`key=tenant,key2=tenant2` pairs; unset means one anonymous local tenant (a secret: never in a repr or log)."""
     api_keys_parameter: str | None = None

@@ -3,6 +3,12 @@
 A run executing in this process is followed from its log in memory (after the stored part
 before the log's base, for a log continued by an adopting worker); any other run, from the
 store, polled. Either way a reader sees the same numbered frames and `[DONE]` last.
+
+When the writer here is abandoned mid-run (it lost its lease to a worker elsewhere), a reader
+sent only stored frames goes on from the store, where the adopting worker continues the log.
+A reader of a run no client can resume may have been sent frames that were never stored,
+which the adopting worker numbers again: its stream ends with an error event and `[DONE]`
+instead (the run goes on; `GET /v1/runs/{id}` shows it).
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ from typing import Any
 import orjson
 
 from chorus.errors import BadRequest, RunExpired
-from chorus.runs.frames import DONE, frame
+from chorus.runs.frames import DONE, DONE_FRAME, frame
 from chorus.runs.log import RunLog
-from chorus.runs.tailer import tail_memory, tail_store
+from chorus.runs.tailer import WriterAbandoned, tail_memory, tail_store
 from chorus.store.base import Store
 
 
@@ -42,7 +48,7 @@ def follow(
 ) -> AsyncIterator[bytes]:
     """SSE frames of a run after `after_seq`: from `local`, its live log here, or else from the store."""
     if local is not None:
-        return _follow_local(store, local, tenant_id, run_id, after_seq, ping_interval, batch_size)
+        return _follow_local(store, local, tenant_id, run_id, after_seq, ping_interval, poll_interval, batch_size)
     return tail_store(
         store,
         tenant_id,
@@ -55,7 +61,14 @@ def follow(
 
 
 async def _follow_local(
-    store: Store, log: RunLog, tenant_id: str, run_id: str, after_seq: int, ping: float | None, batch_size: int
+    store: Store,
+    log: RunLog,
+    tenant_id: str,
+    run_id: str,
+    after_seq: int,
+    ping: float | None,
+    poll_interval: float,
+    batch_size: int,
 ) -> AsyncIterator[bytes]:
     cursor = after_seq
     while cursor < log.base_seq:
@@ -64,8 +77,33 @@ async def _follow_local(
             break
         cursor = rows[-1][0]
         yield b"".join(frame(seq, data.encode()) for seq, data in rows)
-    async for chunk in tail_memory(log, max(cursor, log.base_seq), ping):
-        yield chunk
+    try:
+        async for chunk in tail_memory(log, max(cursor, log.base_seq), ping):
+            yield chunk
+    except WriterAbandoned as gone:
+        if gone.after_seq > log.base_seq + log.durable_frames:
+            yield abandoned_stream_end(run_id)
+            return
+        tail = tail_store(
+            store, tenant_id, run_id, gone.after_seq, batch_size=batch_size, poll_interval=poll_interval,
+            ping_interval=ping,
+        )  # fmt: skip
+        async for chunk in tail:
+            yield chunk
+
+
+def abandoned_stream_end(run_id: str) -> bytes:
+    """The end of a stream that was sent frames its worker never stored, before another worker took
+    the run: an error event without a `seq_id` (the numbers after the last one sent are the new
+    worker's), then `[DONE]`."""
+    error = {
+        "message_type": "error_message",
+        "run_id": run_id,
+        "error_type": "internal_error",
+        "message": "The run moved to another worker; this stream cannot follow it.",
+        "detail": f"Poll GET /v1/runs/{run_id} for its outcome.",
+    }
+    return b"event: error\ndata: " + orjson.dumps(error) + b"\n\n" + DONE_FRAME
 
 
 async def events_of(store: Store, tenant_id: str, run_id: str) -> list[dict[str, Any]]:

@@ -11,16 +11,29 @@ the store). `close()` flushes everything and appends the `[DONE]` sentinel
 last, so a log that ends in `[DONE]` is complete wherever it is read; given
 the run's ending, the same write ends the run record (`Store.end_log`).
 
-Live readers are handed only durable frames (`durable_frames`). A frame sent
-before it was written could die with its worker, and the worker that adopts
-the run numbers its own events after the last *stored* `seq_id`: a client
-that had been sent the lost frames would resume after them and skip, or be
-sent different events under, the same numbers (invariant 1; found by the
-fault campaign, `tests/faults/test_campaign.py`). So that this costs no time
-to first byte, the flusher writes at once when the log has been idle for
-`flush_interval_s`, and otherwise every `flush_events` events or
-`flush_interval_s`, as before: a token reaches a live reader at most one
-interval plus one store write after it was emitted.
+Live readers of a *resumable* run (`background=true`) are handed only
+durable frames (`live_frames`). A frame sent before it was written could die
+with its worker, and the worker that adopts the run numbers its own events
+after the last *stored* `seq_id`: a client that had been sent the lost frames
+would resume after them and skip, or be sent different events under, the
+same numbers (invariant 1; found by the fault campaign,
+`tests/faults/test_campaign.py`). So that this costs no time to first byte,
+the flusher writes at once when the log has been idle for `flush_interval_s`,
+and otherwise every `flush_events` events or `flush_interval_s`, as before: a
+token reaches a live reader at most one interval plus one store write after
+it was emitted.
+
+A run no client can resume (`background=false`: the resume route answers 400
+for it, as Letta's does) has nobody to keep that promise to, so its live
+readers are handed every frame as it is emitted, and its log is written only
+every `flush_events` events, before each step commits (`flush`) and at
+`close`: a 3-agent foreground run is 4 or 5 log writes instead of one per
+token, and its tokens never wait on the store. The stored log still ends
+gapless in `[DONE]`, for an `Idempotency-Key` replay and the run viewer,
+which see it a step at a time while it runs. If such a writer is abandoned
+(its lease lost to another worker) after sending frames it never stored, its
+readers end with an error rather than follow the new worker's numbering
+(`following.py`).
 """
 
 from __future__ import annotations
@@ -53,6 +66,7 @@ class RunLog:
         flush_events: int = 64,
         flush_interval_s: float = 0.05,
         base_seq: int = 0,
+        resumable: bool = True,
     ) -> None:
         self.store = store
         self.tenant_id = tenant_id
@@ -62,6 +76,8 @@ class RunLog:
         self._flush_interval = flush_interval_s
         self.base_seq = base_seq
         """Events already in the store when this writer took over (a recovered run)."""
+        self.resumable = resumable
+        """Live readers wait for the store (a run clients may resume), or are sent frames as emitted."""
         self.frames: list[bytes] = []
         """`frames[i]` is the SSE frame of `seq_id` base_seq + i + 1."""
         self.events: list[Event] = []
@@ -81,6 +97,8 @@ class RunLog:
         self.ended: RunRecord | None = None
         """The run as `close(end)` stored it."""
         self.closed = False
+        self.abandoned = False
+        """Stopped without closing (lost to another worker, or the process is going away)."""
         self._flusher: asyncio.Task[None] | None = None
 
     @property
@@ -89,8 +107,13 @@ class RunLog:
 
     @property
     def durable_frames(self) -> int:
-        """How many of `frames` are stored: what a live reader may be sent."""
+        """How many of `frames` are stored."""
         return self._durable
+
+    @property
+    def live_frames(self) -> int:
+        """How many of `frames` a live reader may be sent: the stored ones, or all of a run no one resumes."""
+        return self._durable if self.resumable else len(self.frames)
 
     def start(self) -> None:
         """Start the one flusher of this writer (a second would race the first for every batch)."""
@@ -118,6 +141,8 @@ class RunLog:
     def _append(self, seq: int, data: bytes) -> None:
         self.frames.append(frame(seq, data))
         self._json.append(data)
+        if not self.resumable:
+            self._wake_readers()
         if not self._dirty.is_set():
             self._dirty.set()
         if len(self._json) - self._taken >= self._flush_events:
@@ -135,8 +160,9 @@ class RunLog:
         await self._write_pending()
 
     async def wait_beyond(self, count: int, wait_s: float | None = None) -> bool:
-        """Wait until more than `count` frames (this writer's) are durable or the log closes; False on timeout."""
-        while self._durable <= count and not self.closed:
+        """Wait until more than `count` frames (this writer's) may be sent, or the log closes or is
+        abandoned; False on timeout."""
+        while self.live_frames <= count and not self.closed and not self.abandoned:
             if self._waiter is None or self._waiter.done():
                 self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -178,7 +204,9 @@ class RunLog:
             await self.abort()
 
     async def abort(self) -> None:
-        """Stop the flusher without closing (the process is going away)."""
+        """Stop the flusher without closing (the process is going away, or another worker has the run)."""
+        self.abandoned = True
+        self._wake_readers()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -189,8 +217,10 @@ class RunLog:
         last_write = -self._flush_interval  # idle: the first event is written at once
         while True:
             await self._dirty.wait()
-            wait_s = self._flush_interval - (loop.time() - last_write)
-            if not self._closing and wait_s > 0:
+            if not self.resumable:
+                if not self._closing:
+                    await self._full.wait()  # a full batch, or close (`flush` writes on its own)
+            elif not self._closing and (wait_s := self._flush_interval - (loop.time() - last_write)) > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), wait_s)
             self._dirty.clear()
@@ -246,6 +276,7 @@ def run_log(store: Store, settings: Settings, run: RunRecord, base_seq: int) -> 
         flush_events=settings.log_flush_events,
         flush_interval_s=settings.log_flush_interval_s,
         base_seq=base_seq,
+        resumable=run.background,
     )
     log.start()
     return log

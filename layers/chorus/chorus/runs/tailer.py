@@ -22,8 +22,18 @@ STATUS_CHECK_S = 1.0
 """How often a store reader with nothing new checks whether the run ended without `[DONE]`."""
 
 
+class WriterAbandoned(Exception):
+    """The live log stopped without closing (its worker lost the run, or the process is stopping):
+    `after_seq` is the last `seq_id` its reader was sent, where a reader of the store goes on."""
+
+    def __init__(self, after_seq: int) -> None:
+        super().__init__(f"the run's writer here stopped after seq_id {after_seq}")
+        self.after_seq = after_seq
+
+
 async def tail_memory(log: RunLog, after_seq: int, ping_interval: float | None) -> AsyncIterator[bytes]:
-    """Frames after `after_seq` (>= the log's `base_seq`) from a live log as they become durable, then `[DONE]`.
+    """Frames after `after_seq` (>= the log's `base_seq`) from a live log as they may be sent
+    (`RunLog.live_frames`), then `[DONE]`; `WriterAbandoned` if the log is abandoned open.
 
     A cursor past the log's end (a client that resumes with a later `seq_id` than
     the run has reached) waits for events beyond it and, when the run ends, is
@@ -31,14 +41,16 @@ async def tail_memory(log: RunLog, after_seq: int, ping_interval: float | None) 
     sent = after_seq - log.base_seq
     assert sent >= 0, "read the stored part of a recovered log from the store first"
     while True:
-        durable = log.durable_frames
-        if durable > sent:
-            batch = log.frames[sent:durable]
-            sent = durable
+        live = log.live_frames
+        if live > sent:
+            batch = log.frames[sent:live]
+            sent = live
             yield b"".join(batch)
             if log.closed and sent == len(log.frames):
                 return
             continue
+        if log.abandoned and not log.closed:
+            raise WriterAbandoned(log.base_seq + sent)
         if log.closed:
             if sent > len(log.frames) or (sent == len(log.frames) and sent == after_seq - log.base_seq):
                 yield DONE_FRAME  # nothing of the log was sent: the cursor was at or past its end
