@@ -1,0 +1,160 @@
+"""Peak memory of the API function's process through foreground runs: what `ApiMemorySize` must hold.
+
+Method: DynamoDB is a moto server in this process; the API runs as on
+Lambda under the Web Adapter (`functions/api/run.sh`: `uvicorn chorus.api:app`)
+in a child interpreter with the DynamoDB store against it (boto3 and all),
+`AWS_LAMBDA_FUNCTION_NAME` set so Powertools loads as on Lambda. The child's
+resident set is read from `/proc/<pid>/status` (`VmRSS`, and `VmHWM`, its
+peak) once it answers, then after each of `--runs` foreground token-streamed
+runs of a 3-agent round robin (`--tokens` tokens a reply), all on one group,
+so the history grows as it does for a group that keeps talking. One request
+at a time, as a Lambda environment serves them. The Web Adapter's own
+process (a small Rust binary) and the Lambda runtime's are not in the figure.
+
+Prints JSON: the peak after start and after the runs, the configured memory
+(`ApiMemorySize`'s default in `template.yaml`) and the ratio of the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+TABLE = "chorus-memory-bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def status_mb(pid: int) -> dict[str, float]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields
+
+
+def configured_mb() -> int:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    doc = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    return int(doc["Parameters"]["ApiMemorySize"]["Default"])
+
+
+def wait_ready(base: str, child: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError("the API process exited before answering")
+        try:
+            if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the API process did not answer within 60 s")
+
+
+def measure(runs: int, tokens: int) -> dict[str, Any]:
+    from moto.server import ThreadedMotoServer
+
+    sys.path.insert(0, str(ROOT / "layers" / "chorus"))
+    from chorus.store.dynamodb_table import create_table
+
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+    os.environ.update(credentials)
+    moto_port = free_port()
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    server.start()
+    child: subprocess.Popen[bytes] | None = None
+    try:
+        create_table(boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION), TABLE)
+        port = free_port()
+        env = {
+            **os.environ,
+            **credentials,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_LAMBDA_FUNCTION_NAME": "chorus-memory-bench",
+            "CHORUS_STORE": "dynamodb",
+            "CHORUS_TABLE_NAME": TABLE,
+            "PYTHONPATH": str(ROOT / "layers" / "chorus"),
+        }
+        command = [sys.executable, "-m", "uvicorn", "chorus.api:app", "--host", "127.0.0.1", "--port", str(port)]
+        child = subprocess.Popen([*command, "--no-access-log"], env=env, stdout=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, child)
+        started = status_mb(child.pid)
+        with httpx.Client(base_url=base, timeout=120) as client:
+            scripted = {"tokens": tokens}
+            agents = [
+                client.post(
+                    "/v1/agents",
+                    json={
+                        "name": f"A{i}",
+                        "system": "s",
+                        "model": "scripted/default",
+                        "metadata": {"scripted": scripted},
+                    },
+                ).json()["id"]
+                for i in range(3)
+            ]
+            group = client.post("/v1/groups", json={"agent_ids": agents, "description": "memory"}).json()["id"]
+            after: list[float] = []
+            for _ in range(runs):
+                body = {"input": "go", "stream_tokens": True}
+                with client.stream("POST", f"/v1/groups/{group}/messages/stream", json=body) as response:
+                    assert response.status_code == 200, response.read()
+                    text = b"".join(response.iter_bytes())
+                assert text.endswith(b"data: [DONE]\n\n"), text[-200:]
+                after.append(status_mb(child.pid)["VmHWM"])
+        peak = status_mb(child.pid)["VmHWM"]
+        configured = configured_mb()
+        return {
+            "benchmark": "memory",
+            "runs": runs,
+            "tokens_per_reply": tokens,
+            "api_started_mb": round(started["VmHWM"], 1),
+            "api_peak_mb_after_first_run": round(after[0], 1),
+            "api_peak_mb": round(peak, 1),
+            "api_memory_size_mb": configured,
+            "peak_over_configured": round(peak / configured, 3),
+            "python": sys.version.split()[0],
+        }
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait(10)
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--tokens", type=int, default=200)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.runs, args.tokens), indent=2))
+
+
+if __name__ == "__main__":
+    main()
