@@ -113,7 +113,10 @@ async def test_reading_history_validates_no_message_again(store: Store, monkeypa
     tail = await load_tail(store, "t1", {"group_id": "g1"}, window_tokens=1_000_000)
     assert len(tail) == 150 and validated == 0, "validated when written, not again on every send"
     assert tail[0]["message"]["id"] == "message-000000"
-    assert MessageRecord.model_validate(tail[0]) == (await store.list_messages("t1", Page(order="asc", limit=1)))[0]
+    assert (
+        MessageRecord.model_validate(tail[0])
+        == (await store.list_messages("t1", Page(order="asc", limit=1), group_id="g1"))[0]
+    )
 
 
 async def _add(store: Store, first: int, count: int, run_id: str, summary: tuple[int, int] | None = None) -> None:

@@ -373,40 +373,49 @@ async def test_commit_step_once_and_list_steps_in_order(store: Store) -> None:
     assert await store.list_steps("t2", r.id) == []
 
 
-async def test_list_messages_by_scope_in_position_order(store: Store) -> None:
+async def test_list_messages_by_group_or_run_in_position_order(store: Store) -> None:
     r1 = run(group_id="g1")
-    r2 = run(group_id="g2")
+    r2 = run(group_id="g1")
+    r3 = run(group_id="g2")
     m = [
         message(r1, "0001", 0, position=5, agent_id=None),
         message(r1, "0001", 1, position=5, agent_id="a1"),
         message(r1, "0002", 0, position=7, agent_id="a2"),
         message(r2, "0001", 0, position=6, agent_id="a1"),
+        message(r3, "0001", 0, position=4, agent_id="a1"),
     ]
     await store.commit_step(step(r1, "0001"), m[:2])
     await store.commit_step(step(r1, "0002"), m[2:3])
-    await store.commit_step(step(r2, "0001"), m[3:])
-    other = run("t2", group_id="g1")
-    await store.commit_step(step(other, "0001"), [message(other, "0001", 0)])
+    await store.commit_step(step(r2, "0001"), m[3:4])
+    await store.commit_step(step(r3, "0001"), m[4:])
+    other = run("t2", group_id="g1", id=r1.id)  # another tenant's run and group of the same ids
+    theirs = message(other, "0001", 0, position=1)
+    await store.commit_step(step(other, "0001"), [theirs])
 
-    async def ids(order: str = "asc", **scope: Any) -> list[str]:
-        page = Page(order=order, limit=10)
-        return [x.id for x in await store.list_messages("t1", page, **scope)]
+    async def ids(tenant: str = "t1", order: str = "asc", after: str | None = None, **scope: Any) -> list[str]:
+        page = Page(order=order, limit=10, after=after)
+        return [x.id for x in await store.list_messages(tenant, page, **scope)]
 
-    assert await ids() == [m[0].id, m[1].id, m[3].id, m[2].id]
-    assert await ids("desc") == [m[2].id, m[3].id, m[1].id, m[0].id]
-    assert await ids(group_id="g1") == [m[0].id, m[1].id, m[2].id]
-    assert await ids(agent_id="a1") == [m[1].id, m[3].id]
+    assert await ids(group_id="g1") == [m[0].id, m[1].id, m[3].id, m[2].id]
+    assert await ids(order="desc", group_id="g1") == [m[2].id, m[3].id, m[1].id, m[0].id]
+    assert await ids(group_id="g2") == [m[4].id]
     assert await ids(run_id=r1.id) == [m[0].id, m[1].id, m[2].id]
-    assert await ids(group_id="g1", agent_id="a1") == [m[1].id]
-    assert await ids(run_id=r1.id, agent_id="a2") == [m[2].id]
-    page = Page(order="asc", limit=1, after=m[1].id)
-    assert [x.id for x in await store.list_messages("t1", page, group_id="g1")] == [m[2].id]
+    assert await ids(order="desc", run_id=r1.id) == [m[2].id, m[1].id, m[0].id]
+    assert await ids(after=m[1].id, group_id="g1") == [m[3].id, m[2].id]
+    assert await ids(order="desc", after=m[2].id, run_id=r1.id) == [m[1].id, m[0].id]
+    assert await ids("t2", group_id="g1") == await ids("t2", run_id=r1.id) == [theirs.id]
     with pytest.raises(NotFound):
-        await store.list_messages("t2", Page(after=m[0].id))
-    assert await store.delete_group_messages("t1", "g1") == 3
-    assert await ids() == [m[3].id]
+        await ids("t2", after=m[0].id, group_id="g1")
+    for unscoped in ({}, {"group_id": "g1", "run_id": r1.id}):
+        with pytest.raises(ValueError, match="exactly one"):
+            await store.list_messages("t1", Page(), **unscoped)
+        with pytest.raises(ValueError, match="exactly one"):
+            await store.history_page("t1", Page(), **unscoped)
+    assert await store.delete_group_messages("t1", "g1") == 4
+    assert await ids(group_id="g1") == await ids(run_id=r1.id) == []
+    assert await ids(group_id="g2") == [m[4].id]
     assert await store.delete_group_messages("t1", "g1") == 0
-    assert len(await store.list_messages("t2", Page())) == 1
+    assert await ids("t2", group_id="g1") == [theirs.id]
 
 
 async def test_a_message_over_400_kb_round_trips_intact(store: Store) -> None:

@@ -33,13 +33,14 @@ test suite runs against each. Rules every adapter must keep:
   (whoever reads `[DONE]` and then polls the run, or sends the group its
   next message, never meets the run still `running`).
 - Listings order by (`created_at`, `id`) for resources and by `position` for
-  messages; `before`/`after` are ids of the same kind, exclusive.
+  messages; `before`/`after` are ids of the same kind, exclusive. Messages are
+  listed by group or by run only (`history_scope`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from chorus.store.records import (
     AgentRecord,
@@ -57,6 +58,18 @@ from chorus.store.records import (
 
 LOG_END: Final = "[DONE]"
 """The sentinel event that completes (and closes) a run's event log."""
+
+
+def history_scope(group_id: str | None, run_id: str | None) -> tuple[Literal["group_id", "run_id"], str]:
+    """The one history a message listing names, as (field, id); `ValueError` unless exactly one is given.
+
+    A tenant's or an agent's messages across groups are no listing: nothing reads them, and
+    indexing them cost every message write two index writes (and a tenant one hot partition)."""
+    if group_id is not None and run_id is None:
+        return "group_id", group_id
+    if run_id is not None and group_id is None:
+        return "run_id", run_id
+    raise ValueError("A message listing names exactly one of group_id and run_id.")
 
 
 class Store(Protocol):
@@ -192,14 +205,10 @@ class Store(Protocol):
         """A run's committed steps, in step order."""
 
     async def list_messages(
-        self,
-        tenant_id: str,
-        page: Page,
-        *,
-        group_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-    ) -> list[MessageRecord]: ...
+        self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None
+    ) -> list[MessageRecord]:
+        """A page of one group's or one run's messages: name exactly one (`history_scope`). Those are
+        the only histories anything reads, so they are the only ones an adapter indexes."""
 
     async def history_page(
         self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None

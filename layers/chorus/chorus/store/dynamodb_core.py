@@ -182,8 +182,14 @@ class DynamoDBCore:
             raise Conflict(f"{kind} {record.id} changed (version {version}, expected {expect_version}).") from None
 
     # runs
-    # the run's item, written by the run methods and by `end_log`
     def _run_item(self, run: RunRecord) -> tuple[Item, list[Item]]:
+        """The run's item, written by the run methods and by `end_log`.
+
+        Besides its keys and body it holds only what a condition or a filter reads (`status`,
+        `background`, `version`): its group and agent are in `G2`/`G3` (a filter on the agent
+        within a group compares `G3`). Each byte counts: past 1 KB every write of it costs twice,
+        in the table and in each of its indexes. Items written before also hold `group_id` and
+        `agent_id`, which nothing reads."""
         t = run.tenant_id
         attrs: dict[str, Any] = {
             "G1": keys.listing("Run", t),
@@ -192,8 +198,6 @@ class DynamoDBCore:
             "UNF": keys.unfinished(run.id) if run.status in UNFINISHED_STATUSES else None,
             "status": run.status,
             "background": run.background,
-            "group_id": run.group_id,
-            "agent_id": run.agent_id,
             "version": run.version,
         }
         return self._record_item("Run", run, run.created_at, attrs)

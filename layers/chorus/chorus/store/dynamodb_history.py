@@ -4,8 +4,10 @@ A step item is put with `attribute_not_exists` in the same transaction as its
 messages, so a second commit is `AlreadyCommitted` with nothing written. The
 transaction (each, for a step beyond one) also checks the run item's `status`
 is not terminal, so a worker still running after its run ended gets `RunEnded`
-and writes nothing. A message is listed by tenant, group, agent and run
-(`G1`-`G4`); a page is read from the index its scope names.
+and writes nothing. A message is listed by its group and its run (`G2`, `G4`),
+the only histories anything reads; a page is read from the index its scope
+names. Messages written before were also in `G1`/`G3` (by tenant, by agent):
+those index entries are never queried, and go when their items are deleted.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from chorus.errors import AlreadyCommitted, RunEnded
 from chorus.store import dynamodb_keys as keys
+from chorus.store.base import history_scope
 from chorus.store.dynamodb_core import DynamoDBCore
 from chorus.store.dynamodb_keys import TTL_ATTRIBUTE, Item, s
 from chorus.store.dynamodb_listing import list_page
@@ -31,15 +34,15 @@ class DynamoDBHistory(DynamoDBCore):
     """The step and message methods of the `store` port."""
 
     def _message_item(self, m: MessageRecord) -> tuple[Item, list[Item]]:
+        """The item of a message: in its group's and its run's listings (`G2`, `G4`), nothing else.
+
+        Its ids are in its body and in those keys; no query filters on them, so they are no
+        attributes of their own (items written before carry `G1`, `G3`, `group_id`, `agent_id` and
+        `run_id` too, which nothing reads)."""
         t = m.tenant_id
         attrs: dict[str, Any] = {
-            "G1": keys.listing("Message", t),
             "G2": keys.listing("Message", t, group_id=m.group_id) if m.group_id is not None else None,
-            "G3": keys.listing("Message", t, agent_id=m.agent_id) if m.agent_id is not None else None,
             "G4": keys.run_messages(t, m.run_id),
-            "group_id": m.group_id,
-            "agent_id": m.agent_id,
-            "run_id": m.run_id,
         }
         return self._record_item("Message", m, m.position, attrs)
 
@@ -103,38 +106,24 @@ class DynamoDBHistory(DynamoDBCore):
         return [StepRecord.model_validate_json(r) for r in await self._call(read)]
 
     async def list_messages(
-        self,
-        tenant_id: str,
-        page: Page,
-        *,
-        group_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
+        self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None
     ) -> list[MessageRecord]:
-        rows = await self._message_rows(tenant_id, page, group_id, agent_id, run_id)
+        rows = await self._message_rows(tenant_id, page, group_id, run_id)
         return [MessageRecord.model_validate_json(r) for r in rows]
 
     async def history_page(
         self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None
     ) -> list[dict[str, Any]]:
-        return [orjson.loads(r) for r in await self._message_rows(tenant_id, page, group_id, None, run_id)]
+        return [orjson.loads(r) for r in await self._message_rows(tenant_id, page, group_id, run_id)]
 
-    async def _message_rows(
-        self, tenant_id: str, page: Page, group_id: str | None, agent_id: str | None, run_id: str | None
-    ) -> list[str]:
-        """The stored JSON of a page of messages, from the index the scope names."""
-        filters: dict[str, Any] = {"group_id": group_id, "agent_id": agent_id}
-        if run_id is not None:
-            index, partition = "by_run", keys.run_messages(tenant_id, run_id)
-        elif group_id is not None:
-            index, partition = "by_group", keys.listing("Message", tenant_id, group_id=group_id)
-            filters["group_id"] = None
-        elif agent_id is not None:
-            index, partition = "by_agent", keys.listing("Message", tenant_id, agent_id=agent_id)
-            filters["agent_id"] = None
+    async def _message_rows(self, tenant_id: str, page: Page, group_id: str | None, run_id: str | None) -> list[str]:
+        """The stored JSON of a page of one group's or one run's messages, from that index."""
+        field, value = history_scope(group_id, run_id)
+        if field == "run_id":
+            index, partition = "by_run", keys.run_messages(tenant_id, value)
         else:
-            index, partition = "by_tenant", keys.listing("Message", tenant_id)
-        rows: list[str] = await self._call(list_page, self.table, "Message", tenant_id, page, index, partition, filters)
+            index, partition = "by_group", keys.listing("Message", tenant_id, group_id=value)
+        rows: list[str] = await self._call(list_page, self.table, "Message", tenant_id, page, index, partition, {})
         return rows
 
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:

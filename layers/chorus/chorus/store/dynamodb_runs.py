@@ -51,7 +51,7 @@ class DynamoDBRuns(DynamoDBCore):
         filters: dict[str, Any] = {"status": statuses, "background": background}
         if group_id is not None:
             index, partition = "by_group", keys.listing("Run", tenant_id, group_id=group_id)
-            filters["agent_id"] = agent_id
+            filters["G3"] = keys.listing("Run", tenant_id, agent_id=agent_id) if agent_id is not None else None
         elif agent_id is not None:
             index, partition = "by_agent", keys.listing("Run", tenant_id, agent_id=agent_id)
         else:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from chorus.errors import AlreadyCommitted, RunEnded
+from chorus.store.base import history_scope
 from chorus.store.records import TERMINAL_STATUSES, MessageRecord, Page, StepRecord
 from chorus.store.sqlite_core import SQLiteCore
 
@@ -66,24 +67,17 @@ class SQLiteHistory(SQLiteCore):
         )
 
     async def list_messages(
-        self,
-        tenant_id: str,
-        page: Page,
-        *,
-        group_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
+        self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None
     ) -> list[MessageRecord]:
-        filters: dict[str, Any] = {"group_id": group_id, "agent_id": agent_id, "run_id": run_id}
-        return await self._list(MessageRecord, "messages", tenant_id, page, filters, "position")
+        field, value = history_scope(group_id, run_id)
+        return await self._list(MessageRecord, "messages", tenant_id, page, {field: value}, "position")
 
     async def history_page(
         self, tenant_id: str, page: Page, *, group_id: str | None = None, run_id: str | None = None
     ) -> list[dict[str, Any]]:
-        filters: dict[str, Any] = {"group_id": group_id, "run_id": run_id}
-        return [
-            orjson.loads(r) for r in await self._call(self._list_sync, "messages", tenant_id, page, filters, "position")
-        ]
+        field, value = history_scope(group_id, run_id)
+        rows = await self._call(self._list_sync, "messages", tenant_id, page, {field: value}, "position")
+        return [orjson.loads(r) for r in rows]
 
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
         def delete() -> int:

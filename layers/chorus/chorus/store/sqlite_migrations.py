@@ -114,4 +114,6 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    # messages are listed by group or by run only: the agent index cost every insert and served no read
+    (8, "DROP INDEX IF EXISTS messages_by_agent;"),
 ]

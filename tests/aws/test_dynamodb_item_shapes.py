@@ -1,0 +1,102 @@
+"""What a run writes to DynamoDB, item by item, and the items written before that still read.
+
+A write costs a unit per KB of its item in the table, and the same again in every index the
+item is in. So a message goes only into the two indexes something reads it from (its group's
+and its run's history), and a run item holds only what a condition or filter reads besides its
+body, so that an ordinary run's item stays under the 1 KB that would double every write of it.
+Items stored before carry more (`G1`/`G3` and id attributes on messages, `group_id`/`agent_id` on
+runs): they must list, load, update and delete as they did.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from chorus.store.base import Store
+from chorus.store.dynamodb import DynamoDBStore
+from chorus.store.dynamodb_keys import INDEXES, ORDER_KEY, listing, record_key, s
+from chorus.store.records import Page
+from support import create_agent, create_group, payloads, stream
+from support.benchmarks import load_benchmark
+from support.contract_records import message, run, step
+from support.dynamodb import TABLE
+
+units = load_benchmark("dynamodb_units")
+INDEX_KEYS = {name: (attribute, ORDER_KEY) for name, attribute in INDEXES.items()}
+MESSAGE_INDEXES = {"G2", "G4"}
+
+
+def raw(dynamodb: Any, key: dict[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]
+    return item
+
+
+async def test_a_round_robin_run_indexes_messages_by_group_and_run_and_keeps_its_run_item_under_1_kb(
+    api: tuple[httpx.AsyncClient, Store], dynamodb: Any
+) -> None:
+    client, store = api
+    agents = [await create_agent(client, f"A{i}", tokens=20) for i in range(3)]
+    group = await create_group(client, [a["id"] for a in agents])
+    with units.metering(INDEX_KEYS) as meter:
+        events = await stream(client, group["id"], {"input": "go"})
+    run_id = payloads(events)[0]["run_id"]
+    finished = await store.get_run("default", run_id)
+    assert finished.status == "completed" and finished.usage is not None
+    message_indexes = {shape.split(" ")[0] for shape in meter.by_index if shape.endswith("#MESSAGE")}
+    assert message_indexes == {"by_group", "by_run"}, meter.by_index
+    stored = await store.list_messages("default", Page(limit=100), run_id=run_id)
+    assert len(stored) == 4, "the input and one reply of each agent"
+    for m in stored:
+        item = raw(dynamodb, record_key("Message", "default", m.id))
+        assert set(item) & set(INDEXES.values()) == MESSAGE_INDEXES, item.keys()
+    run_item = raw(dynamodb, record_key("Run", "default", run_id))
+    assert units.item_size(run_item) < units.WRITE_UNIT_BYTES, {k: units.value_size(v) for k, v in run_item.items()}
+
+
+async def test_messages_stored_in_the_tenant_and_agent_indexes_before_list_and_delete_as_now(dynamodb: Any) -> None:
+    store = DynamoDBStore(dynamodb, TABLE)
+    await store.open()
+    r = run(group_id="g1")
+    new, old = message(r, "0001", 0, position=1), message(r, "0001", 1, position=2, agent_id="a1")
+    await store.commit_step(step(r, "0001"), [new])
+    item, _ = store._message_item(old)
+    shaped_before = {
+        **item,
+        "G1": s(listing("Message", "t1")),
+        "G3": s(listing("Message", "t1", agent_id="a1")),
+        **{name: s(getattr(old, name)) for name in ("group_id", "agent_id", "run_id")},
+    }
+    dynamodb.put_item(TableName=TABLE, Item=shaped_before)
+    assert await store.list_messages("t1", Page(order="asc"), group_id="g1") == [new, old]
+    assert await store.list_messages("t1", Page(order="desc", after=new.id), run_id=r.id) == []
+    assert [x["id"] for x in await store.history_page("t1", Page(order="desc"), run_id=r.id)] == [old.id, new.id]
+    assert await store.delete_run_messages("t1", r.id) == 2
+    left = dynamodb.scan(TableName=TABLE, IndexName="by_tenant")["Items"]
+    assert not [i for i in left if i["SK"]["S"] == "MSG"], "the old item's tenant index entry went with it"
+    await store.commit_step(step(r, "0002"), [new])
+    dynamodb.put_item(TableName=TABLE, Item=shaped_before)
+    assert await store.delete_group_messages("t1", "g1") == 2
+    assert dynamodb.scan(TableName=TABLE, IndexName="by_agent")["Items"] == []
+    assert await store.list_messages("t1", Page(), run_id=r.id) == []
+    await store.close()
+
+
+async def test_a_run_item_stored_with_its_group_and_agent_attributes_loads_lists_and_updates(dynamodb: Any) -> None:
+    store = DynamoDBStore(dynamodb, TABLE)
+    await store.open()
+    r = run(group_id="g1", agent_id="a1", status="running")
+    item, _ = store._run_item(r)
+    assert not {"group_id", "agent_id"} & set(item), "in G2/G3 and the body, not again"
+    dynamodb.put_item(TableName=TABLE, Item={**item, "group_id": {"S": "g1"}, "agent_id": {"S": "a1"}})
+    assert await store.get_run("t1", r.id) == r
+    assert [x.id for x in await store.list_runs("t1", Page(), group_id="g1", agent_id="a1")] == [r.id]
+    assert await store.list_runs("t1", Page(), group_id="g1", agent_id="a2") == []
+    ended = await store.update_run(r.model_copy(update={"status": "completed"}), expect_version=0)
+    assert await store.get_run("t1", r.id) == ended
+    assert not {"group_id", "agent_id"} & set(raw(dynamodb, record_key("Run", "t1", r.id))), (
+        "rewritten in the new shape"
+    )
+    assert [x.id for x in await store.list_runs("t1", Page(), group_id="g1", agent_id="a1")] == [r.id]
+    await store.close()
