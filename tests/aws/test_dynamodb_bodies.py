@@ -1,8 +1,10 @@
-"""Record bodies on DynamoDB: compressed when written now, and items written as text before still load.
+"""Record bodies on DynamoDB: compressed with the preset dictionary when written now, and items
+written as text or compressed without it before still load.
 
 A message or run item is ~1.4 KB with its JSON as text, so each of its writes
 cost 2 units in the table and 2 in every index it is in; compressed it is
-under 1 KB. Items stored before (`data`, text) must read as they did.
+under 1 KB. Items stored before (`data`, text; `z`, no dictionary) must read
+as they did, and the dictionary can never change under them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import zlib
 from typing import Any
 
 from chorus.store.dynamodb import DynamoDBStore
+from chorus.store.dynamodb_preset import PRESET
 from chorus.store.dynamodb_wire import INLINE_MAX, DynamoDBTable
 from chorus.store.records import MessageRecord, Page, RunRecord, StepRecord
 from support.dynamodb import TABLE
@@ -42,14 +45,20 @@ def test_bodies_round_trip_compressed_as_text_or_in_parts(dynamodb: Any) -> None
     key = {"PK": {"S": "T#t1#X#1"}, "SK": {"S": "X"}}
     record = message(1).model_dump_json()
     attrs, parts = table.pack(key, record)
-    assert set(attrs) == {"z"} and parts == [] and zlib.decompress(attrs["z"]["B"]).decode() == record
+    assert set(attrs) == {"zd"} and parts == [] and len(attrs["zd"]["B"]) < len(zlib.compress(record.encode())) * 0.8
     assert table.body({**key, **attrs}) == record
+    assert table.body({**key, "z": {"B": zlib.compress(record.encode())}}) == record, "compressed before the preset"
     assert table.pack(key, "{}") == ({"data": {"S": "{}"}}, []), "what compression would not shrink stays text"
     noise = os.urandom(INLINE_MAX + 100_000).hex()  # over the inline limit even compressed: text in parts
     attrs, parts = table.pack(key, noise)
     assert set(attrs) == {"parts"} and b"".join(p["part"]["B"] for p in parts) == noise.encode()
     table.write_parts(parts)
     assert table.body({**key, **attrs}) == noise
+
+
+def test_the_preset_dictionary_is_the_one_stored_bodies_were_compressed_with() -> None:
+    """Every `zd` item ever written decodes with exactly these bytes: a change must be a new attribute."""
+    assert (len(PRESET), zlib.crc32(PRESET)) == (3526, 297236662)
 
 
 async def test_a_message_item_is_under_one_write_unit_and_old_text_items_load(dynamodb: Any) -> None:
@@ -63,13 +72,13 @@ async def test_a_message_item_is_under_one_write_unit_and_old_text_items_load(dy
     # what a store wrote before bodies were compressed: the same item with its JSON as text
     old = message(2)
     item, _ = store._message_item(old)
-    item.pop("z")
+    item.pop("zd")
     dynamodb.put_item(TableName=TABLE, Item={**item, "data": {"S": old.model_dump_json()}})
     listed = await store.list_messages("t1", Page(order="asc"), run_id=RUN)
     assert listed == [message(1), old]
     run = RunRecord(tenant_id="t1", id=RUN, created_at=CREATED, agent_id=AGENT, group_id=GROUP)
     run_item, _ = store._run_item(run)
-    run_item.pop("z")
+    run_item.pop("zd")
     dynamodb.put_item(TableName=TABLE, Item={**run_item, "data": {"S": run.model_dump_json()}})
     assert await store.get_run("t1", RUN) == run
     updated = await store.update_run(run.model_copy(update={"status": "running"}), expect_version=0)

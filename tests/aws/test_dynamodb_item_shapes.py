@@ -10,6 +10,7 @@ runs): they must list, load, update and delete as they did.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ import httpx
 from chorus.store.base import Store
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_keys import INDEXES, ORDER_KEY, listing, record_key, s
-from chorus.store.records import Page
+from chorus.store.records import Page, Record
 from support import create_agent, create_group, payloads, stream
 from support.benchmarks import load_benchmark
 from support.contract_records import message, run, step
@@ -26,6 +27,17 @@ from support.dynamodb import TABLE
 units = load_benchmark("dynamodb_units")
 INDEX_KEYS = {name: (attribute, ORDER_KEY) for name, attribute in INDEXES.items()}
 MESSAGE_INDEXES = {"G2", "G4"}
+
+
+def written_before(item: dict[str, Any], record: Record, **attributes: str) -> dict[str, Any]:
+    """`item` as a store wrote it before: its body compressed without the preset dictionary, and `attributes`."""
+    assert "zd" in item
+    old = {name: value for name, value in item.items() if name != "zd"}
+    return {
+        **old,
+        "z": {"B": zlib.compress(record.model_dump_json().encode())},
+        **{k: s(v) for k, v in attributes.items()},
+    }
 
 
 def raw(dynamodb: Any, key: dict[str, Any]) -> dict[str, Any]:
@@ -62,12 +74,15 @@ async def test_messages_stored_in_the_tenant_and_agent_indexes_before_list_and_d
     new, old = message(r, "0001", 0, position=1), message(r, "0001", 1, position=2, agent_id="a1")
     await store.commit_step(step(r, "0001"), [new])
     item, _ = store._message_item(old)
-    shaped_before = {
-        **item,
-        "G1": s(listing("Message", "t1")),
-        "G3": s(listing("Message", "t1", agent_id="a1")),
-        **{name: s(getattr(old, name)) for name in ("group_id", "agent_id", "run_id")},
-    }
+    shaped_before = written_before(
+        item,
+        old,
+        G1=listing("Message", "t1"),
+        G3=listing("Message", "t1", agent_id="a1"),
+        group_id="g1",
+        agent_id="a1",
+        run_id=r.id,
+    )
     dynamodb.put_item(TableName=TABLE, Item=shaped_before)
     assert await store.list_messages("t1", Page(order="asc"), group_id="g1") == [new, old]
     assert await store.list_messages("t1", Page(order="desc", after=new.id), run_id=r.id) == []
@@ -89,7 +104,7 @@ async def test_a_run_item_stored_with_its_group_and_agent_attributes_loads_lists
     r = run(group_id="g1", agent_id="a1", status="running")
     item, _ = store._run_item(r)
     assert not {"group_id", "agent_id"} & set(item), "in G2/G3 and the body, not again"
-    dynamodb.put_item(TableName=TABLE, Item={**item, "group_id": {"S": "g1"}, "agent_id": {"S": "a1"}})
+    dynamodb.put_item(TableName=TABLE, Item=written_before(item, r, group_id="g1", agent_id="a1"))
     assert await store.get_run("t1", r.id) == r
     assert [x.id for x in await store.list_runs("t1", Page(), group_id="g1", agent_id="a1")] == [r.id]
     assert await store.list_runs("t1", Page(), group_id="g1", agent_id="a2") == []

@@ -22,13 +22,16 @@ Listings use sparse, overloaded GSIs that share one range key, `OSK`
 (`created_at`, `id`) order is the string order of `OSK` (`#` sorts below
 every character of an ISO timestamp or a position):
 
-    by_tenant   G1 = T#t#AGENT | T#t#GROUP | T#t#RUN | T#t#MESSAGE | T#t#BLOCK | T#t#TOOL
-                | T#t#MCPSERVER
+    by_tenant   G1 = T#t#AGENT | T#t#GROUP | T#t#RUN | T#t#BLOCK | T#t#TOOL | T#t#MCPSERVER
     by_group    G2 = T#t#GROUP#<g>#RUN | T#t#GROUP#<g>#MESSAGE
-    by_agent    G3 = T#t#AGENT#<a>#RUN | T#t#AGENT#<a>#MESSAGE
+    by_agent    G3 = T#t#AGENT#<a>#RUN
     by_run      G4 = T#t#RUN#<r>#MESSAGE
     unfinished  UNF = UNFINISHED#<shard 0-7>, only on runs whose status is created/running
                 (sharded by run id: every running run renews its lease through it)
+
+A message is in `G2` and `G4` only: histories are read by group or by run, and each
+index an item is in costs its every write again. Messages written before also carry
+`G1 = T#t#MESSAGE` and `G3 = T#t#AGENT#<a>#MESSAGE`, partitions nothing queries.
 """
 
 from __future__ import annotations

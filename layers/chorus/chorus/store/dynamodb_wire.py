@@ -7,9 +7,12 @@ jitter (conditional failures are never retried here: they are answers),
 paging, batch writes that re-send unprocessed items, and record bodies.
 
 A body (a record's full JSON) lives in the item itself while it fits in
-`INLINE_MAX` bytes: zlib-compressed in the binary attribute `z` (written so
-since compressing cut a message's and a run's write units by half), or as
-text in `data` (items written before, and bodies that do not compress). A larger one (images, long tool returns) is
+`INLINE_MAX` bytes: zlib-compressed with the preset dictionary of
+`dynamodb_preset` in the binary attribute `zd` (the records' field names
+given beforehand, so a short body does not spell them out), or as text in
+`data` (bodies that do not compress). Items written before hold it
+compressed without a dictionary in `z`, or as text in `data`; both still
+read. A larger one (images, long tool returns) is
 split into binary parts of `PART_SIZE` bytes stored under
 `<owner PK>#PART`, `<owner SK>#<token>#<n>`; the item then carries `parts` =
 `<token>:<count>`. Parts are written before the item that names them, under
@@ -31,12 +34,16 @@ from botocore.exceptions import ClientError
 
 from chorus.errors import StorageUnavailable
 from chorus.store.dynamodb_keys import Item, s
+from chorus.store.dynamodb_preset import PRESET
 
 INLINE_MAX = 350_000
 """Bytes of JSON kept in the item itself; keys, index attributes and the rest fit in the other 50 KB."""
 PART_SIZE = 350_000
 COMPRESSED = "z"
-"""The binary attribute holding a body zlib-compressed (`data` holds one written as text)."""
+"""The binary attribute holding a body zlib-compressed without a dictionary (items written before
+`PRESET_COMPRESSED`; the event log's items still are)."""
+PRESET_COMPRESSED = "zd"
+"""The binary attribute holding a body zlib-compressed with `dynamodb_preset.PRESET`."""
 TRANSACTION_ITEMS = 100
 TRANSACTION_BYTES = 3_500_000
 """Below the 4 MB a `TransactWriteItems` may carry, leaving room for keys and expressions."""
@@ -216,13 +223,14 @@ class DynamoDBTable:
     def pack(self, key: Item, data: str) -> tuple[Item, list[Item]]:
         """The attributes holding `data` in the item at `key`, and the part items to write first.
 
-        Inline, the JSON is zlib-compressed (`z`, binary) when that is smaller, as record JSON
-        nearly always is (its ids repeat): a write costs a unit per KB, once more for each index
-        the item is in, and a message or run item is just over 1 KB as text, under it compressed."""
+        Inline, the JSON is zlib-compressed with the preset dictionary (`zd`, binary) when that
+        is smaller, as record JSON nearly always is: a write costs a unit per KB, once more for
+        each index the item is in, and a message or run item is over 1 KB as text."""
         raw = data.encode()
-        packed = zlib.compress(raw)
+        compressor = zlib.compressobj(zdict=PRESET)
+        packed = compressor.compress(raw) + compressor.flush()
         if len(packed) < len(raw) and len(packed) <= INLINE_MAX:
-            return {COMPRESSED: {"B": packed}}, []
+            return {PRESET_COMPRESSED: {"B": packed}}, []
         if len(raw) <= INLINE_MAX:
             return {"data": s(data)}, []
         return self._split(key, raw)
@@ -248,6 +256,9 @@ class DynamoDBTable:
 
     def body(self, item: Item) -> str:
         """The JSON an item holds, joining its parts when it was split."""
+        if PRESET_COMPRESSED in item:
+            decompressor = zlib.decompressobj(zdict=PRESET)
+            return (decompressor.decompress(bytes(item[PRESET_COMPRESSED]["B"])) + decompressor.flush()).decode()
         if "data" in item:
             return str(item["data"]["S"])
         if COMPRESSED in item:
