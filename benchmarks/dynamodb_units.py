@@ -86,8 +86,8 @@ class Meter:
     units: Counter[str] = field(default_factory=Counter)
     """Read and write units by operation."""
     by_index: Counter[str] = field(default_factory=Counter)
-    """Write units per index and partition shape (`by_tenant T#<tenant>#MESSAGE`): an index partition
-    takes at most 1,000 a second, so these say how many runs a second one tenant, group or agent can make."""
+    """Write units per index and partition shape (`by_tenant T#<tenant>#RUN`): an index partition takes
+    at most 1,000 a second, so these say how many runs a second one tenant, group or agent can make."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def snapshot(self) -> tuple[float, float, Counter[str], Counter[str], Counter[str]]:
