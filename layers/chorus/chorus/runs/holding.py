@@ -112,9 +112,16 @@ class RunHolder:
         )
 
     async def _watch(self) -> None:
-        """Read the stored run: a cancel flag or a run finished elsewhere (cancelled) stops this worker."""
+        """Read the stored run: a cancel flag or a run finished elsewhere (cancelled) stops this worker.
+
+        A workflow task's beat reads eventually consistently (half the read units, each second of
+        each turn): it only looks for a cancel flag or a terminal status, which never go back, so a
+        stale read sees them at most about a second late, never falsely; meanwhile the store's fence
+        refuses any commit to an ended run and its closed log any append. A leased worker's beat
+        reads the current run: between renewals it is what tells a takeover, and a late one would
+        let two workers stream the run for longer."""
         try:
-            run = await self.store.get_run(self.run.tenant_id, self.run.id)
+            run = await self.store.get_run(self.run.tenant_id, self.run.id, consistent=self.lease.renew)
         except ChorusError:
             logger.warning("run %s: could not read the run; watching on", self.run.id)
             return

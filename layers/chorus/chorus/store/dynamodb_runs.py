@@ -30,8 +30,8 @@ class DynamoDBRuns(DynamoDBCore):
     async def put_run(self, run: RunRecord) -> None:
         await self._call(self._put_sync, *self._run_item(run))
 
-    async def get_run(self, tenant_id: str, run_id: str) -> RunRecord:
-        return RunRecord.model_validate_json(await self._call(self._get_sync, "Run", tenant_id, run_id))
+    async def get_run(self, tenant_id: str, run_id: str, *, consistent: bool = True) -> RunRecord:
+        return RunRecord.model_validate_json(await self._call(self._get_sync, "Run", tenant_id, run_id, consistent))
 
     async def update_run(self, run: RunRecord, *, expect_version: int) -> RunRecord:
         stored = run.model_copy(update={"version": expect_version + 1})

@@ -23,7 +23,8 @@ class SQLiteRuns(SQLiteCore):
     async def put_run(self, run: RunRecord) -> None:
         await self._call(self._put_sync, "runs", run, self._run_columns(run))
 
-    async def get_run(self, tenant_id: str, run_id: str) -> RunRecord:
+    async def get_run(self, tenant_id: str, run_id: str, *, consistent: bool = True) -> RunRecord:
+        """Every read here is current (`consistent` is the DynamoDB store's choice)."""
         return RunRecord.model_validate_json(await self._call(self._get_sync, "runs", tenant_id, run_id))
 
     async def update_run(self, run: RunRecord, *, expect_version: int) -> RunRecord:
