@@ -6,7 +6,7 @@ round through the Map costs four (Plan, the Choice, the Map, its Step), so a
 rounds are one call (round robin, dynamic, sleeptime, a supervisor's own
 turns); the Map only pays off for a parallel round. So the Plan task, while
 its time budget lasts, runs each one-call round itself with the Step task's
-own code (`Workflow.step`: the same live log, commits and cancel heartbeat),
+own code (`Workflow.run_call`: the same live log, commits and cancel heartbeat),
 plans again, and when the run is over runs Finish too: the execution is then
 Plan, the Choice and Done (3 transitions, 1 invocation).
 
