@@ -11,30 +11,19 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from unittest import mock
 
-import pytest
-
-from chorus.settings import get_settings
 from chorus.store.dynamodb_core import DynamoDBCore
 from chorus.store.dynamodb_wire import DynamoDBTable
 from support import create_agent, create_group
-from support.workflow_harness import Faults, Harness, check_exact, history_of, logged, open_harness
+from support.workflow_harness import Faults, Harness, check_exact, history_of, logged
 
 T = TypeVar("T")
 READS = frozenset({"get_item", "query", "batch_get_item", "transact_get_items", "scan"})
 HEARTBEAT = "heartbeat"
-
-
-@pytest.fixture
-async def inline(workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
-    monkeypatch.setenv("CHORUS_WORKFLOW_INLINE_S", "300")
-    get_settings.cache_clear()
-    async with open_harness(workflow_settings) as h:
-        yield h
 
 
 @contextmanager
