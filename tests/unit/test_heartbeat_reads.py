@@ -1,9 +1,11 @@
-"""A workflow task's heartbeat reads the run eventually consistently (half the read units), and still
-sees a cancel; a leased worker's heartbeat reads the current run (it is how a takeover is seen)."""
+"""What a heartbeat reads each beat: the run's version alone while nothing changed, the whole run once
+it did. A workflow task's beats read eventually consistently (half the read units) and still see a
+cancel; a leased worker's read the current run (they are how a takeover is seen between renewals)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -18,16 +20,23 @@ NOW = "2026-11-25T08:00:00+00:00"
 BEATS = 3
 
 
-def run_reads(client: Any) -> tuple[list[bool], asyncio.Event]:
-    """`ConsistentRead` of every `GetItem` of the run the client sends from now on, and an event
-    set once there were `BEATS` (the store calls the client on its worker threads)."""
-    seen: list[bool] = []
+@dataclass(frozen=True)
+class Read:
+    consistent: bool
+    whole: bool
+    """The whole item (else its `version` alone)."""
+
+
+def run_reads(client: Any) -> tuple[list[Read], asyncio.Event]:
+    """Every `GetItem` of the run the client sends from now on, and an event set once there were
+    `BEATS` (the store calls the client on its worker threads)."""
+    seen: list[Read] = []
     enough = asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def hook(params: dict[str, Any], **_: Any) -> None:
         if params["Key"] == record_key("Run", "t1", "run-1"):
-            seen.append(bool(params.get("ConsistentRead")))
+            seen.append(Read(bool(params.get("ConsistentRead")), "ProjectionExpression" not in params))
             if len(seen) >= BEATS:
                 loop.call_soon_threadsafe(enough.set)
 
@@ -35,8 +44,9 @@ def run_reads(client: Any) -> tuple[list[bool], asyncio.Event]:
     return seen, enough
 
 
-async def watched(client: Any, lease: Lease) -> tuple[list[bool], bool]:
-    """The heartbeat's run reads over a few beats, and whether it saw the cancel flag set meanwhile."""
+async def watched(client: Any, lease: Lease) -> tuple[list[Read], list[Read], bool]:
+    """The heartbeat's run reads over a few quiet beats, then until it saw the cancel flag set
+    meanwhile, and whether it did."""
     store = dynamodb_store(client)
     await store.open()
     try:
@@ -47,22 +57,25 @@ async def watched(client: Any, lease: Lease) -> tuple[list[bool], bool]:
         async with holder.holding():
             reads, enough = run_reads(client)
             await asyncio.wait_for(enough.wait(), timeout=30)  # a guard against a hang, not a measure
-            beats = list(reads)  # the test's own reads below are not the heartbeat's
-            stored = await store.get_run("t1", "run-1")
-            await store.update_run(stored.model_copy(update={"cancel_requested": True}), expect_version=stored.version)
-            await asyncio.wait_for(loaded.cancel.wait(), timeout=30)  # a guard against a hang, not a measure
-        return beats, loaded.cancel.is_set()
+            quiet = len(reads)
+            current = loaded.run  # as the holder wrote it: the cancel below reads nothing itself
+            await store.update_run(
+                current.model_copy(update={"cancel_requested": True}), expect_version=current.version
+            )
+            await asyncio.wait_for(loaded.cancel.wait(), timeout=30)
+            return reads[:quiet], reads[quiet:], loaded.cancel.is_set()
     finally:
         await store.close()
 
 
 async def test_a_workflow_tasks_heartbeat_reads_eventually_consistently_and_sees_a_cancel(dynamodb: Any) -> None:
-    reads, cancelled = await watched(dynamodb, Lease(owner="workflow:run-1", heartbeat_s=0.01, renew=False))
-    assert len(reads) >= BEATS and not any(reads)
-    assert cancelled
+    quiet, after, cancelled = await watched(dynamodb, Lease(owner="workflow:run-1", heartbeat_s=0.01, renew=False))
+    assert len(quiet) >= BEATS and quiet == [Read(consistent=False, whole=False)] * len(quiet)
+    assert cancelled and Read(consistent=False, whole=True) in after
+    assert all(not r.consistent for r in after)
 
 
 async def test_a_leased_workers_heartbeat_reads_the_current_run(dynamodb: Any) -> None:
-    reads, cancelled = await watched(dynamodb, Lease(owner="worker-1", ttl_s=30.0, heartbeat_s=0.01))
-    assert len(reads) >= BEATS and all(reads)
-    assert cancelled
+    quiet, after, cancelled = await watched(dynamodb, Lease(owner="worker-1", ttl_s=30.0, heartbeat_s=0.01))
+    assert len(quiet) >= BEATS and quiet == [Read(consistent=True, whole=False)] * len(quiet)
+    assert cancelled and Read(consistent=True, whole=True) in after
