@@ -232,8 +232,8 @@ class Workflow:
         return {"run_id": run.id, "status": run.status, "stop_reason": run.stop_reason}
 
     async def task_driver(self, run: RunRecord, *, runs_tools: bool = False) -> RunDriver:
-        """A driver for one task; only a Step runs tools, so only a Step's driver gets the executor
-        (Plan and Finish never choose one, nor log why custom tools could not run in their function)."""
+        """A driver for one task; only a Step (or a Plan running turns inline) runs tools, so only its
+        driver gets the executor (Finish never chooses one, nor logs why custom tools could not run)."""
         loaded = await load_run(self.store, run)
         return RunDriver(
             self.store,
