@@ -3,8 +3,9 @@
 Counted, not timed: every DynamoDB read request, by the task that made it. The heartbeat's reads
 (one a second while a turn runs: they are how a cancel is seen) are counted apart, as their number
 depends on how long the turns take. A round robin of 6 agents runs 3 more rounds than one of 3:
-the Plan loads 3 more agents once, and its rounds read nothing (each round re-reading the run, the
-group, every agent, the log's end, the history and the steps, as it did, adds 8 + 2 x agents reads)."""
+the Plan loads 3 more agents once, and its rounds read nothing. Re-reading the run, the group, every
+agent, the log's end, the history and the steps for the turn and again for the next plan, as each
+round did, added 10 + 2 x agents reads a round: 66 reads for 3 agents, 153 for 6."""
 
 from __future__ import annotations
 
