@@ -7,6 +7,8 @@ calls, same answers, including races, page boundaries and 400 KB items.
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 import time
 from typing import Any
 
@@ -124,6 +126,21 @@ async def test_update_run_is_a_compare_and_set_on_version(store: Store) -> None:
         await store.update_run(stored.model_copy(update={"tenant_id": "t2"}), expect_version=1)
     with pytest.raises(NotFound):
         await store.get_run("t2", r.id)
+
+
+async def test_run_version_reads_the_version_every_write_increments(store: Store) -> None:
+    noise = "".join(random.Random(0).choices(string.ascii_letters, k=BIG))  # kept in parts on DynamoDB
+    r = run(inputs=[{"role": "user", "content": noise}])
+    await store.put_run(r)
+    assert await store.run_version("t1", r.id) == 0 == await store.run_version("t1", r.id, consistent=False)
+    updated = await store.update_run(r.model_copy(update={"cancel_requested": True}), expect_version=0)
+    assert await store.run_version("t1", r.id) == updated.version == 1
+    ended = await store.end_log("t1", r.id, 1, [LOG_END], ending("cancelled", 0))
+    assert await store.run_version("t1", r.id) == ended.version == 2
+    assert (await store.get_run("t1", r.id, consistent=False)) == ended
+    for tenant, run_id in (("t2", r.id), ("t1", "run-missing")):
+        with pytest.raises(NotFound):
+            await store.run_version(tenant, run_id)
 
 
 async def test_lease_acquire_renew_expire_and_steal(store: Store) -> None:

@@ -40,4 +40,4 @@ async def test_a_run_renews_its_lease_only_when_a_third_is_used_and_still_watche
     long_lease = await held_run(tmp_path, 30.0)
     short_lease = await held_run(tmp_path, 2.0)
     assert short_lease["update_run"] >= long_lease["update_run"] + 1, (short_lease, long_lease)
-    assert long_lease["get_run"] >= 2, "the heartbeat read the cancel flag at each beat instead"
+    assert long_lease["run_version"] >= 2, "the heartbeat read the run's version at each beat instead"

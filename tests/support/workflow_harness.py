@@ -246,6 +246,16 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
         yield h
 
 
+@pytest.fixture
+async def inline(workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    """The harness with inline turns on (`CHORUS_WORKFLOW_INLINE_S`, as the template deploys it)."""
+    monkeypatch.setenv("CHORUS_WORKFLOW_INLINE_S", "300")
+    get_settings.cache_clear()
+    async with open_harness(workflow_settings) as h:
+        assert h.settings.workflow_inline_s == 300
+        yield h
+
+
 @asynccontextmanager
 async def open_harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
     """The API, moto's DynamoDB and Step Functions executing the definition, and the task handlers;

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from unittest import mock
 
-import pytest
-
-from chorus.settings import get_settings
 from chorus.workflow.inline import plan_inline
 from support import create_agent, create_group
 from support.workflow_harness import (
@@ -22,18 +18,8 @@ from support.workflow_harness import (
     crash_mid_turn,
     history_of,
     logged,
-    open_harness,
     talking,
 )
-
-
-@pytest.fixture
-async def inline(workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
-    monkeypatch.setenv("CHORUS_WORKFLOW_INLINE_S", "300")
-    get_settings.cache_clear()
-    async with open_harness(workflow_settings) as h:
-        assert h.settings.workflow_inline_s == 300
-        yield h
 
 
 def entered(h: Harness, run_id: str) -> list[str]:

@@ -156,9 +156,13 @@ class RunDriver:
                 *tracing.round_span(self.run, self.progress.rounds + 1, decision.calls), parent=self.run.traceparent
             ):
                 turns = await self._round(runner, self.progress.rounds + 1, decision.calls)
-            self.progress.turns.extend(turns)
-            self.progress.rounds += 1
-            self.progress.partial = {}
+            self.finished_round(turns)
+
+    def finished_round(self, turns: list[TurnRecord]) -> None:
+        """The round's turns, all run: the progress the store would restore, kept without reading it."""
+        self.progress.turns.extend(turns)
+        self.progress.rounds += 1
+        self.progress.partial = {}
 
     def decide(self) -> EndRun | RunAgents:
         """The manager's next decision: pure, so every worker of the run decides the same."""

@@ -35,6 +35,8 @@ class RunHolder:
         self.lease = lease
         self.lost = False
         """Another worker took the run over: nothing may be written any more."""
+        self._seen_version = -1
+        """The run's version at the heartbeat's last full read."""
 
     @property
     def run(self) -> RunRecord:
@@ -112,12 +114,32 @@ class RunHolder:
         )
 
     async def _watch(self) -> None:
-        """Read the stored run: a cancel flag or a run finished elsewhere (cancelled) stops this worker."""
+        """Read the stored run: a cancel flag or a run finished elsewhere (cancelled) stops this worker.
+
+        A beat reads the run's version alone, a few bytes however large the run (its inputs may be
+        hundreds of KB, read every second); only a version this worker has not seen, its own
+        writes' or its last full read's, is worth reading the run for: every write of a run, a
+        cancel, a takeover or an end elsewhere, increments it.
+
+        A workflow task's beat reads eventually consistently (half the read units, each second of
+        each turn): it only looks for a cancel flag or a terminal status, which never go back, so a
+        stale read sees them at most about a second late, never falsely; meanwhile the store's fence
+        refuses any commit to an ended run and its closed log any append. A leased worker's beat
+        reads the current run: between renewals it is what tells a takeover, and a late one would
+        let two workers stream the run for longer."""
+        if self.run.cancel_requested or self.run.is_terminal:  # seen by a write of this worker's
+            self.loaded.cancel.set()
+            return
+        consistent = self.lease.renew
         try:
-            run = await self.store.get_run(self.run.tenant_id, self.run.id)
+            version = await self.store.run_version(self.run.tenant_id, self.run.id, consistent=consistent)
+            if version <= max(self._seen_version, self.run.version):
+                return
+            run = await self.store.get_run(self.run.tenant_id, self.run.id, consistent=consistent)
         except ChorusError:
             logger.warning("run %s: could not read the run; watching on", self.run.id)
             return
+        self._seen_version = run.version
         if self.lease.renew and run.lease_owner not in (None, self.lease.owner):
             self.lost = True  # taken over (between renewals): stop as a failed renewal would
             self.loaded.cancel.set()

@@ -147,7 +147,14 @@ class Store(Protocol):
     async def put_run(self, run: RunRecord) -> None:
         """Create or replace."""
 
-    async def get_run(self, tenant_id: str, run_id: str) -> RunRecord: ...
+    async def get_run(self, tenant_id: str, run_id: str, *, consistent: bool = True) -> RunRecord:
+        """The run as stored; `consistent=False` may answer as it was up to about a second ago, for
+        half the price of a current read where the store has the choice (DynamoDB)."""
+
+    async def run_version(self, tenant_id: str, run_id: str, *, consistent: bool = True) -> int:
+        """The stored run's `version` alone (`NotFound` if absent; `consistent` as for `get_run`): a
+        few bytes to read however large the run, for a watcher that reads the whole run only once
+        it changed (every write of a run after its creation increments its version)."""
 
     async def update_run(self, run: RunRecord, *, expect_version: int) -> RunRecord:
         """Compare-and-set: store `run` with `version = expect_version + 1` if the stored version is

@@ -119,8 +119,8 @@ class DynamoDBCore:
             raise
         self.table.drop_parts(old, keep=item)
 
-    def _get_sync(self, kind: str, tenant_id: str, record_id: str) -> str:
-        item = self.table.get(keys.record_key(kind, tenant_id, record_id))
+    def _get_sync(self, kind: str, tenant_id: str, record_id: str, consistent: bool = True) -> str:
+        item = self.table.get(keys.record_key(kind, tenant_id, record_id), consistent=consistent)
         if item is None:
             raise NotFound(f"{kind} not found: {record_id}")
         return self.table.body(item)

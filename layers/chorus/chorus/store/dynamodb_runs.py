@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chorus.errors import Conflict
+from chorus.errors import Conflict, NotFound
 from chorus.store import dynamodb_keys as keys
 from chorus.store.dynamodb_core import DynamoDBCore
 from chorus.store.dynamodb_keys import ORDER_KEY, TTL_ATTRIBUTE, Item, n, s
@@ -30,8 +30,18 @@ class DynamoDBRuns(DynamoDBCore):
     async def put_run(self, run: RunRecord) -> None:
         await self._call(self._put_sync, *self._run_item(run))
 
-    async def get_run(self, tenant_id: str, run_id: str) -> RunRecord:
-        return RunRecord.model_validate_json(await self._call(self._get_sync, "Run", tenant_id, run_id))
+    async def get_run(self, tenant_id: str, run_id: str, *, consistent: bool = True) -> RunRecord:
+        return RunRecord.model_validate_json(await self._call(self._get_sync, "Run", tenant_id, run_id, consistent))
+
+    async def run_version(self, tenant_id: str, run_id: str, *, consistent: bool = True) -> int:
+        def read() -> int:
+            key = keys.record_key("Run", tenant_id, run_id)
+            item = self.table.get(key, projection=["version"], consistent=consistent)
+            if item is None:
+                raise NotFound(f"Run not found: {run_id}")
+            return int(item["version"]["N"])
+
+        return await self._call(read)
 
     async def update_run(self, run: RunRecord, *, expect_version: int) -> RunRecord:
         stored = run.model_copy(update={"version": expect_version + 1})

@@ -135,9 +135,10 @@ class DynamoDBTable:
         time.sleep(random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt)))
 
     # single items
-    def get(self, key: Item, *, projection: list[str] | None = None) -> Item | None:
-        """A strongly consistent read of one item (only the `projection` attributes when given)."""
-        kwargs: dict[str, Any] = {"TableName": self.name, "Key": key, "ConsistentRead": True}
+    def get(self, key: Item, *, projection: list[str] | None = None, consistent: bool = True) -> Item | None:
+        """A strongly consistent read of one item (only the `projection` attributes when given);
+        eventually consistent, at half the units, when not `consistent`."""
+        kwargs: dict[str, Any] = {"TableName": self.name, "Key": key, "ConsistentRead": consistent}
         if projection is not None:
             kwargs["ProjectionExpression"] = ", ".join(f"#a{i}" for i in range(len(projection)))
             kwargs["ExpressionAttributeNames"] = {f"#a{i}": name for i, name in enumerate(projection)}

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from typing import Any
 
-from chorus.errors import Conflict
+from chorus.errors import Conflict, NotFound
 from chorus.store.records import TERMINAL_STATUSES, GroupQueue, IdempotencyRecord, Page, RunRecord
 from chorus.store.sqlite_core import SQLiteCore
 
@@ -23,8 +23,19 @@ class SQLiteRuns(SQLiteCore):
     async def put_run(self, run: RunRecord) -> None:
         await self._call(self._put_sync, "runs", run, self._run_columns(run))
 
-    async def get_run(self, tenant_id: str, run_id: str) -> RunRecord:
+    async def get_run(self, tenant_id: str, run_id: str, *, consistent: bool = True) -> RunRecord:
+        """Every read here is current (`consistent` is the DynamoDB store's choice)."""
         return RunRecord.model_validate_json(await self._call(self._get_sync, "runs", tenant_id, run_id))
+
+    async def run_version(self, tenant_id: str, run_id: str, *, consistent: bool = True) -> int:
+        def read() -> int:
+            row = self._db.execute("SELECT version FROM runs WHERE tenant_id = ? AND id = ?", (tenant_id, run_id))
+            found = row.fetchone()
+            if found is None:
+                raise NotFound(f"Run not found: {run_id}")
+            return int(found[0])
+
+        return await self._call(read)
 
     async def update_run(self, run: RunRecord, *, expect_version: int) -> RunRecord:
         return await self._cas("runs", run, expect_version, self._run_columns)

@@ -6,7 +6,7 @@ round through the Map costs four (Plan, the Choice, the Map, its Step), so a
 rounds are one call (round robin, dynamic, sleeptime, a supervisor's own
 turns); the Map only pays off for a parallel round. So the Plan task, while
 its time budget lasts, runs each one-call round itself with the Step task's
-own code (`Workflow.step`: the same live log, commits and cancel heartbeat),
+own code (`Workflow.run_call`: the same live log, commits and cancel heartbeat),
 plans again, and when the run is over runs Finish too: the execution is then
 Plan, the Choice and Done (3 transitions, 1 invocation).
 
@@ -18,6 +18,17 @@ the Map's. Anything else a turn raises fails the Plan task as it would have
 failed the Step: caught into Finish, or retried when the storage was
 unavailable or the worker died (Plan retries those; a retried Plan re-reads
 the run and goes on from its last commit).
+
+One invocation reads the run once. The Plan opens one driver (run, group,
+agents, the conversation, the committed steps, the log's end) and keeps it
+for every round it runs: between its rounds nothing but this task writes the
+run's history, steps and log (the group is the run's while it runs; the Map's
+Steps only run once the Plan has returned), and its own commits keep the
+driver current, as the in-process driver's do. What another writer may change
+is still seen: a cancel or a run ended elsewhere through the heartbeat, which
+stops the turn, and the store's fence, which refuses a commit to an ended
+run. A new invocation (a retry, the Plan after a Map, a continuation) may
+follow another worker, so it loads everything again.
 """
 
 from __future__ import annotations
@@ -28,8 +39,10 @@ from collections.abc import Callable
 from typing import Any
 
 from chorus.errors import ModelError
-from chorus.workflow.state import WorkflowState
-from chorus.workflow.tasks import Workflow
+from chorus.runs.driver import RunDriver
+from chorus.runs.lease import RunCancelled, until_cancelled
+from chorus.workflow.state import StepInput, WorkflowState
+from chorus.workflow.tasks import Planned, Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -42,19 +55,48 @@ async def plan_inline(
 ) -> dict[str, Any]:
     """Plan, then run one-call rounds and plan again while `budget_s` lasts; finish a finished run."""
     started = clock()
-    history_events = WorkflowState.model_validate(raw).history_events
-    out = await workflow.plan(raw)
-    while out["action"] == "steps" and len(out["steps"]) == 1 and clock() - started < budget_s:
+    state = WorkflowState.model_validate(raw)
+    run = await workflow.store.get_run(state.tenant_id, state.run_id)
+    if run.is_terminal:
+        out = workflow.finishing(state, run.stop_reason or "end_turn")
+    else:
+        driver = await workflow.task_driver(run, runs_tools=True)
         try:
-            await workflow.step(out["steps"][0])
-        except ModelError as exc:
-            if not exc.retryable:
-                raise
-            logger.warning("run %s: a turn run inline failed (%s); the Map retries it", out["run_id"], exc.detail)
-            return out
-        # the round did not go through the Map: it used none of the execution's history
-        out = await workflow.plan({**out, "history_events": history_events})
+            async with driver.holder.holding():
+                await workflow.open_plan(driver)
+                out = await _rounds(workflow, state, driver, lambda: clock() - started < budget_s)
+        except RunCancelled:  # a commit refused: the run ended while this task ran
+            out = workflow.finishing(state, "cancelled")
+        finally:
+            await driver.log.stop()
     if out["action"] == "finish":
         await workflow.finish(out)
         return {**out, "action": DONE}
     return out
+
+
+async def _rounds(
+    workflow: Workflow, state: WorkflowState, driver: RunDriver, in_budget: Callable[[], bool]
+) -> dict[str, Any]:
+    """Run the one-call rounds the run plans while in budget, on the one driver; the action after them.
+    Planning again uses the input `state`: a round run here used none of the execution's history."""
+    planned: Planned = await workflow.planned(state, driver)
+    while planned.decision is not None and len(planned.out["steps"]) == 1 and in_budget():
+        item = StepInput.model_validate(planned.out["steps"][0])
+        try:
+            # the heartbeat reads the stored cancel flag: a turn waiting on a model or a tool stops at once
+            record = await until_cancelled(workflow.run_call(driver, item, planned.decision), driver.loaded.cancel)
+        except ModelError as exc:
+            if not exc.retryable:
+                raise
+            logger.warning("run %s: a turn run inline failed (%s); the Map retries it", state.run_id, exc.detail)
+            return planned.out
+        except RunCancelled:
+            return workflow.finishing(state, "cancelled")
+        turns = [record if c == item.call else driver.progress.finished_turn(c) for c in range(item.calls)]
+        if all(turns):
+            driver.finished_round([t for t in turns if t is not None])
+        else:  # not expected (the call was its round's last unfinished one): read what the store says
+            await driver.restore()
+        planned = await workflow.planned(state, driver)
+    return planned.out

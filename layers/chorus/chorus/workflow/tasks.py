@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from chorus.engine.managers import EndRun, RunAgents
+from chorus.engine.managers import EndRun, RunAgents, TurnRecord
 from chorus.errors import ChorusError
 from chorus.runs.driver import ModelResolver, RunDriver
 from chorus.runs.finisher import RunFinisher, Tally
@@ -58,6 +58,14 @@ StartExecution = Callable[[WorkflowInput], Awaitable[None]]
 """Starts an execution of the run workflow (a continuation, a sleeptime agent's run)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """What a Plan decided: its output for the definition, and the decision when it is a round."""
+
+    out: dict[str, Any]
+    decision: RunAgents | None = None
+
+
 class WorkflowMismatch(ChorusError):
     """A task's input disagrees with the run in the store (a definition and handlers out of step)."""
 
@@ -82,28 +90,38 @@ class Workflow:
         state = WorkflowState.model_validate(raw)
         run = await self.store.get_run(state.tenant_id, state.run_id)
         if run.is_terminal:
-            return self._finishing(state, run.stop_reason or "end_turn")
-        driver = await self._driver(run)
+            return self.finishing(state, run.stop_reason or "end_turn")
+        driver = await self.task_driver(run)
         try:
             async with driver.holder.holding():
-                await driver.holder.mark_running()
-                await driver.open(mark_abandoned=False)
-                decision = driver.decide()
-                calls = len(decision.calls) if isinstance(decision, RunAgents) else 0
-                if calls > 1 and await staging.publish(driver, driver.progress.rounds + 1, calls, 0):
-                    await driver.restore()
-                    decision = driver.decide()
-                await driver.mark_abandoned()
-                if driver.loaded.cancel.is_set() or driver.run.cancel_requested:
-                    return self._finishing(state, "cancelled")
-                if isinstance(decision, EndRun):
-                    await driver.start_children(decision)
-                    return self._finishing(state, decision.stop_reason, driver.children)
-                return await self._next_round(state, driver, decision)
+                await self.open_plan(driver)
+                return (await self.planned(state, driver)).out
         except RunCancelled:  # a commit refused: the run ended while this task ran
-            return self._finishing(state, "cancelled")
+            return self.finishing(state, "cancelled")
         finally:
             await driver.log.stop()
+
+    async def open_plan(self, driver: RunDriver) -> None:
+        """What a Plan reads and writes once per invocation: status `running`, the conversation,
+        the committed progress, the run's inputs (committed once)."""
+        await driver.holder.mark_running()
+        await driver.open(mark_abandoned=False)
+
+    async def planned(self, state: WorkflowState, driver: RunDriver) -> Planned:
+        """The run's next action from what `driver` holds (opened by `open_plan`, kept current by its
+        own commits since): publish a parallel round's stages, mark a dead attempt's output, decide."""
+        decision = driver.decide()
+        calls = len(decision.calls) if isinstance(decision, RunAgents) else 0
+        if calls > 1 and await staging.publish(driver, driver.progress.rounds + 1, calls, 0):
+            await driver.restore()
+            decision = driver.decide()
+        await driver.mark_abandoned()
+        if driver.loaded.cancel.is_set() or driver.run.cancel_requested:
+            return Planned(self.finishing(state, "cancelled"))
+        if isinstance(decision, EndRun):
+            await driver.start_children(decision)
+            return Planned(self.finishing(state, decision.stop_reason, driver.children))
+        return Planned(await self._next_round(state, driver, decision), decision)
 
     async def _next_round(self, state: WorkflowState, driver: RunDriver, decision: RunAgents) -> dict[str, Any]:
         cost = round_cost(len(decision.calls))
@@ -144,7 +162,7 @@ class Workflow:
         )
         await self._start(following)
 
-    def _finishing(self, state: WorkflowState, stop: str, children: list[str] | None = None) -> dict[str, Any]:
+    def finishing(self, state: WorkflowState, stop: str, children: list[str] | None = None) -> dict[str, Any]:
         update = {"action": "finish", "steps": [], "stop_reason": stop, "children": children or []}
         return state.model_copy(update=update).out()
 
@@ -155,7 +173,7 @@ class Workflow:
         run = await self.store.get_run(item.tenant_id, item.run_id)
         if run.is_terminal:
             return {**outcome, "outcome": "skipped"}
-        driver = await self._driver(run, runs_tools=True)
+        driver = await self.task_driver(run, runs_tools=True)
         try:
             async with driver.holder.holding():
                 await driver.open(inputs=False, mark_abandoned=False)
@@ -175,29 +193,32 @@ class Workflow:
                         f"run {run.id}: step {item.round}.{item.call} of {item.calls} calls is not the run's next round"
                     )
                 # the heartbeat reads the stored cancel flag: a Step waiting on a model or a tool stops at once
-                await until_cancelled(self._run_call(driver, item, decision), driver.loaded.cancel)
+                await until_cancelled(self.run_call(driver, item, decision), driver.loaded.cancel)
         except RunCancelled:
             return {**outcome, "outcome": "cancelled"}
         finally:
             await driver.log.stop()
         return outcome
 
-    async def _run_call(self, driver: RunDriver, item: StepInput, decision: RunAgents) -> None:
+    async def run_call(self, driver: RunDriver, item: StepInput, decision: RunAgents) -> TurnRecord | None:
+        """Run the step's call: the live one into the run's log (then publish the stages after it),
+        any other into its stage. The live call's turn is returned (a staged call's is the Plan's to read)."""
         runner = driver.runner()
         if item.live:
-            await driver.run_call(runner, item.round, item.call, decision.calls, driver.writer)
+            record = await driver.run_call(runner, item.round, item.call, decision.calls, driver.writer)
             if item.calls > 1:
                 await staging.publish(driver, item.round, item.calls, item.call + 1)
-            return
+            return record
         log_id = staging.stage_id(driver.run.id, item.round, item.call)
         if (
             driver.progress.finished_turn(item.call)
             or await staging.load(self.store, item.tenant_id, log_id) is not None
         ):
-            return
+            return None
         lane = staging.StagingLane()
         await driver.run_call(runner, item.round, item.call, decision.calls, lane)
         await staging.save(self.store, item.tenant_id, log_id, lane.ops)
+        return None
 
     # Finish
     async def finish(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -210,9 +231,9 @@ class Workflow:
         await DoubleTexting(self.store, self.settings, self._spawn).advance(run.tenant_id, run.group_id)
         return {"run_id": run.id, "status": run.status, "stop_reason": run.stop_reason}
 
-    async def _driver(self, run: RunRecord, *, runs_tools: bool = False) -> RunDriver:
-        """A driver for one task; only a Step runs tools, so only a Step's driver gets the executor
-        (Plan and Finish never choose one, nor log why custom tools could not run in their function)."""
+    async def task_driver(self, run: RunRecord, *, runs_tools: bool = False) -> RunDriver:
+        """A driver for one task; only a Step (or a Plan running turns inline) runs tools, so only its
+        driver gets the executor (Finish never chooses one, nor logs why custom tools could not run)."""
         loaded = await load_run(self.store, run)
         return RunDriver(
             self.store,
