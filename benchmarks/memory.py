@@ -2,7 +2,7 @@
 
 Method: DynamoDB is a moto server in this process; the API runs as on
 Lambda under the Web Adapter (`functions/api/run.sh`: `uvicorn chorus.api:app`)
-in a child interpreter with the DynamoDB store against it (boto3 and all),
+in a child interpreter (`chorus.devserver.running_server`) with the DynamoDB store against it (boto3 and all),
 `AWS_LAMBDA_FUNCTION_NAME` set so Powertools loads as on Lambda. The child's
 resident set is read from `/proc/<pid>/status` (`VmRSS`, and `VmHWM`, its
 peak) once it answers, then after each of `--runs` foreground token-streamed
@@ -20,10 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +31,6 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 TABLE = "chorus-memory-bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def status_mb(pid: int) -> dict[str, float]:
@@ -60,24 +51,11 @@ def configured_mb() -> int:
     return int(doc["Parameters"]["ApiMemorySize"]["Default"])
 
 
-def wait_ready(base: str, child: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise RuntimeError("the API process exited before answering")
-        try:
-            if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the API process did not answer within 60 s")
-
-
 def measure(runs: int, tokens: int) -> dict[str, Any]:
     from moto.server import ThreadedMotoServer
 
     sys.path.insert(0, str(ROOT / "layers" / "chorus"))
+    from chorus.devserver import free_port, running_server
     from chorus.store.dynamodb_table import create_table
 
     credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
@@ -86,12 +64,9 @@ def measure(runs: int, tokens: int) -> dict[str, Any]:
     endpoint = f"http://127.0.0.1:{moto_port}"
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     server.start()
-    child: subprocess.Popen[bytes] | None = None
     try:
         create_table(boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION), TABLE)
-        port = free_port()
         env = {
-            **os.environ,
             **credentials,
             "AWS_REGION": REGION,
             "AWS_ENDPOINT_URL": endpoint,
@@ -100,35 +75,21 @@ def measure(runs: int, tokens: int) -> dict[str, Any]:
             "CHORUS_TABLE_NAME": TABLE,
             "PYTHONPATH": str(ROOT / "layers" / "chorus"),
         }
-        command = [sys.executable, "-m", "uvicorn", "chorus.api:app", "--host", "127.0.0.1", "--port", str(port)]
-        child = subprocess.Popen([*command, "--no-access-log"], env=env, stdout=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(base, child)
-        started = status_mb(child.pid)
-        with httpx.Client(base_url=base, timeout=120) as client:
+        with running_server(env, quiet=True) as api, httpx.Client(base_url=api.url, timeout=120) as client:
+            started = status_mb(api.pid)
             scripted = {"tokens": tokens}
-            agents = [
-                client.post(
-                    "/v1/agents",
-                    json={
-                        "name": f"A{i}",
-                        "system": "s",
-                        "model": "scripted/default",
-                        "metadata": {"scripted": scripted},
-                    },
-                ).json()["id"]
-                for i in range(3)
-            ]
+            body = {"system": "s", "model": "scripted/default", "metadata": {"scripted": scripted}}
+            agents = [client.post("/v1/agents", json={"name": f"A{i}", **body}).json()["id"] for i in range(3)]
             group = client.post("/v1/groups", json={"agent_ids": agents, "description": "memory"}).json()["id"]
             after: list[float] = []
             for _ in range(runs):
-                body = {"input": "go", "stream_tokens": True}
-                with client.stream("POST", f"/v1/groups/{group}/messages/stream", json=body) as response:
+                send = {"input": "go", "stream_tokens": True}
+                with client.stream("POST", f"/v1/groups/{group}/messages/stream", json=send) as response:
                     assert response.status_code == 200, response.read()
                     text = b"".join(response.iter_bytes())
                 assert text.endswith(b"data: [DONE]\n\n"), text[-200:]
-                after.append(status_mb(child.pid)["VmHWM"])
-        peak = status_mb(child.pid)["VmHWM"]
+                after.append(status_mb(api.pid)["VmHWM"])
+            peak = status_mb(api.pid)["VmHWM"]
         configured = configured_mb()
         return {
             "benchmark": "memory",
@@ -142,9 +103,6 @@ def measure(runs: int, tokens: int) -> dict[str, Any]:
             "python": sys.version.split()[0],
         }
     finally:
-        if child is not None:
-            child.terminate()
-            child.wait(10)
         server.stop()
 
 

@@ -37,12 +37,17 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    env: dict[str, str] | None = None, startup_timeout_s: float = 30, *, db_path: Path | None = None
+    env: dict[str, str] | None = None,
+    startup_timeout_s: float = 30,
+    *,
+    db_path: Path | None = None,
+    quiet: bool = False,
 ) -> Iterator[Server]:
     """Start `uvicorn chorus.api:app`, wait until `/v1/health` answers, stop it on exit.
 
     The database is a fresh temporary file unless `db_path` names one (the demo's: the file
-    `make run` serves, so what it creates is still there afterwards)."""
+    `make run` serves, so what it creates is still there afterwards). `quiet` drops the server's
+    standard output (a benchmark whose own output is its JSON)."""
     with tempfile.TemporaryDirectory(prefix="chorus-") as tmp:
         db = db_path or Path(tmp) / "chorus.db"
         port = free_port()
@@ -50,7 +55,11 @@ def running_server(
             sys.executable, "-m", "uvicorn", "chorus.api:app", "--host", "127.0.0.1", "--port", str(port),
             "--log-level", "warning", "--no-access-log",
         ]  # fmt: skip
-        process = subprocess.Popen(command, env={**os.environ, "CHORUS_DB_PATH": str(db), **(env or {})})
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, "CHORUS_DB_PATH": str(db), **(env or {})},
+            stdout=subprocess.DEVNULL if quiet else None,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + startup_timeout_s
