@@ -217,6 +217,9 @@ def test_iam_has_no_wildcard_actions_and_the_store_only_reaches_its_table(cfn: d
             assert resources in ([{"Fn::Sub": STATE_MACHINE}], [{"Fn::Sub": EXECUTIONS}]), statement
             wanted = ["states:StartExecution"] if resources == [{"Fn::Sub": STATE_MACHINE}] else STOP_AND_DESCRIBE
             assert sorted(_as_list(statement["Action"])) == wanted
+        elif services == {"lambda"} and statement.get("Sid") == "StartRunsDirectly":
+            assert _as_list(statement["Action"]) == ["lambda:InvokeFunction"]
+            assert resources == [{"Ref": "PlanFunctionAliaslive"}]
         elif services == {"lambda"}:
             assert _as_list(statement["Action"]) == ["lambda:InvokeFunction"]
             function = statement["Resource"]["Fn::Sub"][1]["functionName"]["Ref"]
@@ -258,7 +261,8 @@ def test_each_function_may_call_on_the_table_what_its_store_calls(
 def test_api_keys_parameter_is_granted_only_when_named(cfn: dict[str, Any]) -> None:
     policies = cfn["Resources"]["ApiFunctionRole"]["Properties"]["Policies"]
     conditional = [s for p in policies for s in p["PolicyDocument"]["Statement"] if "Fn::If" in s]
-    assert [s["Fn::If"][0] for s in conditional] == ["HasApiKeysParameter"]
+    keys = [s["Fn::If"] for s in conditional if s["Fn::If"][0] == "HasApiKeysParameter"]
+    assert len(keys) == 1 and keys[0][1]["Action"] == ["ssm:GetParameter"]
     assert cfn["Conditions"]["HasApiKeysParameter"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ApiKeysParameterName"}, ""]}]
     }
@@ -398,3 +402,27 @@ def test_the_adapter_relays_snapstarts_hooks_to_paths_the_app_serves(cfn: dict[s
         app = create_app()
     routes = {getattr(r, "path", None) for r in app.routes}
     assert set(paths.values()) <= routes
+
+
+def test_background_runs_start_directly_on_the_plan_alias_by_default(cfn: dict[str, Any]) -> None:
+    """`BackgroundStart=Invoke` (the default): the API invokes the Plan function's `live` alias (the
+    version the state machine invokes), may invoke only it and only then, and an event is retried
+    twice (the sweep's grace, `DIRECT_GRACE_S`, counts on Lambda's retries being over)."""
+    parameter = cfn["Parameters"]["BackgroundStart"]
+    assert parameter["Default"] == "Invoke" and parameter["AllowedValues"] == ["Invoke", "Execution"]
+    assert cfn["Conditions"]["StartsDirectly"] == {"Fn::Equals": [{"Ref": "BackgroundStart"}, "Invoke"]}
+    env = cfn["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["CHORUS_WORKFLOW_START"] == {"Fn::If": ["StartsDirectly", "invoke", "execution"]}
+    assert env["CHORUS_PLAN_FUNCTION"] == {"Ref": "PlanFunctionAliaslive"}
+    for function in ("PlanFunction", "StepFunction", "FinishFunction"):
+        assert "CHORUS_WORKFLOW_START" not in cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+    conditional = [s["Fn::If"] for s in _role_statements(cfn, "ApiFunctionRole") if "Fn::If" in s]
+    (direct,) = [c for c in conditional if c[0] == "StartsDirectly"]
+    assert direct[1]["Action"] == ["lambda:InvokeFunction"] and direct[1]["Resource"] == [
+        {"Ref": "PlanFunctionAliaslive"}
+    ]
+    assert direct[2] == {"Ref": "AWS::NoValue"}
+    configs = list(_of_type(cfn, "AWS::Lambda::EventInvokeConfig").values())
+    assert [c["Properties"]["Qualifier"] for c in configs] == ["live"]
+    assert configs[0]["Properties"]["FunctionName"] == {"Ref": "PlanFunction"}
+    assert configs[0]["Properties"]["MaximumRetryAttempts"] == 2

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     workflow_inline_s: float = Field(default=0.0, ge=0, le=3600)
     """How long a Plan task keeps running a run's sequential turns itself before it hands the next
     one to the Map (0: every turn is a Step of the Map); see docs/workflow.md, "Inline turns"."""
+    workflow_start: Literal["execution", "invoke"] = "execution"
+    """How the API starts a background run with `executor=stepfunctions`: an execution of the state
+    machine, or an async invocation of the Plan function that runs the run alone and hands it to an
+    execution only when it needs one; see docs/workflow.md, "Direct start"."""
+    plan_function: str | None = None
+    """Name or ARN of the Plan function, for `workflow_start=invoke`."""
     default_model: str | None = None
     """Model handle (`provider/model`) used when an agent names none."""
     default_context_window: int = Field(default=32_000, ge=512, le=10_000_000)

@@ -20,6 +20,7 @@ from chorus.errors import ChorusError
 from chorus.runs.finisher import update_run
 from chorus.runs.lease import Lease, LeaseLost, RunCancelled
 from chorus.runs.loading import LoadedRun
+from chorus.runs.options import RunOptions
 from chorus.store.base import Store
 from chorus.store.records import RunRecord
 
@@ -73,6 +74,8 @@ class RunHolder:
 
     def _hold(self, run: RunRecord, **changes: Any) -> RunRecord:
         if run.lease_owner not in (None, self.lease.owner) and run.lease_expires_at > time.time():
+            raise LeaseLost
+        if RunOptions.of(run).in_execution:  # handed to an execution, which owns it without a lease
             raise LeaseLost
         if run.cancel_requested:
             self.loaded.cancel.set()
@@ -140,8 +143,8 @@ class RunHolder:
             logger.warning("run %s: could not read the run; watching on", self.run.id)
             return
         self._seen_version = run.version
-        if self.lease.renew and run.lease_owner not in (None, self.lease.owner):
-            self.lost = True  # taken over (between renewals): stop as a failed renewal would
+        if self.lease.renew and (run.lease_owner not in (None, self.lease.owner) or RunOptions.of(run).in_execution):
+            self.lost = True  # taken over (between renewals), or handed to an execution: stop as a failed renewal would
             self.loaded.cancel.set()
         if run.cancel_requested or run.is_terminal:
             self.loaded.cancel.set()

@@ -53,6 +53,9 @@ class RunOptions(BaseModel):
     """What the send asked for if its group was busy (see `chorus.runs.multitask`)."""
     queued: bool = False
     """The run waits in its group's line: created, not yet started by anyone."""
+    in_execution: bool = False
+    """The run belongs to a Step Functions execution: a directly started run handed over to one (see
+    `chorus.workflow.direct`). No worker takes its lease again: the execution owns it."""
     rolls_back: str | None = None
     """The run a `rollback` send interrupted: its messages leave history before this run starts."""
 

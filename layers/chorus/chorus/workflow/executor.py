@@ -8,21 +8,29 @@ and ends the run right away (the cancel flag is set first, so a task still
 running sees it within a heartbeat, and a closed log refuses its writes).
 A sweep ends runs whose execution died without reaching Finish (a failed
 Finish, a timeout, an execution stopped by hand).
+
+With `CHORUS_WORKFLOW_START=invoke` a run starts instead as an async
+invocation of the Plan function, which runs it alone until it needs an
+execution (see `chorus.workflow.direct`); the sweep hands over a direct run
+whose every attempt died.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from chorus.errors import StorageUnavailable
+from chorus.errors import Conflict, StorageUnavailable
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import RunRecord
 from chorus.vocabulary import RunFailure
+from chorus.workflow.direct import DIRECT_GRACE_S, hand_over, handed_over
 from chorus.workflow.state import DEFAULT_HISTORY_BUDGET, WorkflowInput, execution_name
 from chorus.workflow.tasks import finalize
 
@@ -41,6 +49,7 @@ class StepFunctionsExecutor:
         settings: Settings,
         *,
         history_budget: int = DEFAULT_HISTORY_BUDGET,
+        lambda_client: Any = None,
     ) -> None:
         self.client = client
         """A boto3 `stepfunctions` client."""
@@ -48,16 +57,33 @@ class StepFunctionsExecutor:
         self.store = store
         self.settings = settings
         self.history_budget = history_budget
+        self.lambda_client = lambda_client
+        """A boto3 `lambda` client, to start runs directly (`workflow_start=invoke`)."""
+        self.direct_grace_s = DIRECT_GRACE_S
 
     async def start(self, run: RunRecord) -> None:
-        await self.start_execution(
-            WorkflowInput(
-                tenant_id=run.tenant_id,
-                run_id=run.id,
-                history_budget=self.history_budget,
-                traceparent=run.traceparent,
-            )
+        state = WorkflowInput(
+            tenant_id=run.tenant_id, run_id=run.id, history_budget=self.history_budget, traceparent=run.traceparent
         )
+        if self.settings.workflow_start == "invoke":
+            await self.invoke_plan(state)
+        else:
+            await self.start_execution(state)
+
+    async def invoke_plan(self, state: WorkflowInput) -> None:
+        """Hand the run to the Plan function asynchronously (Lambda queues the event and retries it)."""
+        body = orjson.dumps({**state.model_dump(mode="json"), "direct": True})
+        try:
+            response = await asyncio.to_thread(
+                self.lambda_client.invoke,
+                FunctionName=self.settings.plan_function,
+                InvocationType="Event",
+                Payload=body,
+            )
+        except Exception as exc:
+            raise StorageUnavailable(f"Lambda refused to start run {state.run_id}: {exc}") from exc
+        if response.get("StatusCode") != 202:
+            raise StorageUnavailable(f"Lambda did not queue run {state.run_id}: status {response.get('StatusCode')}")
 
     async def start_execution(self, state: WorkflowInput) -> None:
         """Start the named execution; one already started under that name is the same run."""
@@ -106,18 +132,41 @@ class StepFunctionsExecutor:
         return await finalize(self.store, self.settings, run, "cancelled", None)
 
     async def reconcile(self, run: RunRecord) -> bool:
-        """End a run whose execution is over but which is not terminal; True if it did."""
+        """End a run whose execution is over but which is not terminal; True if it did. A run without
+        an execution, started directly, is handed over to one once its attempts are surely over."""
         run = await self.store.get_run(run.tenant_id, run.id)
         execution = None if run.is_terminal else await self.current(run.id)
+        if not run.is_terminal and execution is None:
+            await self._adopt_direct(run)
+            return False
         if run.is_terminal or execution is None or execution["status"] in ("RUNNING", "SUCCEEDED"):
-            # never started (the starter ends such runs itself), running, or succeeded (its
-            # Finish ran, or it continued in a successor that `current` would have found)
+            # running, or succeeded (its Finish ran, or it continued in a successor that `current` found)
             return False
         status = str(execution["status"])
         logger.warning("run %s: its execution ended %s before finishing the run; ending it", run.id, status)
         error = RunFailure("internal_error", f"The run's workflow ended: {status}.", status)
         await finalize(self.store, self.settings, run, "error", error)
         return True
+
+    async def _adopt_direct(self, run: RunRecord) -> None:
+        """Hand over a run that has no execution: one a direct Plan handed over before its execution
+        started, or one whose lease (never taken: whose start) is older than `direct_grace_s`, the
+        end of Lambda's retries. The write is conditional on the run as read: an attempt that took
+        the lease meanwhile keeps it, and one that comes later finds the run handed over."""
+        if not handed_over(run):
+            since = max(run.lease_expires_at, datetime.fromisoformat(run.created_at).timestamp())
+            if run.lease_expires_at > time.time() or time.time() - since < self.direct_grace_s:
+                return
+            try:
+                run = await self.store.update_run(hand_over(run), expect_version=run.version)
+            except Conflict:
+                return
+            logger.warning("run %s: no attempt of its direct start is left; handing it to an execution", run.id)
+        await self.start_execution(
+            WorkflowInput(
+                tenant_id=run.tenant_id, run_id=run.id, history_budget=self.history_budget, traceparent=run.traceparent
+            )
+        )
 
 
 def remote_executor(settings: Settings, store: Store) -> StepFunctionsExecutor | None:
@@ -126,6 +175,8 @@ def remote_executor(settings: Settings, store: Store) -> StepFunctionsExecutor |
         return None
     if not settings.state_machine_arn:
         raise ValueError("CHORUS_EXECUTOR=stepfunctions needs CHORUS_STATE_MACHINE_ARN")
+    if settings.workflow_start == "invoke" and not settings.plan_function:
+        raise ValueError("CHORUS_WORKFLOW_START=invoke needs CHORUS_PLAN_FUNCTION")
     import boto3
 
     return StepFunctionsExecutor(
@@ -134,6 +185,7 @@ def remote_executor(settings: Settings, store: Store) -> StepFunctionsExecutor |
         store,
         settings,
         history_budget=settings.workflow_history_budget,
+        lambda_client=boto3.client("lambda") if settings.workflow_start == "invoke" else None,
     )
 
 

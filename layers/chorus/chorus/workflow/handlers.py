@@ -38,6 +38,7 @@ from chorus.store.base import Store
 from chorus.store.factory import build_store
 from chorus.store.records import AgentRecord
 from chorus.tracing import task_span, tracer
+from chorus.workflow.direct import plan_direct
 from chorus.workflow.executor import remote_executor
 from chorus.workflow.inline import plan_inline
 from chorus.workflow.tasks import Workflow, task_error
@@ -115,6 +116,10 @@ class TaskHandler:
         work = {"plan": workflow.plan, "step": workflow.step, "finish": workflow.finish}[self.task]
         if self.task == "plan" and workflow.settings.workflow_inline_s > 0:
             work = functools.partial(plan_inline, workflow, budget_s=workflow.settings.workflow_inline_s)
+        if self.task == "plan" and event.get("direct") is True:  # invoked by the API, not an execution
+            work = functools.partial(
+                plan_direct, workflow, budget_s=workflow.settings.workflow_inline_s, caught=classify
+            )
         with _tagged(self.task, event, context), _traced(self.task, event):
             try:
                 return asyncio.run(work(event))

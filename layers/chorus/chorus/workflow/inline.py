@@ -64,7 +64,7 @@ async def plan_inline(
         try:
             async with driver.holder.holding():
                 await workflow.open_plan(driver)
-                out = await _rounds(workflow, state, driver, lambda: clock() - started < budget_s)
+                out = await run_rounds(workflow, state, driver, lambda: clock() - started < budget_s)
         except RunCancelled:  # a commit refused: the run ended while this task ran
             out = workflow.finishing(state, "cancelled")
         finally:
@@ -75,7 +75,7 @@ async def plan_inline(
     return out
 
 
-async def _rounds(
+async def run_rounds(
     workflow: Workflow, state: WorkflowState, driver: RunDriver, in_budget: Callable[[], bool]
 ) -> dict[str, Any]:
     """Run the one-call rounds the run plans while in budget, on the one driver; the action after them.
@@ -85,7 +85,9 @@ async def _rounds(
         item = StepInput.model_validate(planned.out["steps"][0])
         try:
             # the heartbeat reads the stored cancel flag: a turn waiting on a model or a tool stops at once
-            record = await until_cancelled(workflow.run_call(driver, item, planned.decision), driver.loaded.cancel)
+            # (a leased Plan's heartbeat also sees a takeover: `check_cancel` raises `LeaseLost` then)
+            work = workflow.run_call(driver, item, planned.decision)
+            record = await until_cancelled(work, driver.loaded.cancel, driver.holder.check_cancel)
         except ModelError as exc:
             if not exc.retryable:
                 raise

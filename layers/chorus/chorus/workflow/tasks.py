@@ -160,7 +160,7 @@ class Workflow:
             history_budget=state.history_budget,
             traceparent=state.traceparent,
         )
-        await self._start(following)
+        await self.start_execution_of(following)
 
     def finishing(self, state: WorkflowState, stop: str, children: list[str] | None = None) -> dict[str, Any]:
         update = {"action": "finish", "steps": [], "stop_reason": stop, "children": children or []}
@@ -231,16 +231,17 @@ class Workflow:
         await DoubleTexting(self.store, self.settings, self._spawn).advance(run.tenant_id, run.group_id)
         return {"run_id": run.id, "status": run.status, "stop_reason": run.stop_reason}
 
-    async def task_driver(self, run: RunRecord, *, runs_tools: bool = False) -> RunDriver:
+    async def task_driver(self, run: RunRecord, *, runs_tools: bool = False, lease: Lease | None = None) -> RunDriver:
         """A driver for one task; only a Step (or a Plan running turns inline) runs tools, so only its
-        driver gets the executor (Finish never chooses one, nor logs why custom tools could not run)."""
+        driver gets the executor (Finish never chooses one, nor logs why custom tools could not run).
+        A task holds the run by `workflow_lease` unless given a real `lease` (a directly started Plan)."""
         loaded = await load_run(self.store, run)
         return RunDriver(
             self.store,
             self.resolve,
             loaded,
             run_log(self.store, self.settings, run, await self.store.last_seq(run.tenant_id, run.id)),
-            lease=workflow_lease(run, self.heartbeat_s),
+            lease=lease or workflow_lease(run, self.heartbeat_s),
             retention_s=self.settings.event_retention_s,
             fanout_concurrency=self.settings.fanout_concurrency,
             spawn=self._spawn,
@@ -255,9 +256,12 @@ class Workflow:
         return self.tool_executor
 
     async def _spawn(self, child: RunRecord) -> None:
-        await self._start(WorkflowInput(tenant_id=child.tenant_id, run_id=child.id, traceparent=child.traceparent))
+        await self.start_execution_of(
+            WorkflowInput(tenant_id=child.tenant_id, run_id=child.id, traceparent=child.traceparent)
+        )
 
-    async def _start(self, state: WorkflowInput) -> None:
+    async def start_execution_of(self, state: WorkflowInput) -> None:
+        """Start an execution of the run workflow with `state` as its input (idempotent by its name)."""
         if self.start_execution is None:
             raise ChorusError("this workflow cannot start executions (no state machine configured)")
         await self.start_execution(state)

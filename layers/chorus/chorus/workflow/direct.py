@@ -1,0 +1,179 @@
+"""Direct start: a background run started by an async invocation of the Plan function, no execution.
+
+With inline turns a round robin's execution is Plan, the Choice and Done: three state
+transitions ($0.075 per 1,000 runs) to wrap one Lambda invocation that does all the work. So
+the API may instead invoke the Plan function asynchronously (`CHORUS_WORKFLOW_START=invoke`),
+with the execution's input plus `"direct": true`, and that Plan runs what an inline Plan runs:
+it plans, runs the one-call rounds within its budget, and finishes the run.
+
+Nothing owns the run but that invocation, and Lambda delivers an async event at least once
+(a duplicate may even run at the same time) and retries a failed one twice, a minute and then
+two later. So a direct Plan holds the run by the same lease as the in-process driver: a fresh
+owner per attempt, renewed by the heartbeat. An attempt that finds the lease held by another
+live owner, the run ended, or the run handed to an execution returns without writing (no error:
+Lambda would retry one). An attempt that takes the lease over from a dead one bumps the run's
+incarnation, so the turn it runs again writes fresh message ids after the `abandoned` marker.
+
+Where an inline Plan hands something to the definition (a parallel round for the Map, a turn's
+retryable model error for the Step's backoff, a round past the budget) the direct Plan *hands
+the run over*: while it still holds the lease it marks the run `in_execution` and releases the
+lease in one conditional write, then starts the run's execution, whose first Plan goes on from
+the last commit like a retried Plan. From then on the run is an execution's, exactly as if it
+had been started as one. A failure the definition would catch into Finish is finished here, with
+the same code; anything else (the store unavailable, the worker dead) leaves as an error, and
+Lambda's retry adopts the run from its last commit once this attempt's lease has expired.
+
+The sweep (`StepFunctionsExecutor.reconcile`) hands over a direct run whose lease stayed expired
+past Lambda's retries (`DIRECT_GRACE_S`), with the same conditional write: a late retry that took
+the lease meanwhile wins, and one that comes after finds the run handed over.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from chorus.errors import StorageUnavailable
+from chorus.runs.driver import RunDriver
+from chorus.runs.lease import Lease, LeaseLost, RunCancelled
+from chorus.runs.options import RunOptions
+from chorus.store.records import RunRecord
+from chorus.workflow.inline import DONE, run_rounds
+from chorus.workflow.state import WorkflowInput, WorkflowState
+from chorus.workflow.tasks import Workflow
+
+logger = logging.getLogger(__name__)
+
+DIRECT_GRACE_S = 300.0
+"""How long a direct run's lease must have been expired (or, never taken, the run must be old)
+before the sweep hands it over: past Lambda's retry delays (1 and 2 minutes, plus its jitter)
+after an attempt died, so a pending retry, not an execution, goes on with the run."""
+
+HANDED_OVER = "handed_over"
+HELD_ELSEWHERE = "held_elsewhere"
+ENDED = "ended"
+
+
+def handed_over(run: RunRecord) -> bool:
+    return RunOptions.of(run).in_execution
+
+
+def hand_over(run: RunRecord) -> RunRecord:
+    """The run as handed to an execution: marked so, its lease released."""
+    options = {**run.options, "in_execution": True}
+    return run.model_copy(update={"options": options, "lease_owner": None, "lease_expires_at": 0.0})
+
+
+def execution_input(state: WorkflowInput) -> WorkflowInput:
+    """The execution a direct run is handed to: its first (a direct Plan used no history)."""
+    return WorkflowInput(
+        tenant_id=state.tenant_id,
+        run_id=state.run_id,
+        history_budget=state.history_budget,
+        traceparent=state.traceparent,
+    )
+
+
+async def plan_direct(
+    workflow: Workflow,
+    raw: dict[str, Any],
+    budget_s: float,
+    caught: Callable[[Exception], Exception],
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Run a directly started run while it can go alone; finish it, or hand it to an execution.
+    `caught` names a failure as the definition's Catch would see it (`handlers.classify`)."""
+    started = clock()
+    state = WorkflowState.model_validate(raw)
+    run = await workflow.store.get_run(state.tenant_id, state.run_id)
+    if run.is_terminal:
+        return _outcome(state, ENDED)
+    if handed_over(run):  # an earlier attempt handed it over: its execution may not have started
+        await workflow.start_execution_of(execution_input(state))
+        return _outcome(state, HANDED_OVER)
+    lease = Lease(owner=f"direct-{uuid.uuid4()}", ttl_s=workflow.settings.lease_ttl_s, heartbeat_s=workflow.heartbeat_s)
+    driver = await workflow.task_driver(run, runs_tools=True, lease=lease)
+    try:
+        out = await _run(workflow, state, driver, lambda: clock() - started < budget_s, caught)
+    except LeaseLost:
+        out = None
+    finally:
+        await driver.log.stop()
+    if out is None or driver.holder.lost:
+        logger.info("run %s is held elsewhere (another attempt, or its execution); leaving it", state.run_id)
+        return _outcome(state, HELD_ELSEWHERE)
+    if out["action"] == "finish":
+        await workflow.finish(out)
+        return {**out, "action": DONE}
+    return await _hand_over(workflow, state, driver)
+
+
+async def _run(
+    workflow: Workflow,
+    state: WorkflowState,
+    driver: RunDriver,
+    in_budget: Callable[[], bool],
+    caught: Callable[[Exception], Exception],
+) -> dict[str, Any]:
+    """Take the lease and run the rounds an inline Plan runs; the action after them."""
+    await driver.holder.update(lambda r: _take(r, driver.holder.lease))
+    try:
+        async with driver.holder.holding():
+            await workflow.open_plan(driver)
+            return await run_rounds(workflow, state, driver, in_budget)
+    except RunCancelled:  # a commit refused: the run ended while this attempt ran
+        return workflow.finishing(state, "cancelled")
+    except (LeaseLost, StorageUnavailable):
+        raise
+    except Exception as exc:
+        failure = caught(exc)
+        if isinstance(failure, StorageUnavailable):
+            raise
+        # what the definition's Catch would hand Finish: the error's name and the Lambda's error payload
+        cause = orjson.dumps({"errorMessage": str(failure), "errorType": type(failure).__name__}).decode()
+        logger.warning("run %s: its direct Plan failed (%s); finishing it", state.run_id, type(exc).__name__)
+        return {**workflow.finishing(state, "error"), "error": {"Error": type(failure).__name__, "Cause": cause}}
+
+
+def _take(run: RunRecord, lease: Lease) -> RunRecord:
+    """Hold the run for this attempt: refused if it ended, was handed over, or another live owner
+    holds it. Taken over from a dead attempt, the run gets a new incarnation (fresh message ids)."""
+    if run.is_terminal or handed_over(run):
+        raise LeaseLost
+    if run.lease_owner not in (None, lease.owner) and run.lease_expires_at > time.time():
+        raise LeaseLost
+    incarnation = run.incarnation + 1 if run.lease_owner not in (None, lease.owner) else run.incarnation
+    held = {"lease_owner": lease.owner, "lease_expires_at": time.time() + lease.ttl_s}
+    return run.model_copy(update={"status": "running", "incarnation": incarnation, **held})
+
+
+async def _hand_over(workflow: Workflow, state: WorkflowState, driver: RunDriver) -> dict[str, Any]:
+    """Give the run to an execution: marked and released while this attempt still holds the lease
+    (a conditional write), then started; a run that ended meanwhile is left as it is."""
+    owner = driver.holder.lease.owner
+
+    def release(run: RunRecord) -> RunRecord:
+        if run.is_terminal:
+            return run
+        if run.lease_owner != owner:
+            raise LeaseLost
+        return hand_over(run)
+
+    try:
+        await driver.holder.update(release)
+    except LeaseLost:
+        return _outcome(state, HELD_ELSEWHERE)
+    if driver.holder.run.is_terminal:
+        return _outcome(state, ENDED)
+    logger.info("run %s: handing it over to an execution", state.run_id)
+    await workflow.start_execution_of(execution_input(state))
+    return _outcome(state, HANDED_OVER)
+
+
+def _outcome(state: WorkflowState, outcome: str) -> dict[str, Any]:
+    return {"run_id": state.run_id, "outcome": outcome}
