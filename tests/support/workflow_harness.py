@@ -8,7 +8,10 @@ moto DynamoDB table (see ../shared/AWS-TESTING.md). A failing handler answers
 as the Python runtime does (`FunctionError`, `errorType` = the exception's
 class name), so Retry and Catch see what they would see on AWS. `Faults`
 injects errors and crashes at chosen task invocations; retry intervals are
-scaled down (moto sleeps for real).
+scaled down (moto sleeps for real). An asynchronous invocation of the Plan
+function (a directly started run) is queued and delivered as Lambda would
+(`support.lambda_async`): on its own thread, retried when it fails, and,
+when asked, twice at once.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from moto import mock_aws
+from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -44,6 +48,7 @@ from chorus.store.dynamodb_table import create_table
 from chorus.store.records import Page
 from support import create_agent, create_group, parse_sse, payloads
 from support.dynamodb import fake_aws_credentials
+from support.lambda_async import LEASE_TTL_S, AsyncInvokes, maximum_retry_attempts
 from support.moto_transactions import item_rollback_transactions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,12 +57,29 @@ TABLE = "chorus-workflow-test"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 FUNCTIONS = {"plan": "chorus-plan", "step": "chorus-step", "finish": "chorus-finish"}
+PLAN_ALIAS = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:chorus-plan:live"
+"""What the API invokes to start a run directly (`CHORUS_PLAN_FUNCTION`: the template gives the alias)."""
 RETRY_SLEEP_SCALE = 0.01
 """moto sleeps each Retry interval for real: 1 s in the definition becomes 10 ms here."""
 
 
 def function_arn(name: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+def task_of(function_name: str) -> str:
+    """The task a function name or (qualified) ARN names."""
+    name = function_name.split(":function:")[-1].split(":")[0]
+    return next(t for t, n in FUNCTIONS.items() if n == name)
+
+
+class Throttled(LambdaClientError):
+    """Lambda refusing an invocation (`TooManyRequestsException`, HTTP 429)."""
+
+    code = 429
+
+    def __init__(self) -> None:
+        super().__init__("TooManyRequestsException", "Rate exceeded")
 
 
 def substituted(definition: str, **extra: str) -> str:
@@ -95,6 +117,8 @@ class Faults:
     errors: list[tuple[str, str]] = field(default_factory=list)
     inflight: int = 0
     """Task invocations running now (a stopped execution's task runs on until it returns)."""
+    refuse_async: bool = False
+    """Lambda refuses (throttles) every asynchronous invocation."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     local: threading.local = field(default_factory=threading.local)
     """`local.task`: the `(task, number, event)` this thread is running (each Map iteration has its thread)."""
@@ -120,6 +144,7 @@ class Harness:
     faults: Faults
     settings: Settings
     handlers: dict[str, Any]
+    async_invokes: AsyncInvokes
     senders: list[asyncio.Task[httpx.Response]] = field(default_factory=list)
     """Requests sent in the background (awaited when the harness closes)."""
 
@@ -247,6 +272,24 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
 
 
 @pytest.fixture
+async def direct(workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    """The harness as the template deploys it: runs started directly (`CHORUS_WORKFLOW_START=invoke`)
+    on the Plan function, inline turns on, and a short lease (`LEASE_TTL_S`) Lambda's scaled retries outwait."""
+    direct_settings = {
+        "CHORUS_WORKFLOW_INLINE_S": "300",
+        "CHORUS_WORKFLOW_START": "invoke",
+        "CHORUS_PLAN_FUNCTION": PLAN_ALIAS,
+        "CHORUS_LEASE_TTL_S": str(LEASE_TTL_S),
+    }
+    for name, value in direct_settings.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    async with open_harness({**workflow_settings, **direct_settings}) as h:
+        assert h.settings.workflow_start == "invoke"
+        yield h
+
+
+@pytest.fixture
 async def inline(workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
     """The harness with inline turns on (`CHORUS_WORKFLOW_INLINE_S`, as the template deploys it)."""
     monkeypatch.setenv("CHORUS_WORKFLOW_INLINE_S", "300")
@@ -271,9 +314,28 @@ async def open_harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harne
         with lock:
             return original_call(self)
 
+    def busy(change: int) -> None:
+        with faults.lock:
+            faults.inflight += change
+
+    def attempt(event: dict[str, Any]) -> bool:
+        errors: dict[str, str] = {}
+        run_task("plan", event, errors)
+        return bool(errors)
+
+    async_invokes = AsyncInvokes(attempt, maximum_retry_attempts(ROOT / "template.yaml"), busy)
+
     def invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
         event = json.loads(body)
-        task = next(t for t, n in FUNCTIONS.items() if n == function_name.split(":")[-1])
+        task = task_of(function_name)
+        if headers.get("X-Amz-Invocation-Type") == "Event":
+            if faults.refuse_async:
+                raise Throttled
+            async_invokes.submit(event)
+            return b""
+        return run_task(task, event, response_headers)
+
+    def run_task(task: str, event: dict[str, Any], response_headers: dict[str, str]) -> bytes:
         started = time.perf_counter()
         number = faults.record(task, event)
         faults.local.task = (task, number, event)
@@ -321,10 +383,12 @@ async def open_harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harne
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-                    harness = Harness(app, client, sfn, machine, faults, settings, handlers)
+                    harness = Harness(app, client, sfn, machine, faults, settings, handlers, async_invokes)
                     yield harness
                     await harness.settle()
                     await asyncio.gather(*harness.senders)
         finally:
+            for thread in async_invokes.threads:
+                await asyncio.to_thread(thread.join)
             for handler in handlers.values():
                 await asyncio.to_thread(handler.reset)
