@@ -115,6 +115,8 @@ class Faults:
     durations: list[tuple[str, float]] = field(default_factory=list)
     """Each finished invocation's task and wall time in seconds (what Lambda bills, at its memory)."""
     errors: list[tuple[str, str]] = field(default_factory=list)
+    results: list[tuple[str, Any]] = field(default_factory=list)
+    """Each invocation that returned: its task and what it returned."""
     inflight: int = 0
     """Task invocations running now (a stopped execution's task runs on until it returns)."""
     refuse_async: bool = False
@@ -345,6 +347,7 @@ async def open_harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harne
             if (task, number) in faults.rules:
                 faults.rules[task, number](event)
             result = by_name[FUNCTIONS[task]](event, None)
+            faults.results.append((task, result))
             if (task, number) in faults.after:
                 faults.after[task, number](event)
             return json.dumps(result).encode()

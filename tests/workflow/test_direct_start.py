@@ -7,13 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
 from collections import Counter
 from typing import Any
 from unittest import mock
 
+from chorus.store.dynamodb import DynamoDBStore
 from chorus.workflow.inline import plan_inline
 from support import create_agent, create_group
-from support.workflow_harness import Harness, background, check_exact, history_of, logged
+from support.workflow_harness import (
+    Crash,
+    Harness,
+    background,
+    check_exact,
+    crash_mid_turn,
+    history_of,
+    logged,
+    talking,
+)
 
 IDS = re.compile(r"(message|run|step|agent|group)-[0-9a-f-]{36}")
 
@@ -130,3 +142,104 @@ async def test_the_api_answers_503_and_ends_the_run_when_lambda_refuses_the_invo
     assert again.status_code == 200, "the ended run released the group"
     await h.settle()
     await asyncio.sleep(0)
+
+
+async def test_cancel_mid_turn_ends_a_direct_run_cancelled_once(direct: Harness) -> None:
+    h = direct
+    group_id, run_id = await talking(h)
+    assert (await h.client.post(f"/v1/groups/{group_id}/messages/cancel", json={})).status_code == 200
+    await h.settle()
+    await asyncio.sleep(0.3)  # the Plan sees the flag within its heartbeat and stops writing
+    rows = await h.store.read_events("default", run_id, 0, 100_000)
+    assert rows[-1][1] == "[DONE]" and Counter(d for _, d in rows)["[DONE]"] == 1
+    assert [e["seq_id"] for e in await logged(h, run_id)] == list(range(1, len(rows)))
+    run = (await h.client.get(f"/v1/runs/{run_id}")).json()
+    assert run["status"] == "cancelled" and run["stop_reason"] == "cancelled"
+    assert h.executions() == [] and h.faults.errors == []
+    (result,) = [r for task, r in h.faults.results if task == "plan"]
+    assert (result["action"], result["stop_reason"]) == ("done", "cancelled")
+
+
+async def test_a_direct_plan_killed_mid_turn_is_retried_by_lambda_and_the_run_completes(direct: Harness) -> None:
+    """Lambda retries the dead attempt's event after its lease expired: the retry takes the run over
+    (a new incarnation), marks the dead attempt's output abandoned and runs Ada's turn again."""
+    h = direct
+    group_id, events = await crash_mid_turn(h, "plan")
+    await h.settle()
+    assert h.executions() == [] and h.faults.count("plan") == 2
+    check_exact(await logged(h, events[0]["run_id"]), await history_of(h, group_id))
+    assert [m.get("name") for m in (await history_of(h, group_id))[1:]] == ["Ada", "Bob"]
+    run = await h.store.get_run("default", events[0]["run_id"])
+    assert run.status == "completed" and run.incarnation == 2
+
+
+async def test_a_duplicate_delivery_running_at_the_same_time_leaves_one_writer(direct: Harness) -> None:
+    """Lambda delivers the event twice, both attempts in flight together: one takes the lease and
+    runs the run, the other finds it held and returns without writing (and without an error)."""
+    h = direct
+    agents = [await create_agent(h.client, name, tokens=10, delay_s=0.01) for name in ("Ada", "Bob")]
+    group = await create_group(h.client, [a["id"] for a in agents])
+    together = threading.Barrier(2, timeout=30)
+
+    def meet(event: dict[str, Any]) -> None:
+        together.wait()
+
+    h.faults.rules[("plan", 1)] = h.faults.rules[("plan", 2)] = meet
+    h.async_invokes.duplicates = 1
+    events = await background(h, group["id"], stream_tokens=True)
+    run_id = events[0]["run_id"]
+    await h.settle()
+    assert h.faults.count("plan") == 2 and h.faults.errors == [] and h.executions() == []
+    outcomes = sorted(str(r.get("outcome", r.get("action"))) for task, r in h.faults.results if task == "plan")
+    assert outcomes == ["done", "held_elsewhere"]
+    log = await logged(h, run_id)
+    assert not [e for e in log if "abandoned" in e]
+    check_exact(log, await history_of(h, group["id"]))
+    run = await h.store.get_run("default", run_id)
+    assert run.status == "completed" and run.incarnation == 1
+
+
+async def test_the_sweep_hands_over_a_direct_run_whose_attempts_died_but_not_one_whose_lease_is_live(
+    direct: Harness,
+) -> None:
+    """The only attempt (no retries left, as after Lambda's last) dies mid-turn holding the lease.
+    While the lease is live, and for the grace after it expired, the sweep leaves the run to Lambda;
+    then it hands the run over to an execution, which goes on from the last commit."""
+    h = direct
+    executor = h.app.state.services.runs.remote
+    executor.direct_grace_s = 1.0
+    h.async_invokes.retries = 0
+    ada = await create_agent(h.client, "Ada", tokens=40, delay_s=0.002)
+    bob = await create_agent(h.client, "Bob", tokens=3)
+    group = await create_group(h.client, [ada["id"], bob["id"]])
+    original = DynamoDBStore.commit_step
+
+    async def dying(self: DynamoDBStore, step: Any, records: Any) -> None:
+        here = h.faults.here()
+        if here is not None and here[2].get("direct") and step.agent_id == ada["id"]:
+            raise Crash("the sandbox was killed")
+        await original(self, step, records)
+
+    with mock.patch.object(DynamoDBStore, "commit_step", dying):
+        sent = await h.client.post(f"/v1/groups/{group['id']}/messages/async", json={"input": "hi"})
+        run_id = sent.json()["id"]
+        for _ in range(3000):
+            if h.faults.errors:
+                break
+            await asyncio.sleep(0.01)
+        assert h.faults.errors == [("plan", "Runtime.ExitError")]
+        run = await h.store.get_run("default", run_id)
+        assert run.lease_owner is not None and run.lease_expires_at > time.time()
+        await h.app.state.services.runs.recover()
+        assert h.executions() == [], "its lease is live: an attempt may be running it"
+        await asyncio.sleep(max(0.0, run.lease_expires_at - time.time()) + 0.1)
+        await h.app.state.services.runs.recover()
+        assert h.executions() == [], "expired within the grace: a retry of Lambda's may still come"
+    await asyncio.sleep(executor.direct_grace_s)
+    await h.app.state.services.runs.recover()
+    executions = await h.settle()
+    assert [(e["name"], e["status"]) for e in executions] == [(run_id, "SUCCEEDED")]
+    run = await h.store.get_run("default", run_id)
+    assert run.status == "completed" and run.options["in_execution"] is True
+    check_exact(await logged(h, run_id), await history_of(h, group["id"]))
+    assert [m.get("name") for m in (await history_of(h, group["id"]))[1:]] == ["Ada", "Bob"]

@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from chorus.errors import StorageUnavailable
+from chorus.errors import Conflict, StorageUnavailable
 from chorus.runs.driver import RunDriver
 from chorus.runs.lease import Lease, LeaseLost, RunCancelled
 from chorus.runs.options import RunOptions
@@ -103,7 +103,7 @@ async def plan_direct(
     except LeaseLost:
         out = None
     finally:
-        await driver.log.stop()
+        await _stop_log(driver)
     if out is None or driver.holder.lost:
         logger.info("run %s is held elsewhere (another attempt, or its execution); leaving it", state.run_id)
         return _outcome(state, HELD_ELSEWHERE)
@@ -138,6 +138,16 @@ async def _run(
         cause = orjson.dumps({"errorMessage": str(failure), "errorType": type(failure).__name__}).decode()
         logger.warning("run %s: its direct Plan failed (%s); finishing it", state.run_id, type(exc).__name__)
         return {**workflow.finishing(state, "error"), "error": {"Error": type(failure).__name__, "Cause": cause}}
+
+
+async def _stop_log(driver: RunDriver) -> None:
+    """Write what the attempt emitted; a run ended meanwhile (cancelled) refuses it, as it should."""
+    try:
+        await driver.log.stop()
+    except Conflict:
+        if not driver.loaded.cancel.is_set():
+            raise
+        logger.info("run %s ended while its direct Plan ran; its last events were refused", driver.run.id)
 
 
 def _take(run: RunRecord, lease: Lease) -> RunRecord:
