@@ -180,6 +180,26 @@ async def background(h: Harness, group_id: str, text: str = "hello", **extra: An
     return payloads(frames)
 
 
+async def send(h: Harness, group_id: str, text: str, strategy: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"input": text}
+    if strategy is not None:
+        body["multitask_strategy"] = strategy
+    response = await h.client.post(f"/v1/groups/{group_id}/messages/async", json=body)
+    assert response.status_code == 200, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+async def ended(h: Harness, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs once each is terminal (an execution a Finish starts may begin after a settle)."""
+    for _ in range(100):
+        await h.settle()
+        now = [(await h.client.get(f"/v1/runs/{r['id']}")).json() for r in runs]
+        if all(r["status"] in ("completed", "failed", "cancelled") for r in now):
+            return now
+    raise AssertionError(f"runs never ended: {now}")
+
+
 async def logged(h: Harness, run_id: str) -> list[dict[str, Any]]:
     rows = await h.store.read_events("default", run_id, 0, 100_000)
     assert rows[-1][1] == "[DONE]", "the log is complete"

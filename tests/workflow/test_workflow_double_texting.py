@@ -4,34 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 from unittest import mock
 
 from chorus.errors import RunEnded
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.records import MessageRecord, StepRecord
 from support import create_agent, create_group
-from support.workflow_harness import Harness
-
-
-async def send(h: Harness, group_id: str, text: str, strategy: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"input": text}
-    if strategy is not None:
-        body["multitask_strategy"] = strategy
-    response = await h.client.post(f"/v1/groups/{group_id}/messages/async", json=body)
-    assert response.status_code == 200, response.text
-    run: dict[str, Any] = response.json()
-    return run
-
-
-async def ended(h: Harness, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The runs once each is terminal (an execution a Finish starts may begin after a settle)."""
-    for _ in range(100):
-        await h.settle()
-        now = [(await h.client.get(f"/v1/runs/{r['id']}")).json() for r in runs]
-        if all(r["status"] in ("completed", "failed", "cancelled") for r in now):
-            return now
-    raise AssertionError(f"runs never ended: {now}")
+from support.workflow_harness import Harness, ended, send
 
 
 async def test_enqueued_background_runs_start_in_order_from_the_workflows_finish(harness: Harness) -> None:
