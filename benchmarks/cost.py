@@ -9,8 +9,11 @@ creates its agents and group (not counted), then one run is measured:
 - Lambda: one invocation of the API function per HTTP request of the run
   (the send; the resume), billed for its wall time (a streamed response
   keeps it running to the end); one invocation per task the state machine
-  ran, billed for the handler's wall time; each at its memory in
-  `template.yaml` (parameter defaults), per 1 ms.
+  ran, and per attempt of a directly started run's Plan (the template's
+  `BackgroundStart`, `Invoke` by default: an async invocation of the Plan
+  function, no execution unless it hands the run over), billed for the
+  handler's wall time; each at its memory in `template.yaml` (parameter
+  defaults), per 1 ms.
 - Model time: the scripted agents pace their tokens so that each model call
   takes `--model-s` seconds (default 2): on AWS the function waits for the
   model that long, and the log is written as the tokens come. A tool-calling
@@ -114,6 +117,8 @@ def deployment(template: Path = ROOT / "template.yaml") -> Deployment:
     workflow_type = str(resolve(resources["RunStateMachine"]["Properties"].get("Type", "STANDARD")))
     shared = doc["Globals"]["Function"]["Environment"]["Variables"]
     environment = {name: str(resolve(shared[name])) for name in MEASURED_SETTINGS if name in shared}
+    # the API's `CHORUS_WORKFLOW_START` follows the parameter (`!If [StartsDirectly, invoke, execution]`)
+    environment["CHORUS_WORKFLOW_START"] = "invoke" if defaults["BackgroundStart"] == "Invoke" else "execution"
     return Deployment(memory, workflow_type, environment)
 
 
@@ -284,7 +289,7 @@ def workflow_environment(deployed: dict[str, str]) -> dict[str, str]:
     """The Lambda functions' environment as the workflow tests set it (their fixture does it with
     monkeypatch), with the template's own values of `MEASURED_SETTINGS`."""
     from chorus.settings import get_settings
-    from support.workflow_harness import ACCOUNT, TABLE
+    from support.workflow_harness import ACCOUNT, PLAN_ALIAS, TABLE
     from support.workflow_harness import REGION as HARNESS_REGION
 
     env = {
@@ -297,6 +302,8 @@ def workflow_environment(deployed: dict[str, str]) -> dict[str, str]:
         "CHORUS_STATE_MACHINE_ARN": f"arn:aws:states:{HARNESS_REGION}:{ACCOUNT}:stateMachine:chorus-run",
         **deployed,
     }
+    if env.get("CHORUS_WORKFLOW_START") == "invoke":
+        env["CHORUS_PLAN_FUNCTION"] = PLAN_ALIAS
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.update(env)
     get_settings.cache_clear()

@@ -66,6 +66,23 @@ async def test_a_background_run_is_counted_as_the_harness_ran_it(harness: Harnes
     assert dollars["step_functions"] == round(counts["state_transitions"] * 0.025, 5)
 
 
+async def test_a_directly_started_run_is_counted_with_no_execution(direct: Harness) -> None:
+    """The template's default start: the Plan function's one invocation is counted (its request and
+    its time), and no state transition; the deployment measured is the template's `BackgroundStart`."""
+    assert cost.deployment().environment["CHORUS_WORKFLOW_START"] == "invoke"
+    h = direct
+    memory = cost.deployment().memory_mb
+    with units.metering(INDEX_KEYS) as meter:
+        runner = cost.Runner(h, meter, memory, 0.0)
+        result = await runner.measure(cost.Scenario("two agents", "round_robin", 2, 3, "background"))
+    counts = result["counts"]
+    assert counts["lambda_invocations"] == {"api": 1, "plan": 1} and h.faults.count("plan") == 1
+    assert counts["lambda_seconds"]["plan"] == round(h.faults.durations[-1][1], 3)
+    assert counts["executions"] == 0 and counts["state_transitions"] == 0
+    dollars = cost.bill(cost.Counts(**counts), "STANDARD")
+    assert dollars["step_functions"] == 0
+
+
 def test_request_units_follow_item_size_indexes_and_transactions() -> None:
     meter = units.Meter(INDEX_KEYS)
     small = {"PK": {"S": "a"}, "SK": {"S": "b"}}
