@@ -293,22 +293,48 @@ async def harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harness]:
         yield h
 
 
-@pytest.fixture
-async def direct(workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
-    """The harness as the template deploys it: runs started directly (`CHORUS_WORKFLOW_START=invoke`)
-    on the Plan function, inline turns on, and a short lease (`LEASE_TTL_S`) Lambda's scaled retries outwait."""
-    direct_settings = {
-        "CHORUS_WORKFLOW_INLINE_S": "300",
-        "CHORUS_WORKFLOW_START": "invoke",
-        "CHORUS_PLAN_FUNCTION": PLAN_ALIAS,
-        "CHORUS_LEASE_TTL_S": str(LEASE_TTL_S),
-    }
-    for name, value in direct_settings.items():
+DIRECT_SETTINGS = {
+    "CHORUS_WORKFLOW_INLINE_S": "300",
+    "CHORUS_WORKFLOW_START": "invoke",
+    "CHORUS_PLAN_FUNCTION": PLAN_ALIAS,
+    "CHORUS_LEASE_TTL_S": str(LEASE_TTL_S),
+}
+"""Runs started directly (`CHORUS_WORKFLOW_START=invoke`) on the Plan function with inline turns, as the
+template deploys them, and a short lease (`LEASE_TTL_S`) that Lambda's scaled retries outwait."""
+
+
+@asynccontextmanager
+async def direct_harness(workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    for name, value in DIRECT_SETTINGS.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    async with open_harness({**workflow_settings, **direct_settings}) as h:
+    async with open_harness({**workflow_settings, **DIRECT_SETTINGS}) as h:
         assert h.settings.workflow_start == "invoke"
         yield h
+
+
+@pytest.fixture
+async def direct(workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    """The harness as the template deploys it (`DIRECT_SETTINGS`)."""
+    async with direct_harness(workflow_settings, monkeypatch) as h:
+        yield h
+
+
+@pytest.fixture(params=["execution", "direct"])
+async def started(
+    request: pytest.FixtureRequest, workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Harness]:
+    """For a test that must hold whichever way a run starts: as an execution (every turn a Step), or directly."""
+    if request.param == "direct":
+        async with direct_harness(workflow_settings, monkeypatch) as h:
+            yield h
+    else:
+        async with open_harness(workflow_settings) as h:
+            yield h
+
+
+def is_direct(h: Harness) -> bool:
+    return h.settings.workflow_start == "invoke"
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 from unittest import mock
 
+from chorus.errors import StorageUnavailable
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.workflow.inline import plan_inline
 from support import create_agent, create_group
@@ -243,3 +244,19 @@ async def test_the_sweep_hands_over_a_direct_run_whose_attempts_died_but_not_one
     assert run.status == "completed" and run.options["in_execution"] is True
     check_exact(await logged(h, run_id), await history_of(h, group["id"]))
     assert [m.get("name") for m in (await history_of(h, group["id"]))[1:]] == ["Ada", "Bob"]
+
+
+async def test_an_unavailable_store_fails_the_attempt_and_lambda_retries_it(direct: Harness) -> None:
+    h = direct
+    agents = [await create_agent(h.client, name, tokens=2) for name in ("Ada", "Bob")]
+    group = await create_group(h.client, [a["id"] for a in agents])
+
+    def unavailable(event: dict[str, Any]) -> None:
+        raise StorageUnavailable("DynamoDB is throttling")
+
+    h.faults.rules[("plan", 1)] = unavailable
+    events = await background(h, group["id"])
+    await h.settle()
+    assert h.faults.errors == [("plan", "StorageUnavailable")] and h.faults.count("plan") == 2
+    assert h.executions() == []
+    check_exact(await logged(h, events[0]["run_id"]), await history_of(h, group["id"]))

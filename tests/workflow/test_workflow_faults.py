@@ -20,6 +20,7 @@ from support.workflow_harness import (
     check_exact,
     crash_mid_turn,
     history_of,
+    is_direct,
     logged,
     talking,
 )
@@ -44,8 +45,9 @@ async def test_a_step_failing_with_a_retryable_model_error_is_retried_and_the_ru
     assert (await h.client.get(f"/v1/runs/{events[0]['run_id']}")).json()["status"] == "completed"
 
 
-async def test_retryable_model_errors_past_the_retries_fail_the_run_with_its_stop_reason(harness: Harness) -> None:
-    h = harness
+async def test_retryable_model_errors_past_the_retries_fail_the_run_with_its_stop_reason(started: Harness) -> None:
+    """Started directly, the Plan that met the error hands the run to an execution, for the Map's retries."""
+    h = started
     ada = await create_agent(h.client, "Ada", error="rate_limit")
     group = await create_group(h.client, [ada["id"]])
     events = await background(h, group["id"])
@@ -53,15 +55,17 @@ async def test_retryable_model_errors_past_the_retries_fail_the_run_with_its_sto
     assert events[0]["stop_reason"] == "llm_api_error"
     assert events[1]["error_type"] == "llm_rate_limit"
     assert h.faults.count("step") == 5  # the first attempt and the definition's 4 retries
-    await h.settle()
+    executions = await h.settle()
+    assert [e["name"] for e in executions] == [events[1]["run_id"]]
     run = (await h.client.get(f"/v1/runs/{events[1]['run_id']}")).json()
     assert run["status"] == "failed" and run["stop_reason"] == "llm_api_error"
     # the group is free again
     assert (await h.client.post(f"/v1/groups/{group['id']}/messages/async", json={"input": "x"})).status_code == 200
 
 
-async def test_a_permanent_model_failure_is_caught_into_finish(harness: Harness) -> None:
-    h = harness
+async def test_a_permanent_model_failure_is_caught_into_finish(started: Harness) -> None:
+    """Started directly, the Plan running the turn finishes the run itself, as Finish would."""
+    h = started
     ada = await create_agent(h.client, "Ada", error="invalid_llm_response")
     group = await create_group(h.client, [ada["id"]])
     events = await background(h, group["id"])
@@ -69,8 +73,11 @@ async def test_a_permanent_model_failure_is_caught_into_finish(harness: Harness)
     assert events[1]["message_type"] == "error_message" and "model failed" in events[1]["message"]
     run = (await h.client.get(f"/v1/runs/{events[1]['run_id']}")).json()
     assert run["status"] == "failed" and run["stop_reason"] == "invalid_llm_response"
-    assert h.faults.count("step") == 1 and h.faults.errors == [("step", "ModelFailed")]
     executions = await h.settle()
+    if is_direct(h):
+        assert executions == [] and h.faults.errors == [] and h.faults.count("plan") == 1
+        return
+    assert h.faults.count("step") == 1 and h.faults.errors == [("step", "ModelFailed")]
     assert executions[0]["status"] == "SUCCEEDED"  # the workflow itself ended properly, in Finish
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from support import create_agent, create_group, parse_sse, payloads, replies
-from support.workflow_harness import Harness, background
+from support.workflow_harness import Harness, background, is_direct
 
 
 async def test_a_round_robin_run_executes_on_step_functions(harness: Harness) -> None:
@@ -87,8 +87,9 @@ async def test_a_foreground_run_still_runs_in_the_api_process(harness: Harness) 
     assert h.executions() == [] and h.faults.calls == []
 
 
-async def test_sleeptime_children_run_as_executions_of_their_own(harness: Harness) -> None:
-    h = harness
+async def test_sleeptime_children_run_as_executions_of_their_own(started: Harness) -> None:
+    """A directly started parent too: its children are executions."""
+    h = started
     boss = await create_agent(h.client, "Boss", replies=["Noted."])
     mem = await create_agent(h.client, "Mem", tokens=2)
     config = {"manager_type": "sleeptime", "manager_agent_id": boss["id"], "sleeptime_agent_frequency": 1}
@@ -98,14 +99,14 @@ async def test_sleeptime_children_run_as_executions_of_their_own(harness: Harnes
     run_ids = events[-1]["run_ids"]
     assert run_ids[0] == run_id and len(run_ids) == 2
     executions = await h.settle()
-    assert sorted(e["name"] for e in executions) == sorted(run_ids)
+    assert sorted(e["name"] for e in executions) == sorted(run_ids[1:] if is_direct(h) else run_ids)
     assert {e["status"] for e in executions} == {"SUCCEEDED"}
     child = (await h.client.get(f"/v1/runs/{run_ids[1]}")).json()
     assert child["status"] == "completed" and child["metadata"]["parent_run_id"] == run_id
 
 
-async def test_a_human_approval_pauses_and_resumes_a_workflow_run(harness: Harness) -> None:
-    h = harness
+async def test_a_human_approval_pauses_and_resumes_a_workflow_run(started: Harness) -> None:
+    h = started
     call = {"name": "core_memory_append", "arguments": {"label": "notes", "content": "likes tea"}}
     ada = await h.client.post(
         "/v1/agents",
@@ -135,3 +136,4 @@ async def test_a_human_approval_pauses_and_resumes_a_workflow_run(harness: Harne
     block = (await h.client.get(f"/v1/agents/{ada.json()['id']}/core-memory/blocks/notes")).json()
     assert block["value"] == "likes tea"
     await h.settle()
+    assert len(h.executions()) == (0 if is_direct(h) else 2), "started directly, each run ran without one"

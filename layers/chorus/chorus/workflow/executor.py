@@ -62,13 +62,17 @@ class StepFunctionsExecutor:
         self.direct_grace_s = DIRECT_GRACE_S
 
     async def start(self, run: RunRecord) -> None:
-        state = WorkflowInput(
-            tenant_id=run.tenant_id, run_id=run.id, history_budget=self.history_budget, traceparent=run.traceparent
-        )
+        state = self.first_input(run)
         if self.settings.workflow_start == "invoke":
             await self.invoke_plan(state)
         else:
             await self.start_execution(state)
+
+    def first_input(self, run: RunRecord) -> WorkflowInput:
+        """The input of the run's first execution (or of its direct Plan, which adds `direct`)."""
+        return WorkflowInput(
+            tenant_id=run.tenant_id, run_id=run.id, history_budget=self.history_budget, traceparent=run.traceparent
+        )
 
     async def invoke_plan(self, state: WorkflowInput) -> None:
         """Hand the run to the Plan function asynchronously (Lambda queues the event and retries it)."""
@@ -162,11 +166,7 @@ class StepFunctionsExecutor:
             except Conflict:
                 return
             logger.warning("run %s: no attempt of its direct start is left; handing it to an execution", run.id)
-        await self.start_execution(
-            WorkflowInput(
-                tenant_id=run.tenant_id, run_id=run.id, history_budget=self.history_budget, traceparent=run.traceparent
-            )
-        )
+        await self.start_execution(self.first_input(run))
 
 
 def remote_executor(settings: Settings, store: Store) -> StepFunctionsExecutor | None:
