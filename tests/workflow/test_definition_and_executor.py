@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest import mock
 
 import pytest
 
 from chorus.clock import now_iso
+from chorus.settings import Settings
 from chorus.store.records import RunRecord
-from chorus.workflow.executor import StepFunctionsExecutor
+from chorus.workflow.executor import StepFunctionsExecutor, remote_executor
 from chorus.workflow.handlers import RETRYABLE_ERRORS, ModelFailed, TaskFailed
 from chorus.workflow.state import WorkflowInput, execution_name
 from support import create_agent, create_group
@@ -143,3 +145,15 @@ def test_start_input_is_the_plan_input() -> None:
         "history_events": 0,
         "history_budget": 20_000,
     }
+
+
+def test_a_direct_start_needs_the_plan_function_and_a_lambda_client(aws_env: None) -> None:
+    """`invoke` without `CHORUS_PLAN_FUNCTION` refuses to start the API, rather than every run."""
+    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:chorus-run"
+    base = {"executor": "stepfunctions", "state_machine_arn": machine, "workflow_start": "invoke"}
+    with pytest.raises(ValueError, match="CHORUS_PLAN_FUNCTION"):
+        remote_executor(Settings(**base), mock.Mock())
+    direct = remote_executor(Settings(**base, plan_function="chorus-plan:live"), mock.Mock())
+    assert direct is not None and direct.lambda_client is not None
+    by_execution = remote_executor(Settings(**{**base, "workflow_start": "execution"}), mock.Mock())
+    assert by_execution is not None and by_execution.lambda_client is None
