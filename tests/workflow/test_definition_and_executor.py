@@ -150,10 +150,10 @@ def test_start_input_is_the_plan_input() -> None:
 def test_a_direct_start_needs_the_plan_function_and_a_lambda_client(aws_env: None) -> None:
     """`invoke` without `CHORUS_PLAN_FUNCTION` refuses to start the API, rather than every run."""
     machine = "arn:aws:states:us-east-1:123456789012:stateMachine:chorus-run"
-    base = {"executor": "stepfunctions", "state_machine_arn": machine, "workflow_start": "invoke"}
+    base = Settings(executor="stepfunctions", state_machine_arn=machine, workflow_start="invoke")
     with pytest.raises(ValueError, match="CHORUS_PLAN_FUNCTION"):
-        remote_executor(Settings(**base), mock.Mock())
-    direct = remote_executor(Settings(**base, plan_function="chorus-plan:live"), mock.Mock())
+        remote_executor(base, mock.Mock())
+    direct = remote_executor(base.model_copy(update={"plan_function": "chorus-plan:live"}), mock.Mock())
     assert direct is not None and direct.lambda_client is not None
-    by_execution = remote_executor(Settings(**{**base, "workflow_start": "execution"}), mock.Mock())
+    by_execution = remote_executor(base.model_copy(update={"workflow_start": "execution"}), mock.Mock())
     assert by_execution is not None and by_execution.lambda_client is None
