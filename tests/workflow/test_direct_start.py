@@ -13,9 +13,13 @@ from collections import Counter
 from typing import Any
 from unittest import mock
 
+import pytest
+
 from chorus.errors import StorageUnavailable
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.workflow.inline import plan_inline
+from chorus.workflow.state import WorkflowInput
+from chorus.workflow.tasks import Workflow
 from support import create_agent, create_group
 from support.workflow_harness import (
     Crash,
@@ -260,3 +264,41 @@ async def test_an_unavailable_store_fails_the_attempt_and_lambda_retries_it(dire
     assert h.faults.errors == [("plan", "StorageUnavailable")] and h.faults.count("plan") == 2
     assert h.executions() == []
     check_exact(await logged(h, events[0]["run_id"]), await history_of(h, group["id"]))
+
+
+@pytest.mark.parametrize("starter", ["retry", "sweep"])
+async def test_an_attempt_dying_between_the_hand_over_and_its_execution_start_is_started_after_all(
+    direct: Harness, starter: str
+) -> None:
+    """The run is marked handed over, then the attempt dies before `StartExecution`: Lambda's retry
+    finds the run handed over and starts its execution (idempotent by its name) instead of running it;
+    with no retry left, the API's sweep starts it (each case with the other starter out of the way)."""
+    h = direct
+    if starter == "retry":
+        await h.app.state.services.runs.recovery.stop_sweeper()
+    else:
+        h.async_invokes.retries = 0
+    boss = await create_agent(h.client, "Boss", tokens=2)
+    workers = [await create_agent(h.client, f"W{i}", tokens=2) for i in range(2)]
+    config = {"manager_type": "supervisor", "manager_agent_id": boss["id"]}
+    group = await create_group(h.client, [w["id"] for w in workers], config)
+    original = Workflow.start_execution_of
+    died: list[str] = []
+
+    async def dying(self: Workflow, state: WorkflowInput) -> None:
+        here = h.faults.here()
+        if here is not None and here[2].get("direct") and not died:
+            died.append(state.run_id)
+            raise Crash("killed after the hand-over was written")
+        await original(self, state)
+
+    with mock.patch.object(Workflow, "start_execution_of", dying):
+        events = await background(h, group["id"], "split this")
+    run_id = events[0]["run_id"]
+    executions = await h.settle()
+    assert died == [run_id] and h.faults.errors == [("plan", "Runtime.ExitError")]
+    assert [(e["name"], e["status"]) for e in executions] == [(run_id, "SUCCEEDED")]
+    outcomes = [r.get("outcome") for task, r in h.faults.results if task == "plan" and "outcome" in r]
+    assert outcomes == (["handed_over"] if starter == "retry" else []), "a retry only starts the execution"
+    assert [e["name"] for e in events if e["message_type"] == "assistant_message"] == ["W0", "W1", "Boss"]
+    check_exact(await logged(h, run_id), await history_of(h, group["id"]))
