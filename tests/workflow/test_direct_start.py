@@ -6,10 +6,12 @@ cancel, a dead attempt's output marked abandoned and its turn run again, one wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
@@ -49,6 +51,21 @@ def shape(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return value
 
     return [elide(e) for e in events]
+
+
+@contextlib.contextmanager
+def dying_at_commit(agent_id: str, only: Callable[[], bool] = lambda: True) -> Iterator[None]:
+    """Every commit of a step of `agent_id` kills the attempt making it (while `only()` says so):
+    what a tool that takes its host down does to whatever runs its turn."""
+    original = DynamoDBStore.commit_step
+
+    async def dying(self: DynamoDBStore, step: Any, records: Any) -> None:
+        if step.agent_id == agent_id and only():
+            raise Crash("the sandbox's host was killed")
+        await original(self, step, records)
+
+    with mock.patch.object(DynamoDBStore, "commit_step", dying):
+        yield
 
 
 async def round_robin(h: Harness) -> str:
@@ -217,15 +234,12 @@ async def test_the_sweep_hands_over_a_direct_run_whose_attempts_died_but_not_one
     ada = await create_agent(h.client, "Ada", tokens=40, delay_s=0.002)
     bob = await create_agent(h.client, "Bob", tokens=3)
     group = await create_group(h.client, [ada["id"], bob["id"]])
-    original = DynamoDBStore.commit_step
 
-    async def dying(self: DynamoDBStore, step: Any, records: Any) -> None:
+    def direct_attempt() -> bool:
         here = h.faults.here()
-        if here is not None and here[2].get("direct") and step.agent_id == ada["id"]:
-            raise Crash("the sandbox was killed")
-        await original(self, step, records)
+        return here is not None and bool(here[2].get("direct"))
 
-    with mock.patch.object(DynamoDBStore, "commit_step", dying):
+    with dying_at_commit(ada["id"], direct_attempt):
         sent = await h.client.post(f"/v1/groups/{group['id']}/messages/async", json={"input": "hi"})
         run_id = sent.json()["id"]
         for _ in range(3000):
@@ -248,6 +262,38 @@ async def test_the_sweep_hands_over_a_direct_run_whose_attempts_died_but_not_one
     assert run.status == "completed" and run.options["in_execution"] is True
     check_exact(await logged(h, run_id), await history_of(h, group["id"]))
     assert [m.get("name") for m in (await history_of(h, group["id"]))[1:]] == ["Ada", "Bob"]
+
+
+async def test_a_step_that_kills_every_attempt_fails_its_run_after_the_bound(direct: Harness) -> None:
+    """A turn that kills whatever runs it (a tool that takes its host down) is attempted
+    `max_run_attempts` times in all, across Lambda's retries, then ended by the sweep with the
+    poisoned-run error instead of being handed to an execution to kill more workers."""
+    h = direct
+    await h.app.state.services.runs.recovery.stop_sweeper()  # swept below, once Lambda is done
+    executor = h.app.state.services.runs.remote
+    ada = await create_agent(h.client, "Ada", tokens=3)
+    bob = await create_agent(h.client, "Bob", tokens=3)
+    group = await create_group(h.client, [ada["id"], bob["id"]])
+    with dying_at_commit(ada["id"]):
+        sent = await h.client.post(f"/v1/groups/{group['id']}/messages/async", json={"input": "hi"})
+        run_id = sent.json()["id"]
+        for _ in range(6000):
+            if len(h.faults.errors) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert h.faults.errors == [("plan", "Runtime.ExitError")] * 3, "Lambda's two retries, then no more"
+        run = await h.store.get_run("default", run_id)
+        assert run.options["recovery"]["deaths"] == 2, "each retry counted the attempt it took over from"
+        executor.direct_grace_s = 0.5
+        await asyncio.sleep(max(0.0, run.lease_expires_at - time.time()) + executor.direct_grace_s + 0.1)
+        await h.app.state.services.runs.recover()
+    await h.settle()
+    run = await h.store.get_run("default", run_id)
+    assert run.status == "failed" and h.executions() == [], "ended, not handed to an execution"
+    log = await logged(h, run_id)
+    (error,) = [e for e in log if e.get("message_type") == "error_message"]
+    assert "stopped 3 times" in error["message"]
+    assert [m.get("name") for m in (await history_of(h, group["id"]))[1:]] == []
 
 
 async def test_an_unavailable_store_fails_the_attempt_and_lambda_retries_it(direct: Harness) -> None:

@@ -112,24 +112,7 @@ class RunRecovery:
         self.submit(run, last)
 
     async def _end_poisoned(self, run: RunRecord, last: int, deaths: Deaths) -> None:
-        """End a run whose step killed every worker that attempted it, instead of driving it again:
-        taken over first (compare-and-set), so only one worker ends it."""
-        held = {"lease_owner": self.lease.owner, "lease_expires_at": time.time() + self.lease.ttl_s}
-        try:
-            run = await self.store.update_run(run.model_copy(update=held), expect_version=run.version)
-        except Conflict:
-            return
-        doing = await last_doing(self.store, run, deaths.log_seq)
-        detail = poisoned_message(deaths, doing.describe())
-        logger.error("run %s: %s", run.id, detail)
-        log = run_log(self.store, self.settings, run, last)
-        if doing.message_ids:
-            reason = "the worker running it stopped"
-            marker = events.abandoned_attempt(
-                run_id=run.id, step_id=doing.step_id, message_ids=list(doing.message_ids), reason=reason
-            )
-            log.emit(marker)
-        await end_with_error(self.store, run, log, detail, self.settings.event_retention_s)
+        await end_poisoned(self.store, self.settings, run, last, deaths, self.lease)
 
     async def _hand_on(self, run: RunRecord) -> None:
         if self.advance is not None:
@@ -157,3 +140,28 @@ class RunRecovery:
 
 def _age_s(run: RunRecord) -> float:
     return time.time() - datetime.fromisoformat(run.created_at).timestamp()
+
+
+async def end_poisoned(
+    store: Store, settings: Settings, run: RunRecord, last: int, deaths: Deaths, lease: Lease
+) -> bool:
+    """End a run whose step killed every worker that attempted it, instead of driving it again:
+    taken over first (compare-and-set on the run as read), so only one worker ends it; False if
+    another worker took the run meanwhile."""
+    held = {"lease_owner": lease.owner, "lease_expires_at": time.time() + lease.ttl_s}
+    try:
+        run = await store.update_run(run.model_copy(update=held), expect_version=run.version)
+    except Conflict:
+        return False
+    doing = await last_doing(store, run, deaths.log_seq)
+    detail = poisoned_message(deaths, doing.describe())
+    logger.error("run %s: %s", run.id, detail)
+    log = run_log(store, settings, run, last)
+    if doing.message_ids:
+        reason = "the worker running it stopped"
+        marker = events.abandoned_attempt(
+            run_id=run.id, step_id=doing.step_id, message_ids=list(doing.message_ids), reason=reason
+        )
+        log.emit(marker)
+    await end_with_error(store, run, log, detail, settings.event_retention_s)
+    return True

@@ -39,9 +39,12 @@ from typing import Any
 import orjson
 
 from chorus.errors import Conflict, StorageUnavailable
+from chorus.runs.attempts import RECOVERY, Deaths, deaths_after
 from chorus.runs.driver import RunDriver
 from chorus.runs.lease import Lease, LeaseLost, RunCancelled
 from chorus.runs.options import RunOptions
+from chorus.runs.recovery import end_poisoned
+from chorus.store.base import Store
 from chorus.store.records import RunRecord
 from chorus.workflow.inline import DONE, run_rounds
 from chorus.workflow.state import WorkflowInput, WorkflowState
@@ -97,9 +100,14 @@ async def plan_direct(
         await workflow.start_execution_of(execution_input(state))
         return _outcome(state, HANDED_OVER)
     lease = Lease(owner=f"direct-{uuid.uuid4()}", ttl_s=workflow.settings.lease_ttl_s, heartbeat_s=workflow.heartbeat_s)
+    deaths = await deaths_before(workflow.store, run)
+    if deaths is not None and deaths.count >= workflow.settings.max_run_attempts:
+        last = await workflow.store.last_seq(run.tenant_id, run.id)
+        ended = await end_poisoned(workflow.store, workflow.settings, run, last, deaths, lease)
+        return _outcome(state, ENDED if ended else HELD_ELSEWHERE)
     driver = await workflow.task_driver(run, runs_tools=True, lease=lease)
     try:
-        out = await _run(workflow, state, driver, lambda: clock() - started < budget_s, caught)
+        out = await _run(workflow, state, driver, lambda: clock() - started < budget_s, caught, deaths)
     except LeaseLost:
         out = None
     finally:
@@ -119,9 +127,10 @@ async def _run(
     driver: RunDriver,
     in_budget: Callable[[], bool],
     caught: Callable[[Exception], Exception],
+    deaths: Deaths | None,
 ) -> dict[str, Any]:
     """Take the lease and run the rounds an inline Plan runs; the action after them."""
-    await driver.holder.update(lambda r: _take(r, driver.holder.lease))
+    await driver.holder.update(lambda r: _take(r, driver.holder.lease, deaths))
     try:
         async with driver.holder.holding():
             await workflow.open_plan(driver)
@@ -150,16 +159,30 @@ async def _stop_log(driver: RunDriver) -> None:
         logger.info("run %s ended while its direct Plan ran; its last events were refused", driver.run.id)
 
 
-def _take(run: RunRecord, lease: Lease) -> RunRecord:
+async def deaths_before(store: Store, run: RunRecord) -> Deaths | None:
+    """The attempts that died on the run's unfinished step, counting the one whose lease expired;
+    None while nobody held the run, or its holder's lease is live. A step that kills every
+    attempt (a tool that kills its sandbox's host) fails its run after `max_run_attempts`,
+    counted across Lambda's retries and the sweep as the in-process recovery counts workers."""
+    if run.lease_owner is None or run.lease_expires_at > time.time():
+        return None
+    return await deaths_after(store, run)
+
+
+def _take(run: RunRecord, lease: Lease, deaths: Deaths | None) -> RunRecord:
     """Hold the run for this attempt: refused if it ended, was handed over, or another live owner
-    holds it. Taken over from a dead attempt, the run gets a new incarnation (fresh message ids)."""
+    holds it. Taken over from a dead attempt, the run gets a new incarnation (fresh message ids)
+    and the count of attempts that died on its step."""
     if run.is_terminal or handed_over(run):
         raise LeaseLost
     if run.lease_owner not in (None, lease.owner) and run.lease_expires_at > time.time():
         raise LeaseLost
-    incarnation = run.incarnation + 1 if run.lease_owner not in (None, lease.owner) else run.incarnation
-    held = {"lease_owner": lease.owner, "lease_expires_at": time.time() + lease.ttl_s}
-    return run.model_copy(update={"status": "running", "incarnation": incarnation, **held})
+    held: dict[str, Any] = {"lease_owner": lease.owner, "lease_expires_at": time.time() + lease.ttl_s}
+    if run.lease_owner not in (None, lease.owner):
+        held["incarnation"] = run.incarnation + 1
+        if deaths is not None:
+            held["options"] = {**run.options, RECOVERY: deaths.as_option()}
+    return run.model_copy(update={"status": "running", **held})
 
 
 async def _hand_over(workflow: Workflow, state: WorkflowState, driver: RunDriver) -> dict[str, Any]:

@@ -20,17 +20,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from chorus.errors import Conflict, StorageUnavailable
+from chorus.runs.lease import Lease
+from chorus.runs.recovery import end_poisoned
 from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import RunRecord
 from chorus.vocabulary import RunFailure
-from chorus.workflow.direct import DIRECT_GRACE_S, hand_over, handed_over
+from chorus.workflow.direct import DIRECT_GRACE_S, deaths_before, hand_over, handed_over
 from chorus.workflow.state import DEFAULT_HISTORY_BUDGET, WorkflowInput, execution_name
 from chorus.workflow.tasks import finalize
 
@@ -141,8 +144,7 @@ class StepFunctionsExecutor:
         run = await self.store.get_run(run.tenant_id, run.id)
         execution = None if run.is_terminal else await self.current(run.id)
         if not run.is_terminal and execution is None:
-            await self._adopt_direct(run)
-            return False
+            return await self._adopt_direct(run)
         if run.is_terminal or execution is None or execution["status"] in ("RUNNING", "SUCCEEDED"):
             # running, or succeeded (its Finish ran, or it continued in a successor that `current` found)
             return False
@@ -152,21 +154,29 @@ class StepFunctionsExecutor:
         await finalize(self.store, self.settings, run, "error", error)
         return True
 
-    async def _adopt_direct(self, run: RunRecord) -> None:
+    async def _adopt_direct(self, run: RunRecord) -> bool:
         """Hand over a run that has no execution: one a direct Plan handed over before its execution
         started, or one whose lease (never taken: whose start) is older than `direct_grace_s`, the
         end of Lambda's retries. The write is conditional on the run as read: an attempt that took
-        the lease meanwhile keeps it, and one that comes later finds the run handed over."""
+        the lease meanwhile keeps it, and one that comes later finds the run handed over. A run
+        whose attempts all died on the same step, `max_run_attempts` of them, is ended instead
+        (True), as the in-process recovery ends it."""
         if not handed_over(run):
             since = max(run.lease_expires_at, datetime.fromisoformat(run.created_at).timestamp())
             if run.lease_expires_at > time.time() or time.time() - since < self.direct_grace_s:
-                return
+                return False
+            deaths = await deaths_before(self.store, run)
+            if deaths is not None and deaths.count >= self.settings.max_run_attempts:
+                last = await self.store.last_seq(run.tenant_id, run.id)
+                sweeper = Lease(owner=f"sweep-{uuid.uuid4()}", ttl_s=self.settings.lease_ttl_s)
+                return await end_poisoned(self.store, self.settings, run, last, deaths, sweeper)
             try:
                 run = await self.store.update_run(hand_over(run), expect_version=run.version)
             except Conflict:
-                return
+                return False
             logger.warning("run %s: no attempt of its direct start is left; handing it to an execution", run.id)
         await self.start_execution(self.first_input(run))
+        return False
 
 
 def remote_executor(settings: Settings, store: Store) -> StepFunctionsExecutor | None:
