@@ -289,6 +289,16 @@ def _role_statements(cfn: dict[str, Any], role: str) -> list[dict[str, Any]]:
     return [s for p in cfn["Resources"][role]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
 
 
+@pytest.mark.parametrize("function", ["PlanFunction", "FinishFunction"])
+def test_the_tasks_that_end_runs_may_start_the_next_run_in_line(cfn: dict[str, Any], function: str) -> None:
+    """Finish, and a Plan that finishes its run inline, hand the group to its next queued run
+    (`DoubleTexting.advance`), a background one by `StartExecution`: without the grant the call is
+    refused on AWS (moto does not check IAM) and the run waits for the API's recovery sweep."""
+    role = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    starts = [s for s in _role_statements(cfn, role) if "states:StartExecution" in _as_list(s["Action"])]
+    assert [_as_list(s["Resource"]) for s in starts] == [[{"Fn::Sub": STATE_MACHINE}]]
+
+
 def test_tool_runner_is_tenant_isolated_and_its_role_can_only_write_its_own_logs(cfn: dict[str, Any]) -> None:
     """A tool that takes the ToolRunner's credentials can write log lines and nothing else, and
     Lambda never gives one tenant's invocation an execution environment another tenant used."""
