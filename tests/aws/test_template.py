@@ -24,6 +24,7 @@ from samtranslator.yaml_helper import yaml_parse
 from chorus.settings import Settings
 from chorus.store.dynamodb_keys import TTL_ATTRIBUTE
 from chorus.store.dynamodb_table import table_definition
+from chorus.workflow.handlers import PUBLISHED_ALIAS
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -62,15 +63,18 @@ def _of_type(cfn: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 
 
 def _statements(cfn: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every IAM statement of every role, with `Fn::If` branches (other than NoValue) flattened."""
+    """Every IAM statement of every role and of every policy of its own, with `Fn::If` branches
+    (other than NoValue) flattened."""
     found: list[dict[str, Any]] = []
-    for role in _of_type(cfn, "AWS::IAM::Role").values():
-        for policy in role["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
-                if "Fn::If" in statement:
-                    found.extend(b for b in statement["Fn::If"][1:] if b != {"Ref": "AWS::NoValue"})
-                else:
-                    found.append(statement)
+    roles = _of_type(cfn, "AWS::IAM::Role").values()
+    documents = [p["PolicyDocument"] for r in roles for p in r["Properties"].get("Policies", [])]
+    documents += [p["Properties"]["PolicyDocument"] for p in _of_type(cfn, "AWS::IAM::Policy").values()]
+    for document in documents:
+        for statement in document["Statement"]:
+            if "Fn::If" in statement:
+                found.extend(b for b in statement["Fn::If"][1:] if b != {"Ref": "AWS::NoValue"})
+            else:
+                found.append(statement)
     return found
 
 
@@ -415,8 +419,9 @@ def test_the_adapter_relays_snapstarts_hooks_to_paths_the_app_serves(cfn: dict[s
 
 
 def test_background_runs_start_directly_on_the_plan_alias_by_default(cfn: dict[str, Any]) -> None:
-    """`BackgroundStart=Invoke` (the default): the API invokes the Plan function's `live` alias (the
-    version the state machine invokes), may invoke only it and only then, and an event is retried
+    """`BackgroundStart=Invoke` (the default): the API, and Plan and Finish for the runs they start,
+    invoke the Plan function's `live` alias (the version the state machine invokes), may invoke only
+    it and only then, and an event is retried
     twice (the sweep's grace, `DIRECT_GRACE_S`, counts on Lambda's retries being over)."""
     parameter = cfn["Parameters"]["BackgroundStart"]
     assert parameter["Default"] == "Invoke" and parameter["AllowedValues"] == ["Invoke", "Execution"]
@@ -424,8 +429,22 @@ def test_background_runs_start_directly_on_the_plan_alias_by_default(cfn: dict[s
     env = cfn["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
     assert env["CHORUS_WORKFLOW_START"] == {"Fn::If": ["StartsDirectly", "invoke", "execution"]}
     assert env["CHORUS_PLAN_FUNCTION"] == {"Ref": "PlanFunctionAliaslive"}
-    for function in ("PlanFunction", "StepFunction", "FinishFunction"):
-        assert "CHORUS_WORKFLOW_START" not in cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+    functions = ("PlanFunction", "StepFunction", "FinishFunction")
+    tasks = {f: cfn["Resources"][f]["Properties"]["Environment"]["Variables"] for f in functions}
+    # the runs Plan and Finish start (sleeptime agents', a group's next in line) start the same way
+    assert tasks["PlanFunction"]["CHORUS_WORKFLOW_START"] == tasks["FinishFunction"]["CHORUS_WORKFLOW_START"]
+    assert tasks["PlanFunction"]["CHORUS_WORKFLOW_START"] == env["CHORUS_WORKFLOW_START"]
+    assert "CHORUS_PLAN_FUNCTION" not in tasks["PlanFunction"], "its own alias: `handlers.own_alias` adds it"
+    assert cfn["Resources"]["PlanFunctionAliaslive"]["Properties"]["Name"] == PUBLISHED_ALIAS
+    assert tasks["FinishFunction"]["CHORUS_PLAN_FUNCTION"] == {"Ref": "PlanFunctionAliaslive"}
+    assert not {"CHORUS_WORKFLOW_START", "CHORUS_PLAN_FUNCTION"} & set(tasks["StepFunction"])
+    (own,) = _of_type(cfn, "AWS::IAM::Policy").values()
+    assert own["Condition"] == "StartsDirectly"
+    assert own["Properties"]["Roles"] == [{"Ref": "PlanFunctionRole"}, {"Ref": "FinishFunctionRole"}]
+    (statement,) = own["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["lambda:InvokeFunction"] and statement["Resource"] == [
+        {"Ref": "PlanFunctionAliaslive"}
+    ]
     conditional = [s["Fn::If"] for s in _role_statements(cfn, "ApiFunctionRole") if "Fn::If" in s]
     (direct,) = [c for c in conditional if c[0] == "StartsDirectly"]
     assert direct[1]["Action"] == ["lambda:InvokeFunction"] and direct[1]["Resource"] == [

@@ -54,6 +54,11 @@ class AsyncInvokes:
     threads: list[threading.Thread] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def delivered_runs(self) -> list[str]:
+        """The run ids of the events queued, in order (an event's duplicates once)."""
+        with self.lock:
+            return [str(event["run_id"]) for event in self.delivered]
+
     def submit(self, event: dict[str, Any]) -> None:
         """Queue `event` (the caller already has its 202)."""
         with self.lock:

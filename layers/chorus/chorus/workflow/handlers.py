@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -86,7 +87,14 @@ class Environment:
     workflow: Workflow
 
 
-def build_environment(settings: Settings) -> Environment:
+PUBLISHED_ALIAS = "live"
+"""The alias every task function publishes (the template's `AutoPublishAlias`): what the state
+machine and the API invoke, the version SnapStart restores."""
+
+
+def build_environment(settings: Settings, task: Task | None = None) -> Environment:
+    if task == "plan" and settings.workflow_start == "invoke" and not settings.plan_function:
+        settings = settings.model_copy(update={"plan_function": own_alias()})
     store = build_store(settings)
     if observability.enabled():
         store = observability.instrument(store)
@@ -97,8 +105,16 @@ def build_environment(settings: Settings) -> Environment:
         settings,
         resolve,
         remote.start_execution if remote is not None else None,
+        start_run=remote.start if remote is not None else None,
     )
     return Environment(store, workflow)
+
+
+def own_alias() -> str | None:
+    """The Plan function's own alias, for the runs it starts directly: the template cannot name a
+    function's alias in that function's environment (a circular reference), Lambda names the function."""
+    name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    return f"{name}:{PUBLISHED_ALIAS}" if name else None
 
 
 class TaskHandler:
@@ -111,7 +127,7 @@ class TaskHandler:
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if self.environment is None:
-            self.environment = build_environment(get_settings())
+            self.environment = build_environment(get_settings(), self.task)
         workflow = self.environment.workflow
         work = {"plan": workflow.plan, "step": workflow.step, "finish": workflow.finish}[self.task]
         if self.task == "plan" and workflow.settings.workflow_inline_s > 0:

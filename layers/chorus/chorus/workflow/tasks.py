@@ -55,6 +55,7 @@ from chorus.workflow.state import StepInput, TaskError, WorkflowInput, WorkflowS
 logger = logging.getLogger(__name__)
 
 StartExecution = Callable[[WorkflowInput], Awaitable[None]]
+StartRun = Callable[[RunRecord], Awaitable[None]]
 """Starts an execution of the run workflow (a continuation, a sleeptime agent's run)."""
 
 
@@ -81,6 +82,9 @@ class Workflow:
     settings: Settings
     resolve: ModelResolver
     start_execution: StartExecution | None = None
+    start_run: StartRun | None = None
+    """Starts a new background run (a sleeptime agent's, a group's next in line) as the API starts
+    one: an execution, or a direct Plan invocation (`CHORUS_WORKFLOW_START`); executions otherwise."""
     heartbeat_s: float = 1.0
     tool_executor: ToolExecutor | None = None
     """Runs the custom tools of every task; chosen from `settings` on first use unless given."""
@@ -256,6 +260,9 @@ class Workflow:
         return self.tool_executor
 
     async def _spawn(self, child: RunRecord) -> None:
+        if self.start_run is not None:
+            await self.start_run(child)
+            return
         await self.start_execution_of(
             WorkflowInput(tenant_id=child.tenant_id, run_id=child.id, traceparent=child.traceparent)
         )
