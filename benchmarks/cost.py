@@ -29,6 +29,9 @@ creates its agents and group (not counted), then one run is measured:
   free up to 6 MB a response); transfer out to the internet is shown apart,
   as it depends on where the client is.
 
+A sleeptime run's figures include the runs it starts for its sleeptime agents
+(started the way the template starts background runs, and measured until they end).
+
 The harness's in-process moto is slower than AWS, and its CPU time lands
 in the measured durations: the Lambda figures are an upper bound for the
 orchestration's own time. Prices: `aws_prices.py`. Writes
@@ -83,6 +86,7 @@ SCENARIOS = [
     Scenario("background round robin 3 x 20 tokens", "round_robin", 3, 20, "background"),
     Scenario("resume of a finished run (the 3 x 20 one)", "round_robin", 3, 20, "resume"),
     Scenario("background supervisor + 4 workers x 20 tokens", "supervisor", 4, 20, "background"),
+    Scenario("background sleeptime, 1 + 2 sleeptime agents x 20 tokens", "sleeptime", 2, 20, "background"),
 ]
 
 
@@ -209,6 +213,11 @@ class Runner:
             workers = [await create_agent(self.h.client, f"W{i}", **pace) for i in range(s.agents)]
             config = {"manager_type": "supervisor", "manager_agent_id": boss["id"]}
             return str((await create_group(self.h.client, [w["id"] for w in workers], config))["id"])
+        if s.manager == "sleeptime":  # the foreground agent answers; each other one gets a run of its own
+            boss = await create_agent(self.h.client, "Boss", **pace)
+            sleepers = [await create_agent(self.h.client, f"S{i}", **pace) for i in range(s.agents)]
+            config = {"manager_type": "sleeptime", "manager_agent_id": boss["id"], "sleeptime_agent_frequency": 1}
+            return str((await create_group(self.h.client, [a["id"] for a in sleepers], config))["id"])
         agents = [await create_agent(self.h.client, f"A{i}", **pace) for i in range(s.agents)]
         return str((await create_group(self.h.client, [a["id"] for a in agents]))["id"])
 
