@@ -24,6 +24,15 @@ units = load_benchmark("dynamodb_units")
 INDEX_KEYS = {name: (attribute, ORDER_KEY) for name, attribute in INDEXES.items()}
 
 
+async def measured_two_agent_run(h: Harness, memory: dict[str, int]) -> dict[str, Any]:
+    """The counts of one background round robin of two agents, as `benchmarks/cost.py` measures it."""
+    with units.metering(INDEX_KEYS) as meter:
+        runner = cost.Runner(h, meter, memory, 0.0)
+        result = await runner.measure(cost.Scenario("two agents", "round_robin", 2, 3, "background"))
+    counts: dict[str, Any] = result["counts"]
+    return counts
+
+
 def history_events(h: Harness) -> list[dict[str, Any]]:
     (execution,) = h.executions()
     events: list[dict[str, Any]] = h.sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
@@ -33,10 +42,7 @@ def history_events(h: Harness) -> list[dict[str, Any]]:
 async def test_a_background_run_is_counted_as_the_harness_ran_it(harness: Harness) -> None:
     h = harness
     memory = cost.deployment().memory_mb
-    with units.metering(INDEX_KEYS) as meter:
-        runner = cost.Runner(h, meter, memory, 0.0)
-        result = await runner.measure(cost.Scenario("two agents", "round_robin", 2, 3, "background"))
-    counts = result["counts"]
+    counts = await measured_two_agent_run(h, memory)
     dispatched = {task: h.faults.count(task) for task in ("plan", "step", "finish")}
     assert counts["lambda_invocations"] == {"api": 1, **dispatched}
     assert sum(counts["lambda_invocations"].values()) == 1 + len(h.faults.durations)
@@ -71,11 +77,7 @@ async def test_a_directly_started_run_is_counted_with_no_execution(direct: Harne
     its time), and no state transition; the deployment measured is the template's `BackgroundStart`."""
     assert cost.deployment().environment["CHORUS_WORKFLOW_START"] == "invoke"
     h = direct
-    memory = cost.deployment().memory_mb
-    with units.metering(INDEX_KEYS) as meter:
-        runner = cost.Runner(h, meter, memory, 0.0)
-        result = await runner.measure(cost.Scenario("two agents", "round_robin", 2, 3, "background"))
-    counts = result["counts"]
+    counts = await measured_two_agent_run(h, cost.deployment().memory_mb)
     assert counts["lambda_invocations"] == {"api": 1, "plan": 1} and h.faults.count("plan") == 1
     assert counts["lambda_seconds"]["plan"] == round(h.faults.durations[-1][1], 3)
     assert counts["executions"] == 0 and counts["state_transitions"] == 0

@@ -19,8 +19,9 @@ from typing import Any
 
 import orjson
 
+from chorus.engine import events
 from chorus.errors import BadRequest, RunExpired
-from chorus.runs.frames import DONE, DONE_FRAME, frame
+from chorus.runs.frames import DONE, DONE_FRAME, frame, unnumbered_error_frame
 from chorus.runs.log import RunLog
 from chorus.runs.tailer import WriterAbandoned, tail_memory, tail_store
 from chorus.store.base import Store
@@ -96,14 +97,13 @@ def abandoned_stream_end(run_id: str) -> bytes:
     """The end of a stream that was sent frames its worker never stored, before another worker took
     the run: an error event without a `seq_id` (the numbers after the last one sent are the new
     worker's), then `[DONE]`."""
-    error = {
-        "message_type": "error_message",
-        "run_id": run_id,
-        "error_type": "internal_error",
-        "message": "The run moved to another worker; this stream cannot follow it.",
-        "detail": f"Poll GET /v1/runs/{run_id} for its outcome.",
-    }
-    return b"event: error\ndata: " + orjson.dumps(error) + b"\n\n" + DONE_FRAME
+    error = events.error_message(
+        run_id=run_id,
+        error_type="internal_error",
+        message="The run moved to another worker; this stream cannot follow it.",
+        detail=f"Poll GET /v1/runs/{run_id} for its outcome.",
+    )
+    return unnumbered_error_frame(orjson.dumps(error)) + DONE_FRAME
 
 
 async def events_of(store: Store, tenant_id: str, run_id: str) -> list[dict[str, Any]]:

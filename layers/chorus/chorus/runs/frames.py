@@ -20,5 +20,10 @@ def frame(seq: int, data: bytes) -> bytes:
     return head + str(seq).encode() + b"\ndata: " + data + b"\n\n"
 
 
+def unnumbered_error_frame(data: bytes) -> bytes:
+    """An error event that takes no `seq_id`: one the log never holds (a stream ended by the reader's side)."""
+    return b"event: error\ndata: " + data + b"\n\n"
+
+
 def is_done(frame_bytes: bytes) -> bool:
     return frame_bytes == DONE_FRAME

@@ -97,7 +97,7 @@ class RunRecovery:
         last = await self.store.last_seq(run.tenant_id, run.id)
         deaths = await deaths_after(self.store, run)
         if deaths.count >= self.settings.max_run_attempts:
-            await self._end_poisoned(run, last, deaths)
+            await end_poisoned(self.store, self.settings, run, last, deaths, self.lease)
             await self._hand_on(run)
             return
         options = {**run.options, RECOVERY: deaths.as_option()}
@@ -110,9 +110,6 @@ class RunRecovery:
             return
         logger.warning("recovering run %s (incarnation %d) from its last committed step", run.id, run.incarnation)
         self.submit(run, last)
-
-    async def _end_poisoned(self, run: RunRecord, last: int, deaths: Deaths) -> None:
-        await end_poisoned(self.store, self.settings, run, last, deaths, self.lease)
 
     async def _hand_on(self, run: RunRecord) -> None:
         if self.advance is not None:

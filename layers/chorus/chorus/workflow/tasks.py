@@ -84,7 +84,7 @@ class Workflow:
     start_execution: StartExecution | None = None
     start_run: StartRun | None = None
     """Starts a new background run (a sleeptime agent's, a group's next in line) as the API starts
-    one: an execution, or a direct Plan invocation (`CHORUS_WORKFLOW_START`); executions otherwise."""
+    one: an execution, or a direct Plan invocation (`CHORUS_WORKFLOW_START`)."""
     heartbeat_s: float = 1.0
     tool_executor: ToolExecutor | None = None
     """Runs the custom tools of every task; chosen from `settings` on first use unless given."""
@@ -260,12 +260,9 @@ class Workflow:
         return self.tool_executor
 
     async def _spawn(self, child: RunRecord) -> None:
-        if self.start_run is not None:
-            await self.start_run(child)
-            return
-        await self.start_execution_of(
-            WorkflowInput(tenant_id=child.tenant_id, run_id=child.id, traceparent=child.traceparent)
-        )
+        if self.start_run is None:
+            raise ChorusError("this workflow cannot start runs (no state machine configured)")
+        await self.start_run(child)
 
     async def start_execution_of(self, state: WorkflowInput) -> None:
         """Start an execution of the run workflow with `state` as its input (idempotent by its name)."""
