@@ -263,3 +263,23 @@ async def test_a_reader_sent_unstored_frames_of_an_abandoned_log_ends_with_an_er
     assert error_block.startswith(b"event: error\ndata: ") and done + b"\n\n" == DONE_FRAME
     error = orjson.loads(error_block.removeprefix(b"event: error\ndata: "))
     assert error["message_type"] == "error_message" and error["run_id"] == "run-d"
+
+
+async def test_a_foreground_readers_done_waits_for_the_write_that_ends_the_run() -> None:
+    """A client that read a whole foreground stream and then asks for the run must find it ended:
+    every frame but `[DONE]` is sent as emitted, and `[DONE]` only once `end_log` has stored it."""
+    store = GatedStore()
+    await store.open()
+    log = RunLog(store, "t", "run-f", flush_events=64, flush_interval_s=60, resumable=False)
+    log.start()
+    frames = tail_memory(log, 0, None)
+    log.emit(chunk(0))
+    sent = await asyncio.wait_for(anext(frames), 1)
+    closing = asyncio.ensure_future(log.close())
+    await asyncio.sleep(0.02)
+    assert sent.startswith(b"id: 1\n") and log.live_frames == 1, "[DONE] was sent before it was stored"
+    store.gate.set()
+    await asyncio.wait_for(closing, 1)
+    rest = b"".join([part async for part in frames])
+    assert rest == DONE_FRAME and log.durable_frames == 2
+    await store.close()

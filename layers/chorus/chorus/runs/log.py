@@ -30,7 +30,8 @@ every `flush_events` events, before each step commits (`flush`) and at
 `close`: a 3-agent foreground run is 4 or 5 log writes instead of one per
 token, and its tokens never wait on the store. The stored log still ends
 gapless in `[DONE]`, for an `Idempotency-Key` replay and the run viewer,
-which see it a step at a time while it runs. If such a writer is abandoned
+which see it a step at a time while it runs. Its `[DONE]` alone is held
+until stored, since that write also ends the run record. If such a writer is abandoned
 (its lease lost to another worker) after sending frames it never stored, its
 readers end with an error rather than follow the new worker's numbering
 (`following.py`).
@@ -112,8 +113,14 @@ class RunLog:
 
     @property
     def live_frames(self) -> int:
-        """How many of `frames` a live reader may be sent: the stored ones, or all of a run no one resumes."""
-        return self._durable if self.resumable else len(self.frames)
+        """How many of `frames` a live reader may be sent: the stored ones, or all of a run no one
+        resumes but its closing `[DONE]`, which waits for the write that ends the run record so
+        that a client that read the whole stream never finds the run still running."""
+        if self.resumable:
+            return self._durable
+        if self._closing and self._durable < len(self.frames):
+            return len(self.frames) - 1
+        return len(self.frames)
 
     def start(self) -> None:
         """Start the one flusher of this writer (a second would race the first for every batch)."""
@@ -181,8 +188,8 @@ class RunLog:
         if self.closed:
             return self.ended
         self._end = end
-        self._append(self.last_seq + 1, DONE)
         self._closing = True
+        self._append(self.last_seq + 1, DONE)
         self._dirty.set()
         self._full.set()
         try:
