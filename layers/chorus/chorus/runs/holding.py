@@ -124,21 +124,21 @@ class RunHolder:
         writes' or its last full read's, is worth reading the run for: every write of a run, a
         cancel, a takeover or an end elsewhere, increments it.
 
-        A workflow task's beat reads eventually consistently (half the read units, each second of
-        each turn): it only looks for a cancel flag or a terminal status, which never go back, so a
-        stale read sees them at most about a second late, never falsely; meanwhile the store's fence
-        refuses any commit to an ended run and its closed log any append. A leased worker's beat
-        reads the current run: between renewals it is what tells a takeover, and a late one would
-        let two workers stream the run for longer."""
+        Beats read eventually consistently (half the read units, each second of each turn). A
+        cancel flag, a terminal status, a takeover and a hand-over never go back, so a stale read
+        sees them at most about a second late, never falsely; meanwhile nothing depends on the beat
+        for safety: the store's fence refuses any commit to an ended run, a step commits once
+        whoever runs it, a closed log refuses appends, and a renewal is a versioned write that fails
+        once another worker has taken the run (which it can do only once the lease expired, `ttl_s`
+        after this worker's last renewal)."""
         if self.run.cancel_requested or self.run.is_terminal:  # seen by a write of this worker's
             self.loaded.cancel.set()
             return
-        consistent = self.lease.renew
         try:
-            version = await self.store.run_version(self.run.tenant_id, self.run.id, consistent=consistent)
+            version = await self.store.run_version(self.run.tenant_id, self.run.id, consistent=False)
             if version <= max(self._seen_version, self.run.version):
                 return
-            run = await self.store.get_run(self.run.tenant_id, self.run.id, consistent=consistent)
+            run = await self.store.get_run(self.run.tenant_id, self.run.id, consistent=False)
         except ChorusError:
             logger.warning("run %s: could not read the run; watching on", self.run.id)
             return
