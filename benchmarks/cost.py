@@ -13,7 +13,14 @@ creates its agents and group (not counted), then one run is measured:
   `BackgroundStart`, `Invoke` by default: an async invocation of the Plan
   function, no execution unless it hands the run over), billed for the
   handler's wall time; each at its memory in `template.yaml` (parameter
-  defaults), per 1 ms.
+  defaults), per 1 ms. Lambda gives a function CPU in proportion to its
+  memory (one vCPU at 1,769 MB), while this machine runs the handler on a
+  whole core, so an invocation's time not spent waiting on the model is
+  counted as if it were all CPU and stretched by `1769 / memory`: at 256 MB,
+  6.9 times. That overstates it (part of that time is moto, which on AWS is
+  network latency that no CPU share slows), so the Lambda figures are an
+  upper bound at any memory size, and a smaller size is not made to look
+  cheaper than it is.
 - Model time: the scripted agents pace their tokens so that each model call
   takes `--model-s` seconds (default 2): on AWS the function waits for the
   model that long, and the log is written as the tokens come. A tool-calling
@@ -32,9 +39,7 @@ creates its agents and group (not counted), then one run is measured:
 A sleeptime run's figures include the runs it starts for its sleeptime agents
 (started the way the template starts background runs, and measured until they end).
 
-The harness's in-process moto is slower than AWS, and its CPU time lands
-in the measured durations: the Lambda figures are an upper bound for the
-orchestration's own time. Prices: `aws_prices.py`. Writes
+Prices: `aws_prices.py`. Writes
 `benchmarks/results/cost.json` and prints a table; `--quick` runs the
 scenarios with 0.05 s of model time (the figures are then not the 2 s ones).
 """
@@ -43,16 +48,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import math
 import os
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import yaml
 
@@ -66,6 +75,9 @@ from dynamodb_units import metering  # noqa: E402
 MEASURED_SETTINGS = ("CHORUS_FANOUT_CONCURRENCY", "CHORUS_WORKFLOW_INLINE_S", "CHORUS_LOG_FLUSH_INTERVAL_S")
 """Settings the template gives the functions that change what a run makes AWS do: measured as deployed."""
 TASK_FUNCTIONS = {"api": "ApiFunction", "plan": "PlanFunction", "step": "StepFunction", "finish": "FinishFunction"}
+VCPU_MB = 1769
+"""Memory at which a Lambda function has one vCPU; below it, CPU is that share of one
+(https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,11 @@ class Counts:
     model_calls: int = 0
     lambda_invocations: dict[str, int] = field(default_factory=dict)
     lambda_seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time measured here, on a whole core."""
+    lambda_model_wait_seconds: dict[str, float] = field(default_factory=dict)
+    """Of that, waiting on the model (its pace)."""
+    lambda_billed_seconds: dict[str, float] = field(default_factory=dict)
+    """The rest stretched by the function's CPU share (`cpu_share_seconds`)."""
     lambda_gb_seconds: dict[str, float] = field(default_factory=dict)
     executions: int = 0
     state_transitions: int = 0
@@ -176,6 +193,34 @@ def billed_gb_seconds(seconds: float, memory_mb: int) -> float:
     return math.ceil(seconds * 1000) / 1000 * memory_mb / 1024
 
 
+def cpu_share_seconds(wall_s: float, model_wait_s: float, memory_mb: int) -> float:
+    """What an invocation measured here on a whole core lasts on Lambda at `memory_mb`: the model
+    wait as it is, everything else as CPU at the function's share of a vCPU (an upper bound)."""
+    busy = max(0.0, wall_s - model_wait_s)
+    return wall_s + busy * (max(1.0, VCPU_MB / memory_mb) - 1)
+
+
+@contextlib.contextmanager
+def model_waits(h: Any) -> Iterator[dict[str, float]]:
+    """Seconds each function spends waiting on the scripted model's pace, by the task its thread
+    runs (`api` outside any task: the API's in-process requests)."""
+    from chorus.llm.scripted import ScriptedModel
+
+    waits: dict[str, float] = {}
+    lock = threading.Lock()
+    pace = ScriptedModel._pace
+
+    async def paced(self: ScriptedModel) -> None:
+        here = h.faults.here()
+        with lock:
+            task = here[0] if here is not None else "api"
+            waits[task] = waits.get(task, 0.0) + self.script.delay_s
+        await pace(self)
+
+    with mock.patch.object(ScriptedModel, "_pace", paced):
+        yield waits
+
+
 async def history_counts(h: Any, names: set[str]) -> tuple[int, int, float]:
     """(executions, state transitions, Express-billed seconds) of the named executions."""
     transitions, billed = 0, 0.0
@@ -200,8 +245,8 @@ async def history_counts(h: Any, names: set[str]) -> tuple[int, int, float]:
 class Runner:
     """Runs the scenarios on one harness, one after another, metering each."""
 
-    def __init__(self, h: Any, meter: Any, memory: dict[str, int], model_s: float) -> None:
-        self.h, self.meter, self.memory, self.model_s = h, meter, memory, model_s
+    def __init__(self, h: Any, meter: Any, memory: dict[str, int], model_s: float, waits: dict[str, float]) -> None:
+        self.h, self.meter, self.memory, self.model_s, self.waits = h, meter, memory, model_s, waits
         self.last_background_run: str | None = None
 
     async def group(self, s: Scenario) -> str:
@@ -227,6 +272,7 @@ class Runner:
         await h.settle()
         before_names = {e["name"] for e in await asyncio.to_thread(h.executions)}
         tasks_before = len(h.faults.durations)
+        waits_before = dict(self.waits)
         writes0, reads0, requests0, units0, index0 = self.meter.snapshot()
         api: list[tuple[float, int]] = []
         started = time.perf_counter()
@@ -256,14 +302,16 @@ class Runner:
         counts.model_calls = sum(1 for step in steps if step.agent_id is not None)  # not the input's
         per_task: Counter[str] = Counter()
         seconds: dict[str, float] = {}
-        gb: dict[str, float] = {}
         for task, duration in [("api", d) for d, _ in api] + tasks:
             per_task[task] += 1
             seconds[task] = seconds.get(task, 0.0) + duration
-            gb[task] = gb.get(task, 0.0) + billed_gb_seconds(duration, self.memory[task])
+        waited = {task: round(self.waits.get(task, 0.0) - waits_before.get(task, 0.0), 3) for task in seconds}
+        billed = {task: cpu_share_seconds(s, waited[task], self.memory[task]) for task, s in seconds.items()}
         counts.lambda_invocations = dict(per_task)
         counts.lambda_seconds = {k: round(v, 3) for k, v in seconds.items()}
-        counts.lambda_gb_seconds = {k: round(v, 4) for k, v in gb.items()}
+        counts.lambda_model_wait_seconds = waited
+        counts.lambda_billed_seconds = {k: round(v, 3) for k, v in billed.items()}
+        counts.lambda_gb_seconds = {k: round(billed_gb_seconds(v, self.memory[k]), 4) for k, v in billed.items()}
         counts.executions, counts.state_transitions = executions, transitions
         counts.express_billed_seconds = express_s
         counts.dynamodb_write_units = writes1 - writes0
@@ -283,14 +331,19 @@ async def measure_all(scenarios: list[Scenario], model_s: float, dep: Deployment
     env = workflow_environment(dep.environment)
     with metering({name: (attribute, ORDER_KEY) for name, attribute in INDEXES.items()}) as meter:
         async with open_harness(env) as h:
-            runner = Runner(h, meter, dep.memory_mb, model_s)
-            await runner.measure(Scenario("warm-up", "round_robin", 1, 1, "background"))  # cold starts aside
-            results = []
-            for scenario in scenarios:
-                print(f"  {scenario.name}…", file=sys.stderr, flush=True)
-                result = await runner.measure(scenario)
-                result["dollars_per_1000_runs"] = bill(result.pop("counts_object"), dep.workflow_type)
-                results.append(result)
+            with model_waits(h) as waits:
+                results = await measure_each(Runner(h, meter, dep.memory_mb, model_s, waits), scenarios, dep)
+    return results
+
+
+async def measure_each(runner: Runner, scenarios: list[Scenario], dep: Deployment) -> list[dict[str, Any]]:
+    await runner.measure(Scenario("warm-up", "round_robin", 1, 1, "background"))  # cold starts aside
+    results = []
+    for scenario in scenarios:
+        print(f"  {scenario.name}…", file=sys.stderr, flush=True)
+        result = await runner.measure(scenario)
+        result["dollars_per_1000_runs"] = bill(result.pop("counts_object"), dep.workflow_type)
+        results.append(result)
     return results
 
 

@@ -12,6 +12,8 @@ import json
 from typing import Any
 from unittest import mock
 
+import pytest
+
 from chorus.engine.identity import INPUT_STEP
 from chorus.store.dynamodb import DynamoDBStore
 from chorus.store.dynamodb_keys import INDEXES, ORDER_KEY
@@ -24,10 +26,10 @@ units = load_benchmark("dynamodb_units")
 INDEX_KEYS = {name: (attribute, ORDER_KEY) for name, attribute in INDEXES.items()}
 
 
-async def measured_two_agent_run(h: Harness, memory: dict[str, int]) -> dict[str, Any]:
+async def measured_two_agent_run(h: Harness, memory: dict[str, int], model_s: float = 0.0) -> dict[str, Any]:
     """The counts of one background round robin of two agents, as `benchmarks/cost.py` measures it."""
-    with units.metering(INDEX_KEYS) as meter:
-        runner = cost.Runner(h, meter, memory, 0.0)
+    with units.metering(INDEX_KEYS) as meter, cost.model_waits(h) as waits:
+        runner = cost.Runner(h, meter, memory, model_s, waits)
         result = await runner.measure(cost.Scenario("two agents", "round_robin", 2, 3, "background"))
     counts: dict[str, Any] = result["counts"]
     return counts
@@ -83,6 +85,24 @@ async def test_a_directly_started_run_is_counted_with_no_execution(direct: Harne
     assert counts["executions"] == 0 and counts["state_transitions"] == 0
     dollars = cost.bill(cost.Counts(**counts), "STANDARD")
     assert dollars["step_functions"] == 0
+
+
+async def test_what_a_function_does_besides_waiting_on_the_model_is_billed_at_its_cpu_share(direct: Harness) -> None:
+    """This machine runs a handler on a whole core; Lambda gives it `memory / 1769` of one, so the
+    time it does not wait on the model is stretched by the inverse, and the model wait is not."""
+    memory = {**cost.deployment().memory_mb, "plan": 256}
+    counts = await measured_two_agent_run(direct, memory, model_s=0.3)
+    waited = counts["lambda_model_wait_seconds"]
+    assert waited["plan"] == pytest.approx(2 * 0.3) and waited["api"] == 0
+    wall, billed = counts["lambda_seconds"]["plan"], counts["lambda_billed_seconds"]["plan"]
+    assert billed == pytest.approx(wall + (wall - 0.6) * (1769 / 256 - 1), abs=0.01)
+    assert counts["lambda_gb_seconds"]["plan"] == pytest.approx(billed / 4, abs=0.001)
+
+
+def test_the_cpu_share_stretches_only_below_one_vcpu() -> None:
+    assert cost.cpu_share_seconds(2.5, 2.0, 128) == pytest.approx(2.0 + 0.5 * 1769 / 128)
+    assert cost.cpu_share_seconds(2.5, 2.0, 1769) == cost.cpu_share_seconds(2.5, 2.0, 4096) == 2.5
+    assert cost.cpu_share_seconds(1.0, 1.5, 256) == 1.0, "a wait never counts more than the wall"
 
 
 def test_request_units_follow_item_size_indexes_and_transactions() -> None:
