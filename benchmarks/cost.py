@@ -13,14 +13,12 @@ creates its agents and group (not counted), then one run is measured:
   `BackgroundStart`, `Invoke` by default: an async invocation of the Plan
   function, no execution unless it hands the run over), billed for the
   handler's wall time; each at its memory in `template.yaml` (parameter
-  defaults), per 1 ms. Lambda gives a function CPU in proportion to its
-  memory (one vCPU at 1,769 MB), while this machine runs the handler on a
-  whole core, so an invocation's time not spent waiting on the model is
-  counted as if it were all CPU and stretched by `1769 / memory`: at 256 MB,
-  6.9 times. That overstates it (part of that time is moto, which on AWS is
-  network latency that no CPU share slows), so the Lambda figures are an
-  upper bound at any memory size, and a smaller size is not made to look
-  cheaper than it is.
+  defaults), per 1 ms. Each invocation's time is what it would last on
+  Lambda (`lambda_time.py`): the model wait as measured, each DynamoDB
+  request a network round trip instead of moto's time, and the handler's own
+  CPU time stretched by its share of a vCPU (`memory / 1769`: at 256 MB it
+  runs 6.9 times slower than on this machine's core), each part rounded up,
+  so a smaller memory size is not made to look cheaper than it is.
 - Model time: the scripted agents pace their tokens so that each model call
   takes `--model-s` seconds (default 2): on AWS the function waits for the
   model that long, and the log is written as the tokens come. A tool-calling
@@ -48,20 +46,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import json
 import math
 import os
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import yaml
 
@@ -71,13 +65,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from aws_prices import ARCHITECTURE, PRICES, PRICES_DATE, REGION  # noqa: E402
 from dynamodb_units import metering  # noqa: E402
+from lambda_time import FunctionClock, Window, split  # noqa: E402
 
 MEASURED_SETTINGS = ("CHORUS_FANOUT_CONCURRENCY", "CHORUS_WORKFLOW_INLINE_S", "CHORUS_LOG_FLUSH_INTERVAL_S")
 """Settings the template gives the functions that change what a run makes AWS do: measured as deployed."""
 TASK_FUNCTIONS = {"api": "ApiFunction", "plan": "PlanFunction", "step": "StepFunction", "finish": "FinishFunction"}
-VCPU_MB = 1769
-"""Memory at which a Lambda function has one vCPU; below it, CPU is that share of one
-(https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html)."""
 
 
 @dataclass(frozen=True)
@@ -148,8 +140,12 @@ class Counts:
     """Wall time measured here, on a whole core."""
     lambda_model_wait_seconds: dict[str, float] = field(default_factory=dict)
     """Of that, waiting on the model (its pace)."""
+    lambda_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """The handler's own CPU time, on this machine's core."""
+    lambda_dynamodb_requests: dict[str, float] = field(default_factory=dict)
+    """The DynamoDB requests made while it ran."""
     lambda_billed_seconds: dict[str, float] = field(default_factory=dict)
-    """The rest stretched by the function's CPU share (`cpu_share_seconds`)."""
+    """What it would last on Lambda at its memory (`lambda_time.FunctionTime.on_lambda`)."""
     lambda_gb_seconds: dict[str, float] = field(default_factory=dict)
     executions: int = 0
     state_transitions: int = 0
@@ -193,34 +189,6 @@ def billed_gb_seconds(seconds: float, memory_mb: int) -> float:
     return math.ceil(seconds * 1000) / 1000 * memory_mb / 1024
 
 
-def cpu_share_seconds(wall_s: float, model_wait_s: float, memory_mb: int) -> float:
-    """What an invocation measured here on a whole core lasts on Lambda at `memory_mb`: the model
-    wait as it is, everything else as CPU at the function's share of a vCPU (an upper bound)."""
-    busy = max(0.0, wall_s - model_wait_s)
-    return wall_s + busy * (max(1.0, VCPU_MB / memory_mb) - 1)
-
-
-@contextlib.contextmanager
-def model_waits(h: Any) -> Iterator[dict[str, float]]:
-    """Seconds each function spends waiting on the scripted model's pace, by the task its thread
-    runs (`api` outside any task: the API's in-process requests)."""
-    from chorus.llm.scripted import ScriptedModel
-
-    waits: dict[str, float] = {}
-    lock = threading.Lock()
-    pace = ScriptedModel._pace
-
-    async def paced(self: ScriptedModel) -> None:
-        here = h.faults.here()
-        with lock:
-            task = here[0] if here is not None else "api"
-            waits[task] = waits.get(task, 0.0) + self.script.delay_s
-        await pace(self)
-
-    with mock.patch.object(ScriptedModel, "_pace", paced):
-        yield waits
-
-
 async def history_counts(h: Any, names: set[str]) -> tuple[int, int, float]:
     """(executions, state transitions, Express-billed seconds) of the named executions."""
     transitions, billed = 0, 0.0
@@ -245,8 +213,8 @@ async def history_counts(h: Any, names: set[str]) -> tuple[int, int, float]:
 class Runner:
     """Runs the scenarios on one harness, one after another, metering each."""
 
-    def __init__(self, h: Any, meter: Any, memory: dict[str, int], model_s: float, waits: dict[str, float]) -> None:
-        self.h, self.meter, self.memory, self.model_s, self.waits = h, meter, memory, model_s, waits
+    def __init__(self, h: Any, meter: Any, memory: dict[str, int], model_s: float, clock: FunctionClock) -> None:
+        self.h, self.meter, self.memory, self.model_s, self.clock = h, meter, memory, model_s, clock
         self.last_background_run: str | None = None
 
     async def group(self, s: Scenario) -> str:
@@ -271,11 +239,12 @@ class Runner:
         group_id = None if s.mode == "resume" else await self.group(s)
         await h.settle()
         before_names = {e["name"] for e in await asyncio.to_thread(h.executions)}
-        tasks_before = len(h.faults.durations)
-        waits_before = dict(self.waits)
+        tasks_before = len(h.faults.windows)
+        served_before = len(self.meter.served)
+        clock_before = self.clock.snapshot()
         writes0, reads0, requests0, units0, index0 = self.meter.snapshot()
         api: list[tuple[float, int]] = []
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         if s.mode == "foreground":
             body = {"input": "go", "stream_tokens": True}
             response = await h.client.post(f"/v1/groups/{group_id}/messages/stream", json=body)
@@ -289,27 +258,30 @@ class Runner:
             run_id = self.last_background_run
             response = await h.client.post(f"/v1/runs/{run_id}/stream", json={})
         assert response.status_code == 200, response.text
-        api.append((time.perf_counter() - started, len(response.content)))
+        ended = time.perf_counter()
+        api.append((ended - started, len(response.content)))
+        windows = [Window("api", started, ended)]
+        self.clock.add_cpu("api", time.thread_time() - cpu)  # the API's event loop is this thread's
         await h.settle()
         run = await h.store.get_run("default", run_id)
         assert run.status == "completed", (run.status, run.stop_reason)
         writes1, reads1, requests1, units1, index1 = self.meter.snapshot()
         names = {e["name"] for e in await asyncio.to_thread(h.executions)} - before_names
         executions, transitions, express_s = await history_counts(h, names)
-        tasks = h.faults.durations[tasks_before:]
+        for task, start, end, cpu_s in h.faults.windows[tasks_before:]:
+            windows.append(Window(task, start, end))
+            self.clock.add_cpu(task, cpu_s)
         counts = Counts()
         steps = [] if s.mode == "resume" else await h.store.list_steps("default", run_id)
         counts.model_calls = sum(1 for step in steps if step.agent_id is not None)  # not the input's
-        per_task: Counter[str] = Counter()
-        seconds: dict[str, float] = {}
-        for task, duration in [("api", d) for d, _ in api] + tasks:
-            per_task[task] += 1
-            seconds[task] = seconds.get(task, 0.0) + duration
-        waited = {task: round(self.waits.get(task, 0.0) - waits_before.get(task, 0.0), 3) for task in seconds}
-        billed = {task: cpu_share_seconds(s, waited[task], self.memory[task]) for task, s in seconds.items()}
-        counts.lambda_invocations = dict(per_task)
-        counts.lambda_seconds = {k: round(v, 3) for k, v in seconds.items()}
-        counts.lambda_model_wait_seconds = waited
+        waited, cpu_s = self.clock.since(clock_before)
+        times = split(windows, self.meter.served[served_before:], waited, cpu_s)
+        billed = {task: t.on_lambda(self.memory[task]) for task, t in times.items()}
+        counts.lambda_invocations = dict(Counter(w.task for w in windows))
+        counts.lambda_seconds = {k: round(t.wall_s, 3) for k, t in times.items()}
+        counts.lambda_model_wait_seconds = {k: round(t.model_wait_s, 3) for k, t in times.items()}
+        counts.lambda_cpu_seconds = {k: round(t.cpu_s, 3) for k, t in times.items()}
+        counts.lambda_dynamodb_requests = {k: round(t.requests, 1) for k, t in times.items()}
         counts.lambda_billed_seconds = {k: round(v, 3) for k, v in billed.items()}
         counts.lambda_gb_seconds = {k: round(billed_gb_seconds(v, self.memory[k]), 4) for k, v in billed.items()}
         counts.executions, counts.state_transitions = executions, transitions
@@ -331,8 +303,8 @@ async def measure_all(scenarios: list[Scenario], model_s: float, dep: Deployment
     env = workflow_environment(dep.environment)
     with metering({name: (attribute, ORDER_KEY) for name, attribute in INDEXES.items()}) as meter:
         async with open_harness(env) as h:
-            with model_waits(h) as waits:
-                results = await measure_each(Runner(h, meter, dep.memory_mb, model_s, waits), scenarios, dep)
+            with FunctionClock(h.faults.here, meter).running() as clock:
+                results = await measure_each(Runner(h, meter, dep.memory_mb, model_s, clock), scenarios, dep)
     return results
 
 

@@ -30,6 +30,7 @@ import json
 import math
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -74,6 +75,15 @@ def read_units(size: int, consistent: bool) -> float:
     return float(units) if consistent else units / 2
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One request moto served in this process: when (`time.perf_counter`), and the CPU it took."""
+
+    start: float
+    end: float
+    cpu_s: float
+
+
 @dataclass
 class Meter:
     """Units and requests since it started, by operation; thread-safe (Map iterations run on threads)."""
@@ -88,6 +98,10 @@ class Meter:
     by_index: Counter[str] = field(default_factory=Counter)
     """Write units per index and partition shape (`by_tenant T#<tenant>#RUN`): an index partition takes
     at most 1,000 a second, so these say how many runs a second one tenant, group or agent can make."""
+    served: list[Served] = field(default_factory=list)
+    """Every request moto served, in order: on AWS, time on the network instead."""
+    local: threading.local = field(default_factory=threading.local)
+    """`local.moto_cpu_s`: the CPU time moto took serving the requests of this thread so far."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def snapshot(self) -> tuple[float, float, Counter[str], Counter[str], Counter[str]]:
@@ -254,7 +268,13 @@ def metering(indexes: dict[str, tuple[str, str]]) -> Iterator[Meter]:
         action = self._get_action()
         body = dict(getattr(self, "params", {}) or {})
         with serial:
-            return price_request(meter, self, action, body, lambda: inner(self))
+            start, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return price_request(meter, self, action, body, lambda: inner(self))
+            finally:
+                used = time.thread_time() - cpu
+                meter.served.append(Served(start, time.perf_counter(), used))
+                meter.local.moto_cpu_s = getattr(meter.local, "moto_cpu_s", 0.0) + used
 
     with mock.patch.object(DynamoHandler, "call_action", call_action):
         yield meter

@@ -114,6 +114,9 @@ class Faults:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     durations: list[tuple[str, float]] = field(default_factory=list)
     """Each finished invocation's task and wall time in seconds (what Lambda bills, at its memory)."""
+    windows: list[tuple[str, float, float, float]] = field(default_factory=list)
+    """Each finished invocation's task, start and end (`time.perf_counter`), and the CPU time of the
+    thread that ran it (its event loop's): what the cost model splits into model wait, requests and CPU."""
     errors: list[tuple[str, str]] = field(default_factory=list)
     results: list[tuple[str, Any]] = field(default_factory=list)
     """Each invocation that returned: its task and what it returned."""
@@ -384,7 +387,7 @@ async def open_harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harne
         return run_task(task, event, response_headers)
 
     def run_task(task: str, event: dict[str, Any], response_headers: dict[str, str]) -> bytes:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         number = faults.record(task, event)
         faults.local.task = (task, number, event)
         with faults.lock:
@@ -407,7 +410,9 @@ async def open_harness(workflow_settings: dict[str, str]) -> AsyncIterator[Harne
         finally:
             faults.local.task = None
             with faults.lock:
-                faults.durations.append((task, time.perf_counter() - started))
+                ended = time.perf_counter()
+                faults.durations.append((task, ended - started))
+                faults.windows.append((task, started, ended, time.thread_time() - cpu))
                 faults.inflight -= 1
 
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}

@@ -23,13 +23,14 @@ from support.workflow_harness import Harness, background
 
 cost = load_benchmark("cost")
 units = load_benchmark("dynamodb_units")
+lambda_time = load_benchmark("lambda_time")
 INDEX_KEYS = {name: (attribute, ORDER_KEY) for name, attribute in INDEXES.items()}
 
 
 async def measured_two_agent_run(h: Harness, memory: dict[str, int], model_s: float = 0.0) -> dict[str, Any]:
     """The counts of one background round robin of two agents, as `benchmarks/cost.py` measures it."""
-    with units.metering(INDEX_KEYS) as meter, cost.model_waits(h) as waits:
-        runner = cost.Runner(h, meter, memory, model_s, waits)
+    with units.metering(INDEX_KEYS) as meter, lambda_time.FunctionClock(h.faults.here, meter).running() as clock:
+        runner = cost.Runner(h, meter, memory, model_s, clock)
         result = await runner.measure(cost.Scenario("two agents", "round_robin", 2, 3, "background"))
     counts: dict[str, Any] = result["counts"]
     return counts
@@ -87,22 +88,34 @@ async def test_a_directly_started_run_is_counted_with_no_execution(direct: Harne
     assert dollars["step_functions"] == 0
 
 
-async def test_what_a_function_does_besides_waiting_on_the_model_is_billed_at_its_cpu_share(direct: Harness) -> None:
-    """This machine runs a handler on a whole core; Lambda gives it `memory / 1769` of one, so the
-    time it does not wait on the model is stretched by the inverse, and the model wait is not."""
+async def test_an_invocations_time_is_split_into_model_wait_requests_and_its_own_cpu(direct: Harness) -> None:
+    """On Lambda the model wait is the same, moto's time is a network round trip a request, and the
+    handler's own CPU runs at `memory / 1769` of a vCPU: each part is measured, then priced."""
     memory = {**cost.deployment().memory_mb, "plan": 256}
     counts = await measured_two_agent_run(direct, memory, model_s=0.3)
     waited = counts["lambda_model_wait_seconds"]
     assert waited["plan"] == pytest.approx(2 * 0.3) and waited["api"] == 0
-    wall, billed = counts["lambda_seconds"]["plan"], counts["lambda_billed_seconds"]["plan"]
-    assert billed == pytest.approx(wall + (wall - 0.6) * (1769 / 256 - 1), abs=0.01)
+    assert counts["lambda_cpu_seconds"]["plan"] > 0 and counts["lambda_dynamodb_requests"]["plan"] >= 8
+    assert sum(counts["lambda_dynamodb_requests"].values()) <= sum(counts["dynamodb_requests"].values())
+    billed = counts["lambda_billed_seconds"]["plan"]
     assert counts["lambda_gb_seconds"]["plan"] == pytest.approx(billed / 4, abs=0.001)
 
 
-def test_the_cpu_share_stretches_only_below_one_vcpu() -> None:
-    assert cost.cpu_share_seconds(2.5, 2.0, 128) == pytest.approx(2.0 + 0.5 * 1769 / 128)
-    assert cost.cpu_share_seconds(2.5, 2.0, 1769) == cost.cpu_share_seconds(2.5, 2.0, 4096) == 2.5
-    assert cost.cpu_share_seconds(1.0, 1.5, 256) == 1.0, "a wait never counts more than the wall"
+def test_lambda_time_stretches_only_the_handlers_cpu_and_prices_requests_as_round_trips() -> None:
+    t = lambda_time.FunctionTime(wall_s=2.5, model_wait_s=2.0, moto_s=0.2, requests=10, cpu_s=0.1)
+    network = 10 * lambda_time.DYNAMODB_REQUEST_S
+    assert t.on_lambda(128) == pytest.approx(2.3 + network + 0.1 * (1769 / 128 - 1))
+    assert t.on_lambda(1769) == t.on_lambda(4096) == pytest.approx(2.3 + network), "a whole vCPU or more"
+    busy = lambda_time.FunctionTime(wall_s=1.0, model_wait_s=0.9, moto_s=0.5, cpu_s=0.3)
+    assert busy.on_lambda(1769) == pytest.approx(1.2), "never less than the wait and the CPU it holds"
+
+
+def test_a_request_served_while_two_invocations_ran_is_shared_between_them() -> None:
+    windows = [lambda_time.Window("step", 0.0, 1.0), lambda_time.Window("step", 0.5, 2.0)]
+    served = [units.Served(0.6, 0.8, 0.1), units.Served(1.5, 1.6, 0.05)]
+    (step,) = lambda_time.split(windows, served, {"step": 1.2}, {"step": 0.3}).values()
+    assert step.requests == pytest.approx(2) and step.moto_s == pytest.approx(0.2 + 0.1)
+    assert step.wall_s == pytest.approx(2.5) and step.model_wait_s == 1.2 and step.cpu_s == 0.3
 
 
 def test_request_units_follow_item_size_indexes_and_transactions() -> None:
