@@ -2,8 +2,9 @@
 
 A write costs a unit per KB of its item in the table, and the same again in every index the
 item is in. So a message goes only into the one index something reads it from: its group's
-history (a run's messages are read from there), or its run's when it has no group. A run item holds only what a condition or filter reads besides its
-body, so that an ordinary run's item stays under the 1 KB that would double every write of it.
+history (a run's messages are read from there), or its run's when it has no group. A run item
+holds only what a condition or filter reads besides its body, so that an ordinary run's item
+stays under the 1 KB that would double every write of it.
 Items stored before carry more (`G1`/`G3`/`G4` and id attributes on messages, `group_id`/`agent_id`
 on runs): they must list, load, update and delete as they did.
 """
