@@ -13,10 +13,10 @@ run id. So a run's messages are read from its group's partition, from a little
 before the run was created (`RUN_WINDOW_SKEW_NS`) on, keeping the rows whose
 position names the run: runs of one group may interleave (a queued run is
 created while another runs). A message without a group (a sleeptime agent's
-run) is listed by its run (`G4`), as is every message written before, which
-therefore lists the same either way: nothing is migrated. Messages written
-before were also in `G1`/`G3` (by tenant, by agent): those index entries are
-never queried, and go when their items are deleted.
+run) is listed by its run (`G4`). Messages written before carry `G4` beside
+`G2` (and `G1`/`G3`, by tenant and by agent): they are found through their
+group as any other, so nothing is migrated; the other entries are never
+queried, and go when their items are deleted.
 """
 
 from __future__ import annotations
