@@ -74,12 +74,12 @@ async def test_a_message_item_is_under_one_write_unit_and_old_text_items_load(dy
     item, _ = store._message_item(old)
     item.pop("zd")
     dynamodb.put_item(TableName=TABLE, Item={**item, "data": {"S": old.model_dump_json()}})
-    listed = await store.list_messages("t1", Page(order="asc"), run_id=RUN)
-    assert listed == [message(1), old]
     run = RunRecord(tenant_id="t1", id=RUN, created_at=CREATED, agent_id=AGENT, group_id=GROUP)
     run_item, _ = store._run_item(run)
     run_item.pop("zd")
     dynamodb.put_item(TableName=TABLE, Item={**run_item, "data": {"S": run.model_dump_json()}})
+    listed = await store.list_messages("t1", Page(order="asc"), run_id=RUN)  # found through the old run item
+    assert listed == [message(1), old]
     assert await store.get_run("t1", RUN) == run
     updated = await store.update_run(run.model_copy(update={"status": "running"}), expect_version=0)
     assert await store.get_run("t1", RUN) == updated

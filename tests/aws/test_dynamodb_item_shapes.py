@@ -1,11 +1,12 @@
 """What a run writes to DynamoDB, item by item, and the items written before that still read.
 
 A write costs a unit per KB of its item in the table, and the same again in every index the
-item is in. So a message goes only into the two indexes something reads it from (its group's
-and its run's history), and a run item holds only what a condition or filter reads besides its
-body, so that an ordinary run's item stays under the 1 KB that would double every write of it.
-Items stored before carry more (`G1`/`G3` and id attributes on messages, `group_id`/`agent_id` on
-runs): they must list, load, update and delete as they did.
+item is in. So a message goes only into the one index something reads it from: its group's
+history (a run's messages are read from there), or its run's when it has no group. A run item
+holds only what a condition or filter reads besides its body, so that an ordinary run's item
+stays under the 1 KB that would double every write of it.
+Items stored before carry more (`G1`/`G3`/`G4` and id attributes on messages, `group_id`/`agent_id`
+on runs): they must list, load, update and delete as they did.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import httpx
 
 from chorus.store.base import Store
 from chorus.store.dynamodb import DynamoDBStore
-from chorus.store.dynamodb_keys import INDEXES, ORDER_KEY, listing, record_key, s
+from chorus.store.dynamodb_keys import INDEXES, ORDER_KEY, listing, record_key, run_messages, s
 from chorus.store.records import Page, Record
 from support import create_agent, create_group, payloads, stream
 from support.benchmarks import load_benchmark
@@ -26,7 +27,7 @@ from support.dynamodb import TABLE
 
 units = load_benchmark("dynamodb_units")
 INDEX_KEYS = {name: (attribute, ORDER_KEY) for name, attribute in INDEXES.items()}
-MESSAGE_INDEXES = {"G2", "G4"}
+GROUPED_MESSAGE_INDEXES = {"G2"}
 
 
 def written_before(item: dict[str, Any], record: Record, **attributes: str) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def raw(dynamodb: Any, key: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-async def test_a_round_robin_run_indexes_messages_by_group_and_run_and_keeps_its_run_item_under_1_kb(
+async def test_a_round_robin_run_indexes_messages_by_group_only_and_keeps_its_run_item_under_1_kb(
     api: tuple[httpx.AsyncClient, Store], dynamodb: Any
 ) -> None:
     client, store = api
@@ -57,20 +58,21 @@ async def test_a_round_robin_run_indexes_messages_by_group_and_run_and_keeps_its
     finished = await store.get_run("default", run_id)
     assert finished.status == "completed" and finished.usage is not None
     message_indexes = {shape.split(" ")[0] for shape in meter.by_index if shape.endswith("#MESSAGE")}
-    assert message_indexes == {"by_group", "by_run"}, meter.by_index
+    assert message_indexes == {"by_group"}, meter.by_index
     stored = await store.list_messages("default", Page(limit=100), run_id=run_id)
     assert len(stored) == 4, "the input and one reply of each agent"
     for m in stored:
         item = raw(dynamodb, record_key("Message", "default", m.id))
-        assert set(item) & set(INDEXES.values()) == MESSAGE_INDEXES, item.keys()
+        assert set(item) & set(INDEXES.values()) == GROUPED_MESSAGE_INDEXES, item.keys()
     run_item = raw(dynamodb, record_key("Run", "default", run_id))
     assert units.item_size(run_item) < units.WRITE_UNIT_BYTES, {k: units.value_size(v) for k, v in run_item.items()}
 
 
-async def test_messages_stored_in_the_tenant_and_agent_indexes_before_list_and_delete_as_now(dynamodb: Any) -> None:
+async def test_messages_stored_in_the_tenant_agent_and_run_indexes_before_list_and_delete_as_now(dynamodb: Any) -> None:
     store = DynamoDBStore(dynamodb, TABLE)
     await store.open()
     r = run(group_id="g1")
+    await store.put_run(r)
     new, old = message(r, "0001", 0, position=1), message(r, "0001", 1, position=2, agent_id="a1")
     await store.commit_step(step(r, "0001"), [new])
     item, _ = store._message_item(old)
@@ -79,6 +81,7 @@ async def test_messages_stored_in_the_tenant_and_agent_indexes_before_list_and_d
         old,
         G1=listing("Message", "t1"),
         G3=listing("Message", "t1", agent_id="a1"),
+        G4=run_messages("t1", r.id),
         group_id="g1",
         agent_id="a1",
         run_id=r.id,
@@ -93,7 +96,23 @@ async def test_messages_stored_in_the_tenant_and_agent_indexes_before_list_and_d
     await store.commit_step(step(r, "0002"), [new])
     dynamodb.put_item(TableName=TABLE, Item=shaped_before)
     assert await store.delete_group_messages("t1", "g1") == 2
-    assert dynamodb.scan(TableName=TABLE, IndexName="by_agent")["Items"] == []
+    by_agent = dynamodb.scan(TableName=TABLE, IndexName="by_agent")["Items"]
+    assert not [i for i in by_agent if i["SK"]["S"] == "MSG"], "nor its agent index entry"
+    assert await store.list_messages("t1", Page(), run_id=r.id) == []
+    await store.close()
+
+
+async def test_a_message_without_a_group_is_indexed_by_its_run_and_lists_and_deletes_by_it(dynamodb: Any) -> None:
+    store = DynamoDBStore(dynamodb, TABLE)
+    await store.open()
+    r = run(group_id=None)  # a sleeptime agent's run: no group's history holds its messages
+    await store.put_run(r)
+    m = message(r, "0001", 0, position=1)
+    await store.commit_step(step(r, "0001"), [m])
+    item = raw(dynamodb, record_key("Message", "t1", m.id))
+    assert set(item) & set(INDEXES.values()) == {"G4"}, item.keys()
+    assert await store.list_messages("t1", Page(), run_id=r.id) == [m]
+    assert await store.delete_run_messages("t1", r.id) == 1
     assert await store.list_messages("t1", Page(), run_id=r.id) == []
     await store.close()
 

@@ -234,7 +234,7 @@ async def test_delete_run_takes_its_log_and_steps_but_not_history(store: Store) 
     assert await store.read_events("t1", r.id, 0, 10) == []
     assert await store.last_seq("t1", r.id) == 0
     assert await store.list_steps("t1", r.id) == []
-    assert len(await store.list_messages("t1", Page(), run_id=r.id)) == 1
+    assert len(await store.list_messages("t1", Page(), group_id="group-1")) == 1
     with pytest.raises(NotFound):
         await store.delete_run("t1", r.id)
     await store.put_run(r)  # the same id may start a fresh log
@@ -313,12 +313,15 @@ async def test_racing_queue_writers_lose_no_run(store: Store) -> None:
 
 async def test_delete_run_messages_takes_one_runs_messages_only(store: Store) -> None:
     kept, dropped = run(), run()
+    for r in (kept, dropped):
+        await store.put_run(r)
     await store.commit_step(step(kept, "00000"), [message(kept, "00000", 0, position=1)])
     big = "x" * 500_000  # a message stored in parts goes whole
     await store.commit_step(
         step(dropped, "00000"), [message(dropped, "00000", i, position=2 + i, text=big) for i in range(2)]
     )
     foreign = dropped.model_copy(update={"tenant_id": "t2"})
+    await store.put_run(foreign)
     await store.commit_step(step(foreign, "00000"), [message(foreign, "00000", 0, position=9)])
     assert await store.delete_run_messages("t1", dropped.id) == 2
     assert await store.delete_run_messages("t1", dropped.id) == 0
@@ -394,6 +397,8 @@ async def test_list_messages_by_group_or_run_in_position_order(store: Store) -> 
     r1 = run(group_id="g1")
     r2 = run(group_id="g1")
     r3 = run(group_id="g2")
+    for r in (r1, r2, r3):
+        await store.put_run(r)
     m = [
         message(r1, "0001", 0, position=5, agent_id=None),
         message(r1, "0001", 1, position=5, agent_id="a1"),
@@ -406,6 +411,7 @@ async def test_list_messages_by_group_or_run_in_position_order(store: Store) -> 
     await store.commit_step(step(r2, "0001"), m[3:4])
     await store.commit_step(step(r3, "0001"), m[4:])
     other = run("t2", group_id="g1", id=r1.id)  # another tenant's run and group of the same ids
+    await store.put_run(other)
     theirs = message(other, "0001", 0, position=1)
     await store.commit_step(step(other, "0001"), [theirs])
 
@@ -437,6 +443,7 @@ async def test_list_messages_by_group_or_run_in_position_order(store: Store) -> 
 
 async def test_a_message_over_400_kb_round_trips_intact(store: Store) -> None:
     r = run()
+    await store.put_run(r)
     image = {"type": "image", "source": {"type": "base64", "data": "iVBOR" + "A" * BIG}}
     big = message(r, "0001", 0, text="é" * (BIG // 2))
     big = big.model_copy(update={"message": {**big.message, "content": [image, {"type": "text", "text": "é" * BIG}]}})
@@ -449,6 +456,7 @@ async def test_a_message_over_400_kb_round_trips_intact(store: Store) -> None:
 
 async def test_a_step_beyond_one_transaction_is_written_whole(store: Store) -> None:
     r = run()
+    await store.put_run(r)
     many = [message(r, "0001", i, position=i, text="m" * 2_000) for i in range(130)]
     await store.commit_step(step(r, "0001"), many)
     got = await store.list_messages("t1", Page(order="asc", limit=1000), run_id=r.id)
@@ -604,6 +612,7 @@ async def test_racing_appenders_never_share_or_skip_a_seq_id(store: Store) -> No
 
 async def test_racing_step_commits_write_once(store: Store) -> None:
     r = run()
+    await store.put_run(r)
     attempts = [[message(r, "0001", i, text=f"attempt {a}") for i in range(3)] for a in range(8)]
     results = await asyncio.gather(
         *(store.commit_step(step(r, "0001", text=str(a)), attempts[a]) for a in range(8)), return_exceptions=True

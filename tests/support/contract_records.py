@@ -14,6 +14,11 @@ def stamp(i: int) -> str:
     return f"2026-01-01T00:00:{i // 1_000_000:02d}.{i % 1_000_000:06d}+00:00"
 
 
+EPOCH_NS = 1_767_225_600 * 1_000_000_000
+"""`stamp(0)` in nanoseconds: a message's `position` counts from it, as a committed one counts from its
+run's creation (a run's listing reads its group's history from about then on)."""
+
+
 def agent(tenant: str = "t1", *, created: int = 0, id: str | None = None, **extra: Any) -> AgentRecord:
     fields: dict[str, Any] = {"name": "A", "system": "be brief", "model": "scripted/default", **extra}
     return AgentRecord(
@@ -59,7 +64,7 @@ def message(
         run_id=r.id,
         step_key=key,
         index=index,
-        position=f"{position:020d}:{r.id}:{key}:{index:04d}",
+        position=f"{EPOCH_NS + position:020d}:{r.id}:{key}:{index:04d}",
         message={"message_type": "assistant_message", "content": text},
     )
 

@@ -34,7 +34,9 @@ test suite runs against each. Rules every adapter must keep:
   next message, never meets the run still `running`).
 - Listings order by (`created_at`, `id`) for resources and by `position` for
   messages; `before`/`after` are ids of the same kind, exclusive. Messages are
-  listed by group or by run only (`history_scope`).
+  listed by group or by run only (`history_scope`). A run's messages are listed
+  by run while the run exists (an adapter may find them through the run's
+  group and its creation time); a deleted run's stay in its group's history.
 """
 
 from __future__ import annotations
@@ -228,7 +230,7 @@ class Store(Protocol):
         """Forget a group's history; returns how many messages went."""
 
     async def delete_run_messages(self, tenant_id: str, run_id: str) -> int:
-        """Take a run's messages out of history (a rolled-back run); returns how many went."""
+        """Take a run's messages out of history (a rolled-back run, which still exists); returns how many went."""
 
     # the run event log
     async def append_events(self, tenant_id: str, run_id: str, first_seq: int, events: list[str]) -> None:

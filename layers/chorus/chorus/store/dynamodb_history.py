@@ -4,15 +4,26 @@ A step item is put with `attribute_not_exists` in the same transaction as its
 messages, so a second commit is `AlreadyCommitted` with nothing written. The
 transaction (each, for a step beyond one) also checks the run item's `status`
 is not terminal, so a worker still running after its run ended gets `RunEnded`
-and writes nothing. A message is listed by its group and its run (`G2`, `G4`),
-the only histories anything reads; a page is read from the index its scope
-names. Messages written before were also in `G1`/`G3` (by tenant, by agent):
-those index entries are never queried, and go when their items are deleted.
+and writes nothing.
+
+A message of a group is in its group's listing (`G2`) only: each index an item
+is in costs its every write again, and the group's partition already holds the
+run's messages, since a message's `position` is its commit time followed by its
+run id. So a run's messages are read from its group's partition, from a little
+before the run was created (`RUN_WINDOW_SKEW_NS`) on, keeping the rows whose
+position names the run: runs of one group may interleave (a queued run is
+created while another runs). A message without a group (a sleeptime agent's
+run) is listed by its run (`G4`). Messages written before carry `G4` beside
+`G2` (and `G1`/`G3`, by tenant and by agent): they are found through their
+group as any other, so nothing is migrated; the other entries are never
+queried, and go when their items are deleted.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import orjson
 from botocore.exceptions import ClientError
@@ -21,29 +32,60 @@ from chorus.errors import AlreadyCommitted, RunEnded
 from chorus.store import dynamodb_keys as keys
 from chorus.store.base import history_scope
 from chorus.store.dynamodb_core import DynamoDBCore
-from chorus.store.dynamodb_keys import TTL_ATTRIBUTE, Item, s
+from chorus.store.dynamodb_keys import ORDER_KEY, TTL_ATTRIBUTE, Item, s
 from chorus.store.dynamodb_listing import list_page
 from chorus.store.dynamodb_wire import cancellation_codes, chunk_actions
-from chorus.store.records import TERMINAL_STATUSES, MessageRecord, Page, StepRecord
+from chorus.store.records import TERMINAL_STATUSES, MessageRecord, Page, RunRecord, StepRecord
 
 FENCE_BYTES = 1_024
 """Room left in each commit transaction for its run check (a key and a short expression)."""
+
+RUN_WINDOW_SKEW_NS: Final = 60 * 1_000_000_000
+"""How long before its run's `created_at` a run's first message may be stamped: `created_at` is
+the clock of the process that created the run (the API's), a message's position that of the worker
+that committed it, and the two clocks may disagree by this much. A message stamped earlier still
+would be missing from its run's listing (never from its group's)."""
+
+
+@dataclass(frozen=True)
+class HistoryScope:
+    """Where the messages of one history are: a partition of an index, from `floor` on (an `OSK`
+    prefix, inclusive), keeping only the rows of `run_id` when the partition is its group's."""
+
+    index: str
+    partition: str
+    floor: str | None = None
+    run_id: str | None = None
+
+    def keeps(self, item: Item) -> bool:
+        """Whether an index row belongs to this history (its `OSK` is `<ns>:<run id>:<step>:<index>#<id>`)."""
+        return self.run_id is None or item[ORDER_KEY]["S"].split(":", 2)[1:2] == [self.run_id]
+
+
+def window_floor(created_at: str) -> str:
+    """The lowest position a message of a run created at `created_at` can have (`RUN_WINDOW_SKEW_NS`)."""
+    created = datetime.fromisoformat(created_at)
+    if created.tzinfo is None:  # records stamp UTC (`chorus.clock`); a naive stamp is read as such
+        created = created.replace(tzinfo=UTC)
+    created_ns = int(created.timestamp() * 1_000_000_000)
+    return f"{max(created_ns - RUN_WINDOW_SKEW_NS, 0):020d}"
 
 
 class DynamoDBHistory(DynamoDBCore):
     """The step and message methods of the `store` port."""
 
     def _message_item(self, m: MessageRecord) -> tuple[Item, list[Item]]:
-        """The item of a message: in its group's and its run's listings (`G2`, `G4`), nothing else.
+        """The item of a message: in its group's listing (`G2`), or its run's (`G4`) when it has no group.
 
         Its ids are in its body and in those keys; no query filters on them, so they are no
-        attributes of their own (items written before carry `G1`, `G3`, `group_id`, `agent_id` and
-        `run_id` too, which nothing reads)."""
+        attributes of their own (items written before carry `G1`, `G3`, `G4` beside `G2`,
+        `group_id`, `agent_id` and `run_id` too, which nothing reads)."""
         t = m.tenant_id
-        attrs: dict[str, Any] = {
-            "G2": keys.listing("Message", t, group_id=m.group_id) if m.group_id is not None else None,
-            "G4": keys.run_messages(t, m.run_id),
-        }
+        attrs: dict[str, Any] = (
+            {"G2": keys.listing("Message", t, group_id=m.group_id)}
+            if m.group_id is not None
+            else {"G4": keys.run_messages(t, m.run_id)}
+        )
         return self._record_item("Message", m, m.position, attrs)
 
     async def commit_step(self, step: StepRecord, messages: list[MessageRecord]) -> None:
@@ -117,31 +159,54 @@ class DynamoDBHistory(DynamoDBCore):
         return [orjson.loads(r) for r in await self._message_rows(tenant_id, page, group_id, run_id)]
 
     async def _message_rows(self, tenant_id: str, page: Page, group_id: str | None, run_id: str | None) -> list[str]:
-        """The stored JSON of a page of one group's or one run's messages, from that index."""
+        """The stored JSON of a page of one group's or one run's messages, from that history's scope."""
         field, value = history_scope(group_id, run_id)
-        if field == "run_id":
-            index, partition = "by_run", keys.run_messages(tenant_id, value)
-        else:
-            index, partition = "by_group", keys.listing("Message", tenant_id, group_id=value)
-        rows: list[str] = await self._call(list_page, self.table, "Message", tenant_id, page, index, partition, {})
+        rows: list[str] = await self._call(self._message_rows_sync, tenant_id, page, field, value)
         return rows
 
+    def _message_rows_sync(self, tenant_id: str, page: Page, field: str, value: str) -> list[str]:
+        if field == "run_id":
+            scope = self._run_scope(tenant_id, value)
+        else:
+            scope = HistoryScope("by_group", keys.listing("Message", tenant_id, group_id=value))
+        keep = scope.keeps if scope.run_id is not None else None
+        return list_page(
+            self.table, "Message", tenant_id, page, scope.index, scope.partition, {}, floor=scope.floor, keep=keep
+        )
+
+    def _run_scope(self, tenant_id: str, run_id: str) -> HistoryScope:
+        """Where a run's messages are: its group's partition within its window, else its own (`G4`).
+
+        An unknown run reads its own partition, as before: empty, or the messages of a deleted run
+        written when every message was in `G4`."""
+        item = self.table.get(keys.record_key("Run", tenant_id, run_id), consistent=False)
+        run = RunRecord.model_validate_json(self.table.body(item)) if item is not None else None
+        if run is None or run.group_id is None:
+            return HistoryScope("by_run", keys.run_messages(tenant_id, run_id))
+        partition = keys.listing("Message", tenant_id, group_id=run.group_id)
+        return HistoryScope("by_group", partition, window_floor(run.created_at), run_id)
+
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
-        partition = keys.listing("Message", tenant_id, group_id=group_id)
-        return await self._call(self._delete_messages_sync, "by_group", partition)
+        scope = HistoryScope("by_group", keys.listing("Message", tenant_id, group_id=group_id))
+        return await self._call(self._delete_messages_sync, scope)
 
     async def delete_run_messages(self, tenant_id: str, run_id: str) -> int:
-        return await self._call(self._delete_messages_sync, "by_run", keys.run_messages(tenant_id, run_id))
+        return await self._call(lambda: self._delete_messages_sync(self._run_scope(tenant_id, run_id)))
 
-    def _delete_messages_sync(self, index: str, partition: str) -> int:
-        """Delete the messages listed in one partition of `index` (with their parts); returns how many."""
+    def _delete_messages_sync(self, scope: HistoryScope) -> int:
+        """Delete the messages of a scope (with their parts); returns how many."""
+        condition = f"{keys.INDEXES[scope.index]} = :p"
+        values = {":p": s(scope.partition)}
+        if scope.floor is not None:
+            condition += f" AND {ORDER_KEY} >= :lo"
+            values[":lo"] = s(scope.floor)
         query = {
-            "IndexName": index,
-            "KeyConditionExpression": f"{keys.INDEXES[index]} = :p",
-            "ExpressionAttributeValues": {":p": s(partition)},
-            "ProjectionExpression": "PK, SK, parts",
+            "IndexName": scope.index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ProjectionExpression": f"PK, SK, parts, {ORDER_KEY}",
         }
-        items = list(self.table.query(**query))
+        items = [item for item in self.table.query(**query) if scope.keeps(item)]
         self.table.delete_keys([{"PK": i["PK"], "SK": i["SK"]} for i in items])
         for item in items:
             self.table.drop_parts(item)

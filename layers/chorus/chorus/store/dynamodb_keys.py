@@ -25,13 +25,16 @@ every character of an ISO timestamp or a position):
     by_tenant   G1 = T#t#AGENT | T#t#GROUP | T#t#RUN | T#t#BLOCK | T#t#TOOL | T#t#MCPSERVER
     by_group    G2 = T#t#GROUP#<g>#RUN | T#t#GROUP#<g>#MESSAGE
     by_agent    G3 = T#t#AGENT#<a>#RUN
-    by_run      G4 = T#t#RUN#<r>#MESSAGE
+    by_run      G4 = T#t#RUN#<r>#MESSAGE, only on a message without a group
     unfinished  UNF = UNFINISHED#<shard 0-7>, only on runs whose status is created/running
                 (sharded by run id: every running run renews its lease through it)
 
-A message is in `G2` and `G4` only: histories are read by group or by run, and each
-index an item is in costs its every write again. Messages written before also carry
-`G1 = T#t#MESSAGE` and `G3 = T#t#AGENT#<a>#MESSAGE`, partitions nothing queries.
+A message is in one index only: histories are read by group or by run, and each index
+an item is in costs its every write again. A message of a group is in `G2`, where its
+run's messages are read too (its position, `<commit ns>:<run id>:...`, names its run;
+`dynamodb_history`); one without a group (a sleeptime agent's run) is in `G4`. Messages
+written before also carry `G4`, `G1 = T#t#MESSAGE` and `G3 = T#t#AGENT#<a>#MESSAGE`:
+they list by their `G2` as any other, so nothing is migrated, and nothing queries the rest.
 """
 
 from __future__ import annotations

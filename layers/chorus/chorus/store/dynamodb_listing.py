@@ -6,10 +6,18 @@ an id of the same kind) becomes a key condition on its `OSK` (one `GetItem`);
 both together are a `BETWEEN` whose ends are dropped. Other filters are a
 `FilterExpression`; since DynamoDB applies `Limit` before filtering, pages
 are read until `limit` items matched or the partition ends.
+
+A listing may also name an inclusive `floor` on `OSK` (a window starting
+within the partition) and a `keep` predicate on each item: filters a
+`FilterExpression` cannot express, since one cannot read a key attribute such
+as `OSK` (a run's messages read from its group's partition keep the rows
+whose position names the run). Such rows are dropped as read, after `Limit`,
+so pages are read on in the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chorus.errors import NotFound
@@ -20,35 +28,51 @@ from chorus.store.records import Page
 
 
 def list_page(
-    table: DynamoDBTable, kind: str, tenant_id: str, page: Page, index: str, partition: str, filters: dict[str, Any]
+    table: DynamoDBTable,
+    kind: str,
+    tenant_id: str,
+    page: Page,
+    index: str,
+    partition: str,
+    filters: dict[str, Any],
+    *,
+    floor: str | None = None,
+    keep: Callable[[Item], bool] | None = None,
 ) -> list[str]:
-    """Keyset pagination on `OSK` within one GSI partition; cursors are ids of the same kind."""
-    bounds: dict[str, str] = {}
-    for cursor_id, op in (
-        (page.after, ">" if page.order == "asc" else "<"),
-        (page.before, "<" if page.order == "asc" else ">"),
-    ):
+    """Keyset pagination on `OSK` within one GSI partition; cursors are ids of the same kind.
+
+    `floor` bounds `OSK` from below (inclusive) in either order; `keep` drops the items it refuses."""
+    lower, upper = floor, None
+    excluded: set[str] = set()
+    for cursor_id, above in ((page.after, page.order == "asc"), (page.before, page.order != "asc")):
         if cursor_id is None:
             continue
         cursor = table.get(keys.record_key(kind, tenant_id, cursor_id), projection=[ORDER_KEY])
         if cursor is None:
             raise NotFound(f"{kind} not found: {cursor_id}")
-        bounds[op] = cursor[ORDER_KEY]["S"]
+        bound = cursor[ORDER_KEY]["S"]
+        excluded.add(bound)
+        if above:
+            lower = bound if lower is None else max(lower, bound)
+        else:
+            upper = bound
     names = {"#p": keys.INDEXES[index]}
-    if bounds:
+    if lower is not None or upper is not None:
         names["#o"] = ORDER_KEY
     values: Item = {":p": s(partition)}
     key_condition = "#p = :p"
-    if len(bounds) == 2:
-        if bounds[">"] >= bounds["<"]:
+    # both ends inclusive: a cursor's own item is dropped as read (`excluded`)
+    if lower is not None and upper is not None:
+        if lower >= upper:
             return []
         key_condition += " AND #o BETWEEN :lo AND :hi"
-        values.update({":lo": s(bounds[">"]), ":hi": s(bounds["<"])})
-    elif bounds:
-        op, bound = next(iter(bounds.items()))
-        key_condition += f" AND #o {op} :b"
-        values[":b"] = s(bound)
-    excluded = set(bounds.values())
+        values.update({":lo": s(lower), ":hi": s(upper)})
+    elif lower is not None:
+        key_condition += " AND #o >= :lo"
+        values[":lo"] = s(lower)
+    elif upper is not None:
+        key_condition += " AND #o <= :hi"
+        values[":hi"] = s(upper)
     query: dict[str, Any] = {
         "IndexName": index,
         "KeyConditionExpression": key_condition,
@@ -74,7 +98,7 @@ def list_page(
     query.update(ExpressionAttributeNames=names, ExpressionAttributeValues=values)
     out: list[str] = []
     for item in table.query(**query):
-        if item[ORDER_KEY]["S"] in excluded:
+        if item[ORDER_KEY]["S"] in excluded or (keep is not None and not keep(item)):
             continue
         out.append(table.body(item))
         if len(out) >= page.limit:
