@@ -18,11 +18,12 @@ import httpx
 
 from chorus.store.base import Store
 from chorus.store.dynamodb import DynamoDBStore
+from chorus.store.dynamodb_history import RUN_WINDOW_SKEW_NS
 from chorus.store.dynamodb_keys import INDEXES, ORDER_KEY, listing, record_key, run_messages, s
 from chorus.store.records import Page, Record
 from support import create_agent, create_group, payloads, stream
 from support.benchmarks import load_benchmark
-from support.contract_records import message, run, step
+from support.contract_records import message, run, stamp, step
 from support.dynamodb import TABLE
 
 units = load_benchmark("dynamodb_units")
@@ -114,6 +115,32 @@ async def test_a_message_without_a_group_is_indexed_by_its_run_and_lists_and_del
     assert await store.list_messages("t1", Page(), run_id=r.id) == [m]
     assert await store.delete_run_messages("t1", r.id) == 1
     assert await store.list_messages("t1", Page(), run_id=r.id) == []
+    await store.close()
+
+
+async def test_listing_an_ended_run_reads_no_later_run_of_its_group(dynamodb: Any) -> None:
+    """A run's messages are read from its group's partition: once it ended, only up to its end (plus
+    the clock skew), however much the group talked since."""
+    store = DynamoDBStore(dynamodb, TABLE)
+    await store.open()
+    first = run(group_id="g1", created=0)
+    await store.put_run(first)
+    await store.commit_step(step(first, "0001"), [message(first, "0001", 0, position=1_000)])
+    ended = first.model_copy(update={"status": "completed", "completed_at": stamp(1)})
+    await store.update_run(ended, expect_version=first.version)
+    later = run(group_id="g1", created=0)
+    await store.put_run(later)
+    late_ns = 2 * RUN_WINDOW_SKEW_NS
+    rows = [message(later, f"{i:04d}", 0, position=late_ns + i) for i in range(30)]
+    await store.commit_step(step(later, "0001"), rows[:20])
+    await store.commit_step(step(later, "0002"), rows[20:])
+    scanned: list[int] = []
+    dynamodb.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: scanned.append(parsed["ScannedCount"])
+    )
+    assert len(await store.list_messages("t1", Page(), run_id=first.id)) == 1
+    assert sum(scanned) == 1, "the later run's rows were read"
+    assert len(await store.list_messages("t1", Page(), run_id=later.id)) == 30
     await store.close()
 
 

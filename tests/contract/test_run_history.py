@@ -13,7 +13,7 @@ import pytest
 from chorus.errors import NotFound
 from chorus.store.base import Store
 from chorus.store.records import MessageRecord, Page, RunRecord
-from support.contract_records import EPOCH_NS, message, run, step
+from support.contract_records import EPOCH_NS, message, run, stamp, step
 
 SECOND_NS = 1_000_000_000
 SECOND_US = 1_000_000
@@ -120,3 +120,24 @@ async def test_another_tenants_run_of_the_same_ids_lists_nothing_of_this_one(sto
     assert await store.list_messages("t2", Page(), run_id=first.id) == []
     assert await store.delete_run_messages("t2", first.id) == 0
     assert len(await store.list_messages("t1", Page(), run_id=first.id)) == 4
+
+
+async def test_an_ended_runs_listing_stops_a_little_after_its_end(store: Store) -> None:
+    """DynamoDB reads an ended run's window only up to its end plus the clock skew (a group's later runs
+    are not read for it): a last message stamped a little after the end (the ender's clock behind the
+    committer's) still lists, a later run's never does, and paging and deleting are as for a running run."""
+    first, queued, history = await _two_interleaved_runs(store)
+    ended = first.model_copy(update={"status": "completed", "completed_at": stamp(int(3.8 * SECOND_US))})
+    await store.update_run(ended, expect_version=first.version)
+    later = run(group_id="g1", created=50 * SECOND_US)
+    await store.put_run(later)
+    await _committed(store, later, "0000", 50.5)
+    own = [m for m in history if m.run_id == first.id]
+    assert own[-1].position > f"{EPOCH_NS + int(3.8 * SECOND_NS):020d}", "stamped after the run's completed_at"
+    assert await store.list_messages("t1", Page(order="asc"), run_id=first.id) == own
+    assert await store.list_messages("t1", Page(order="desc", limit=2), run_id=first.id) == own[::-1][:2]
+    page = Page(order="asc", after=own[1].id, before=own[-1].id)
+    assert await store.list_messages("t1", page, run_id=first.id) == own[2:3]
+    assert await store.delete_run_messages("t1", first.id) == 4
+    assert [m.run_id for m in await store.list_messages("t1", Page(), group_id="g1")].count(later.id) == 1
+    assert len(await store.list_messages("t1", Page(), run_id=queued.id)) == 3

@@ -10,8 +10,9 @@ A message of a group is in its group's listing (`G2`) only: each index an item
 is in costs its every write again, and the group's partition already holds the
 run's messages, since a message's `position` is its commit time followed by its
 run id. So a run's messages are read from its group's partition, from a little
-before the run was created (`RUN_WINDOW_SKEW_NS`) on, keeping the rows whose
-position names the run: runs of one group may interleave (a queued run is
+before the run was created (`RUN_WINDOW_SKEW_NS`) to a little after it ended (its
+commits are fenced by its status, so none is later; a run still going reads to the
+partition's end), keeping the rows whose position names the run: runs of one group may interleave (a queued run is
 created while another runs). A message without a group (a sleeptime agent's
 run) is listed by its run (`G4`). Messages written before carry `G4` beside
 `G2` (and `G1`/`G3`, by tenant and by agent): they are found through their
@@ -41,34 +42,44 @@ FENCE_BYTES = 1_024
 """Room left in each commit transaction for its run check (a key and a short expression)."""
 
 RUN_WINDOW_SKEW_NS: Final = 60 * 1_000_000_000
-"""How long before its run's `created_at` a run's first message may be stamped: `created_at` is
-the clock of the process that created the run (the API's), a message's position that of the worker
-that committed it, and the two clocks may disagree by this much. A message stamped earlier still
-would be missing from its run's listing (never from its group's)."""
+"""How long before its run's `created_at` a run's first message may be stamped, and how long after its
+`completed_at` its last: those are the clocks of the processes that created and ended the run, a
+message's position that of the worker that committed it, and the clocks may disagree by this much. A
+message stamped further out would be missing from its run's listing (never from its group's)."""
 
 
 @dataclass(frozen=True)
 class HistoryScope:
-    """Where the messages of one history are: a partition of an index, from `floor` on (an `OSK`
-    prefix, inclusive), keeping only the rows of `run_id` when the partition is its group's."""
+    """Where the messages of one history are: a partition of an index, between `floor` and `ceiling`
+    (`OSK` bounds, inclusive) when given, keeping only the rows of `run_id` when the partition is its group's."""
 
     index: str
     partition: str
     floor: str | None = None
     run_id: str | None = None
+    ceiling: str | None = None
 
     def keeps(self, item: Item) -> bool:
         """Whether an index row belongs to this history (its `OSK` is `<ns>:<run id>:<step>:<index>#<id>`)."""
         return self.run_id is None or item[ORDER_KEY]["S"].split(":", 2)[1:2] == [self.run_id]
 
 
+def _stamp_ns(iso: str) -> int:
+    stamp = datetime.fromisoformat(iso)
+    if stamp.tzinfo is None:  # records stamp UTC (`chorus.clock`); a naive stamp is read as such
+        stamp = stamp.replace(tzinfo=UTC)
+    return int(stamp.timestamp() * 1_000_000_000)
+
+
 def window_floor(created_at: str) -> str:
     """The lowest position a message of a run created at `created_at` can have (`RUN_WINDOW_SKEW_NS`)."""
-    created = datetime.fromisoformat(created_at)
-    if created.tzinfo is None:  # records stamp UTC (`chorus.clock`); a naive stamp is read as such
-        created = created.replace(tzinfo=UTC)
-    created_ns = int(created.timestamp() * 1_000_000_000)
-    return f"{max(created_ns - RUN_WINDOW_SKEW_NS, 0):020d}"
+    return f"{max(_stamp_ns(created_at) - RUN_WINDOW_SKEW_NS, 0):020d}"
+
+
+def window_ceiling(completed_at: str) -> str:
+    """Above every position a message of a run that ended at `completed_at` can have: positions
+    are `<ns>:<run>:…`, so any stamped at or before the bound's ns sorts below `<ns + 1>`."""
+    return f"{_stamp_ns(completed_at) + RUN_WINDOW_SKEW_NS + 1:020d}"
 
 
 class DynamoDBHistory(DynamoDBCore):
@@ -171,7 +182,16 @@ class DynamoDBHistory(DynamoDBCore):
             scope = HistoryScope("by_group", keys.listing("Message", tenant_id, group_id=value))
         keep = scope.keeps if scope.run_id is not None else None
         return list_page(
-            self.table, "Message", tenant_id, page, scope.index, scope.partition, {}, floor=scope.floor, keep=keep
+            self.table,
+            "Message",
+            tenant_id,
+            page,
+            scope.index,
+            scope.partition,
+            {},
+            floor=scope.floor,
+            ceiling=scope.ceiling,
+            keep=keep,
         )
 
     def _run_scope(self, tenant_id: str, run_id: str) -> HistoryScope:
@@ -184,7 +204,9 @@ class DynamoDBHistory(DynamoDBCore):
         if run is None or run.group_id is None:
             return HistoryScope("by_run", keys.run_messages(tenant_id, run_id))
         partition = keys.listing("Message", tenant_id, group_id=run.group_id)
-        return HistoryScope("by_group", partition, window_floor(run.created_at), run_id)
+        ended = run.completed_at if run.is_terminal and run.completed_at is not None else None
+        ceiling = window_ceiling(ended) if ended is not None else None
+        return HistoryScope("by_group", partition, window_floor(run.created_at), run_id, ceiling)
 
     async def delete_group_messages(self, tenant_id: str, group_id: str) -> int:
         scope = HistoryScope("by_group", keys.listing("Message", tenant_id, group_id=group_id))
@@ -197,7 +219,10 @@ class DynamoDBHistory(DynamoDBCore):
         """Delete the messages of a scope (with their parts); returns how many."""
         condition = f"{keys.INDEXES[scope.index]} = :p"
         values = {":p": s(scope.partition)}
-        if scope.floor is not None:
+        if scope.floor is not None and scope.ceiling is not None:
+            condition += f" AND {ORDER_KEY} BETWEEN :lo AND :hi"
+            values.update({":lo": s(scope.floor), ":hi": s(scope.ceiling)})
+        elif scope.floor is not None:
             condition += f" AND {ORDER_KEY} >= :lo"
             values[":lo"] = s(scope.floor)
         query = {

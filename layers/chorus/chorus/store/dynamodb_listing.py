@@ -7,7 +7,7 @@ both together are a `BETWEEN` whose ends are dropped. Other filters are a
 `FilterExpression`; since DynamoDB applies `Limit` before filtering, pages
 are read until `limit` items matched or the partition ends.
 
-A listing may also name an inclusive `floor` on `OSK` (a window starting
+A listing may also name an inclusive `floor` and `ceiling` on `OSK` (a window
 within the partition) and a `keep` predicate on each item: filters a
 `FilterExpression` cannot express, since one cannot read a key attribute such
 as `OSK` (a run's messages read from its group's partition keep the rows
@@ -37,12 +37,13 @@ def list_page(
     filters: dict[str, Any],
     *,
     floor: str | None = None,
+    ceiling: str | None = None,
     keep: Callable[[Item], bool] | None = None,
 ) -> list[str]:
     """Keyset pagination on `OSK` within one GSI partition; cursors are ids of the same kind.
 
-    `floor` bounds `OSK` from below (inclusive) in either order; `keep` drops the items it refuses."""
-    lower, upper = floor, None
+    `floor` and `ceiling` bound `OSK` (inclusive) in either order; `keep` drops the items it refuses."""
+    lower, upper = floor, ceiling
     excluded: set[str] = set()
     for cursor_id, above in ((page.after, page.order == "asc"), (page.before, page.order != "asc")):
         if cursor_id is None:
@@ -55,7 +56,7 @@ def list_page(
         if above:
             lower = bound if lower is None else max(lower, bound)
         else:
-            upper = bound
+            upper = bound if upper is None else min(upper, bound)
     names = {"#p": keys.INDEXES[index]}
     if lower is not None or upper is not None:
         names["#o"] = ORDER_KEY
