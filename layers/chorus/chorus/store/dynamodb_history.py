@@ -199,7 +199,9 @@ class DynamoDBHistory(DynamoDBCore):
 
         An unknown run reads its own partition, as before: empty, or the messages of a deleted run
         written when every message was in `G4`."""
-        item = self.table.get(keys.record_key("Run", tenant_id, run_id), consistent=False)
+        # read consistently: a run created a moment ago missed by a stale read would be looked for in
+        # its own partition, and a rollback of it would delete nothing
+        item = self.table.get(keys.record_key("Run", tenant_id, run_id))
         run = RunRecord.model_validate_json(self.table.body(item)) if item is not None else None
         if run is None or run.group_id is None:
             return HistoryScope("by_run", keys.run_messages(tenant_id, run_id))
