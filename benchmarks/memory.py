@@ -11,8 +11,12 @@ so the history grows as it does for a group that keeps talking. One request
 at a time, as a Lambda environment serves them. The Web Adapter's own
 process (a small Rust binary) and the Lambda runtime's are not in the figure.
 
+Then, against the same moto server, the workflow functions' processes
+through as many background runs (`memory_workflow.py`; `--api-only` skips it).
+
 Prints JSON: the peak after start and after the runs, the configured memory
-(`ApiMemorySize`'s default in `template.yaml`) and the ratio of the two.
+(`ApiMemorySize`'s default in `template.yaml`) and the ratio of the two; under
+`workflow`, the same per workflow function against its `MemorySize`.
 """
 
 from __future__ import annotations
