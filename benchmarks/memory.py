@@ -11,8 +11,12 @@ so the history grows as it does for a group that keeps talking. One request
 at a time, as a Lambda environment serves them. The Web Adapter's own
 process (a small Rust binary) and the Lambda runtime's are not in the figure.
 
+Then, against the same moto server, the workflow functions' processes
+through as many background runs (`memory_workflow.py`; `--api-only` skips it).
+
 Prints JSON: the peak after start and after the runs, the configured memory
-(`ApiMemorySize`'s default in `template.yaml`) and the ratio of the two.
+(`ApiMemorySize`'s default in `template.yaml`) and the ratio of the two; under
+`workflow`, the same per workflow function against its `MemorySize`.
 """
 
 from __future__ import annotations
@@ -26,32 +30,15 @@ from typing import Any
 
 import boto3
 import httpx
-import yaml
+
+from lambda_env import Template, status_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 TABLE = "chorus-memory-bench"
 
 
-def status_mb(pid: int) -> dict[str, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0]) / 1024
-    return fields
-
-
-def configured_mb() -> int:
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    doc = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
-    return int(doc["Parameters"]["ApiMemorySize"]["Default"])
-
-
-def measure(runs: int, tokens: int) -> dict[str, Any]:
+def measure(runs: int, tokens: int, workflow: bool) -> dict[str, Any]:
     from moto.server import ThreadedMotoServer
 
     sys.path.insert(0, str(ROOT / "layers" / "chorus"))
@@ -90,8 +77,8 @@ def measure(runs: int, tokens: int) -> dict[str, Any]:
                 assert text.endswith(b"data: [DONE]\n\n"), text[-200:]
                 after.append(status_mb(api.pid)["VmHWM"])
             peak = status_mb(api.pid)["VmHWM"]
-        configured = configured_mb()
-        return {
+        configured = Template().memory_mb("ApiFunction")
+        result = {
             "benchmark": "memory",
             "runs": runs,
             "tokens_per_reply": tokens,
@@ -102,6 +89,11 @@ def measure(runs: int, tokens: int) -> dict[str, Any]:
             "peak_over_configured": round(peak / configured, 3),
             "python": sys.version.split()[0],
         }
+        if workflow:
+            from memory_workflow import measure as measure_workflow
+
+            result["workflow"] = measure_workflow(endpoint, TABLE, runs, tokens)
+        return result
     finally:
         server.stop()
 
@@ -110,8 +102,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--api-only", action="store_true", help="skip the workflow functions (memory_workflow.py)")
     args = parser.parse_args()
-    print(json.dumps(measure(args.runs, args.tokens), indent=2))
+    print(json.dumps(measure(args.runs, args.tokens, not args.api_only), indent=2))
 
 
 if __name__ == "__main__":

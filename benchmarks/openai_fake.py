@@ -2,7 +2,8 @@
 
 Every `POST /v1/chat/completions` streams the same answer as OpenAI frames it:
 a role chunk, `TOKENS` content chunks (`?tokens=` on the base URL is not
-possible with the SDK, so the count is fixed here), a finish chunk, a usage
+possible with the SDK, so the count is the process's `OPENAI_FAKE_TOKENS`, 20
+unless set), a finish chunk, a usage
 chunk and `[DONE]`, each its own SSE event, yielding to the loop between them
 as a network would. Run it with uvicorn in its own process so neither server
 under test shares its interpreter with it.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-TOKENS = 20
+TOKENS = int(os.environ.get("OPENAI_FAKE_TOKENS", "20"))
 
 
 def _chunk(delta: dict[str, Any] | None, finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:

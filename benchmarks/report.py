@@ -9,7 +9,8 @@ modules, the per-call cost of the tool sandbox against a plain child
 process, the 200-stream load (TTFB, throughput, memory per stream, every
 stream checked against its log), and what a run costs on AWS (`cost.py`:
 counts on moto times list prices, per 1,000 runs), and the API process's
-peak memory through foreground runs against `ApiMemorySize` (`memory.py`). `make soak` runs the full-size campaigns
+peak memory through foreground runs against `ApiMemorySize`, and the workflow functions' through
+background runs against theirs (`memory.py`). `make soak` runs the full-size campaigns
 through pytest: the fault campaign (1,200 seeded cases) and the schemathesis
 fuzz (60 examples per operation). Either writes one JSON document, with the
 machine and the time, to `benchmarks/results/latest.json` (or `soak.json`)
@@ -223,6 +224,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append((f"API process peak RSS, {me['runs']} foreground runs / ApiMemorySize",
                     f"{me['api_peak_mb']} / {me['api_memory_size_mb']} MB ({me['peak_over_configured']}x)", "<= 0.5x",
                     verdict(me["peak_over_configured"] <= 0.5)))  # fmt: skip
+    for task, fn in (_get(me, "workflow", "functions") or {}).items():
+        out.append((f"{task.capitalize()} function peak RSS, background runs / its memory",
+                    f"{fn['peak_mb']} / {fn['memory_size_mb']} MB ({fn['peak_over_configured']}x)", "<= 0.5x",
+                    verdict(fn["peak_over_configured"] <= 0.5)))  # fmt: skip
     for scenario in _get(results, "cost", "scenarios") or []:
         name, dollars = scenario["scenario"]["name"], scenario["dollars_per_1000_runs"]
         target = COST_TARGETS.get(name)

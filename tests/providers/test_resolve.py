@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -82,6 +83,17 @@ def test_async_clients_are_shared_within_an_event_loop_not_across_loops() -> Non
     c, _ = asyncio.run(twice())
     assert a is b
     assert c is not a, "a client whose pool belongs to a closed loop is never handed out"
+
+
+def test_a_closed_loops_clients_are_let_go_though_they_hold_their_loop() -> None:
+    """A process that runs a loop per invocation (a Lambda handler) keeps one loop's clients, not every one's."""
+    cache = ClientCache(lambda key: SimpleNamespace(pool_loop=asyncio.get_running_loop()))  # as httpx's pool does
+
+    async def invocation() -> int:
+        cache.get("k")
+        return len(cache)
+
+    assert [asyncio.run(invocation()) for _ in range(5)] == [1, 1, 1, 1, 1]
 
 
 def test_anthropic_and_bedrock_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:

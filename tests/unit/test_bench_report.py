@@ -38,3 +38,26 @@ def test_the_floor_comparison_is_in_the_table_with_its_targets() -> None:
     assert table["TTFB, Chorus - floor"] == ("2.0 ms (7.0 / 5.0 ms)", "<= 3 ms", "pass")
     assert table["non-streaming send / token streaming, end to end"] == ("1.2x", "<= 1.05x", "FAIL")
     assert "floor" in report.BENCHMARKS
+
+
+def test_each_workflow_function_measured_has_its_memory_row() -> None:
+    memory = {
+        "runs": 20,
+        "api_peak_mb": 86.0,
+        "api_memory_size_mb": 256,
+        "peak_over_configured": 0.336,
+        "workflow": {
+            "functions": {
+                "plan": {"peak_mb": 101.0, "memory_size_mb": 256, "peak_over_configured": 0.395},
+                "step": {"peak_mb": 140.0, "memory_size_mb": 256, "peak_over_configured": 0.547},
+            }
+        },
+    }
+    table = {figure: (value, target, verdict) for figure, value, target, verdict in report.rows({"memory": memory})}
+    assert table["Plan function peak RSS, background runs / its memory"] == (
+        "101.0 / 256 MB (0.395x)",
+        "<= 0.5x",
+        "pass",
+    )
+    assert table["Step function peak RSS, background runs / its memory"][2] == "FAIL"
+    assert table["API process peak RSS, 20 foreground runs / ApiMemorySize"][2] == "pass"
