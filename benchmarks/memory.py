@@ -6,7 +6,9 @@ in a child interpreter (`chorus.devserver.running_server`) with the DynamoDB sto
 `AWS_LAMBDA_FUNCTION_NAME` set so Powertools loads as on Lambda. The child's
 resident set is read from `/proc/<pid>/status` (`VmRSS`, and `VmHWM`, its
 peak) once it answers, then after each of `--runs` foreground token-streamed
-runs of a 3-agent round robin (`--tokens` tokens a reply), all on one group,
+runs of a 3-agent round robin (`--tokens` tokens a reply, `openai/gpt-4o-mini`
+on `openai_fake.py`, so the OpenAI SDK and its client are in the process as
+deployed), all on one group,
 so the history grows as it does for a group that keeps talking. One request
 at a time, as a Lambda environment serves them. The Web Adapter's own
 process (a small Rust binary) and the Lambda runtime's are not in the figure.
@@ -31,7 +33,9 @@ from typing import Any
 import boto3
 import httpx
 
+from floor import uvicorn_app
 from lambda_env import Template, status_mb
+from memory_workflow import MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -62,10 +66,15 @@ def measure(runs: int, tokens: int, workflow: bool) -> dict[str, Any]:
             "CHORUS_TABLE_NAME": TABLE,
             "PYTHONPATH": str(ROOT / "layers" / "chorus"),
         }
-        with running_server(env, quiet=True) as api, httpx.Client(base_url=api.url, timeout=120) as client:
+        with (
+            uvicorn_app("openai_fake", {"OPENAI_FAKE_TOKENS": str(tokens)}) as fake,
+            running_server(
+                {**env, "OPENAI_BASE_URL": f"{fake}/v1", "OPENAI_API_KEY": "memory-bench"}, quiet=True
+            ) as api,
+            httpx.Client(base_url=api.url, timeout=120) as client,
+        ):
             started = status_mb(api.pid)
-            scripted = {"tokens": tokens}
-            body = {"system": "s", "model": "scripted/default", "metadata": {"scripted": scripted}}
+            body = {"system": "s", "model": MODEL}
             agents = [client.post("/v1/agents", json={"name": f"A{i}", **body}).json()["id"] for i in range(3)]
             group = client.post("/v1/groups", json={"agent_ids": agents, "description": "memory"}).json()["id"]
             after: list[float] = []
@@ -82,6 +91,7 @@ def measure(runs: int, tokens: int, workflow: bool) -> dict[str, Any]:
             "benchmark": "memory",
             "runs": runs,
             "tokens_per_reply": tokens,
+            "model": f"{MODEL} on openai_fake.py",
             "api_started_mb": round(started["VmHWM"], 1),
             "api_peak_mb_after_first_run": round(after[0], 1),
             "api_peak_mb": round(peak, 1),
