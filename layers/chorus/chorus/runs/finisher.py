@@ -92,15 +92,7 @@ class RunFinisher:
         """End the run: stop reason, error or usage, then `[DONE]` written with the terminal
         record in one transaction, and the group released; returns the run as it ended.
         A run another worker finished meanwhile (its log closed) is left as that worker ended it."""
-        last_events = [events.stop_reason(stop)]
-        if error is not None:
-            last_events.append(
-                events.error_message(
-                    run_id=run.id, error_type=error.error_type, message=error.message, detail=error.detail
-                )
-            )
-        elif stop != "cancelled":
-            last_events.append(tally.usage_event(run.id))
+        last_events = _last_events(run, stop, error, tally)
         try:
             for event in last_events:
                 self.log.emit(event)
@@ -119,6 +111,34 @@ class RunFinisher:
             return await self.finish_record(run, stop, tally, duration_ns)
         if ended is None:  # the log was completed before, by a close without the run's ending
             return await self.finish_record(run, stop, tally, duration_ns)
+        await _release(self.store, ended)
+        tracer().end_run(ended)
+        return ended
+
+    async def finish_unchanged(
+        self, run: RunRecord, stop: str, error: RunFailure | None, tally: Tally, duration_ns: Callable[[], int]
+    ) -> RunRecord | None:
+        """`finish` by the run's holder from `run` as it last wrote it, reading nothing first: the
+        last events, `[DONE]` and the ending are written together only while the stored run is still
+        that version and the log still ends where this finisher's log continues. None, with nothing
+        written, when either moved on (a cancel, a takeover, another writer): the caller then ends
+        the run as anyone outside would, from what the store says."""
+
+        def unchanged(stored: RunRecord) -> RunRecord:
+            if stored.version != run.version:
+                raise RunChanged(f"run {run.id} changed since its holder last wrote it")
+            return end(stored)
+
+        end = self._ending(run, stop, tally, duration_ns)
+        for event in _last_events(run, stop, error, tally):
+            self.log.emit(event)
+        try:
+            ended = await self.log.close(unchanged)
+        except Conflict:  # RunChanged, LogMoved, or a log completed by another writer
+            await self.log.abort()
+            return None
+        if ended is None:  # the log was closed before (not by this holder): let the caller look
+            return None
         await _release(self.store, ended)
         tracer().end_run(ended)
         return ended
@@ -155,6 +175,22 @@ class RunFinisher:
     ) -> Callable[[RunRecord], RunRecord]:
         usage = tally.usage_event(run.id)
         return ending(stop, self.retention_s, ttft_ns=tally.ttft_ns, total_duration_ns=duration_ns(), usage=usage)
+
+
+class RunChanged(Conflict):
+    """The stored run is not the version its holder last wrote (`RunFinisher.finish_unchanged`)."""
+
+
+def _last_events(run: RunRecord, stop: str, error: RunFailure | None, tally: Tally) -> list[dict[str, Any]]:
+    """A run's events before `[DONE]`: its stop reason, then its error or (unless cancelled) its usage."""
+    last_events = [events.stop_reason(stop)]
+    if error is not None:
+        last_events.append(
+            events.error_message(run_id=run.id, error_type=error.error_type, message=error.message, detail=error.detail)
+        )
+    elif stop != "cancelled":
+        last_events.append(tally.usage_event(run.id))
+    return last_events
 
 
 async def end_with_error(store: Store, run: RunRecord, log: RunLog, detail: str, retention_s: float) -> None:

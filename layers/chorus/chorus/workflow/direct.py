@@ -116,7 +116,7 @@ async def plan_direct(
         logger.info("run %s is held elsewhere (another attempt, or its execution); leaving it", state.run_id)
         return _outcome(state, HELD_ELSEWHERE)
     if out["action"] == "finish":
-        await workflow.finish(out)
+        await workflow.finish(out, held=driver)
         return {**out, "action": DONE}
     return await _hand_over(workflow, state, driver)
 

@@ -57,6 +57,7 @@ async def plan_inline(
     started = clock()
     state = WorkflowState.model_validate(raw)
     run = await workflow.store.get_run(state.tenant_id, state.run_id)
+    driver: RunDriver | None = None
     if run.is_terminal:
         out = workflow.finishing(state, run.stop_reason or "end_turn")
     else:
@@ -70,7 +71,7 @@ async def plan_inline(
         finally:
             await driver.log.stop()
     if out["action"] == "finish":
-        await workflow.finish(out)
+        await workflow.finish(out, held=driver)
         return {**out, "action": DONE}
     return out
 

@@ -23,14 +23,13 @@ appended only at its end, and a run already terminal is left alone.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
 
+from chorus.clock import ns_since
 from chorus.engine.managers import EndRun, RunAgents, TurnRecord
 from chorus.errors import ChorusError
 from chorus.runs.driver import ModelResolver, RunDriver
@@ -50,6 +49,7 @@ from chorus.tools.mcp_executor import McpToolExecutor
 from chorus.tools.mcp_policy import policy_for
 from chorus.vocabulary import RunFailure
 from chorus.workflow import staging
+from chorus.workflow.held_end import end_held
 from chorus.workflow.state import StepInput, TaskError, WorkflowInput, WorkflowState, round_cost
 
 logger = logging.getLogger(__name__)
@@ -225,13 +225,19 @@ class Workflow:
         return None
 
     # Finish
-    async def finish(self, raw: dict[str, Any]) -> dict[str, Any]:
+    async def finish(self, raw: dict[str, Any], held: RunDriver | None = None) -> dict[str, Any]:
+        """End the run; a Plan that ran its last round passes its driver (`held`), which ends it
+        without reading it again unless the run changed meanwhile (`held_end`)."""
         state = WorkflowState.model_validate(raw)
-        run = await self.store.get_run(state.tenant_id, state.run_id)
         stop, error = state.stop_reason or "end_turn", None
         if state.error is not None:
             stop, error = failure_of(state.error)
-        run = await finalize(self.store, self.settings, run, stop, error, state.children)
+        run = None
+        if held is not None:
+            run = await end_held(held, self.settings, stop, error, state.children)
+        if run is None:
+            run = await self.store.get_run(state.tenant_id, state.run_id)
+            run = await finalize(self.store, self.settings, run, stop, error, state.children)
         await DoubleTexting(self.store, self.settings, self._spawn).advance(run.tenant_id, run.group_id)
         return {"run_id": run.id, "status": run.status, "stop_reason": run.stop_reason}
 
@@ -331,7 +337,7 @@ async def finalize(
         return run_log(store, settings, run, seq)
 
     finisher = RunFinisher(store, log_after(last), settings.event_retention_s, reopen=log_after)
-    duration_ns = _since(run.created_at)
+    duration_ns = ns_since(run.created_at)
     logged = await logged_stop(store, run.tenant_id, run.id)
     if logged is not None:  # a finisher that died after completing the log
         await finisher.log.abort()
@@ -341,7 +347,3 @@ async def finalize(
             stop = "cancelled"
         await finisher.finish(run, stop, error, tally, lambda: duration_ns)
     return await store.get_run(run.tenant_id, run.id)
-
-
-def _since(created_at: str) -> int:
-    return int((time.time() - datetime.fromisoformat(created_at).timestamp()) * 1e9)
