@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chorus.clock import ns_since
 from chorus.runs.driver import RunDriver
 from chorus.runs.finisher import RunFinisher, Tally
 from chorus.runs.log import run_log
 from chorus.settings import Settings
 from chorus.store.records import RunRecord
 from chorus.vocabulary import RunFailure
-from chorus.clock import ns_since
 
 
 async def end_held(
