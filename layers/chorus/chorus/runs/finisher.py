@@ -134,8 +134,7 @@ class RunFinisher:
             self.log.emit(event)
         try:
             ended = await self.log.close(unchanged)
-        except Conflict:  # RunChanged, LogMoved, or a log completed by another writer
-            await self.log.abort()
+        except Conflict:  # RunChanged, LogMoved, or a log completed by another writer (its flusher has ended)
             return None
         if ended is None:  # the log was closed before (not by this holder): let the caller look
             return None
