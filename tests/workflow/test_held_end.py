@@ -1,8 +1,8 @@
 """A Plan that ran its run's last round ends the run from its driver (`held_end`), reading nothing again.
 
 Counted, not timed: the DynamoDB read requests made while the run is finished. Ending it from
-outside (`finalize`) read the run three times, the log's end twice, every step and the log's tail
-(9 reads with the two below); the driver holds all of that, so what is left is the read inside the
+outside (`finalize`) read the run three times and queried its log (end, tail) and steps five times
+(10 reads with the two below); the driver holds all of that, so what is left is the read inside the
 transaction that ends the run and the read of the group's line (its next queued run). What the
 finish writes is what `finalize` writes: the stored run and its log are compared, field by field,
 with those of the same run ended the re-reading way. A run changed meanwhile (a cancel requested
@@ -108,7 +108,8 @@ async def one_run(h: Harness, group_id: str) -> RunRecord:
     run = await send(h, group_id, "go")
     (done,) = await ended(h, [run])
     assert done["status"] == "completed", done
-    return await h.store.get_run("default", run["id"])
+    stored: RunRecord = await h.store.get_run("default", run["id"])
+    return stored
 
 
 def elided(value: Any) -> Any:
