@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import re
 import threading
 import time
 import traceback
@@ -340,14 +341,35 @@ def is_direct(h: Harness) -> bool:
     return h.settings.workflow_start == "invoke"
 
 
-@pytest.fixture
-async def inline(workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
-    """The harness with inline turns on (`CHORUS_WORKFLOW_INLINE_S`, as the template deploys it)."""
+@asynccontextmanager
+async def inline_harness(workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
     monkeypatch.setenv("CHORUS_WORKFLOW_INLINE_S", "300")
     get_settings.cache_clear()
     async with open_harness(workflow_settings) as h:
         assert h.settings.workflow_inline_s == 300
         yield h
+
+
+@pytest.fixture
+async def inline(workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    """The harness with inline turns on (`CHORUS_WORKFLOW_INLINE_S`, as the template deploys it)."""
+    async with inline_harness(workflow_settings, monkeypatch) as h:
+        yield h
+
+
+IDS = re.compile(r"(message|run|step|agent|group)-[0-9a-f-]{36}")
+
+
+def elided(value: Any, varying: frozenset[str]) -> Any:
+    """`value` (events, a record) with the keys in `varying` dropped and ids made alike: what two runs
+    of the same conversation should have in common."""
+    if isinstance(value, str):
+        return IDS.sub(r"\1-*", value)
+    if isinstance(value, dict):
+        return {k: elided(v, varying) for k, v in value.items() if k not in varying}
+    if isinstance(value, list):
+        return [elided(v, varying) for v in value]
+    return value
 
 
 @asynccontextmanager

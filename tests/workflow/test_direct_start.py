@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import threading
 import time
 from collections import Counter
@@ -29,28 +28,18 @@ from support.workflow_harness import (
     background,
     check_exact,
     crash_mid_turn,
+    elided,
     history_of,
     logged,
     talking,
 )
 
-IDS = re.compile(r"(message|run|step|agent|group)-[0-9a-f-]{36}")
+SHAPELESS = frozenset({"date", "created_at", "seq_id", "otid", "ttft_ns", "total_duration_ns", "step_count"})
 
 
 def shape(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Events with what differs between two runs of the same conversation (ids, dates, timings) elided."""
-    varying = {"date", "created_at", "seq_id", "otid", "ttft_ns", "total_duration_ns", "step_count"}
-
-    def elide(value: Any) -> Any:
-        if isinstance(value, str):
-            return IDS.sub(r"\1-*", value)
-        if isinstance(value, dict):
-            return {k: elide(v) for k, v in value.items() if k not in varying}
-        if isinstance(value, list):
-            return [elide(v) for v in value]
-        return value
-
-    return [elide(e) for e in events]
+    return [elided(e, SHAPELESS) for e in events]
 
 
 @contextlib.contextmanager

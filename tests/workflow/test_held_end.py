@@ -11,7 +11,6 @@ after its last round) is ended by `finalize`, cancelled, as before."""
 from __future__ import annotations
 
 import contextvars
-import re
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,18 +21,26 @@ from unittest import mock
 import pytest
 
 from chorus.runs.finisher import update_run
-from chorus.settings import get_settings
 from chorus.store.dynamodb_core import DynamoDBCore
 from chorus.store.dynamodb_wire import DynamoDBTable
 from chorus.store.records import RunRecord
 from chorus.workflow.tasks import Workflow
 from support import create_agent, create_group
-from support.workflow_harness import Harness, check_exact, direct_harness, ended, history_of, logged, open_harness, send
+from support.workflow_harness import (
+    Harness,
+    check_exact,
+    direct_harness,
+    elided,
+    ended,
+    history_of,
+    inline_harness,
+    logged,
+    send,
+)
 
 T = TypeVar("T")
 READS = frozenset({"get_item", "query", "batch_get_item", "transact_get_items", "scan"})
 FINISHING: contextvars.ContextVar[bool] = contextvars.ContextVar("finishing", default=False)
-IDS = re.compile(r"(message|run|step|agent|group)-[0-9a-f-]{36}")
 VARYING = frozenset(
     {"created_at", "completed_at", "expires_at", "total_duration_ns", "ttft_ns", "date", "otid", "traceparent"}
 )
@@ -45,13 +52,8 @@ async def planned(
     request: pytest.FixtureRequest, workflow_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Harness]:
     """Both Plans that finish a run themselves: an execution's inline Plan, and a direct one."""
-    if request.param == "direct":
-        async with direct_harness(workflow_settings, monkeypatch) as h:
-            yield h
-        return
-    monkeypatch.setenv("CHORUS_WORKFLOW_INLINE_S", "300")
-    get_settings.cache_clear()
-    async with open_harness({**workflow_settings, "CHORUS_WORKFLOW_INLINE_S": "300"}) as h:
+    start = direct_harness if request.param == "direct" else inline_harness
+    async with start(workflow_settings, monkeypatch) as h:
         yield h
 
 
@@ -112,16 +114,6 @@ async def one_run(h: Harness, group_id: str) -> RunRecord:
     return stored
 
 
-def elided(value: Any) -> Any:
-    if isinstance(value, str):
-        return IDS.sub(r"\1-*", value)
-    if isinstance(value, dict):
-        return {k: elided(v) for k, v in value.items() if k not in VARYING}
-    if isinstance(value, list):
-        return [elided(v) for v in value]
-    return value
-
-
 async def test_the_plan_ends_its_run_reading_only_the_ending_write_and_the_groups_line(planned: Harness) -> None:
     h = planned
     group_id = await round_robin(h)
@@ -139,9 +131,9 @@ async def test_the_run_and_its_log_end_as_finalize_ends_them(planned: Harness) -
         outside = await one_run(h, await round_robin(h))
     assert sum(reads.values()) > 2, "the first run was ended the re-reading way"
     held = await one_run(h, await round_robin(h))
-    assert elided(held.model_dump()) == elided(outside.model_dump())
+    assert elided(held.model_dump(), VARYING) == elided(outside.model_dump(), VARYING)
     assert held.usage["step_count"] == 3 and held.usage["completion_tokens"] > 0  # type: ignore[index]
-    assert elided(await logged(h, held.id)) == elided(await logged(h, outside.id))
+    assert elided(await logged(h, held.id), VARYING) == elided(await logged(h, outside.id), VARYING)
     assert (await h.store.get_group_queue("default", held.group_id or "")).next is None
 
 
