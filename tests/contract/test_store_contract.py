@@ -542,6 +542,26 @@ async def test_a_refused_end_log_writes_neither_events_nor_record(store: Store) 
     assert (await store.get_run("t1", r.id)).stop_reason == "cancelled"
 
 
+async def test_an_end_log_whose_ending_refuses_the_stored_run_writes_nothing(store: Store) -> None:
+    """A holder ending its run from its own copy refuses a run changed since (`finish_unchanged`)."""
+    r = run(status="running")
+    await store.put_run(r)
+    await store.append_events("t1", r.id, 1, ["e1"])
+    changed = await store.update_run(r.model_copy(update={"cancel_requested": True}), expect_version=0)
+
+    def unless_changed(stored: RunRecord) -> RunRecord:
+        if stored.version != r.version:
+            raise Conflict("changed")
+        return ending("end_turn", 60)(stored)
+
+    with pytest.raises(Conflict, match="changed"):
+        await store.end_log("t1", r.id, 2, ["stop", LOG_END], unless_changed)
+    assert await store.get_run("t1", r.id) == changed
+    assert [e for _, e in await store.read_events("t1", r.id, 0, 10)] == ["e1"]
+    await store.end_log("t1", r.id, 2, ["stop", LOG_END], ending("cancelled", 60))  # the log is still open
+    assert (await store.get_run("t1", r.id)).stop_reason == "cancelled"
+
+
 async def test_end_log_of_a_run_already_ended_writes_the_events_only(store: Store) -> None:
     r = run(status="cancelled", stop_reason="cancelled")
     await store.put_run(r)

@@ -248,7 +248,9 @@ class Store(Protocol):
         transaction, store `end(stored run)` with its version bumped: the log completes and the
         run record ends together or not at all. `end` may be applied more than once (the record
         changed meanwhile, e.g. a cancel flag) and returns the record unchanged to write the events
-        only (a run already ended). Returns the run as stored; `Conflict` as `append_events`."""
+        only (a run already ended), or raises to refuse the record as stored: the transaction with
+        `LOG_END` is then not written and the error is raised. Returns the run as stored; `Conflict`
+        as `append_events`."""
 
     async def read_events(self, tenant_id: str, run_id: str, after_seq: int, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` events with `seq_id > after_seq`, in order, as `(seq_id, json)`."""
