@@ -34,6 +34,7 @@ from support.workflow_harness import (
     ended,
     history_of,
     inline_harness,
+    is_direct,
     logged,
     send,
 )
@@ -101,15 +102,17 @@ def finishing_reads(before: Callable[[Workflow, dict[str, Any]], Any] | None = N
         yield counted
 
 
-async def round_robin(h: Harness) -> str:
-    agents = [await create_agent(h.client, name, tokens=3) for name in ("Ada", "Bob", "Cy")]
+async def round_robin(h: Harness, **last: Any) -> str:
+    """Ada, Bob and Cy, Cy scripted with `last` (an error, say)."""
+    agents = [await create_agent(h.client, name, tokens=3) for name in ("Ada", "Bob")]
+    agents.append(await create_agent(h.client, "Cy", tokens=3, **last))
     return str((await create_group(h.client, [a["id"] for a in agents]))["id"])
 
 
-async def one_run(h: Harness, group_id: str) -> RunRecord:
+async def one_run(h: Harness, group_id: str, status: str = "completed") -> RunRecord:
     run = await send(h, group_id, "go")
     (done,) = await ended(h, [run])
-    assert done["status"] == "completed", done
+    assert done["status"] == status, done
     stored: RunRecord = await h.store.get_run("default", run["id"])
     return stored
 
@@ -124,15 +127,24 @@ async def test_the_plan_ends_its_run_reading_only_the_ending_write_and_the_group
     check_exact(await logged(h, run.id), await history_of(h, group_id))
 
 
-async def test_the_run_and_its_log_end_as_finalize_ends_them(planned: Harness) -> None:
-    """The same conversation twice, on two groups: ended the re-reading way, then from the driver."""
+@pytest.mark.parametrize(
+    ("last", "status", "steps"), [({}, "completed", 3), ({"error": "invalid_llm_response"}, "failed", 2)]
+)
+async def test_the_run_and_its_log_end_as_finalize_ends_them(
+    planned: Harness, last: dict[str, Any], status: str, steps: int
+) -> None:
+    """The same conversation twice, on two groups: ended the re-reading way, then from the driver;
+    completed, and failed by a model error (an execution's inline Plan leaves that one to Finish)."""
     h = planned
     with mock.patch("chorus.workflow.tasks.end_held", _not_held), finishing_reads() as reads:
-        outside = await one_run(h, await round_robin(h))
+        outside = await one_run(h, await round_robin(h, **last), status)
     assert sum(reads.values()) > 2, "the first run was ended the re-reading way"
-    held = await one_run(h, await round_robin(h))
+    with finishing_reads() as reads:
+        held = await one_run(h, await round_robin(h, **last), status)
+    ends_held = is_direct(h) or not last  # an execution's failed Plan is caught into the Finish task
+    assert (reads == Counter(get_item=2)) == ends_held, reads
     assert elided(held.model_dump(), VARYING) == elided(outside.model_dump(), VARYING)
-    assert held.usage["step_count"] == 3 and held.usage["completion_tokens"] > 0  # type: ignore[index]
+    assert held.usage["step_count"] == steps and held.usage["completion_tokens"] > 0  # type: ignore[index]
     assert elided(await logged(h, held.id), VARYING) == elided(await logged(h, outside.id), VARYING)
     assert (await h.store.get_group_queue("default", held.group_id or "")).next is None
 
