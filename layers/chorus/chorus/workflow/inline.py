@@ -28,7 +28,9 @@ driver current, as the in-process driver's do. What another writer may change
 is still seen: a cancel or a run ended elsewhere through the heartbeat, which
 stops the turn, and the store's fence, which refuses a commit to an ended
 run. A new invocation (a retry, the Plan after a Map, a continuation) may
-follow another worker, so it loads everything again.
+follow another worker, so it loads everything again. A Plan that runs the
+run's last round ends the run from the same driver (`held_end`), conditioned
+on the run being as the Plan last wrote it.
 """
 
 from __future__ import annotations
