@@ -1,7 +1,7 @@
 """The runs of `DynamoDBStore` and what coordinates them.
 
 Run records (listed by tenant, group and agent, and by the sharded `unfinished`
-index while they are created or running), the claim that keeps one active run
+index while they are created or running), the claim of a direct run's first attempt, the claim that keeps one active run
 per group, the tenant's run slots, a group's line of waiting runs and
 idempotency keys. Each is a conditional write on what was seen, retried a
 bounded number of times, never a read-then-write.
@@ -98,6 +98,28 @@ class DynamoDBRuns(DynamoDBCore):
                 self.table.delete_keys(list(self.table.query(**query)))
 
         await self._call(delete)
+
+    async def claim_first_attempt(self, tenant_id: str, run_id: str, attempt_id: str) -> bool:
+        def claim() -> bool:
+            key = keys.attempt_key(tenant_id, run_id)
+            item = {**key, "attempt": s(attempt_id), TTL_ATTRIBUTE: self._log_ttl()}
+            try:
+                self.table.call(
+                    "put_item",
+                    TableName=self.table.name,
+                    Item=item,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **condition("attribute_not_exists(PK)"),
+                )
+                return True
+            except ClientError as exc:
+                if not is_condition_failure(exc):
+                    raise
+                stored = exc.response.get("Item") or self.table.get(key)
+                # a retried put whose first try landed finds its own claim
+                return stored is not None and stored["attempt"]["S"] == attempt_id
+
+        return await self._call(claim)
 
     async def claim_group(self, tenant_id: str, group_id: str, run_id: str) -> str | None:
         def claim() -> str | None:
