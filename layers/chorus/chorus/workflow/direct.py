@@ -57,9 +57,19 @@ DIRECT_GRACE_S = 300.0
 before the sweep hands it over: past Lambda's retry delays (1 and 2 minutes, plus its jitter)
 after an attempt died, so a pending retry, not an execution, goes on with the run."""
 
+FIRST_OWNER = "first_owner"
+"""The key of the invoke event holding the lease owner the API created the run held by."""
+_FIRST_PREFIX = "direct-first-"
+"""Only an owner issued for a first attempt (`new_first_owner`) is ever driven under from an event."""
+
 HANDED_OVER = "handed_over"
 HELD_ELSEWHERE = "held_elsewhere"
 ENDED = "ended"
+
+
+def new_first_owner() -> str:
+    """The lease owner a direct run is created held by, sent with its invoke event."""
+    return f"{_FIRST_PREFIX}{uuid.uuid4()}"
 
 
 def handed_over(run: RunRecord) -> bool:
@@ -99,8 +109,8 @@ async def plan_direct(
     if handed_over(run):  # an earlier attempt handed it over: its execution may not have started
         await workflow.start_execution_of(execution_input(state))
         return _outcome(state, HANDED_OVER)
-    lease = Lease(owner=f"direct-{uuid.uuid4()}", ttl_s=workflow.settings.lease_ttl_s, heartbeat_s=workflow.heartbeat_s)
-    deaths = await deaths_before(workflow.store, run)
+    lease = await _lease(workflow, run, raw)
+    deaths = None if lease.owner == run.lease_owner else await deaths_before(workflow.store, run)
     if deaths is not None and deaths.count >= workflow.settings.max_run_attempts:
         last = await workflow.store.last_seq(run.tenant_id, run.id)
         ended = await end_poisoned(workflow.store, workflow.settings, run, last, deaths, lease)
@@ -121,6 +131,21 @@ async def plan_direct(
     return await _hand_over(workflow, state, driver)
 
 
+async def _lease(workflow: Workflow, run: RunRecord, raw: dict[str, Any]) -> Lease:
+    """The lease this attempt drives the run under: the one the API created the run held by, for
+    the one attempt that claims the run's first attempt while the run is still held by it (no
+    attempt ran before it: nothing died, nothing to mark abandoned); else a fresh owner's, which
+    takes the run only as every attempt does (`_take`)."""
+    attempt = f"direct-{uuid.uuid4()}"
+    first = raw.get(FIRST_OWNER)
+    issued = isinstance(first, str) and first.startswith(_FIRST_PREFIX) and first == run.lease_owner
+    ttl_s, heartbeat_s = workflow.settings.lease_ttl_s, workflow.heartbeat_s
+    if issued and await workflow.store.claim_first_attempt(run.tenant_id, run.id, attempt):
+        logger.info("run %s: its first attempt drives it under the lease it was created with", run.id)
+        return Lease(owner=str(first), ttl_s=ttl_s, heartbeat_s=heartbeat_s)
+    return Lease(owner=attempt, ttl_s=ttl_s, heartbeat_s=heartbeat_s)
+
+
 async def _run(
     workflow: Workflow,
     state: WorkflowState,
@@ -129,8 +154,10 @@ async def _run(
     caught: Callable[[Exception], Exception],
     deaths: Deaths | None,
 ) -> dict[str, Any]:
-    """Take the lease and run the rounds an inline Plan runs; the action after them."""
-    await driver.holder.update(lambda r: _take(r, driver.holder.lease, deaths))
+    """Take the lease and run the rounds an inline Plan runs; the action after them. A run created
+    held by this attempt's lease, far from expiry, is not written before its end."""
+    if not driver.holder.held_fresh():
+        await driver.holder.update(lambda r: _take(r, driver.holder.lease, deaths))
     try:
         async with driver.holder.holding():
             await workflow.open_plan(driver)
