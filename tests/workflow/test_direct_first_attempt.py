@@ -81,7 +81,10 @@ def only_renewed(writes: list[Write], owner: str) -> bool:
     heartbeat does: only once a third of the lease is used, so never a write that takes the run."""
     created, *held, _ = writes
     before = [created, *held]
-    return all(renewal(w, owner) and b.run.lease_expires_at - w.at <= LEASE_TTL_S * 2 / 3 for b, w in zip(before, held, strict=False))
+    return all(
+        renewal(w, owner) and b.run.lease_expires_at - w.at <= LEASE_TTL_S * 2 / 3
+        for b, w in zip(before, held, strict=False)
+    )
 
 
 async def two_agents(h: Harness, tokens: int = 3) -> str:

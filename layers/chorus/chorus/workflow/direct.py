@@ -8,11 +8,19 @@ it plans, runs the one-call rounds within its budget, and finishes the run.
 
 Nothing owns the run but that invocation, and Lambda delivers an async event at least once
 (a duplicate may even run at the same time) and retries a failed one twice, a minute and then
-two later. So a direct Plan holds the run by the same lease as the in-process driver: a fresh
-owner per attempt, renewed by the heartbeat. An attempt that finds the lease held by another
-live owner, the run ended, or the run handed to an execution returns without writing (no error:
-Lambda would retry one). An attempt that takes the lease over from a dead one bumps the run's
-incarnation, so the turn it runs again writes fresh message ids after the `abandoned` marker.
+two later. So a direct Plan holds the run by the same lease as the in-process driver, renewed
+by the heartbeat. The API creates the run held already, as it creates the foreground runs it
+drives itself: `running`, its lease owned by a fresh `new_first_owner` that the event carries
+too (`FIRST_OWNER`), so the first attempt need not rewrite the run item (five write units: it
+is in four indexes) before its end. An attempt sent the run's owner claims the run's first
+attempt (`Store.claim_first_attempt`, one tiny conditional put beside the run); the one that
+wins drives the run under that owner (no attempt ran before it: nothing died, nothing to mark
+abandoned). Every other attempt (a duplicate, Lambda's retry, an event whose owner is no
+longer the run's) takes a fresh owner: one that finds the lease held by another live owner,
+the run ended, or the run handed to an execution returns without writing (no error: Lambda
+would retry one); one that takes the lease over from a dead attempt (only once its lease has
+expired) bumps the run's incarnation, so the turn it runs again writes fresh message ids after
+the `abandoned` marker, and counts the death (`deaths_before`).
 
 Where an inline Plan hands something to the definition (a parallel round for the Map, a turn's
 retryable model error for the Step's backoff, a round past the budget) the direct Plan *hands
@@ -24,8 +32,9 @@ the same code; anything else (the store unavailable, the worker dead) leaves as 
 Lambda's retry adopts the run from its last commit once this attempt's lease has expired.
 
 The sweep (`StepFunctionsExecutor.reconcile`) hands over a direct run whose lease stayed expired
-past Lambda's retries (`DIRECT_GRACE_S`), with the same conditional write: a late retry that took
-the lease meanwhile wins, and one that comes after finds the run handed over.
+past Lambda's retries (`DIRECT_GRACE_S`), the lease it was created with if its Plan never came,
+with the same conditional write: a late retry that took the lease meanwhile wins, and one that
+comes after finds the run handed over.
 """
 
 from __future__ import annotations
