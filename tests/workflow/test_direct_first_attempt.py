@@ -4,87 +4,23 @@ The API creates the run `running`, held by a fresh owner it also sends in the in
 one attempt that claims the run's first attempt drives it under that lease without writing the
 run item before its end. Every other attempt (a duplicate, a Lambda retry, a stale event) takes
 the run as any attempt does: only once the lease expired, with a new incarnation and the death
-counted, or not at all."""
+counted, or not at all. (A duplicate delivered at the same time: `test_direct_start.py`.)"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
 from chorus.store.dynamodb import DynamoDBStore
-from chorus.store.records import RunRecord
 from chorus.workflow.direct import FIRST_OWNER, new_first_owner
 from chorus.workflow.executor import StepFunctionsExecutor
 from support import create_agent, create_group
 from support.lambda_async import LEASE_TTL_S
+from support.run_writes import of_run, only_renewed, renewal, run_writes
 from support.workflow_harness import Crash, Harness, background, check_exact, crash_mid_turn, history_of, logged
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    task: str
-    """The task whose thread wrote the run item ("api": the API's own)."""
-    at: float
-    run: RunRecord
-    """The run as written."""
-
-
-@contextlib.contextmanager
-def run_writes(h: Harness) -> Iterator[list[Write]]:
-    """Every write of a run item (`put_run`, `update_run`, the run ended with its log), by whom and when."""
-    writes: list[Write] = []
-    put, update, end_log = DynamoDBStore.put_run, DynamoDBStore.update_run, DynamoDBStore.end_log
-
-    def note(run: RunRecord) -> None:
-        here = h.faults.here()
-        writes.append(Write(here[0] if here is not None else "api", time.time(), run))
-
-    async def putting(self: DynamoDBStore, run: RunRecord) -> None:
-        await put(self, run)
-        note(run)
-
-    async def updating(self: DynamoDBStore, run: RunRecord, *, expect_version: int) -> RunRecord:
-        stored = await update(self, run, expect_version=expect_version)
-        note(stored)
-        return stored
-
-    async def ending(self: DynamoDBStore, *args: Any, **kwargs: Any) -> RunRecord:
-        stored = await end_log(self, *args, **kwargs)
-        note(stored)
-        return stored
-
-    with (
-        mock.patch.object(DynamoDBStore, "put_run", putting),
-        mock.patch.object(DynamoDBStore, "update_run", updating),
-        mock.patch.object(DynamoDBStore, "end_log", ending),
-    ):
-        yield writes
-
-
-def of_run(writes: list[Write], run_id: str, task: str | None = None) -> list[Write]:
-    return [w for w in writes if w.run.id == run_id and (task is None or w.task == task)]
-
-
-def renewal(write: Write, owner: str) -> bool:
-    """A write that keeps the run running under `owner`'s lease, at its first incarnation."""
-    return write.run.status == "running" and write.run.lease_owner == owner and write.run.incarnation == 1
-
-
-def only_renewed(writes: list[Write], owner: str) -> bool:
-    """Every write of the run between its creation and its end renews `owner`'s lease, as a
-    heartbeat does: only once a third of the lease is used, so never a write that takes the run."""
-    created, *held, _ = writes
-    before = [created, *held]
-    return all(
-        renewal(w, owner) and b.run.lease_expires_at - w.at <= LEASE_TTL_S * 2 / 3
-        for b, w in zip(before, held, strict=False)
-    )
 
 
 async def two_agents(h: Harness, tokens: int = 3) -> str:
@@ -108,32 +44,6 @@ async def test_the_run_is_created_running_and_its_first_attempt_writes_it_only_t
     assert only_renewed(of_run(writes, run_id), owner), "no write takes the run: it was the attempt's from its creation"
     assert [r.get("action") for task, r in h.faults.results if task == "plan"] == ["done"]
     check_exact(await logged(h, run_id), await history_of(h, group_id))
-
-
-async def test_a_duplicate_delivery_finds_the_run_held_by_the_first_attempts_lease(direct: Harness) -> None:
-    """Both deliveries carry the owner; one claims the first attempt and drives the run under it,
-    the other finds the lease live and leaves, whichever claimed first."""
-    h = direct
-    agents = [await create_agent(h.client, name, tokens=10, delay_s=0.01) for name in ("Ada", "Bob")]
-    group = await create_group(h.client, [a["id"] for a in agents])
-    together = threading.Barrier(2, timeout=30)
-
-    def meet(event: dict[str, Any]) -> None:
-        together.wait()
-
-    h.faults.rules[("plan", 1)] = h.faults.rules[("plan", 2)] = meet
-    h.async_invokes.duplicates = 1
-    with run_writes(h) as writes:
-        events = await background(h, group["id"], stream_tokens=True)
-        run_id = events[0]["run_id"]
-        await h.settle()
-    outcomes = sorted(str(r.get("outcome", r.get("action"))) for task, r in h.faults.results if task == "plan")
-    assert outcomes == ["done", "held_elsewhere"] and h.faults.errors == []
-    owner = h.async_invokes.delivered[0][FIRST_OWNER]
-    assert of_run(writes, run_id)[-1].run.status == "completed" and only_renewed(of_run(writes, run_id), owner)
-    log = await logged(h, run_id)
-    assert not [e for e in log if "abandoned" in e]
-    check_exact(log, await history_of(h, group["id"]))
 
 
 async def test_a_first_attempt_killed_mid_turn_is_taken_over_once_its_lease_expired(direct: Harness) -> None:
