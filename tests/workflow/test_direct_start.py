@@ -18,10 +18,12 @@ import pytest
 
 from chorus.errors import StorageUnavailable
 from chorus.store.dynamodb import DynamoDBStore
+from chorus.workflow.direct import FIRST_OWNER
 from chorus.workflow.inline import plan_inline
 from chorus.workflow.state import WorkflowInput
 from chorus.workflow.tasks import Workflow
 from support import create_agent, create_group
+from support.run_writes import of_run, only_renewed, run_writes
 from support.workflow_harness import (
     Crash,
     Harness,
@@ -185,8 +187,9 @@ async def test_a_direct_plan_killed_mid_turn_is_retried_by_lambda_and_the_run_co
 
 
 async def test_a_duplicate_delivery_running_at_the_same_time_leaves_one_writer(direct: Harness) -> None:
-    """Lambda delivers the event twice, both attempts in flight together: one takes the lease and
-    runs the run, the other finds it held and returns without writing (and without an error)."""
+    """Lambda delivers the event twice, both attempts in flight together: one claims the first
+    attempt and runs the run under the lease the API created it with, the other finds it held and
+    returns without writing (and without an error)."""
     h = direct
     agents = [await create_agent(h.client, name, tokens=10, delay_s=0.01) for name in ("Ada", "Bob")]
     group = await create_group(h.client, [a["id"] for a in agents])
@@ -197,12 +200,15 @@ async def test_a_duplicate_delivery_running_at_the_same_time_leaves_one_writer(d
 
     h.faults.rules[("plan", 1)] = h.faults.rules[("plan", 2)] = meet
     h.async_invokes.duplicates = 1
-    events = await background(h, group["id"], stream_tokens=True)
-    run_id = events[0]["run_id"]
-    await h.settle()
+    with run_writes(h) as writes:
+        events = await background(h, group["id"], stream_tokens=True)
+        run_id = events[0]["run_id"]
+        await h.settle()
     assert h.faults.count("plan") == 2 and h.faults.errors == [] and h.executions() == []
     outcomes = sorted(str(r.get("outcome", r.get("action"))) for task, r in h.faults.results if task == "plan")
     assert outcomes == ["done", "held_elsewhere"]
+    owner = h.async_invokes.delivered[0][FIRST_OWNER]
+    assert only_renewed(of_run(writes, run_id), owner), "the claim's winner drove it under the lease it was sent"
     log = await logged(h, run_id)
     assert not [e for e in log if "abandoned" in e]
     check_exact(log, await history_of(h, group["id"]))

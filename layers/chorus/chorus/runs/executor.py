@@ -30,6 +30,10 @@ class RemoteExecutor(Protocol):
     async def start(self, run: RunRecord) -> None:
         """Start the run (idempotent: starting it again starts nothing)."""
 
+    def first_owner(self) -> str | None:
+        """A fresh lease owner a new run is created held by, for its first remote attempt to drive
+        it without rewriting it (a run started directly); None: nobody holds it before its start."""
+
     async def cancel(self, run: RunRecord) -> Any:
         """Stop the run and end it `cancelled` (its cancel flag is set)."""
 

@@ -46,7 +46,7 @@ class RunHolder:
     @contextlib.asynccontextmanager
     async def holding(self) -> AsyncIterator[None]:
         """Hold the run (status `running`, the lease) while the body runs, watched by the heartbeat."""
-        if self.lease.renew and not self._held_fresh():
+        if self.lease.renew and not self.held_fresh():
             await self.update(lambda r: self._hold(r, status="running"))
         heartbeat = asyncio.create_task(self._heartbeat(), name=f"lease-{self.run.id}")
         try:
@@ -106,7 +106,7 @@ class RunHolder:
             return 0.0
         return self.run.lease_expires_at - time.time()
 
-    def _held_fresh(self) -> bool:
+    def held_fresh(self) -> bool:
         """The run was created held by this worker, its lease far from expiry (a new run's first moments)."""
         run = self.run
         return (

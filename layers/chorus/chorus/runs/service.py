@@ -97,7 +97,7 @@ class RunService:
             settings,
             self.lease,
             self.resolve,
-            runs_here=lambda run: not self.is_remote(run),
+            hold=self._hold_here,
             launch=self._launch,
             place=self.multitask.place,
         )
@@ -126,8 +126,12 @@ class RunService:
         await self._launch(await self.starter.count_turn(run))
 
     def _hold_here(self, run: RunRecord) -> dict[str, Any]:
-        """A queued run that starts in this process is held by it from the start, like a new one."""
-        return {} if self.is_remote(run) else self.starter.held()
+        """A run that starts in this process is held by it from the start (a new one, or a queued one
+        starting); one started directly, by the lease its first attempt is sent with."""
+        if not self.is_remote(run):
+            return self.starter.held()
+        owner = self.remote.first_owner() if self.remote is not None else None
+        return {} if owner is None else self.starter.held(owner)
 
     def is_remote(self, run: RunRecord) -> bool:
         """Background runs execute remotely when a remote executor is configured."""

@@ -6,7 +6,8 @@ an HTTP error answered before the response begins; after the first byte, failure
 as stop reasons inside the stream.
 
 Order of a send, and why:
-1. the run record is created (`created`; held by this worker from the start when it runs here);
+1. the run record is created (`created`; held from the start by this worker when it runs here,
+   or by its first attempt's lease when it starts directly, `chorus.workflow.direct`);
 2. the `Idempotency-Key`, if any, is remembered atomically for it; a key
    already pointing at another run means this is a retry: our record is
    dropped and the caller follows that run instead (invariant 8);
@@ -84,8 +85,9 @@ class RunStarter:
     lease: Lease
     resolve: Callable[[AgentRecord], Model]
     """The agent's model; resolving it refuses an agent whose model cannot run (400)."""
-    runs_here: Callable[[RunRecord], bool]
-    """Whether the run will execute in this worker (then it is created held by it)."""
+    hold: Callable[[RunRecord], dict[str, Any]]
+    """What a new run is created with to be held from the start: by this worker when it runs
+    here (`held()`), by its first remote attempt's lease when it starts directly; else nothing."""
     launch: Launch
     place: Place | None = None
     """Where sends with a `multitask_strategy` other than `reject` go; None: they are refused."""
@@ -165,11 +167,12 @@ class RunStarter:
         counted, _ = await self._count_turn(run, group)
         return counted
 
-    def held(self) -> dict[str, Any]:
-        """What makes a run this worker's from the start: the driver need not write it before its first byte."""
+    def held(self, owner: str | None = None) -> dict[str, Any]:
+        """What makes a run this worker's (or `owner`'s) from the start: its driver need not write
+        it before its first byte."""
         return {
             "status": "running",
-            "lease_owner": self.lease.owner,
+            "lease_owner": owner if owner is not None else self.lease.owner,
             "lease_expires_at": time.time() + self.lease.ttl_s,
         }
 
@@ -204,9 +207,7 @@ class RunStarter:
         )
         if request.multitask_strategy != "reject":
             return waiting(run, request.multitask_strategy)  # held by whoever starts it
-        if not self.runs_here(run):
-            return run
-        return run.model_copy(update=self.held())
+        return run.model_copy(update=self.hold(run))
 
     async def _drop(self, run: RunRecord) -> None:
         """Forget a run refused after it was written (its record, and its idempotency key if any)."""

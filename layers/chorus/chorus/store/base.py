@@ -21,7 +21,8 @@ test suite runs against each. Rules every adapter must keep:
 - `claim_group` makes at most one non-terminal run per group the holder;
   `put_group_queue` is a compare-and-set on the line's `version`, like `update_run`;
   `claim_run_slot` keeps at most `limit` non-terminal runs per tenant counted;
-  `remember_idempotency_key` keeps the first run stored for a key.
+  `remember_idempotency_key` keeps the first run stored for a key;
+  `claim_first_attempt` keeps the first attempt stored for a run.
 - `append_events` keeps the run's event log gapless: the batch must start at
   the log's last `seq_id + 1`, else `Conflict` and nothing is written. A log
   whose last event is the `[DONE]` sentinel (`LOG_END`) is closed: appending
@@ -178,6 +179,12 @@ class Store(Protocol):
 
     async def delete_run(self, tenant_id: str, run_id: str) -> None:
         """Delete a run with its event log and step records (history stays)."""
+
+    async def claim_first_attempt(self, tenant_id: str, run_id: str, attempt_id: str) -> bool:
+        """Claim the run's first attempt for `attempt_id`: a put-if-absent of one small item beside
+        the run (never the run record, never indexed), gone with the run. True if `attempt_id`
+        holds the claim, stored by this call or an earlier try of it; False if another attempt
+        claimed it first. A directly started run's duplicate deliveries race here, once."""
 
     async def claim_group(self, tenant_id: str, group_id: str, run_id: str) -> str | None:
         """Make `run_id` the group's active run. Returns None on success, else the id of the

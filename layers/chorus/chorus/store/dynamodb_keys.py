@@ -12,6 +12,7 @@ items (invariant 6). Base-table keys (`PK`, `SK`):
     event log  T#t#RUN#<id>      E#<first seq, 12 digits>
     (before)   T#t#RUN#<id>      LOG (head), EV#<last seq, 12 digits>
     step       T#t#RUN#<id>      STEP#<step_key>
+    1st attempt T#t#RUN#<id>     ATTEMPT      (`attempt` attribute: who claimed a direct run's first attempt)
     message    T#t#MSG#<id>      MSG
     idem. key  T#t#IDEM#<key>    IDEM
     run slot   T#t#RUNSLOTS      SLOT#<n, 5 digits>   (`run_id` attribute: an active-run slot)
@@ -62,6 +63,7 @@ SEQ_DIGITS: Final = 12
 RUN_SK: Final = "RUN"
 LOG_SK: Final = "LOG"
 CLAIM_SK: Final = "CLAIM"
+ATTEMPT_SK: Final = "ATTEMPT"
 QUEUE_SK: Final = "QUEUE"
 EVENT_PREFIX: Final = "EV#"
 RECORD_PREFIX: Final = "E#"
@@ -139,6 +141,10 @@ def step_key(tenant_id: str, run_id: str, key: str) -> Item:
 
 def claim_key(tenant_id: str, group_id: str) -> Item:
     return {"PK": s(f"{tenant(tenant_id)}GROUP#{group_id}"), "SK": s(CLAIM_SK)}
+
+
+def attempt_key(tenant_id: str, run_id: str) -> Item:
+    return {"PK": s(run_pk(tenant_id, run_id)), "SK": s(ATTEMPT_SK)}
 
 
 def queue_key(tenant_id: str, group_id: str) -> Item:

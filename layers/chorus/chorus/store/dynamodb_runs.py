@@ -1,7 +1,7 @@
 """The runs of `DynamoDBStore` and what coordinates them.
 
 Run records (listed by tenant, group and agent, and by the sharded `unfinished`
-index while they are created or running), the claim that keeps one active run
+index while they are created or running), the claim of a direct run's first attempt, the claim that keeps one active run
 per group, the tenant's run slots, a group's line of waiting runs and
 idempotency keys. Each is a conditional write on what was seen, retried a
 bounded number of times, never a read-then-write.
@@ -98,6 +98,29 @@ class DynamoDBRuns(DynamoDBCore):
                 self.table.delete_keys(list(self.table.query(**query)))
 
         await self._call(delete)
+
+    async def claim_first_attempt(self, tenant_id: str, run_id: str, attempt_id: str) -> bool:
+        def claim() -> bool:
+            item = {**keys.attempt_key(tenant_id, run_id), "attempt": s(attempt_id), TTL_ATTRIBUTE: self._log_ttl()}
+            stored = self._put_guarded(item, condition("attribute_not_exists(PK)"))
+            # a retried put whose first try landed finds its own claim
+            return stored is None or stored.get("attempt") == s(attempt_id)
+
+        return await self._call(claim)
+
+    def _put_guarded(self, item: Item, guard: dict[str, Any]) -> Item | None:
+        """Put `item` if `guard` holds: None if it did, else the item that failed the guard as
+        it stands now (empty if it went meanwhile)."""
+        try:
+            self.table.call(
+                "put_item", TableName=self.table.name, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **guard
+            )
+            return None
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+            stored: Item | None = exc.response.get("Item") or self.table.get({"PK": item["PK"], "SK": item["SK"]})
+            return stored or {}
 
     async def claim_group(self, tenant_id: str, group_id: str, run_id: str) -> str | None:
         def claim() -> str | None:
@@ -225,21 +248,11 @@ class DynamoDBRuns(DynamoDBCore):
             }
             for _ in range(self.table.max_attempts * 4):
                 guard = condition("attribute_not_exists(PK) OR valid_until <= :now", values={":now": n(time.time())})
-                try:
-                    self.table.call(
-                        "put_item",
-                        TableName=self.table.name,
-                        Item=item,
-                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                        **guard,
-                    )
+                stored = self._put_guarded(item, guard)
+                if stored is None:
                     return data
-                except ClientError as exc:
-                    if not is_condition_failure(exc):
-                        raise
-                    stored = exc.response.get("Item") or self.table.get(key)
-                    if stored is not None:
-                        return str(stored["data"]["S"])
+                if stored:
+                    return str(stored["data"]["S"])
             raise Conflict(f"Idempotency key {record.key} is contended; retry.")
 
         return IdempotencyRecord.model_validate_json(await self._call(remember))

@@ -116,4 +116,13 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
     # messages are listed by group or by run only: the agent index cost every insert and served no read
     (8, "DROP INDEX IF EXISTS messages_by_agent;"),
+    (
+        9,
+        """
+        CREATE TABLE run_attempts (
+            tenant_id TEXT NOT NULL, run_id TEXT NOT NULL, attempt TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, run_id)
+        );
+        """,
+    ),
 ]

@@ -1,6 +1,6 @@
 """The runs of `SQLiteStore` and what coordinates them.
 
-Run records, the claim that keeps one active run per group, the tenant's run
+Run records, the claim of a direct run's first attempt, the claim that keeps one active run per group, the tenant's run
 slots, a group's line of waiting runs and idempotency keys. Each check-then-write
 is one `BEGIN IMMEDIATE` transaction (`SQLiteCore._tx`), so two callers never
 both win.
@@ -71,8 +71,22 @@ class SQLiteRuns(SQLiteCore):
             self._delete_sync("runs", tenant_id, run_id)
             db.execute("DELETE FROM run_events WHERE tenant_id = ? AND run_id = ?", (tenant_id, run_id))
             db.execute("DELETE FROM steps WHERE tenant_id = ? AND run_id = ?", (tenant_id, run_id))
+            db.execute("DELETE FROM run_attempts WHERE tenant_id = ? AND run_id = ?", (tenant_id, run_id))
 
         await self._call(self._tx, delete)
+
+    async def claim_first_attempt(self, tenant_id: str, run_id: str, attempt_id: str) -> bool:
+        def claim(db: sqlite3.Connection) -> bool:
+            db.execute(
+                "INSERT OR IGNORE INTO run_attempts (tenant_id, run_id, attempt) VALUES (?, ?, ?)",
+                (tenant_id, run_id, attempt_id),
+            )
+            row = db.execute(
+                "SELECT attempt FROM run_attempts WHERE tenant_id = ? AND run_id = ?", (tenant_id, run_id)
+            ).fetchone()
+            return bool(row[0] == attempt_id)
+
+        return await self._call(self._tx, claim)
 
     async def claim_group(self, tenant_id: str, group_id: str, run_id: str) -> str | None:
         def claim(db: sqlite3.Connection) -> str | None:

@@ -8,11 +8,19 @@ it plans, runs the one-call rounds within its budget, and finishes the run.
 
 Nothing owns the run but that invocation, and Lambda delivers an async event at least once
 (a duplicate may even run at the same time) and retries a failed one twice, a minute and then
-two later. So a direct Plan holds the run by the same lease as the in-process driver: a fresh
-owner per attempt, renewed by the heartbeat. An attempt that finds the lease held by another
-live owner, the run ended, or the run handed to an execution returns without writing (no error:
-Lambda would retry one). An attempt that takes the lease over from a dead one bumps the run's
-incarnation, so the turn it runs again writes fresh message ids after the `abandoned` marker.
+two later. So a direct Plan holds the run by the same lease as the in-process driver, renewed
+by the heartbeat. The API creates the run held already, as it creates the foreground runs it
+drives itself: `running`, its lease owned by a fresh `new_first_owner` that the event carries
+too (`FIRST_OWNER`), so the first attempt need not rewrite the run item (five write units: it
+is in four indexes) before its end. An attempt sent the run's owner claims the run's first
+attempt (`Store.claim_first_attempt`, one tiny conditional put beside the run); the one that
+wins drives the run under that owner (no attempt ran before it: nothing died, nothing to mark
+abandoned). Every other attempt (a duplicate, Lambda's retry, an event whose owner is no
+longer the run's) takes a fresh owner: one that finds the lease held by another live owner,
+the run ended, or the run handed to an execution returns without writing (no error: Lambda
+would retry one); one that takes the lease over from a dead attempt (only once its lease has
+expired) bumps the run's incarnation, so the turn it runs again writes fresh message ids after
+the `abandoned` marker, and counts the death (`deaths_before`).
 
 Where an inline Plan hands something to the definition (a parallel round for the Map, a turn's
 retryable model error for the Step's backoff, a round past the budget) the direct Plan *hands
@@ -24,8 +32,9 @@ the same code; anything else (the store unavailable, the worker dead) leaves as 
 Lambda's retry adopts the run from its last commit once this attempt's lease has expired.
 
 The sweep (`StepFunctionsExecutor.reconcile`) hands over a direct run whose lease stayed expired
-past Lambda's retries (`DIRECT_GRACE_S`), with the same conditional write: a late retry that took
-the lease meanwhile wins, and one that comes after finds the run handed over.
+past Lambda's retries (`DIRECT_GRACE_S`), the lease it was created with if its Plan never came,
+with the same conditional write: a late retry that took the lease meanwhile wins, and one that
+comes after finds the run handed over.
 """
 
 from __future__ import annotations
@@ -57,9 +66,19 @@ DIRECT_GRACE_S = 300.0
 before the sweep hands it over: past Lambda's retry delays (1 and 2 minutes, plus its jitter)
 after an attempt died, so a pending retry, not an execution, goes on with the run."""
 
+FIRST_OWNER = "first_owner"
+"""The key of the invoke event holding the lease owner the API created the run held by."""
+_FIRST_PREFIX = "direct-first-"
+"""Only an owner issued for a first attempt (`new_first_owner`) is ever driven under from an event."""
+
 HANDED_OVER = "handed_over"
 HELD_ELSEWHERE = "held_elsewhere"
 ENDED = "ended"
+
+
+def new_first_owner() -> str:
+    """The lease owner a direct run is created held by, sent with its invoke event."""
+    return f"{_FIRST_PREFIX}{uuid.uuid4()}"
 
 
 def handed_over(run: RunRecord) -> bool:
@@ -99,8 +118,8 @@ async def plan_direct(
     if handed_over(run):  # an earlier attempt handed it over: its execution may not have started
         await workflow.start_execution_of(execution_input(state))
         return _outcome(state, HANDED_OVER)
-    lease = Lease(owner=f"direct-{uuid.uuid4()}", ttl_s=workflow.settings.lease_ttl_s, heartbeat_s=workflow.heartbeat_s)
-    deaths = await deaths_before(workflow.store, run)
+    lease = await _lease(workflow, run, raw)
+    deaths = None if lease.owner == run.lease_owner else await deaths_before(workflow.store, run)
     if deaths is not None and deaths.count >= workflow.settings.max_run_attempts:
         last = await workflow.store.last_seq(run.tenant_id, run.id)
         ended = await end_poisoned(workflow.store, workflow.settings, run, last, deaths, lease)
@@ -121,6 +140,21 @@ async def plan_direct(
     return await _hand_over(workflow, state, driver)
 
 
+async def _lease(workflow: Workflow, run: RunRecord, raw: dict[str, Any]) -> Lease:
+    """The lease this attempt drives the run under: the one the API created the run held by, for
+    the one attempt that claims the run's first attempt while the run is still held by it (no
+    attempt ran before it: nothing died, nothing to mark abandoned); else a fresh owner's, which
+    takes the run only as every attempt does (`_take`)."""
+    attempt = f"direct-{uuid.uuid4()}"
+    first = raw.get(FIRST_OWNER)
+    issued = isinstance(first, str) and first.startswith(_FIRST_PREFIX) and first == run.lease_owner
+    ttl_s, heartbeat_s = workflow.settings.lease_ttl_s, workflow.heartbeat_s
+    if issued and await workflow.store.claim_first_attempt(run.tenant_id, run.id, attempt):
+        logger.info("run %s: its first attempt drives it under the lease it was created with", run.id)
+        return Lease(owner=str(first), ttl_s=ttl_s, heartbeat_s=heartbeat_s)
+    return Lease(owner=attempt, ttl_s=ttl_s, heartbeat_s=heartbeat_s)
+
+
 async def _run(
     workflow: Workflow,
     state: WorkflowState,
@@ -129,8 +163,10 @@ async def _run(
     caught: Callable[[Exception], Exception],
     deaths: Deaths | None,
 ) -> dict[str, Any]:
-    """Take the lease and run the rounds an inline Plan runs; the action after them."""
-    await driver.holder.update(lambda r: _take(r, driver.holder.lease, deaths))
+    """Take the lease and run the rounds an inline Plan runs; the action after them. A run created
+    held by this attempt's lease, far from expiry, is not written before its end."""
+    if not driver.holder.held_fresh():
+        await driver.holder.update(lambda r: _take(r, driver.holder.lease, deaths))
     try:
         async with driver.holder.holding():
             await workflow.open_plan(driver)

@@ -33,7 +33,14 @@ from chorus.settings import Settings
 from chorus.store.base import Store
 from chorus.store.records import RunRecord
 from chorus.vocabulary import RunFailure
-from chorus.workflow.direct import DIRECT_GRACE_S, deaths_before, hand_over, handed_over
+from chorus.workflow.direct import (
+    DIRECT_GRACE_S,
+    FIRST_OWNER,
+    deaths_before,
+    hand_over,
+    handed_over,
+    new_first_owner,
+)
 from chorus.workflow.state import DEFAULT_HISTORY_BUDGET, WorkflowInput, execution_name
 from chorus.workflow.tasks import finalize
 
@@ -67,9 +74,13 @@ class StepFunctionsExecutor:
     async def start(self, run: RunRecord) -> None:
         state = self.first_input(run)
         if self.settings.workflow_start == "invoke":
-            await self.invoke_plan(state)
+            await self.invoke_plan(state, run.lease_owner)
         else:
             await self.start_execution(state)
+
+    def first_owner(self) -> str | None:
+        """A direct run is created held by the lease its first attempt drives it under (`FIRST_OWNER`)."""
+        return new_first_owner() if self.settings.workflow_start == "invoke" else None
 
     def first_input(self, run: RunRecord) -> WorkflowInput:
         """The input of the run's first execution (or of its direct Plan, which adds `direct`)."""
@@ -77,9 +88,11 @@ class StepFunctionsExecutor:
             tenant_id=run.tenant_id, run_id=run.id, history_budget=self.history_budget, traceparent=run.traceparent
         )
 
-    async def invoke_plan(self, state: WorkflowInput) -> None:
-        """Hand the run to the Plan function asynchronously (Lambda queues the event and retries it)."""
-        body = orjson.dumps({**state.model_dump(mode="json"), "direct": True})
+    async def invoke_plan(self, state: WorkflowInput, first_owner: str | None = None) -> None:
+        """Hand the run to the Plan function asynchronously (Lambda queues the event and retries it),
+        with the lease owner the run was created held by, if any, for its first attempt."""
+        held = {FIRST_OWNER: first_owner} if first_owner is not None else {}
+        body = orjson.dumps({**state.model_dump(mode="json"), "direct": True, **held})
         try:
             response = await asyncio.to_thread(
                 self.lambda_client.invoke,
