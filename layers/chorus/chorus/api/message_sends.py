@@ -114,7 +114,7 @@ async def answer_async(svc: Services, tenant_id: str, body: AsyncMessageRequest,
         raise BadRequest("callback_url is not supported: poll GET /v1/runs/{run_id} or resume the run's stream.")
     body.streaming, body.background, body.stream_tokens = False, True, False
     started = await start(body, False)
-    return run_state(await svc.store.get_run(tenant_id, started.run.id))
+    return run_state(started.run)  # as accepted, as Letta answers: its progress is the poller's to read
 
 
 def add_send_routes(router: APIRouter, owner: Literal["group", "agent"], start_for: StartFor) -> None:
