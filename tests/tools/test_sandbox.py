@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chorus.tools import sandbox
-from chorus.tools.sandbox import ToolResult, run_tool
+from chorus.tools.sandbox import ToolResult, crash_report, run_tool
 
 TOOLS = """
 import asyncio, os, subprocess, sys, time
@@ -233,6 +233,16 @@ async def test_segfault_names_the_signal() -> None:
     result = await call("segfaults")
     assert result.status == "error"
     assert result.value.startswith("Tool segfaults was killed by SIGSEGV (exit code -11) without returning a result")
+
+
+def test_a_signal_reported_by_the_sandboxs_parent_is_named_as_one() -> None:
+    """bubblewrap exits 128 + the signal that killed the tool under it (SIGKILL at the CPU limit's hard
+    end is 137): the same death as a negative code, named the same way."""
+    assert crash_report("burn", 137, []) == "Tool burn was killed by SIGKILL (exit code 137) without returning a result"
+    assert crash_report("burn", -9, []) == "Tool burn was killed by SIGKILL (exit code -9) without returning a result"
+    assert crash_report("exits", 3, []) == "Tool exits exited with code 3 without returning a result"
+    no_such_signal = crash_report("exits", 250, [])
+    assert no_such_signal == "Tool exits exited with code 250 without returning a result"
 
 
 async def test_huge_return_values_are_truncated_with_a_marker() -> None:

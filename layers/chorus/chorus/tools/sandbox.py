@@ -234,7 +234,7 @@ async def run_child(
         return ToolResult(timed_out(name, timeout_s), "error", stdout, stderr, duration)
     parsed = _parse(report)
     if parsed is None:
-        value = _crash(name, returncode, stderr) if not report else f"Tool {name} sent a malformed result"
+        value = crash_report(name, returncode, stderr) if not report else f"Tool {name} sent a malformed result"
         return ToolResult(value, "error", stdout, stderr, duration)
     status, value, cut = parsed
     if cut:
@@ -338,14 +338,23 @@ def _parse(report: bytes) -> tuple[Literal["success", "error"], str, int] | None
     return ("success" if status == "success" else "error"), value, cut
 
 
-def _crash(name: str, returncode: int | None, stderr: list[str]) -> str:
+_SIGNALS = frozenset(int(s) for s in signal.Signals)
+
+
+def crash_report(name: str, returncode: int | None, stderr: list[str]) -> str:
+    """Why a tool's process ended without a result. A signal that killed the tool's interpreter
+    comes back as a negative code when it was the process waited on, and as 128 + the signal
+    when bubblewrap, its parent in the sandbox, was (bubblewrap exits so for a killed child)."""
+    killed_by = -returncode if returncode is not None and returncode < 0 else None
+    if returncode is not None and returncode > 128 and returncode - 128 in _SIGNALS:
+        killed_by = returncode - 128
     if returncode is None:
         how = "did not exit"
-    elif returncode < 0:
+    elif killed_by is not None:
         try:
-            how = f"was killed by {signal.Signals(-returncode).name} (exit code {returncode})"
+            how = f"was killed by {signal.Signals(killed_by).name} (exit code {returncode})"
         except ValueError:
-            how = f"was killed by signal {-returncode} (exit code {returncode})"
+            how = f"was killed by signal {killed_by} (exit code {returncode})"
     else:
         how = f"exited with code {returncode}"
     tail = "\n".join(stderr[-10:])
