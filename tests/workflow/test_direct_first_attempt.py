@@ -146,3 +146,31 @@ async def test_a_first_attempt_that_comes_after_its_lease_expired_drives_the_run
     assert end.run.status == "completed" and end.run.incarnation == 1 and "recovery" not in end.run.options
     assert h.faults.count("plan") == 1 and h.faults.errors == []
     check_exact(await logged(h, run_id), await history_of(h, group_id))
+
+
+async def test_the_first_attempt_reads_no_steps_nor_log_end_no_attempt_could_have_written(direct: Harness) -> None:
+    """Nothing ran before the attempt that claimed the run's first attempt: its log is empty and it has
+    no committed step, so it starts from nothing instead of reading both (a retry reads them)."""
+    h = direct
+    group_id = await two_agents(h)
+    reads: list[str] = []
+
+    def counted(name: str) -> Any:
+        original = getattr(DynamoDBStore, name)
+
+        async def read(self: DynamoDBStore, tenant_id: str, run_id: str, *args: Any) -> Any:
+            running = h.faults.here()  # the task this thread runs: the Plan's handler, or None (the API)
+            if running is not None and running[0] == "plan":
+                reads.append(name)
+            return await original(self, tenant_id, run_id, *args)
+
+        return read
+
+    with (
+        mock.patch.object(DynamoDBStore, "list_steps", counted("list_steps")),
+        mock.patch.object(DynamoDBStore, "last_seq", counted("last_seq")),
+    ):
+        events = await background(h, group_id)
+        await h.settle()
+    assert reads == [], reads
+    check_exact(await logged(h, events[0]["run_id"]), await history_of(h, group_id))

@@ -119,14 +119,15 @@ async def plan_direct(
         await workflow.start_execution_of(execution_input(state))
         return _outcome(state, HANDED_OVER)
     lease = await _lease(workflow, run, raw)
-    deaths = None if lease.owner == run.lease_owner else await deaths_before(workflow.store, run)
+    first = lease.owner == run.lease_owner  # no attempt ran before: nothing is logged or committed yet
+    deaths = None if first else await deaths_before(workflow.store, run)
     if deaths is not None and deaths.count >= workflow.settings.max_run_attempts:
         last = await workflow.store.last_seq(run.tenant_id, run.id)
         ended = await end_poisoned(workflow.store, workflow.settings, run, last, deaths, lease)
         return _outcome(state, ENDED if ended else HELD_ELSEWHERE)
-    driver = await workflow.task_driver(run, runs_tools=True, lease=lease)
+    driver = await workflow.task_driver(run, runs_tools=True, lease=lease, fresh=first)
     try:
-        out = await _run(workflow, state, driver, lambda: clock() - started < budget_s, caught, deaths)
+        out = await _run(workflow, state, driver, lambda: clock() - started < budget_s, caught, deaths, first)
     except LeaseLost:
         out = None
     finally:
@@ -162,14 +163,16 @@ async def _run(
     in_budget: Callable[[], bool],
     caught: Callable[[Exception], Exception],
     deaths: Deaths | None,
+    first: bool,
 ) -> dict[str, Any]:
     """Take the lease and run the rounds an inline Plan runs; the action after them. A run created
-    held by this attempt's lease, far from expiry, is not written before its end."""
+    held by this attempt's lease, far from expiry, is not written before its end, and its `first`
+    attempt does not look for steps or events no attempt could have written."""
     if not driver.holder.held_fresh():
         await driver.holder.update(lambda r: _take(r, driver.holder.lease, deaths))
     try:
         async with driver.holder.holding():
-            await workflow.open_plan(driver)
+            await workflow.open_plan(driver, fresh=first)
             return await run_rounds(workflow, state, driver, in_budget)
     except RunCancelled:  # a commit refused: the run ended while this attempt ran
         return workflow.finishing(state, "cancelled")

@@ -105,11 +105,11 @@ class Workflow:
         finally:
             await driver.log.stop()
 
-    async def open_plan(self, driver: RunDriver) -> None:
+    async def open_plan(self, driver: RunDriver, *, fresh: bool = False) -> None:
         """What a Plan reads and writes once per invocation: status `running`, the conversation,
-        the committed progress, the run's inputs (committed once)."""
+        the committed progress (none to read for a `fresh` run), the run's inputs (committed once)."""
         await driver.holder.mark_running()
-        await driver.open(mark_abandoned=False)
+        await driver.open(mark_abandoned=False, fresh=fresh)
 
     async def planned(self, state: WorkflowState, driver: RunDriver) -> Planned:
         """The run's next action from what `driver` holds (opened by `open_plan`, kept current by its
@@ -241,16 +241,20 @@ class Workflow:
         await DoubleTexting(self.store, self.settings, self._spawn).advance(run.tenant_id, run.group_id)
         return {"run_id": run.id, "status": run.status, "stop_reason": run.stop_reason}
 
-    async def task_driver(self, run: RunRecord, *, runs_tools: bool = False, lease: Lease | None = None) -> RunDriver:
+    async def task_driver(
+        self, run: RunRecord, *, runs_tools: bool = False, lease: Lease | None = None, fresh: bool = False
+    ) -> RunDriver:
         """A driver for one task; only a Step (or a Plan running turns inline) runs tools, so only its
         driver gets the executor (Finish never chooses one, nor logs why custom tools could not run).
-        A task holds the run by `workflow_lease` unless given a real `lease` (a directly started Plan)."""
+        A task holds the run by `workflow_lease` unless given a real `lease` (a directly started Plan).
+        A `fresh` run's log is known empty (its first attempt's), so its end is not read."""
         loaded = await load_run(self.store, run)
+        base_seq = 0 if fresh else await self.store.last_seq(run.tenant_id, run.id)
         return RunDriver(
             self.store,
             self.resolve,
             loaded,
-            run_log(self.store, self.settings, run, await self.store.last_seq(run.tenant_id, run.id)),
+            run_log(self.store, self.settings, run, base_seq),
             lease=lease or workflow_lease(run, self.heartbeat_s),
             retention_s=self.settings.event_retention_s,
             fanout_concurrency=self.settings.fanout_concurrency,
