@@ -161,3 +161,24 @@ async def test_a_run_item_stored_with_its_group_and_agent_attributes_loads_lists
     )
     assert [x.id for x in await store.list_runs("t1", Page(), group_id="g1", agent_id="a1")] == [r.id]
     await store.close()
+
+
+async def test_a_free_groups_claim_is_one_put_and_no_read(dynamodb: Any) -> None:
+    """A group is free between its runs, so the claim is put as if it were, and its holder is read
+    only from a refused put's answer; a held group costs that refused put and the holder's status."""
+    store = DynamoDBStore(dynamodb, TABLE)
+    await store.open()
+    first, second = run(status="running"), run(status="created")
+    for r in (first, second):
+        await store.put_run(r)
+    calls: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    assert await store.claim_group("t1", "g1", first.id) is None
+    assert calls == ["PutItem"]
+    calls.clear()
+    assert await store.claim_group("t1", "g1", second.id) == first.id
+    assert calls == ["PutItem", "GetItem"], "the refused put names the holder; its run is read for its status"
+    calls.clear()
+    assert await store.claim_group("t1", "g1", first.id) is None, "its own claim (a retried put) is kept"
+    assert calls == ["PutItem"]
+    await store.close()

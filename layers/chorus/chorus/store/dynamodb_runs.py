@@ -123,25 +123,36 @@ class DynamoDBRuns(DynamoDBCore):
             return stored or {}
 
     async def claim_group(self, tenant_id: str, group_id: str, run_id: str) -> str | None:
+        """Put the claim as if the group were free (it is, between runs) and read the holder only
+        from a refused put's answer (`ALL_OLD`): a free group's claim is one write and no read."""
+
         def claim() -> str | None:
             key = keys.claim_key(tenant_id, group_id)
+            guard = condition("attribute_not_exists(PK)")
             for _ in range(self.table.max_attempts * 4):
-                seen = self.table.get(key)
-                holder = str(seen["run_id"]["S"]) if seen is not None else None
-                if holder is not None and holder != run_id:
-                    held = self.table.get(keys.record_key("Run", tenant_id, holder), projection=["status"])
-                    if held is not None and held["status"]["S"] not in TERMINAL_STATUSES:
-                        return holder
-                if holder is None:
-                    guard = condition("attribute_not_exists(PK)")
-                else:
-                    guard = condition("run_id = :seen", values={":seen": s(holder)})
                 try:
-                    self.table.call("put_item", TableName=self.table.name, Item={**key, "run_id": s(run_id)}, **guard)
+                    self.table.call(
+                        "put_item",
+                        TableName=self.table.name,
+                        Item={**key, "run_id": s(run_id)},
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                        **guard,
+                    )
                     return None
                 except ClientError as exc:
                     if not is_condition_failure(exc):
                         raise
+                    seen = exc.response.get("Item")
+                holder = str(seen["run_id"]["S"]) if seen is not None else None
+                if holder == run_id:  # this run's own claim (a retried put whose answer was lost)
+                    return None
+                if holder is not None:
+                    held = self.table.get(keys.record_key("Run", tenant_id, holder), projection=["status"])
+                    if held is not None and held["status"]["S"] not in TERMINAL_STATUSES:
+                        return holder
+                    guard = condition("run_id = :seen", values={":seen": s(holder)})
+                else:
+                    guard = condition("attribute_not_exists(PK)")
             raise Conflict(f"Group {group_id} is being claimed by other runs; retry.")
 
         return await self._call(claim)
