@@ -15,7 +15,8 @@ creates its agents and group (not counted), then one run is measured:
   handler's wall time; each at its memory in `template.yaml` (parameter
   defaults), per 1 ms. Each invocation's time is what it would last on
   Lambda (`lambda_time.py`): the model wait as measured, each DynamoDB
-  request a network round trip instead of moto's time, and the handler's own
+  request a network round trip instead of moto's time (none for one made
+  while the function waited on the model anyway), and the handler's own
   CPU time stretched by its share of a vCPU (`memory / 1769`: at 256 MB it
   runs 6.9 times slower than on this machine's core), each part rounded up,
   so a smaller memory size is not made to look cheaper than it is.
@@ -241,7 +242,7 @@ class Runner:
         before_names = {e["name"] for e in await asyncio.to_thread(h.executions)}
         tasks_before = len(h.faults.windows)
         served_before = len(self.meter.served)
-        clock_before = self.clock.snapshot()
+        clock_before, paces_before = self.clock.snapshot(), len(self.clock.paces)
         writes0, reads0, requests0, units0, index0 = self.meter.snapshot()
         api: list[tuple[float, int]] = []
         started, cpu = time.perf_counter(), time.thread_time()
@@ -275,7 +276,7 @@ class Runner:
         steps = [] if s.mode == "resume" else await h.store.list_steps("default", run_id)
         counts.model_calls = sum(1 for step in steps if step.agent_id is not None)  # not the input's
         waited, cpu_s = self.clock.since(clock_before)
-        times = split(windows, self.meter.served[served_before:], waited, cpu_s)
+        times = split(windows, self.meter.served[served_before:], waited, cpu_s, self.clock.paces[paces_before:])
         billed = {task: t.on_lambda(self.memory[task]) for task, t in times.items()}
         counts.lambda_invocations = dict(Counter(w.task for w in windows))
         counts.lambda_seconds = {k: round(t.wall_s, 3) for k, t in times.items()}

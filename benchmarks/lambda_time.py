@@ -8,20 +8,23 @@ split into:
 
 - the model wait (the scripted model's pace): the same on Lambda;
 - moto's time serving its requests (each timed where moto serves it): on
-  AWS, a network round trip each, `DYNAMODB_REQUEST_S`;
+  AWS, a network round trip each, `DYNAMODB_REQUEST_S`, but for a request
+  served while the function waited on the model (a heartbeat's read, a log
+  record written as tokens stream), which costs it no time there either;
 - the handler's own CPU time (its event loop thread's, and its store calls'
   on the store's threads less moto's share of them): stretched by the CPU
   share, `1769 / memory` below 1,769 MB.
 
 Each part is rounded the way that costs more: the event loop's CPU time
 counts whatever else that loop ran (for the API, the in-process client
-reading the stream), requests are not overlapped with one another or with
-the model, and `DYNAMODB_REQUEST_S` is above what DynamoDB answers in-region.
+reading the stream), requests are not overlapped with one another nor with
+anything but a model wait they fall wholly within, and `DYNAMODB_REQUEST_S` is above what DynamoDB answers in-region.
 The figure is an upper bound of what the invocation bills, at any memory size.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import threading
 import time
@@ -70,18 +73,45 @@ def overlap(a_start: float, a_end: float, b_start: float, b_end: float) -> float
     return max(0.0, min(a_end, b_end) - max(a_start, b_start))
 
 
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """One wait of a function on the model (a token's pace)."""
+
+    task: str
+    start: float
+    end: float
+
+
+def within_a_wait(paces: list[Pace], starts: list[float], task: str, start: float, end: float) -> bool:
+    """Whether [start, end] lies inside one of `task`'s model waits (`paces` sorted by start, `starts` theirs)."""
+    i = bisect.bisect_right(starts, start) - 1
+    while i >= 0 and paces[i].start > start - 60:  # a wait is a token's pace: seconds at most
+        p = paces[i]
+        if p.task == task and p.end >= end:
+            return True
+        i -= 1
+    return False
+
+
 def split(
-    windows: list[Window], served: list[Served], waits: dict[str, float], cpu: dict[str, float]
+    windows: list[Window],
+    served: list[Served],
+    waits: dict[str, float],
+    cpu: dict[str, float],
+    paces: list[Pace] | None = None,
 ) -> dict[str, FunctionTime]:
     """Each function's time by part, from its invocations, the requests moto served meanwhile (one
-    served while several invocations ran is shared among them), and its model wait and CPU time."""
+    served while several invocations ran is shared among them; one served while the function waited
+    on the model is no part of its time), and its model wait and CPU time."""
+    ordered = sorted(paces or [], key=lambda p: p.start)
+    starts = [p.start for p in ordered]
     times: dict[str, FunctionTime] = {}
     for w in windows:
         t = times.setdefault(w.task, FunctionTime())
         t.wall_s += w.end - w.start
         for r in served:
             share = overlap(w.start, w.end, r.start, r.end)
-            if share <= 0:
+            if share <= 0 or within_a_wait(ordered, starts, w.task, r.start, r.end):
                 continue
             running = sum(1 for o in windows if overlap(o.start, o.end, r.start, r.end) > 0)
             t.moto_s += share / running
@@ -103,6 +133,7 @@ class FunctionClock:
         self.here, self.meter = here, meter
         self.waits: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
+        self.paces: list[Pace] = []
         self._lock = threading.Lock()
 
     def function(self) -> str:
@@ -116,6 +147,10 @@ class FunctionClock:
     def add_cpu(self, task: str, seconds: float) -> None:
         with self._lock:
             self.cpu[task] = self.cpu.get(task, 0.0) + seconds
+
+    def add_pace(self, pace: Pace) -> None:
+        with self._lock:
+            self.paces.append(pace)
 
     def snapshot(self) -> tuple[dict[str, float], dict[str, float]]:
         with self._lock:
@@ -135,8 +170,10 @@ class FunctionClock:
         clock, local = self, self.meter.local
 
         async def paced(model: ScriptedModel) -> None:
-            clock.add_wait(clock.function(), model.script.delay_s)
+            task, start = clock.function(), time.perf_counter()
+            clock.add_wait(task, model.script.delay_s)
             await pace(model)
+            clock.add_pace(Pace(task, start, time.perf_counter()))
 
         async def timed(store: DynamoDBCore, fn: Callable[..., Any], *args: Any) -> Any:
             task = clock.function()  # on the caller's thread: the store's threads run no task

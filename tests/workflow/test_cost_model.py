@@ -118,6 +118,17 @@ def test_a_request_served_while_two_invocations_ran_is_shared_between_them() -> 
     assert step.wall_s == pytest.approx(2.5) and step.model_wait_s == 1.2 and step.cpu_s == 0.3
 
 
+def test_a_request_served_while_its_function_waited_on_the_model_costs_it_no_time() -> None:
+    """A heartbeat's read or a log record written while tokens stream overlaps the model wait on AWS
+    too; a request between two waits (a step's commit) is the function's own time."""
+    windows = [lambda_time.Window("plan", 0.0, 3.0)]
+    paces = [lambda_time.Pace("plan", 0.0, 1.0), lambda_time.Pace("step", 1.0, 2.0), lambda_time.Pace("plan", 2.0, 3.0)]
+    served = [units.Served(0.2, 0.3, 0.01), units.Served(1.2, 1.3, 0.01), units.Served(2.9, 3.1, 0.01)]
+    (plan,) = lambda_time.split(windows, served, {"plan": 2.0}, {"plan": 0.1}, paces).values()
+    assert plan.requests == pytest.approx(1 + 0.5), "inside a wait of another function's, and half of one past it"
+    assert plan.moto_s == pytest.approx(0.1 + 0.1)
+
+
 def test_request_units_follow_item_size_indexes_and_transactions() -> None:
     meter = units.Meter(INDEX_KEYS)
     small = {"PK": {"S": "a"}, "SK": {"S": "b"}}
