@@ -54,6 +54,10 @@ BENCHMARKS = [
 ]
 
 
+PEAK_OVER_MEMORY = 0.6
+"""Largest measured peak RSS a function's memory size may hold: the peak is of a bounded workload
+that levels off (`memory.py`), and 40% above it absorbs the runtime, the Web Adapter and an unusual
+request; Lambda recovers a run whose worker it kills, but the stream of it breaks."""
 COST_TARGETS = {
     "foreground round robin 3 x 20 tokens": 0.05,
     "background round robin 3 x 20 tokens": 0.05,
@@ -222,12 +226,12 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     me = results.get("memory", {})
     if "api_peak_mb" in me:
         out.append((f"API process peak RSS, {me['runs']} foreground runs / ApiMemorySize",
-                    f"{me['api_peak_mb']} / {me['api_memory_size_mb']} MB ({me['peak_over_configured']}x)", "<= 0.5x",
-                    verdict(me["peak_over_configured"] <= 0.5)))  # fmt: skip
+                    f"{me['api_peak_mb']} / {me['api_memory_size_mb']} MB ({me['peak_over_configured']}x)",
+                    f"<= {PEAK_OVER_MEMORY}x", verdict(me["peak_over_configured"] <= PEAK_OVER_MEMORY)))  # fmt: skip
     for task, fn in (_get(me, "workflow", "functions") or {}).items():
         out.append((f"{task.capitalize()} function peak RSS, background runs / its memory",
-                    f"{fn['peak_mb']} / {fn['memory_size_mb']} MB ({fn['peak_over_configured']}x)", "<= 0.5x",
-                    verdict(fn["peak_over_configured"] <= 0.5)))  # fmt: skip
+                    f"{fn['peak_mb']} / {fn['memory_size_mb']} MB ({fn['peak_over_configured']}x)",
+                    f"<= {PEAK_OVER_MEMORY}x", verdict(fn["peak_over_configured"] <= PEAK_OVER_MEMORY)))  # fmt: skip
     for scenario in _get(results, "cost", "scenarios") or []:
         name, dollars = scenario["scenario"]["name"], scenario["dollars_per_1000_runs"]
         target = COST_TARGETS.get(name)
