@@ -252,6 +252,15 @@ async def crash_mid_turn(h: Harness, task: str) -> tuple[str, list[dict[str, Any
     return group["id"], events
 
 
+async def supervisor_of_four(h: Harness) -> str:
+    """A supervisor group (Boss) of four workers whose 2-token replies end in reverse order (W3's
+    first), so a fan-out's results are seen out of order; its id."""
+    boss = await create_agent(h.client, "Boss", tokens=2)
+    workers = [await create_agent(h.client, f"W{i}", tokens=2, delay_s=0.01 * (4 - i)) for i in range(4)]
+    config = {"manager_type": "supervisor", "manager_agent_id": boss["id"]}
+    return str((await create_group(h.client, [w["id"] for w in workers], config))["id"])
+
+
 async def talking(h: Harness) -> tuple[str, str]:
     """A background run of one agent talking long (400 tokens at 10 ms), once its first token is in
     the log, so mid-turn: (group, run). An async run would not do: it logs whole messages, so its

@@ -33,6 +33,7 @@ from support.workflow_harness import (
     elided,
     history_of,
     logged,
+    supervisor_of_four,
     talking,
 )
 
@@ -94,11 +95,8 @@ async def test_a_round_robin_run_completes_on_one_invocation_with_no_execution(d
 
 async def test_a_supervisor_fan_out_is_handed_over_to_an_execution_and_completes(direct: Harness) -> None:
     h = direct
-    boss = await create_agent(h.client, "Boss", tokens=2)
-    workers = [await create_agent(h.client, f"W{i}", tokens=2, delay_s=0.01 * (4 - i)) for i in range(4)]
-    config = {"manager_type": "supervisor", "manager_agent_id": boss["id"]}
-    group = await create_group(h.client, [w["id"] for w in workers], config)
-    events = await background(h, group["id"], "split this")
+    group_id = await supervisor_of_four(h)
+    events = await background(h, group_id, "split this")
     run_id = events[0]["run_id"]
     executions = await h.settle()
     assert [(e["name"], e["status"]) for e in executions] == [(run_id, "SUCCEEDED")]
@@ -110,7 +108,7 @@ async def test_a_supervisor_fan_out_is_handed_over_to_an_execution_and_completes
     assert [p.get("direct", False) for p in plans] == [True, False, False], "direct, then the execution's two"
     run = await h.store.get_run("default", run_id)
     assert run.options["in_execution"] is True and run.status == "completed"
-    check_exact(await logged(h, run_id), await history_of(h, group["id"]))
+    check_exact(await logged(h, run_id), await history_of(h, group_id))
 
 
 async def test_a_run_past_the_inline_budget_is_handed_over(direct: Harness) -> None:

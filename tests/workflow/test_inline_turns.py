@@ -18,6 +18,7 @@ from support.workflow_harness import (
     crash_mid_turn,
     history_of,
     logged,
+    supervisor_of_four,
     talking,
 )
 
@@ -46,18 +47,15 @@ async def test_a_round_robin_run_is_one_plan_and_three_transitions(inline: Harne
 
 async def test_a_supervisor_fan_out_still_runs_its_workers_in_the_map(inline: Harness) -> None:
     h = inline
-    boss = await create_agent(h.client, "Boss", tokens=2)
-    workers = [await create_agent(h.client, f"W{i}", tokens=2, delay_s=0.01 * (4 - i)) for i in range(4)]
-    config = {"manager_type": "supervisor", "manager_agent_id": boss["id"]}
-    group = await create_group(h.client, [w["id"] for w in workers], config)
-    events = await background(h, group["id"], "split this")
+    group_id = await supervisor_of_four(h)
+    events = await background(h, group_id, "split this")
     await h.settle()
     speakers = [e["name"] for e in events if e["message_type"] == "assistant_message"]
     assert speakers == ["W0", "W1", "W2", "W3", "Boss"]
     steps = [event for task, event in h.faults.calls if task == "step"]
     assert sorted(s["call"] for s in steps) == [0, 1, 2, 3] and {s["calls"] for s in steps} == {4}
     assert h.faults.count("plan") == 2 and h.faults.count("finish") == 0
-    check_exact(await logged(h, events[0]["run_id"]), await history_of(h, group["id"]))
+    check_exact(await logged(h, events[0]["run_id"]), await history_of(h, group_id))
 
 
 async def test_a_retryable_model_error_in_an_inline_turn_goes_to_the_map_and_its_retries(inline: Harness) -> None:
