@@ -34,7 +34,7 @@ from chorus.store import dynamodb_keys as keys
 from chorus.store.base import history_scope
 from chorus.store.dynamodb_core import DynamoDBCore
 from chorus.store.dynamodb_keys import ORDER_KEY, TTL_ATTRIBUTE, Item, s
-from chorus.store.dynamodb_listing import list_page
+from chorus.store.dynamodb_listing import list_page, partition_range
 from chorus.store.dynamodb_wire import cancellation_codes, chunk_actions
 from chorus.store.records import TERMINAL_STATUSES, MessageRecord, Page, RunRecord, StepRecord
 
@@ -180,7 +180,6 @@ class DynamoDBHistory(DynamoDBCore):
             scope = self._run_scope(tenant_id, value)
         else:
             scope = HistoryScope("by_group", keys.listing("Message", tenant_id, group_id=value))
-        keep = scope.keeps if scope.run_id is not None else None
         return list_page(
             self.table,
             "Message",
@@ -191,7 +190,7 @@ class DynamoDBHistory(DynamoDBCore):
             {},
             floor=scope.floor,
             ceiling=scope.ceiling,
-            keep=keep,
+            keep=scope.keeps,
         )
 
     def _run_scope(self, tenant_id: str, run_id: str) -> HistoryScope:
@@ -219,17 +218,11 @@ class DynamoDBHistory(DynamoDBCore):
 
     def _delete_messages_sync(self, scope: HistoryScope) -> int:
         """Delete the messages of a scope (with their parts); returns how many."""
-        condition = f"{keys.INDEXES[scope.index]} = :p"
-        values = {":p": s(scope.partition)}
-        if scope.floor is not None and scope.ceiling is not None:
-            condition += f" AND {ORDER_KEY} BETWEEN :lo AND :hi"
-            values.update({":lo": s(scope.floor), ":hi": s(scope.ceiling)})
-        elif scope.floor is not None:
-            condition += f" AND {ORDER_KEY} >= :lo"
-            values[":lo"] = s(scope.floor)
+        condition, names, values = partition_range(scope.index, scope.partition, scope.floor, scope.ceiling)
         query = {
             "IndexName": scope.index,
             "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
             "ProjectionExpression": f"PK, SK, parts, {ORDER_KEY}",
         }

@@ -57,23 +57,10 @@ def list_page(
             lower = bound if lower is None else max(lower, bound)
         else:
             upper = bound if upper is None else min(upper, bound)
-    names = {"#p": keys.INDEXES[index]}
-    if lower is not None or upper is not None:
-        names["#o"] = ORDER_KEY
-    values: Item = {":p": s(partition)}
-    key_condition = "#p = :p"
+    if lower is not None and upper is not None and lower >= upper:
+        return []
     # both ends inclusive: a cursor's own item is dropped as read (`excluded`)
-    if lower is not None and upper is not None:
-        if lower >= upper:
-            return []
-        key_condition += " AND #o BETWEEN :lo AND :hi"
-        values.update({":lo": s(lower), ":hi": s(upper)})
-    elif lower is not None:
-        key_condition += " AND #o >= :lo"
-        values[":lo"] = s(lower)
-    elif upper is not None:
-        key_condition += " AND #o <= :hi"
-        values[":hi"] = s(upper)
+    key_condition, names, values = partition_range(index, partition, lower, upper)
     query: dict[str, Any] = {
         "IndexName": index,
         "KeyConditionExpression": key_condition,
@@ -105,3 +92,25 @@ def list_page(
         if len(out) >= page.limit:
             break
     return out
+
+
+def partition_range(
+    index: str, partition: str, lower: str | None, upper: str | None
+) -> tuple[str, dict[str, str], Item]:
+    """The key condition of one partition of `index`, its `OSK` bounded (inclusive) by those given:
+    the expression, its attribute names and its values."""
+    names = {"#p": keys.INDEXES[index]}
+    values: Item = {":p": s(partition)}
+    condition = "#p = :p"
+    if lower is not None or upper is not None:
+        names["#o"] = ORDER_KEY
+    if lower is not None and upper is not None:
+        condition += " AND #o BETWEEN :lo AND :hi"
+        values.update({":lo": s(lower), ":hi": s(upper)})
+    elif lower is not None:
+        condition += " AND #o >= :lo"
+        values[":lo"] = s(lower)
+    elif upper is not None:
+        condition += " AND #o <= :hi"
+        values[":hi"] = s(upper)
+    return condition, names, values
