@@ -130,20 +130,10 @@ class DynamoDBRuns(DynamoDBCore):
             key = keys.claim_key(tenant_id, group_id)
             guard = condition("attribute_not_exists(PK)")
             for _ in range(self.table.max_attempts * 4):
-                try:
-                    self.table.call(
-                        "put_item",
-                        TableName=self.table.name,
-                        Item={**key, "run_id": s(run_id)},
-                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                        **guard,
-                    )
+                seen = self._put_guarded({**key, "run_id": s(run_id)}, guard)
+                if seen is None:
                     return None
-                except ClientError as exc:
-                    if not is_condition_failure(exc):
-                        raise
-                    seen = exc.response.get("Item")
-                holder = str(seen["run_id"]["S"]) if seen is not None else None
+                holder = str(seen["run_id"]["S"]) if seen else None
                 if holder == run_id:  # this run's own claim (a retried put whose answer was lost)
                     return None
                 if holder is not None:
