@@ -58,14 +58,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from aws_prices import ARCHITECTURE, PRICES, PRICES_DATE, REGION  # noqa: E402
 from dynamodb_units import metering  # noqa: E402
+from lambda_env import Template  # noqa: E402
 from lambda_time import FunctionClock, Window, split  # noqa: E402
 
 MEASURED_SETTINGS = ("CHORUS_FANOUT_CONCURRENCY", "CHORUS_WORKFLOW_INLINE_S", "CHORUS_LOG_FLUSH_INTERVAL_S")
@@ -106,28 +105,14 @@ class Deployment:
 
 
 def deployment(template: Path = ROOT / "template.yaml") -> Deployment:
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: {suffix: loader.construct_scalar(node)}
-                                 if isinstance(node, yaml.ScalarNode) else None)  # fmt: skip
-    doc = yaml.load(template.read_text(), Loader=Loader)
-    defaults = {name: p.get("Default") for name, p in doc.get("Parameters", {}).items()}
-
-    def resolve(value: Any) -> Any:
-        return defaults[value["Ref"]] if isinstance(value, dict) and "Ref" in value else value
-
-    base = int(resolve(doc["Globals"]["Function"]["MemorySize"]))
-    resources = doc["Resources"]
-    memory = {
-        task: int(resolve(resources[name]["Properties"].get("MemorySize", base)))
-        for task, name in TASK_FUNCTIONS.items()
-    }
-    workflow_type = str(resolve(resources["RunStateMachine"]["Properties"].get("Type", "STANDARD")))
-    shared = doc["Globals"]["Function"]["Environment"]["Variables"]
-    environment = {name: str(resolve(shared[name])) for name in MEASURED_SETTINGS if name in shared}
-    # the API's `CHORUS_WORKFLOW_START` follows the parameter (`!If [StartsDirectly, invoke, execution]`)
-    environment["CHORUS_WORKFLOW_START"] = "invoke" if defaults["BackgroundStart"] == "Invoke" else "execution"
+    t = Template(path=template)
+    memory = {task: t.memory_mb(name) for task, name in TASK_FUNCTIONS.items()}
+    resources = t.doc["Resources"]
+    workflow_type = str(t.resolve(resources["RunStateMachine"]["Properties"].get("Type", "STANDARD")))
+    shared = t.doc["Globals"]["Function"]["Environment"]["Variables"]
+    environment = {name: str(t.resolve(shared[name])) for name in MEASURED_SETTINGS if name in shared}
+    api = resources[TASK_FUNCTIONS["api"]]["Properties"]["Environment"]["Variables"]
+    environment["CHORUS_WORKFLOW_START"] = str(t.resolve(api["CHORUS_WORKFLOW_START"]))  # the `BackgroundStart` `!If`
     return Deployment(memory, workflow_type, environment)
 
 

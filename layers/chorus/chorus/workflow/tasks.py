@@ -55,8 +55,9 @@ from chorus.workflow.state import StepInput, TaskError, WorkflowInput, WorkflowS
 logger = logging.getLogger(__name__)
 
 StartExecution = Callable[[WorkflowInput], Awaitable[None]]
+"""Starts an execution of the run workflow (a continuation, a run handed over to one)."""
 StartRun = Callable[[RunRecord], Awaitable[None]]
-"""Starts an execution of the run workflow (a continuation, a sleeptime agent's run)."""
+"""Starts a new background run as the API does (a sleeptime agent's, a group's next in line)."""
 
 
 @dataclass(frozen=True, slots=True)
